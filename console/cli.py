@@ -1,0 +1,139 @@
+"""The `tradeconsole` command line. Usage and config errors: one line on stderr, exit 2."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Sequence
+
+COMMANDS = ("run", "check-config")
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not a usage dump
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tradeconsole", description="Operator console for a risk-gated trading engine.")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    run = sub.add_parser("run", help="open the console (default) or run headless")
+    run.add_argument("--profile", metavar="PATH", help="YAML profile (default: built-in paper profile)")
+    run.add_argument("--headless", action="store_true", help="no screen: log lines on stdout, summary at the end")
+    run.add_argument("--duration", metavar="SIM_TIME", help="stop after this much simulated time (e.g. 90s, 30m, 6h)")
+    run.add_argument("--seed", type=int, metavar="N", help="seed of the simulated market (reproducible runs)")
+    run.add_argument("--speed", metavar="X", help="simulated seconds per wall second, or 'max'")
+    chk = sub.add_parser("check-config", help="validate a profile and print the effective config")
+    chk.add_argument("path", metavar="PATH")
+    return p
+
+
+def _speed(text: str | None) -> float | None:
+    if text is None:
+        return None
+    if text.lower() in ("max", "0"):
+        return 0.0
+    try:
+        v = float(text)
+    except ValueError:
+        raise UsageError(f"tradeconsole: --speed: expected a number > 0 or 'max' (got {text!r})") from None
+    if v <= 0 or v != v:
+        raise UsageError(f"tradeconsole: --speed: expected a number > 0 or 'max' (got {text!r})")
+    return v
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if not args_in or (args_in[0].startswith("-") and args_in[0] not in ("-h", "--help")):
+        args_in.insert(0, "run")
+    try:
+        args = _parser().parse_args(args_in)
+        if args.command == "check-config":
+            return _check_config(args.path)
+        return _run(args)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+
+
+def _load(path: str | None):
+    from engine.config_loader import ConfigError, load_profile
+
+    try:
+        return load_profile(path)
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _check_config(path: str) -> int:
+    from engine.config_loader import effective_yaml
+
+    profile = _load(path)
+    print(f"# {path}: valid ({profile.mode} profile {profile.name!r})")
+    print(effective_yaml(profile), end="")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from engine.headless import parse_duration
+
+    profile = _load(args.profile)
+    speed = _speed(args.speed)
+    try:
+        duration = parse_duration(args.duration) if args.duration else None
+    except ValueError as exc:
+        raise UsageError(f"tradeconsole: {exc}") from None
+    if args.headless:
+        return asyncio.run(_headless(profile, args.seed, speed, duration))
+    return _console(profile, args.seed, speed, duration)
+
+
+async def _open(profile, seed, speed, *, stdout: bool):
+    from engine.engine import Engine
+    from engine.feeds.csv_replay import CsvFeedError
+
+    try:
+        return await Engine.open(profile, seed=seed, speed=speed, log_to_stdout=stdout)
+    except CsvFeedError as exc:
+        print(f"tradeconsole: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+async def _headless(profile, seed, speed, duration) -> int:
+    from engine.headless import run_headless
+
+    # Simulated and replayed markets run flat out headless unless --speed says otherwise.
+    engine = await _open(profile, seed, 0.0 if speed is None else speed, stdout=True)
+    return await run_headless(engine, duration)
+
+
+def _console(profile, seed, speed, duration) -> int:
+    import os
+
+    from console.app import TradeConsoleApp
+
+    exit_when_ready = os.environ.get("TRADECONSOLE_EXIT_WHEN_READY") == "1"
+
+    async def go() -> int:
+        engine = await _open(profile, seed, speed, stdout=False)
+        try:
+            app = TradeConsoleApp(engine, exit_when_ready=exit_when_ready)
+        except ValueError as exc:  # a bad key remap in the profile
+            await engine.close()
+            print(f"tradeconsole: {exc}", file=sys.stderr)
+            return 2
+        await app.run_async()
+        await engine.close()
+        return app.return_code or 0
+
+    return asyncio.run(go())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""Top bar: who/where/when, and the trading state loud enough to see from across the room."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from engine.snapshot import EngineSnapshot
+
+from ._format import clock, money
+
+# Paper is the everyday case and stays calm; anything touching a real venue must be impossible
+# to mistake for paper at a glance.
+MODE_STYLE = {
+    "paper": "bold black on green",
+    "testnet": "bold black on yellow",
+    "live": "bold white on red",
+}
+
+
+class StatusHeader(Vertical):
+    DEFAULT_CSS = """
+    StatusHeader { height: 2; dock: top; }
+    StatusHeader > Static { height: 1; width: 1fr; padding: 0 1; }
+    StatusHeader #hdr-info { background: $panel; }
+    StatusHeader.-mode-testnet #hdr-info { background: $warning 35%; }
+    StatusHeader.-mode-live #hdr-info { background: $error 45%; }
+    StatusHeader #hdr-state { background: $success 20%; color: $text; }
+    StatusHeader #hdr-state.-halted { background: $error; color: white; text-style: bold; }
+    StatusHeader #hdr-state.-restricted { background: $warning; color: black; text-style: bold; }
+    """
+
+    # The app sets this from the effective keymap so the hint never names a key that was remapped.
+    rearm_key: str = "R"
+
+    def compose(self) -> ComposeResult:
+        yield Static("starting…", id="hdr-info")
+        yield Static("", id="hdr-state")
+
+    def show(self, snap: EngineSnapshot) -> None:
+        for mode in MODE_STYLE:
+            self.set_class(snap.mode == mode, f"-mode-{mode}")
+        info = Text.assemble(
+            (f" {snap.mode.upper()} ", MODE_STYLE.get(snap.mode, "bold white on red")),
+            "  ",
+            ("profile ", "dim"),
+            (snap.profile, "bold"),
+            "  ",
+            ("venue ", "dim"),
+            snap.venue,
+            "  ",
+            clock(snap.ts),
+            "  ",
+            ("● connected", "green") if snap.connected else ("○ DISCONNECTED", "bold red"),
+            "  ",
+            ("equity ", "dim"),
+            (money(snap.equity), "bold"),
+            no_wrap=True,
+            overflow="ellipsis",
+        )
+        self.query_one("#hdr-info", Static).update(info)
+        state = self.query_one("#hdr-state", Static)
+        # Halted is the latch (red); any other non-active state (e.g. reduce_only) restricts trading
+        # and is shown amber, never as calm as ACTIVE.
+        halted = snap.trading_state == "halted"
+        state.set_class(halted, "-halted")
+        state.set_class(snap.trading_state not in ("active", "halted"), "-restricted")
+        if snap.trading_state != "active":
+            reason = snap.halt_reason or "no reason recorded"
+            label = Text(
+                f"■ {snap.trading_state.upper().replace('_', ' ')}: {reason}   ({self.rearm_key} re-arms with a reason)",
+                no_wrap=True,
+                overflow="ellipsis",
+            )
+        else:
+            label = Text("▶ ACTIVE", style="bold green", no_wrap=True)
+        state.update(label)
+
+    @property
+    def info_text(self) -> str:
+        return str(self.query_one("#hdr-info", Static).content)
+
+    @property
+    def state_text(self) -> str:
+        return str(self.query_one("#hdr-state", Static).content)

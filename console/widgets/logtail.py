@@ -1,0 +1,120 @@
+"""Follows the engine's log file, like `tail -F`, from the console's refresh timer.
+
+Each poll reads at most CHUNK bytes, so a burst of logging cannot stall the event loop (a bounded
+read of a local file takes microseconds); if the file races ahead by more than BACKLOG the pane
+jumps to the tail and says how much it skipped. Rotation (the path now names a new file) and
+truncation (the file got shorter) are both detected on every poll.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.text import Text
+from textual.widgets import RichLog
+
+CHUNK = 64 * 1024
+BACKLOG = 4 * CHUNK
+
+
+def _style(line: str) -> str:
+    if "CRITICAL" in line or "ERROR" in line:
+        return "bold red"
+    if "WARNING" in line:
+        return "yellow"
+    if "DEBUG" in line:
+        return "dim"
+    return ""
+
+
+class LogTail(RichLog):
+    DEFAULT_CSS = """
+    LogTail { height: 25%; min-height: 4; max-height: 14; }
+    """
+
+    def __init__(self, path: Path | str, *, max_lines: int = 500, **kwargs) -> None:
+        super().__init__(max_lines=max_lines, wrap=False, markup=False, highlight=False, **kwargs)
+        self.path = Path(path)
+        self.border_title = f"Log {self.path.name}"
+        self._fh = None
+        self._ino: int | None = None
+        self._pos = 0
+        self._partial = b""
+        self.lines_seen = 0
+        self._last_error: str | None = None
+
+    def on_unmount(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+        self._fh = None
+        self._ino = None
+
+    def _open(self, from_start: bool) -> None:
+        self._fh = open(self.path, "rb")  # noqa: SIM115 - held open across polls to survive renames
+        st = os.fstat(self._fh.fileno())
+        self._ino = st.st_ino
+        self._partial = b""
+        if from_start or st.st_size <= CHUNK:
+            self._pos = 0
+            return
+        # First sight of a long file: start at its tail, dropping the cut-off first line.
+        self._pos = st.st_size - CHUNK
+        self._fh.seek(self._pos)
+        head = self._fh.readline()
+        self._pos += len(head)
+
+    def poll(self) -> int:
+        """Read what was appended since the last poll; returns the number of lines written."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return 0  # not created yet, or mid-rotation: try again next tick
+        written = 0
+        try:
+            if self._fh is None:
+                self._open(from_start=False)
+            elif st.st_ino != self._ino:
+                # Rotated: finish what the old file still holds, then follow the new one from 0.
+                written += self._read_available()
+                self._close()
+                self._open(from_start=True)
+            elif st.st_size < self._pos:
+                self.write(Text("… log truncated, following from the start", style="dim italic"))
+                self._pos = 0
+                self._partial = b""
+            size = os.fstat(self._fh.fileno()).st_size
+            if size - self._pos > BACKLOG:
+                skipped = size - CHUNK - self._pos
+                self.write(Text(f"… skipped {skipped:,} bytes of log to keep up", style="dim italic"))
+                self._fh.seek(size - CHUNK)
+                self._pos = size - CHUNK + len(self._fh.readline())
+                self._partial = b""
+            written += self._read_available()
+        except OSError as exc:
+            message = f"log unreadable: {exc.strerror or exc}"
+            # Say it once, not four times a second, while the condition lasts.
+            if message != self._last_error:
+                self.write(Text(message, style="bold red"))
+            self._last_error = message
+            self._close()
+            return written
+        self._last_error = None
+        return written
+
+    def _read_available(self) -> int:
+        assert self._fh is not None
+        self._fh.seek(self._pos)
+        data = self._fh.read(CHUNK)
+        if not data:
+            return 0
+        self._pos += len(data)
+        data = self._partial + data
+        *complete, self._partial = data.split(b"\n")
+        for raw in complete:
+            line = raw.decode("utf-8", errors="replace").rstrip("\r")
+            self.write(Text(line, style=_style(line)))
+        self.lines_seen += len(complete)
+        return len(complete)

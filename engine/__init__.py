@@ -1,0 +1,1 @@
+"""tradeconsole engine: everything that trades. Imports nothing from Textual."""

@@ -1,0 +1,1 @@
+"""Brokers: the paper broker now; ccxt and Alpaca implement the same interface."""

@@ -1,0 +1,166 @@
+"""The paper broker: a simulated venue that fills against the simulated book.
+
+It keeps its own account (cash, positions, orders) apart from the engine's portfolio, as a real
+venue would, so reconciliation has two independent views to compare. Fills honour the spread,
+slippage, maker/taker fees, top-of-book size (so large orders fill partially over several
+quotes) and a small latency before an order can trade.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+
+from ..clock import Clock
+from ..models import Fill, Order, OrderStatus, OrderType, Quote, Side
+from ..money import ZERO
+from ..profile import PaperConfig
+from .base import Broker, BrokerEvent, OrderUpdate
+
+BPS = Decimal("0.0001")
+PRICE_Q = Decimal("0.00000001")
+
+
+class PaperBroker(Broker):
+    name = "paper"
+
+    def __init__(self, cfg: PaperConfig, clock: Clock) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.cash: Decimal = cfg.starting_cash
+        self._positions: dict[str, Decimal] = {}
+        self._orders: dict[str, Order] = {}
+        # working orders by symbol: matching touches only the symbol that ticked
+        self._working: dict[str, dict[str, Order]] = {}
+        self._eligible_at: dict[str, object] = {}
+        self._events: list[BrokerEvent] = []
+        self._last: dict[str, Quote] = {}
+        self._latency = timedelta(milliseconds=cfg.latency_ms)
+        self._taker = cfg.taker_fee_bps * BPS
+        self._maker = cfg.maker_fee_bps * BPS
+        self._slip = cfg.slippage_bps * BPS
+        self._fill_seq = 0
+        self._rested: set[str] = set()
+        self.connected = True
+
+    # -- requests -----------------------------------------------------------------------------
+    async def submit(self, order: Order) -> None:
+        now = self.clock.now()
+        if order.client_order_id in self._orders:
+            # Idempotent by client id, like a venue that enforces unique client ids.
+            self._events.append(
+                OrderUpdate(order.client_order_id, OrderStatus.REJECTED, now, "duplicate client order id")
+            )
+            return
+        if order.quantity <= 0:
+            self._events.append(OrderUpdate(order.client_order_id, OrderStatus.REJECTED, now, "quantity <= 0"))
+            return
+        mine = replace(order, status=OrderStatus.SUBMITTED, filled_qty=ZERO, avg_fill_price=ZERO, fees=ZERO)
+        mine.venue_order_id = f"P{len(self._orders) + 1}"
+        self._orders[mine.client_order_id] = mine
+        self._working.setdefault(mine.symbol, {})[mine.client_order_id] = mine
+        self._eligible_at[mine.client_order_id] = now + self._latency
+        self._events.append(OrderUpdate(mine.client_order_id, OrderStatus.SUBMITTED, now, "", mine.venue_order_id))
+        if self._latency.total_seconds() == 0 and mine.symbol in self._last:
+            self._match(mine, self._last[mine.symbol])
+
+    async def cancel(self, client_order_id: str) -> bool:
+        order = self._orders.get(client_order_id)
+        if order is None:
+            return True
+        if order.status.is_terminal:
+            return True
+        self._close(order, OrderStatus.CANCELLED, "cancelled")
+        return True
+
+    async def open_orders(self) -> list[Order]:
+        return [replace(o) for w in self._working.values() for o in w.values()]
+
+    async def fetch_order(self, client_order_id: str) -> Order | None:
+        o = self._orders.get(client_order_id)
+        return None if o is None else replace(o)
+
+    async def positions(self) -> dict[str, Decimal]:
+        return {s: q for s, q in self._positions.items() if q != 0}
+
+    async def balances(self) -> dict[str, Decimal]:
+        return {"USD": self.cash}
+
+    def drain_events(self) -> list[BrokerEvent]:
+        events, self._events = self._events, []
+        return events
+
+    # -- matching -----------------------------------------------------------------------------
+    def on_quote(self, quote: Quote) -> None:
+        self._last[quote.symbol] = quote
+        working = self._working.get(quote.symbol)
+        if not working:
+            return
+        now = quote.ts
+        for order in list(working.values()):
+            if self._eligible_at[order.client_order_id] <= now:
+                self._match(order, quote)
+
+    def _match(self, order: Order, q: Quote) -> None:
+        if q.bid <= 0 or q.ask <= 0:
+            return  # a broken quote never fills anything
+        buy = order.side is Side.BUY
+        if order.type is OrderType.STOP:
+            triggered = (q.ask >= order.stop_price) if buy else (q.bid <= order.stop_price)
+            if not triggered:
+                return
+            self._fill(order, q, taker=True)
+        elif order.type is OrderType.MARKET:
+            self._fill(order, q, taker=True)
+        else:
+            touch = q.ask if buy else q.bid
+            marketable = touch <= order.limit_price if buy else touch >= order.limit_price
+            if not marketable:
+                self._rested.add(order.client_order_id)
+                return
+            # Crossing on arrival takes liquidity; a resting limit that the market reaches makes it.
+            arrival = order.client_order_id not in self._rested
+            self._fill(order, q, taker=arrival, limit=order.limit_price)
+
+    def _fill(self, order: Order, q: Quote, *, taker: bool, limit: Decimal | None = None) -> None:
+        buy = order.side is Side.BUY
+        available = q.ask_size if buy else q.bid_size
+        qty = min(order.remaining, available) if available > 0 else order.remaining
+        if qty <= 0:
+            return
+        if limit is not None and not taker:
+            price = limit
+        else:
+            touch = q.ask if buy else q.bid
+            slip = touch * self._slip
+            price = (touch + slip) if buy else (touch - slip)
+            if limit is not None:
+                price = min(price, limit) if buy else max(price, limit)
+        price = price.quantize(PRICE_Q)
+        fee = (qty * price * (self._taker if taker else self._maker)).quantize(PRICE_Q)
+        signed = qty if buy else -qty
+        self._positions[order.symbol] = self._positions.get(order.symbol, ZERO) + signed
+        self.cash -= signed * price + fee
+        total = order.filled_qty + qty
+        order.avg_fill_price = ((order.avg_fill_price * order.filled_qty) + price * qty) / total
+        order.filled_qty = total
+        order.fees += fee
+        self._fill_seq += 1
+        self._events.append(
+            Fill(order.client_order_id, order.symbol, order.side, qty, price, fee, q.ts,
+                 "taker" if taker else "maker", f"F{self._fill_seq}")
+        )
+        if order.remaining <= 0:
+            self._close(order, OrderStatus.FILLED, "")
+        else:
+            order.status = OrderStatus.PARTIALLY_FILLED
+
+    def _close(self, order: Order, status: OrderStatus, reason: str) -> None:
+        order.status = status
+        self._working.get(order.symbol, {}).pop(order.client_order_id, None)
+        self._eligible_at.pop(order.client_order_id, None)
+        self._rested.discard(order.client_order_id)
+        if status is not OrderStatus.FILLED:
+            self._events.append(OrderUpdate(order.client_order_id, status, self.clock.now(), reason))
+        else:
+            self._events.append(OrderUpdate(order.client_order_id, status, self.clock.now(), ""))

@@ -1,0 +1,97 @@
+"""Load a YAML profile into a `Profile`, or explain in one line per problem what is wrong."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .profile import Profile
+
+
+class ConfigError(Exception):
+    """One or more problems in a profile; `lines` are ready to print, one per problem."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def _describe(err: dict[str, Any]) -> tuple[str, str]:
+    loc = ".".join(str(p) for p in err["loc"])
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    got = err.get("input")
+    if kind == "cross_field":
+        # raised by a model validator: the field rides in the context
+        field = f"{loc}.{ctx['field']}" if loc else ctx["field"]
+        return field, str(ctx["msg"])
+    if kind == "extra_forbidden":
+        return loc, "unknown key (check the spelling; unknown keys are refused so no limit is lost)"
+    if kind == "missing":
+        return loc, "required"
+    bounds = {
+        "greater_than_equal": ">=",
+        "greater_than": ">",
+        "less_than_equal": "<=",
+        "less_than": "<",
+    }
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return loc, f"must be {bounds[kind]} {limit} (got {got})"
+    if kind == "literal_error":
+        return loc, f"must be one of {ctx.get('expected')} (got {got!r})"
+    if kind == "too_short":
+        return loc, f"needs at least {ctx.get('min_length')} item(s)"
+    if kind == "string_pattern_mismatch":
+        return loc, f"must match {ctx.get('pattern')} (got {got!r})"
+    msg = err["msg"]
+    return loc, f"{msg[0].lower()}{msg[1:]} (got {got!r})" if got is not None and not isinstance(got, dict) else msg
+
+
+def validation_lines(source: str, exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc, message = _describe(err)
+        lines.append(f"{source}: {loc}: {message}" if loc else f"{source}: {message}")
+    return lines
+
+
+def profile_from_mapping(data: Any, source: str = "<profile>") -> Profile:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}: expected a mapping of settings at the top level (got {type(data).__name__})"])
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_lines(source, exc)) from None
+
+
+def load_profile(path: str | Path | None) -> Profile:
+    """No path: the built-in conservative paper profile on the simulated market."""
+    if path is None:
+        return Profile()
+    p = Path(path)
+    source = str(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{source}: no such file"]) from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{source}: cannot read ({exc.__class__.__name__})"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError([f"{source}: {where}YAML syntax error: {problem}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{source}: YAML error: {exc}"]) from None
+    return profile_from_mapping(data, source)
+
+
+def effective_yaml(profile: Profile) -> str:
+    return yaml.safe_dump(profile.model_dump(mode="json"), sort_keys=False)

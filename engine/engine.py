@@ -1,0 +1,514 @@
+"""The engine: feed -> strategy -> sizing -> risk gate -> approval -> orders -> broker -> portfolio.
+
+One asyncio loop; nothing here blocks it. The console and the headless runner drive the same
+object: `run()` consumes the feed, commands (`approve`, `reject`, `halt`, `close_all`, `rearm`)
+change state, and `snapshot()` tells what to show. A snapshot is only rebuilt when the journal
+has nothing uncommitted, so the screen never shows a state change the journal does not hold.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from .alerts import AlertBus
+from .approval import ApprovalQueue
+from .brokers.paper import PaperBroker
+from .clock import Clock, SimClock
+from .feeds import MarketFeed, build_feed
+from .journal import Journal
+from .logsetup import setup_logging
+from .models import Alert, Fill, Order, OrderPurpose, OrderStatus, OrderType, Quote, Side, Signal
+from .money import ZERO
+from .orders import OrderManager
+from .portfolio import Portfolio
+from .profile import Profile, journal_path, log_path
+from .risk.breakers import Breaker, BreakerState, is_rise
+from .risk.checks import default_checks
+from .risk.gate import Decision, OrderRequest, RiskContext, RiskGate, TradingState
+from .sizing import size_position
+from .snapshot import EngineSnapshot
+from .snapshot_build import build_snapshot
+from .breaker_set import build_breakers
+
+log = logging.getLogger("tradeconsole.engine")
+
+EQUITY_SAMPLE_SECONDS = 10
+EQUITY_JOURNAL_SECONDS = 60
+BPS = Decimal("0.0001")
+
+
+class Engine:
+    def __init__(self, profile: Profile, clock: SimClock, journal: Journal, feed: MarketFeed,
+                 broker: PaperBroker, session: int, speed: float, log_file: Path) -> None:
+        self.profile = profile
+        self.clock = clock
+        self.journal = journal
+        self.feed = feed
+        self.broker = broker
+        self.speed = speed
+        self.log_path = log_file
+        self.session = session
+        self.alerts = AlertBus()
+        self.alerts.subscribe(self._journal_alert)
+        self.portfolio = Portfolio(profile.paper.starting_cash, profile.venue.timezone)
+        self.gate = RiskGate(default_checks(profile))
+        self.approvals = ApprovalQueue(profile.approval.timeout_seconds)
+        self.orders = OrderManager(broker, journal, clock, self.portfolio, self.alerts, self._authorize,
+                                   profile.orders, profile.name, session)
+        self.orders.on_fill = self._on_fill
+        from .strategy import EmaTrendStrategy
+
+        self.strategy = EmaTrendStrategy(profile.strategy, profile.risk)
+        self.breakers: list[Breaker] = build_breakers(profile, self.portfolio)
+        self.state = TradingState.ACTIVE
+        self.halt_reason = ""
+        self.quotes: dict[str, Quote] = {}
+        self._signals: dict[str, Signal] = {}
+        self._entry_times: deque[datetime] = deque()
+        self._stop = asyncio.Event()
+        self._snapshot: EngineSnapshot | None = None
+        self._next_sample: datetime | None = None
+        self._next_journal_equity: datetime | None = None
+        self._closed = False
+        self._prerolled = False
+        self.trading_started: datetime | None = None
+        self.counters = {"ticks": 0, "signals": 0, "approved": 0, "refused": 0, "orders": 0,
+                         "fills": 0, "expired": 0, "rejected_by_operator": 0}
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    async def open(cls, profile: Profile, *, clock: SimClock | None = None, seed: int | None = None,
+                   speed: float | None = None, log_to_stdout: bool = False) -> "Engine":
+        feed_cfg = profile.feed if seed is None else profile.feed.model_copy(update={"seed": seed})
+        clock = clock or SimClock()
+        feed = build_feed(feed_cfg, profile.symbols, clock.now())
+        jpath = journal_path(profile)
+        lpath = log_path(profile)
+        setup_logging(lpath, profile.logging, stdout=log_to_stdout)
+        journal = await Journal.open(jpath)
+        session = await journal.count("session") + 1
+        broker = PaperBroker(profile.paper, clock)
+        eng = cls(profile, clock, journal, feed, broker, session,
+                  profile.feed.speed if speed is None else speed, lpath)
+        await eng._restore_latch()
+        journal.append("session", clock.now(), None, {
+            "session": session, "profile": profile.name, "mode": profile.mode, "seed": feed_cfg.seed,
+            "config": profile.model_dump(mode="json"),
+        })
+        await journal.flush()
+        log.info("session %s started: profile %s, mode %s, journal %s", session, profile.name, profile.mode, jpath)
+        return eng
+
+    async def _restore_latch(self) -> None:
+        last = await self.journal.last(["halt", "rearm"])
+        if last is not None and last.kind == "halt":
+            self.state = TradingState.HALTED
+            self.halt_reason = f"{last.data.get('reason', '')} (from a previous session; re-arm to trade)"
+
+    # -- the loop -----------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    def preroll(self) -> int:
+        """Warm the strategy on simulated history before trading, as a live bot loads past bars.
+
+        Only the simulated market has a past to ask for; a replay starts cold. No orders."""
+        if self.profile.feed.kind != "sim" or self._prerolled:
+            return 0
+        self._prerolled = True
+        need = (self.profile.strategy.warmup_bars + 1) * max(self.profile.strategy.timeframes)
+        start = self.clock.now()
+        n = 0
+        while True:
+            batch = self.feed.next_batch()
+            if batch is None:
+                break
+            for q in batch:
+                self.quotes[q.symbol] = q
+                self.broker.on_quote(q)
+                self.strategy.on_quote(q, ZERO)
+            n += len(batch)
+            self.clock.set(batch[0].ts)
+            if (batch[0].ts - start).total_seconds() >= need:
+                break
+        return n
+
+    async def run(self, duration: float | None = None) -> None:
+        """Consume the feed until `duration` simulated seconds pass, the feed ends, or stop()."""
+        self.preroll()
+        self.trading_started = self.clock.now()
+        start_sim: datetime | None = None
+        start_wall = time.monotonic()
+        end: datetime | None = None
+        n = 0
+        while not self._stop.is_set():
+            batch = self.feed.next_batch()
+            if batch is None:
+                break
+            ts = batch[0].ts
+            if start_sim is None:
+                start_sim = ts
+                end = None if duration is None else ts + timedelta(seconds=duration)
+            if end is not None and ts > end:
+                break
+            if self.speed > 0:
+                due = start_wall + (ts - start_sim).total_seconds() / self.speed
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            else:
+                n += 1
+                if n % 8 == 0:
+                    await asyncio.sleep(0)  # let keys and the screen in, even flat out
+            if ts > self.clock.now():
+                self.clock.set(ts)
+            await self.on_batch(batch)
+        await self.journal.flush()
+
+    async def on_batch(self, batch: list[Quote]) -> None:
+        now = self.clock.now()
+        if self.portfolio.roll(now):
+            self.new_day()
+        signals: list[Signal] = []
+        strategy = self.strategy
+        positions = self.portfolio.positions
+        for q in batch:
+            self.quotes[q.symbol] = q
+            self.portfolio.mark(q)
+            self.broker.on_quote(q)
+            pos = positions.get(q.symbol)
+            sig = strategy.on_quote(q, pos.quantity if pos is not None else ZERO)
+            if sig is not None:
+                signals.append(sig)
+        self.counters["ticks"] += len(batch)
+        await self.orders.process_events()
+        await self.orders.on_time()
+        if len(self.approvals):
+            self._expire_approvals(now)
+        self._evaluate_breakers(now)
+        for sig in signals:
+            await self._on_signal(sig)
+        self._sample(now)
+        if self.journal.pending:
+            await self.journal.flush()
+
+    # -- signals to orders --------------------------------------------------------------------
+    async def _on_signal(self, sig: Signal) -> None:
+        self.counters["signals"] += 1
+        pos_qty = self.orders.position_qty(sig.symbol)
+        if pos_qty != 0:
+            await self._strategy_exit(sig, pos_qty)
+            return
+        if sig.symbol in self.approvals.symbols() or any(
+            o.symbol == sig.symbol and o.purpose is OrderPurpose.ENTRY for o in self.orders.working.values()
+        ):
+            return  # one entry per symbol in flight
+        self.journal.append("signal", sig.ts, None, {
+            "symbol": sig.symbol, "side": sig.side, "edge": sig.edge, "confidence": sig.confidence,
+            "stop": sig.stop_price, "price": sig.price, "reason": sig.reason, "strategy": sig.strategy,
+            "readiness": self.strategy.readiness(sig.symbol)})
+        size = size_position(self.portfolio.equity, sig.price, sig.stop_price, self.profile.risk, self.profile.sizing)
+        order = self._entry_order(sig, size.quantity if size.quantity > 0 else ZERO)
+        self._signals[order.client_order_id] = sig
+        req = self._request(order, "strategy")
+        decision = self.gate.evaluate(req, self._context(req))
+        if size.quantity <= 0:
+            decision = Decision(False, decision.checks, "sizing")
+        self._journal_decision(order, req, decision, size.rationale)
+        if not decision.approved:
+            self.counters["refused"] += 1
+            order.status = OrderStatus.REJECTED
+            order.reason = f"risk gate: {decision.failed}"
+            self.orders.record(order)
+            fail = decision.failure
+            detail = fail.detail if fail is not None else size.rationale
+            self.alerts.publish("info", "gate_refused",
+                                f"{sig.symbol} {sig.side.value} refused: {decision.failed} ({detail})",
+                                sig.ts, client_order_id=order.client_order_id)
+            return
+        self.counters["approved"] += 1
+        if self.profile.approval.required:
+            order.status = OrderStatus.PENDING_APPROVAL
+            self.orders.record(order)
+            self.approvals.add(order, sig, decision, size.rationale, self.clock.now())
+            self.alerts.publish("info", "approval_needed",
+                                f"{sig.symbol} {sig.side.value} {order.quantity} awaits approval", sig.ts,
+                                client_order_id=order.client_order_id)
+            return
+        await self._send_entry(order, decision)
+
+    def _entry_order(self, sig: Signal, qty: Decimal) -> Order:
+        cfg = self.profile.orders
+        if cfg.entry_type == "limit":
+            off = sig.price * cfg.limit_offset_bps * BPS
+            price = (sig.price - off) if sig.side is Side.BUY else (sig.price + off)
+            return Order(self.orders.new_id(), sig.symbol, sig.side, OrderType.LIMIT, qty, OrderPurpose.ENTRY,
+                         sig.ts, limit_price=price.quantize(Decimal("0.00000001")),
+                         protective_stop=sig.stop_price, reason=sig.reason)
+        return Order(self.orders.new_id(), sig.symbol, sig.side, OrderType.MARKET, qty, OrderPurpose.ENTRY,
+                     sig.ts, protective_stop=sig.stop_price, reason=sig.reason)
+
+    async def _send_entry(self, order: Order, decision: Decision) -> None:
+        if await self.orders.send(order, "strategy", decision):
+            self.counters["orders"] += 1
+            self._entry_times.append(self.clock.now())
+
+    async def _strategy_exit(self, sig: Signal, pos_qty: Decimal) -> None:
+        if any(o.symbol == sig.symbol and o.purpose is OrderPurpose.EXIT for o in self.orders.working.values()):
+            return
+        await self._exit_position(sig.symbol, "strategy", sig.reason)
+
+    async def _exit_position(self, symbol: str, source: str, reason: str) -> bool:
+        pos = self.portfolio.positions.get(symbol)
+        if pos is None or pos.quantity == 0:
+            return True
+        side = Side.SELL if pos.quantity > 0 else Side.BUY
+        order = Order(self.orders.new_id(), symbol, side, OrderType.MARKET, abs(pos.quantity),
+                      OrderPurpose.EXIT, self.clock.now(), reason=reason)
+        req = self._request(order, source)
+        decision = self.gate.evaluate(req, self._context(req))
+        self._journal_decision(order, req, decision, "exit: whole position")
+        if not decision.approved:
+            self.orders.record(order)
+            return False
+        # The stop comes off first, or it could fire too and flip the position.
+        stop = self.orders.stop_order(symbol)
+        if stop is not None:
+            await self.orders.cancel(stop.client_order_id, "exit replaces stop")
+            await self.orders.process_events()
+        ok = await self.orders.send(order, source, decision)
+        if ok:
+            self.counters["orders"] += 1
+        return ok
+
+    # -- the gate -----------------------------------------------------------------------------
+    def _request(self, order: Order, source: str) -> OrderRequest:
+        sig = self._signals.get(order.parent_id or order.client_order_id)
+        q = self.quotes.get(order.symbol)
+        if order.limit_price is not None:
+            price = order.limit_price
+        elif q is not None:
+            price = q.ask if order.side is Side.BUY else q.bid
+        else:
+            price = order.stop_price or ZERO
+        return OrderRequest(
+            order.symbol, order.side, order.quantity, price,
+            order.protective_stop if order.purpose is OrderPurpose.ENTRY else order.stop_price,
+            order.purpose, source,
+            edge=sig.edge if sig else 1.0, confidence=sig.confidence if sig else 1.0,
+            strategy=sig.strategy if sig else "", readiness=self.strategy.readiness(order.symbol),
+            continuation=order.parent_id is not None,
+        )
+
+    def _context(self, req: OrderRequest) -> RiskContext:
+        now = self.clock.now()
+        hour_ago = now - timedelta(hours=1)
+        times = self._entry_times
+        while times and times[0] < now - timedelta(days=2):
+            times.popleft()
+        day_start = self.portfolio.day_start(now)
+        last = times[-1] if times else None
+        p = self.portfolio
+        return RiskContext(
+            now=now, trading_state=self.state, equity=p.equity, cash=p.cash,
+            day_start_equity=p.day_start_equity, pnl_today=p.pnl_today, open_positions=len(p.positions),
+            position_qty=self.orders.position_qty(req.symbol), gross_exposure=p.gross_exposure,
+            trades_today=sum(1 for t in times if t >= day_start),
+            trades_last_hour=sum(1 for t in times if t >= hour_ago),
+            seconds_since_last_trade=None if last is None else (now - last).total_seconds(),
+        )
+
+    def _authorize(self, order: Order, source: str) -> Decision:
+        req = self._request(order, source)
+        decision = self.gate.evaluate(req, self._context(req))
+        self._journal_decision(order, req, decision, "")
+        return decision
+
+    def _journal_decision(self, order: Order, req: OrderRequest, d: Decision, sizing: str) -> None:
+        self.journal.append("decision", self.clock.now(), order.client_order_id, {
+            "approved": d.approved, "failed": d.failed, "purpose": req.purpose, "source": req.source,
+            "symbol": req.symbol, "side": req.side, "quantity": req.quantity, "price": req.price,
+            "stop": req.stop_price, "edge": req.edge, "confidence": req.confidence, "sizing": sizing,
+            "checks": [c.as_dict() for c in d.checks]})
+
+    # -- approvals ----------------------------------------------------------------------------
+    async def approve(self, client_order_id: str) -> bool:
+        item = self.approvals.take(client_order_id)
+        if item is None:
+            return False
+        order = item.order
+        # Minutes may have passed: the gate judges the order again, on today's numbers.
+        req = self._request(order, "strategy")
+        decision = self.gate.evaluate(req, self._context(req))
+        self._journal_decision(order, req, decision, item.sizing)
+        self.journal.append("approval", self.clock.now(), client_order_id,
+                            {"result": "approved" if decision.approved else "refused_on_approval",
+                             "failed": decision.failed})
+        if not decision.approved:
+            order.status = OrderStatus.REJECTED
+            order.reason = f"risk gate on approval: {decision.failed}"
+            self.orders.record(order)
+            self.alerts.publish("warning", "gate_refused",
+                                f"{order.symbol} approved but refused by the gate now: {decision.failed}",
+                                self.clock.now(), client_order_id=client_order_id)
+            await self.journal.flush()
+            return False
+        await self._send_entry(order, decision)
+        return True
+
+    async def reject(self, client_order_id: str, reason: str = "operator") -> bool:
+        item = self.approvals.take(client_order_id)
+        if item is None:
+            return False
+        self._finish_pending(item.order, OrderStatus.REJECTED, f"rejected: {reason}", "rejected")
+        self.counters["rejected_by_operator"] += 1
+        await self.journal.flush()
+        return True
+
+    def _finish_pending(self, order: Order, status: OrderStatus, reason: str, result: str) -> None:
+        order.status = status
+        order.reason = reason
+        self.orders.record(order)
+        self.journal.append("approval", self.clock.now(), order.client_order_id, {"result": result, "reason": reason})
+
+    def _expire_approvals(self, now: datetime) -> None:
+        for item in self.approvals.expired(now):
+            self.counters["expired"] += 1
+            self._finish_pending(item.order, OrderStatus.EXPIRED, "approval timed out", "expired")
+            self.alerts.publish("info", "approval_expired",
+                                f"{item.order.symbol} order auto-rejected: approval timed out", now,
+                                client_order_id=item.order.client_order_id)
+
+    # -- halt, close-all, re-arm --------------------------------------------------------------
+    def halt(self, source: str, reason: str) -> asyncio.Task:
+        """Latch now (before this returns); the returned task cancels and journals."""
+        first = self.state is not TradingState.HALTED
+        self.state = TradingState.HALTED
+        self.halt_reason = reason
+        pending = self.approvals.take_all()
+        return asyncio.get_running_loop().create_task(self._after_halt(source, reason, pending, first))
+
+    async def _after_halt(self, source: str, reason: str, pending: list, first: bool) -> None:
+        now = self.clock.now()
+        self.journal.append("halt", now, None, {"source": source, "reason": reason})
+        for item in pending:
+            self._finish_pending(item.order, OrderStatus.REJECTED, "halted", "rejected_by_halt")
+        failed = await self.orders.cancel_where(lambda o: o.purpose is OrderPurpose.ENTRY, "halt")
+        await self.orders.process_events()
+        if first:
+            self.alerts.publish("critical", "halt", f"HALTED by {source}: {reason}", now)
+        if failed:
+            self.alerts.publish("critical", "halt_cancel_failed", f"still open after halt: {', '.join(failed)}", now)
+        log.warning("halted by %s: %s", source, reason)
+        await self.journal.flush()
+
+    async def close_all(self, source: str) -> None:
+        """Flatten every position; works while halted; idempotent."""
+        now = self.clock.now()
+        self.journal.append("close_all", now, None, {"source": source, "positions": len(self.portfolio.positions)})
+        await self.orders.cancel_where(lambda o: o.purpose is OrderPurpose.ENTRY, "close-all")
+        for item in self.approvals.take_all():
+            self._finish_pending(item.order, OrderStatus.REJECTED, "close-all", "rejected_by_close_all")
+        await self.orders.process_events()
+        for symbol in list(self.portfolio.positions):
+            if any(o.symbol == symbol and o.purpose is OrderPurpose.EXIT for o in self.orders.working.values()):
+                continue
+            await self._exit_position(symbol, "operator", "close-all")
+        self.alerts.publish("warning", "close_all", f"close-all by {source}", now)
+        await self.journal.flush()
+
+    async def rearm(self, reason: str) -> str | None:
+        reason = reason.strip()
+        if not reason:
+            return "re-arm needs a reason"
+        holding = [b.name for b in self.breakers if b.state is BreakerState.TRIPPED and b.reset_on == "rearm"
+                   and b.action == "halt" and b.ratio >= 1]
+        if holding:
+            return f"cannot re-arm: breaker still over its limit: {', '.join(holding)}"
+        for b in self.breakers:
+            if b.reset_on == "rearm" and b.state is BreakerState.TRIPPED:
+                b.reset()
+        self.state = TradingState.ACTIVE
+        self.halt_reason = ""
+        self._apply_breaker_state()
+        self.journal.append("rearm", self.clock.now(), None, {"reason": reason})
+        self.alerts.publish("warning", "rearm", f"re-armed: {reason}", self.clock.now())
+        await self.journal.flush()
+        return None
+
+    def exposure(self) -> tuple[int, int]:
+        working = sum(1 for o in self.orders.working.values() if o.purpose is OrderPurpose.ENTRY)
+        return working + len(self.approvals), len(self.portfolio.positions)
+
+    # -- breakers -----------------------------------------------------------------------------
+    def _evaluate_breakers(self, now: datetime) -> None:
+        for b in self.breakers:
+            t = b.evaluate()
+            if t is None:
+                continue
+            self.journal.append("breaker", now, b.name, {"old": t.old, "new": t.new, "value": b.value, "limit": b.limit})
+            if not is_rise(t):
+                continue
+            sev = "critical" if t.new in (BreakerState.CRITICAL, BreakerState.TRIPPED) else "warning"
+            self.alerts.publish(sev, "breaker", f"{b.name} {t.new.value}: {b.text().strip()}", now, breaker=b.name)
+            if t.new is BreakerState.TRIPPED:
+                if b.action == "halt":
+                    self.halt(f"breaker:{b.name}", f"{b.name} tripped")
+                else:
+                    self._apply_breaker_state()
+
+    def _apply_breaker_state(self) -> None:
+        if self.state is TradingState.HALTED:
+            return
+        blocked = any(b.state is BreakerState.TRIPPED and b.action == "block" for b in self.breakers)
+        self.state = TradingState.REDUCE_ONLY if blocked else TradingState.ACTIVE
+
+    def _on_fill(self, fill: Fill, order: Order, realized: Decimal) -> None:
+        self.counters["fills"] += 1
+
+    def new_day(self) -> None:
+        for b in self.breakers:
+            if b.reset_on == "day":
+                b.reset()
+        self._apply_breaker_state()
+
+    # -- equity, snapshot, shutdown -----------------------------------------------------------
+    def _sample(self, now: datetime) -> None:
+        if self._next_sample is None or now >= self._next_sample:
+            self.portfolio.sample(now)
+            self._next_sample = now + timedelta(seconds=EQUITY_SAMPLE_SECONDS)
+        if self._next_journal_equity is None or now >= self._next_journal_equity:
+            p = self.portfolio
+            self.journal.append("equity", now, None, {
+                "equity": p.equity, "cash": p.cash, "realized": p.realized_pnl, "unrealized": p.unrealized_pnl,
+                "fees": p.fees, "positions": len(p.positions)})
+            self._next_journal_equity = now + timedelta(seconds=EQUITY_JOURNAL_SECONDS)
+
+    def _journal_alert(self, alert: Alert) -> None:
+        if not self._closed:
+            self.journal.append("alert", alert.ts, alert.kind, {
+                "severity": alert.severity, "message": alert.message, "data": alert.data})
+        log.log(logging.WARNING if alert.severity != "info" else logging.INFO, "alert %s %s: %s",
+                alert.severity, alert.kind, alert.message)
+
+    def snapshot(self) -> EngineSnapshot:
+        if self._snapshot is None or not self.journal.pending:
+            self._snapshot = build_snapshot(self)
+        return self._snapshot
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self.stop()
+        p = self.portfolio
+        self.journal.append("session_end", self.clock.now(), None, {
+            "equity": p.equity, "realized": p.realized_pnl, "positions": len(p.positions),
+            "state": self.state.value, "counters": dict(self.counters)})
+        self._closed = True
+        await self.journal.close()
+        log.info("session %s closed", self.session)

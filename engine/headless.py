@@ -1,0 +1,73 @@
+"""`tradeconsole run --headless`: the same engine, no screen, log lines on stdout, a summary."""
+from __future__ import annotations
+
+import asyncio
+import signal
+from decimal import Decimal
+
+from .engine import Engine
+from .money import fmt_usd
+
+
+def summary_lines(e: Engine, sim_seconds: float) -> list[str]:
+    p = e.portfolio
+    c = e.counters
+    s = e.snapshot()
+    lines = [
+        "",
+        f"── tradeconsole headless summary ─ profile {e.profile.name} ({e.profile.mode}) ──",
+        f"simulated time   {sim_seconds / 3600:.2f} h   ({c['ticks']:,} quotes)",
+        f"signals          {c['signals']:,}   gate passed {c['approved']:,}   refused {c['refused']:,}",
+        f"orders sent      {c['orders']:,}   fills {c['fills']:,}   approvals expired {c['expired']:,}",
+        f"equity           {fmt_usd(p.equity)}   (start {fmt_usd(p.starting_cash)})",
+        f"realized P&L     {fmt_usd(p.realized_pnl)}   unrealized {fmt_usd(p.unrealized_pnl)}   fees {fmt_usd(p.fees)}",
+        f"closed trades    {len(p.closed_trades)}   wins {sum(1 for t in p.closed_trades if t > 0)}",
+        f"open positions   {len(p.positions)}   working orders {len(e.orders.working)}",
+        f"trading state    {e.state.value}{(' — ' + e.halt_reason) if e.halt_reason else ''}",
+    ]
+    for b in s.breakers:
+        lines.append(f"breaker          {b.state:<8} {b.text}")
+    lines.append(f"journal          {e.journal.path}")
+    return lines
+
+
+async def run_headless(engine: Engine, duration: float | None) -> int:
+    loop = asyncio.get_running_loop()
+
+    def _signal(signame: str) -> None:
+        engine.halt("signal", f"{signame} received")
+        engine.stop()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            loop.add_signal_handler(sig, _signal, sig.name)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX
+            pass
+    try:
+        await engine.run(duration)
+        # let any halt task finish its cancels before the summary
+        await asyncio.sleep(0)
+        await engine.journal.flush()
+        began = engine.trading_started or engine.clock.now()
+        sim = (engine.clock.now() - began).total_seconds()
+        print("\n".join(summary_lines(engine, sim)), flush=True)
+    finally:
+        await engine.close()
+    return 0
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '30m', '2h', '1d' -> seconds."""
+    t = text.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    mult = 1
+    if t and t[-1] in units:
+        mult = units[t[-1]]
+        t = t[:-1]
+    try:
+        value = Decimal(t)
+    except Exception:
+        raise ValueError(f"--duration: expected a number with an optional unit s/m/h/d (got {text!r})") from None
+    if value <= 0:
+        raise ValueError(f"--duration: must be > 0 (got {text!r})")
+    return float(value * mult)

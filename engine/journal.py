@@ -1,0 +1,173 @@
+"""The journal: every event, decision, order, fill, alert and halt, in SQLite through aiosqlite.
+
+One file per profile, WAL mode, schema versioned. It is the source of truth for reports and
+recovery, so callers `await flush()` before they treat a state change as done (the outbox rule:
+an order's intent is committed before it is sent). Appends are buffered and committed in groups:
+at tick rate a commit per row would cost more than the whole trading path.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterable
+
+import aiosqlite
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts   TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    ref  TEXT,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_kind ON events(kind, seq);
+CREATE INDEX IF NOT EXISTS events_ref ON events(ref);
+"""
+
+
+class JournalError(Exception):
+    pass
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "value"):  # enums
+        return value.value
+    raise TypeError(f"cannot journal {type(value).__name__}")
+
+
+_dumps = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False).encode
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    seq: int
+    ts: str
+    kind: str
+    ref: str | None
+    data: dict[str, Any]
+
+
+class Journal:
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self._db = db
+        self.path = path
+        self._buffer: list[tuple[str, str, str | None, str]] = []
+        self._flush_lock = asyncio.Lock()
+        self._closed = False
+        self.rows_written = 0
+
+    @classmethod
+    async def open(cls, path: str | Path) -> "Journal":
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(p)
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a process kill (only an OS crash can lose the tail).
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.executescript(_SCHEMA)
+            async with db.execute("SELECT value FROM meta WHERE key='schema_version'") as cur:
+                row = await cur.fetchone()
+            if row is None:
+                await db.execute(
+                    "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise JournalError(
+                    f"{p}: journal schema {row[0]} is newer than this tradeconsole ({SCHEMA_VERSION})"
+                )
+            await db.commit()
+        except Exception:
+            await db.close()
+            raise
+        return cls(db, p)
+
+    @property
+    def pending(self) -> int:
+        """Rows appended but not yet committed (plus a flush in progress)."""
+        return len(self._buffer) + (1 if self._flush_lock.locked() else 0)
+
+    def append(self, kind: str, ts: datetime, ref: str | None, data: dict[str, Any]) -> None:
+        if self._closed:
+            raise JournalError("journal is closed")
+        self._buffer.append((ts.isoformat(), kind, ref, _dumps(data)))
+
+    async def write(self, kind: str, ts: datetime, ref: str | None, data: dict[str, Any]) -> None:
+        self.append(kind, ts, ref, data)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Commit everything appended so far; concurrent callers share commits."""
+        if not self._buffer:
+            if self._flush_lock.locked():
+                async with self._flush_lock:
+                    pass
+            return
+        async with self._flush_lock:
+            while self._buffer:
+                rows, self._buffer = self._buffer, []
+                await self._db.executemany(
+                    "INSERT INTO events(ts, kind, ref, data) VALUES (?, ?, ?, ?)", rows
+                )
+                await self._db.commit()
+                self.rows_written += len(rows)
+
+    async def rows(
+        self, kinds: Iterable[str] | None = None, ref: str | None = None, after_seq: int = 0
+    ) -> list[JournalRow]:
+        await self.flush()
+        sql = "SELECT seq, ts, kind, ref, data FROM events WHERE seq > ?"
+        args: list[Any] = [after_seq]
+        if kinds is not None:
+            kinds = list(kinds)
+            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+            args.extend(kinds)
+        if ref is not None:
+            sql += " AND ref = ?"
+            args.append(ref)
+        sql += " ORDER BY seq"
+        async with self._db.execute(sql, args) as cur:
+            fetched = await cur.fetchall()
+        return [JournalRow(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in fetched]
+
+    async def count(self, kind: str | None = None) -> int:
+        await self.flush()
+        if kind is None:
+            sql, args = "SELECT COUNT(*) FROM events", ()
+        else:
+            sql, args = "SELECT COUNT(*) FROM events WHERE kind = ?", (kind,)
+        async with self._db.execute(sql, args) as cur:
+            row = await cur.fetchone()
+        return int(row[0])
+
+    async def last(self, kinds: Iterable[str]) -> JournalRow | None:
+        await self.flush()
+        kinds = list(kinds)
+        sql = (
+            f"SELECT seq, ts, kind, ref, data FROM events WHERE kind IN ({','.join('?' * len(kinds))})"
+            " ORDER BY seq DESC LIMIT 1"
+        )
+        async with self._db.execute(sql, kinds) as cur:
+            r = await cur.fetchone()
+        return None if r is None else JournalRow(r[0], r[1], r[2], r[3], json.loads(r[4]))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            await self.flush()
+        finally:
+            self._closed = True
+            await self._db.close()

@@ -1,0 +1,243 @@
+"""The order manager: every order's lifecycle, from a client id fixed before submission to a
+terminal state, and the protective stop that every position carries.
+
+Every path to the broker goes through `send`, which refuses an order that has no approving
+risk-gate decision and journals the intent (the outbox row) before the broker sees it.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import timedelta
+from decimal import Decimal
+from typing import Callable
+
+from .alerts import AlertBus
+from .brokers.base import Broker, OrderUpdate
+from .clock import Clock
+from .journal import Journal
+from .models import Fill, Order, OrderPurpose, OrderStatus, OrderType, Side
+from .money import ZERO
+from .portfolio import Portfolio
+from .profile import OrderConfig
+from .risk.gate import Decision
+
+log = logging.getLogger("tradeconsole.orders")
+
+Authorize = Callable[[Order, str], Decision]
+
+
+def order_record(o: Order) -> dict:
+    return {
+        "client_order_id": o.client_order_id, "symbol": o.symbol, "side": o.side, "type": o.type,
+        "purpose": o.purpose, "quantity": o.quantity, "limit_price": o.limit_price,
+        "stop_price": o.stop_price, "status": o.status, "filled_qty": o.filled_qty,
+        "avg_fill_price": o.avg_fill_price, "fees": o.fees, "venue_order_id": o.venue_order_id,
+        "reason": o.reason, "protective_stop": o.protective_stop, "parent_id": o.parent_id,
+    }
+
+
+class OrderManager:
+    def __init__(
+        self,
+        broker: Broker,
+        journal: Journal,
+        clock: Clock,
+        portfolio: Portfolio,
+        alerts: AlertBus,
+        authorize: Authorize,
+        cfg: OrderConfig,
+        profile_name: str,
+        session: int,
+    ) -> None:
+        self.broker = broker
+        self.journal = journal
+        self.clock = clock
+        self.portfolio = portfolio
+        self.alerts = alerts
+        self.authorize = authorize
+        self.cfg = cfg
+        tag = hashlib.sha1(profile_name.encode()).hexdigest()[:4]
+        # Unique per profile and per session, so a restart never reuses an id the venue has seen.
+        self.id_prefix = f"tc{tag}-{session}-"
+        self._n = 0
+        self.orders: dict[str, Order] = {}
+        self.working: dict[str, Order] = {}
+        self._limit_deadline: dict[str, object] = {}
+        self.fills = 0
+        self.on_fill: Callable[[Fill, Order, Decimal], None] | None = None
+
+    def new_id(self) -> str:
+        self._n += 1
+        return f"{self.id_prefix}{self._n}"
+
+    def _journal_order(self, o: Order) -> None:
+        self.journal.append("order", self.clock.now(), o.client_order_id, order_record(o))
+
+    # -- sending ------------------------------------------------------------------------------
+    async def send(self, order: Order, source: str, decision: Decision | None = None) -> bool:
+        """Gate (unless the caller just did), journal the intent, then hand it to the broker."""
+        if decision is None:
+            decision = self.authorize(order, source)
+        if not decision.approved:
+            order.status = OrderStatus.REJECTED
+            order.reason = f"risk gate: {decision.failed}"
+            self.orders[order.client_order_id] = order
+            self._journal_order(order)
+            return False
+        order.status = OrderStatus.SUBMITTED
+        order.submitted_at = self.clock.now()
+        self.orders[order.client_order_id] = order
+        self.working[order.client_order_id] = order
+        if order.type is OrderType.LIMIT and order.purpose is OrderPurpose.ENTRY:
+            self._limit_deadline[order.client_order_id] = order.submitted_at + timedelta(
+                seconds=self.cfg.limit_timeout_seconds
+            )
+        self._journal_order(order)
+        await self.journal.flush()  # outbox: committed before the venue can know of it
+        await self.broker.submit(order)
+        return True
+
+    def record(self, order: Order) -> None:
+        """Track an order that never reaches the broker (pending approval, refused)."""
+        self.orders[order.client_order_id] = order
+        self._journal_order(order)
+
+    async def cancel(self, cid: str, reason: str) -> bool:
+        order = self.working.get(cid)
+        if order is None:
+            return True
+        ok = await self.broker.cancel(cid)
+        if ok:
+            log.info("cancel %s (%s)", cid, reason)
+        return ok
+
+    async def cancel_where(self, pred: Callable[[Order], bool], reason: str) -> list[str]:
+        """Cancel every working order the predicate picks; returns the ids the venue refused."""
+        failed = []
+        for cid, order in list(self.working.items()):
+            if pred(order) and not await self.cancel(cid, reason):
+                failed.append(cid)
+        return failed
+
+    # -- broker events ------------------------------------------------------------------------
+    async def process_events(self) -> None:
+        events = self.broker.drain_events()
+        if not events:
+            return
+        for ev in events:
+            if isinstance(ev, Fill):
+                await self._on_fill(ev)
+            else:
+                await self._on_update(ev)
+
+    async def _on_update(self, ev: OrderUpdate) -> None:
+        order = self.orders.get(ev.client_order_id)
+        if order is None:
+            log.warning("update for unknown order %s: %s", ev.client_order_id, ev.status.value)
+            self.journal.append("unknown_order", ev.ts, ev.client_order_id, {"status": ev.status})
+            return
+        if ev.venue_order_id:
+            order.venue_order_id = ev.venue_order_id
+        if ev.status is OrderStatus.SUBMITTED or order.status.is_terminal:
+            return
+        order.status = ev.status
+        order.reason = ev.reason or order.reason
+        if ev.status.is_terminal:
+            self.working.pop(order.client_order_id, None)
+            self._limit_deadline.pop(order.client_order_id, None)
+        self._journal_order(order)
+        if ev.status is OrderStatus.REJECTED:
+            self.alerts.publish("warning", "order_rejected",
+                                f"{order.symbol} {order.side.value} {order.quantity} rejected by venue: {ev.reason}",
+                                ev.ts, client_order_id=order.client_order_id)
+            if order.purpose is OrderPurpose.EXIT:
+                await self.ensure_stop(order.symbol)  # an exit that failed must not leave it bare
+
+    async def _on_fill(self, f: Fill) -> None:
+        order = self.orders.get(f.client_order_id)
+        if order is None:
+            self.journal.append("unknown_fill", f.ts, f.client_order_id, {"qty": f.quantity, "price": f.price})
+            return
+        total = order.filled_qty + f.quantity
+        order.avg_fill_price = (order.avg_fill_price * order.filled_qty + f.price * f.quantity) / total
+        order.filled_qty = total
+        order.fees += f.fee
+        if order.remaining > 0:
+            order.status = OrderStatus.PARTIALLY_FILLED
+        realized = self.portfolio.apply_fill(f)
+        self.fills += 1
+        self.journal.append("fill", f.ts, f.client_order_id, {
+            "symbol": f.symbol, "side": f.side, "quantity": f.quantity, "price": f.price,
+            "fee": f.fee, "liquidity": f.liquidity, "fill_id": f.fill_id, "realized": realized,
+            "purpose": order.purpose, "position_after": self.position_qty(f.symbol),
+        })
+        log.info("fill %s %s %s %s @ %s fee %s", f.client_order_id, f.symbol, f.side.value, f.quantity, f.price, f.fee)
+        if order.purpose is OrderPurpose.ENTRY and order.protective_stop is not None:
+            pos = self.portfolio.positions.get(order.symbol)
+            if pos is not None:
+                pos.stop_price = order.protective_stop
+            await self.ensure_stop(order.symbol)
+        elif order.purpose is OrderPurpose.STOP and order.symbol not in self.portfolio.positions:
+            self.alerts.publish("warning", "stop_filled",
+                                f"{order.symbol} stopped out at {f.price}", f.ts, client_order_id=order.client_order_id)
+        if self.on_fill is not None:
+            self.on_fill(f, order, realized)
+
+    def position_qty(self, symbol: str) -> Decimal:
+        pos = self.portfolio.positions.get(symbol)
+        return ZERO if pos is None else pos.quantity
+
+    # -- protective stops ---------------------------------------------------------------------
+    def stop_order(self, symbol: str) -> Order | None:
+        pos = self.portfolio.positions.get(symbol)
+        if pos is None or pos.stop_order_id is None:
+            return None
+        return self.working.get(pos.stop_order_id)
+
+    async def ensure_stop(self, symbol: str) -> None:
+        """Make the working stop match the position: same size, at the position's stop price."""
+        pos = self.portfolio.positions.get(symbol)
+        if pos is None or pos.stop_price is None:
+            return
+        current = self.stop_order(symbol)
+        qty = abs(pos.quantity)
+        if current is not None and current.remaining == qty and current.stop_price == pos.stop_price:
+            return
+        if any(o.purpose is OrderPurpose.EXIT and o.symbol == symbol for o in self.working.values()):
+            return  # an exit is flattening it; a stop now could flip the position
+        stop = Order(self.new_id(), symbol, Side.SELL if pos.quantity > 0 else Side.BUY, OrderType.STOP,
+                     qty, OrderPurpose.STOP, self.clock.now(), stop_price=pos.stop_price,
+                     reason="protective stop")
+        # Place the new stop before cancelling the old one, so the position is never bare.
+        if await self.send(stop, "system"):
+            old = current
+            pos.stop_order_id = stop.client_order_id
+            if old is not None:
+                await self.cancel(old.client_order_id, "stop replaced")
+        else:
+            self.alerts.publish("critical", "stop_refused",
+                                f"{symbol}: protective stop refused ({stop.reason}); position has no stop",
+                                self.clock.now())
+
+    # -- timers -------------------------------------------------------------------------------
+    async def on_time(self) -> None:
+        """Limit entries past their timeout fall back to market for what is left."""
+        if not self._limit_deadline:
+            return
+        now = self.clock.now()
+        due = [cid for cid, dl in self._limit_deadline.items() if dl <= now]
+        for cid in due:
+            self._limit_deadline.pop(cid, None)
+            order = self.working.get(cid)
+            if order is None:
+                continue
+            await self.cancel(cid, "limit timeout")
+            await self.process_events()
+            remaining = order.remaining
+            if remaining <= 0 or order.status is OrderStatus.FILLED:
+                continue
+            child = Order(self.new_id(), order.symbol, order.side, OrderType.MARKET, remaining,
+                          OrderPurpose.ENTRY, now, protective_stop=order.protective_stop,
+                          parent_id=cid, reason="limit timeout: market fallback")
+            await self.send(child, "strategy")

@@ -1,0 +1,146 @@
+"""The engine's own view of the account: positions, cash, P&L and the equity curve.
+
+Built only from fills (never from the venue's numbers), so reconciliation can compare the two.
+Day and week boundaries are in the venue's time zone.
+"""
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from .models import Fill, Position, Quote, Side
+from .money import ZERO
+
+
+class Portfolio:
+    def __init__(self, starting_cash: Decimal, tz: str = "UTC", curve_len: int = 240) -> None:
+        self.starting_cash = starting_cash
+        self.cash = starting_cash
+        self.positions: dict[str, Position] = {}
+        self.realized_pnl = ZERO
+        self.fees = ZERO
+        self.tz = ZoneInfo(tz)
+        self.peak_equity = starting_cash
+        self.curve: deque[tuple[datetime, Decimal]] = deque(maxlen=curve_len)
+        self._day_key: object = None
+        self._week_key: object = None
+        self.day_start_equity = starting_cash
+        self.week_start_equity = starting_cash
+        self.closed_trades: list[Decimal] = []  # net P&L of each round trip, oldest first
+        self._trade_pnl: dict[str, Decimal] = {}  # running net P&L of each open round trip
+
+    # -- marks and fills ----------------------------------------------------------------------
+    def mark(self, q: Quote) -> None:
+        pos = self.positions.get(q.symbol)
+        if pos is not None:
+            # Mark at the side we would exit on: a long is worth the bid, a short costs the ask.
+            pos.last_price = q.bid if pos.quantity > 0 else q.ask
+
+    def apply_fill(self, f: Fill) -> Decimal:
+        """Apply one fill; returns the realized P&L it booked (before fees)."""
+        pos = self.positions.get(f.symbol)
+        if pos is None:
+            pos = self.positions[f.symbol] = Position(f.symbol, last_price=f.price, opened_at=f.ts)
+        signed = f.quantity if f.side is Side.BUY else -f.quantity
+        realized = ZERO
+        if pos.quantity == 0 or (pos.quantity > 0) == (signed > 0):
+            new_qty = pos.quantity + signed
+            pos.avg_price = (pos.avg_price * abs(pos.quantity) + f.price * f.quantity) / abs(new_qty)
+            pos.quantity = new_qty
+            if pos.opened_at is None:
+                pos.opened_at = f.ts
+        else:
+            closing = min(abs(signed), abs(pos.quantity))
+            direction = 1 if pos.quantity > 0 else -1
+            realized = (f.price - pos.avg_price) * closing * direction
+            pos.quantity += signed
+            if pos.quantity != 0 and (pos.quantity > 0) != (direction > 0):
+                # flipped through zero: the rest opens a new position at the fill price
+                pos.avg_price = f.price
+            elif pos.quantity == 0:
+                pos.avg_price = ZERO
+        self.cash -= signed * f.price + f.fee
+        self.fees += f.fee
+        pos.fees += f.fee
+        pos.realized_pnl += realized
+        self.realized_pnl += realized
+        if pos.last_price == 0:
+            pos.last_price = f.price
+        running = self._trade_pnl.get(f.symbol, ZERO) + realized - f.fee
+        if pos.quantity == 0:
+            self.closed_trades.append(running)
+            self._trade_pnl.pop(f.symbol, None)
+            del self.positions[f.symbol]
+        else:
+            self._trade_pnl[f.symbol] = running
+        return realized
+
+    # -- valuation ----------------------------------------------------------------------------
+    @property
+    def unrealized_pnl(self) -> Decimal:
+        return sum((p.unrealized_pnl for p in self.positions.values()), ZERO)
+
+    @property
+    def equity(self) -> Decimal:
+        return self.cash + sum((p.quantity * p.last_price for p in self.positions.values()), ZERO)
+
+    @property
+    def gross_exposure(self) -> Decimal:
+        return sum((p.market_value for p in self.positions.values()), ZERO)
+
+    def open_positions(self) -> int:
+        return len(self.positions)
+
+    def roll(self, now: datetime) -> bool:
+        """Move the day/week baselines when the venue's calendar day or ISO week changes.
+
+        Returns True when a new day began (after the first call), so daily limits can reset."""
+        day = now.astimezone(self.tz).date()
+        if day == self._day_key:
+            return False
+        first = self._day_key is None
+        week = day.isocalendar()[:2]
+        if not first:
+            self.day_start_equity = self.equity
+            if week != self._week_key:
+                self.week_start_equity = self.equity
+        self._day_key = day
+        self._week_key = week
+        return not first
+
+    def sample(self, now: datetime) -> Decimal:
+        eq = self.equity
+        if eq > self.peak_equity:
+            self.peak_equity = eq
+        self.curve.append((now, eq))
+        return eq
+
+    @property
+    def pnl_today(self) -> Decimal:
+        return self.equity - self.day_start_equity
+
+    @property
+    def pnl_week(self) -> Decimal:
+        return self.equity - self.week_start_equity
+
+    @property
+    def drawdown_pct(self) -> Decimal:
+        eq = self.equity
+        peak = max(self.peak_equity, eq)
+        return ZERO if peak <= 0 else (peak - eq) / peak * 100
+
+    def consecutive_losses(self) -> int:
+        n = 0
+        for pnl in reversed(self.closed_trades):
+            if pnl < 0:
+                n += 1
+            else:
+                break
+        return n
+
+    def day_start(self, now: datetime) -> datetime:
+        """Midnight of `now`'s day in the venue's time zone."""
+        local = now.astimezone(self.tz)
+        return local.replace(hour=0, minute=0, second=0, microsecond=0)

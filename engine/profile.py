@@ -1,0 +1,198 @@
+"""The profile schema: every limit a trader sets, with conservative defaults.
+
+Unknown keys are errors everywhere (`extra="forbid"`): a typo must never silently disable a limit.
+Percentages are given as percent (2 means 2 %), money in the account currency, both Decimal.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+Pct = Decimal
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
+
+
+def _bad(loc_field: str, message: str) -> PydanticCustomError:
+    # The field name rides in the message context so the loader can point at it.
+    return PydanticCustomError("cross_field", "{field}: {msg}", {"field": loc_field, "msg": message})
+
+
+class VenueConfig(Strict):
+    name: Literal["paper"] = Field("paper", description="broker: paper (simulated account)")
+    timezone: str = Field("UTC", description="venue time zone: day/week P&L boundaries")
+    base_url: str | None = Field(None, description="override the venue endpoint (emulator/proxy)")
+
+
+class FeedConfig(Strict):
+    kind: Literal["sim", "csv"] = Field("sim", description="sim: built-in market; csv: replay")
+    seed: int = Field(7, description="random seed of the simulated market")
+    speed: float = Field(1.0, ge=0, description="simulated seconds per wall second; 0 = as fast as possible")
+    tick_seconds: float = Field(1.0, gt=0, le=3600, description="simulated seconds between quotes")
+    csv_path: str | None = Field(None, description="CSV file for kind: csv")
+    spike_probability: float = Field(0.0005, ge=0, le=0.1, description="chance per tick of a price spike")
+    gap_probability: float = Field(0.0002, ge=0, le=0.1, description="chance per tick of a price gap")
+
+    @model_validator(mode="after")
+    def _csv_needs_path(self) -> "FeedConfig":
+        if self.kind == "csv" and not self.csv_path:
+            raise _bad("csv_path", "required when kind is csv")
+        return self
+
+
+class StrategyConfig(Strict):
+    name: Literal["ema_trend"] = "ema_trend"
+    timeframes: list[int] = Field(
+        default_factory=lambda: [10, 30, 120],
+        min_length=1,
+        description="bar lengths in seconds; one fast/slow EMA pair per timeframe",
+    )
+    fast_period: int = Field(8, ge=2, description="fast EMA length in bars")
+    slow_period: int = Field(21, ge=3, description="slow EMA length in bars")
+    adapt_rate: float = Field(0.05, gt=0, le=1, description="how fast timeframe weights follow their hit rate")
+    edge_scale: float = Field(0.004, gt=0, description="EMA spread (fraction of price) that counts as full edge")
+    warmup_bars: int = Field(30, ge=1, description="bars on the slowest timeframe before the first signal")
+
+    @model_validator(mode="after")
+    def _periods(self) -> "StrategyConfig":
+        if self.fast_period >= self.slow_period:
+            raise _bad("fast_period", f"must be below slow_period ({self.slow_period}) (got {self.fast_period})")
+        if any(t <= 0 for t in self.timeframes):
+            raise _bad("timeframes", "every timeframe must be > 0 seconds")
+        return self
+
+
+class SizingConfig(Strict):
+    min_order_usd: Decimal = Field(Decimal(10), ge=0, description="smallest order worth sending")
+    max_order_usd: Decimal = Field(Decimal(5000), gt=0, description="largest single order")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "SizingConfig":
+        if self.min_order_usd > self.max_order_usd:
+            raise _bad("min_order_usd", f"must be <= max_order_usd ({self.max_order_usd}) (got {self.min_order_usd})")
+        return self
+
+
+class RiskLimits(Strict):
+    max_open_positions: int = Field(5, ge=1)
+    max_trades_per_day: int = Field(20, ge=1)
+    max_trades_per_hour: int = Field(5, ge=1)
+    min_seconds_between_trades: float = Field(60, ge=0)
+    min_edge: float = Field(0.08, ge=0, le=1)
+    min_confidence: float = Field(0.7, ge=0, le=1)
+    max_consecutive_losses: int = Field(5, ge=1)
+    drawdown_pause_pct: Pct = Field(Decimal(15), gt=0, le=100)
+    drawdown_stop_pct: Pct = Field(Decimal(25), gt=0, le=100)
+    daily_loss_pct: Pct = Field(Decimal(2), gt=0, le=100)
+    weekly_loss_pct: Pct = Field(Decimal(10), gt=0, le=100)
+    risk_per_trade_pct: Pct = Field(Decimal(1), gt=0, le=100)
+    max_position_pct: Pct = Field(Decimal(10), gt=0, le=100)
+    cash_reserve_pct: Pct = Field(Decimal(25), ge=0, lt=100)
+    stop_loss_default_pct: Pct = Field(Decimal(8), gt=0, lt=100)
+    stop_loss_min_pct: Pct = Field(Decimal(5), gt=0, lt=100)
+    stop_loss_max_pct: Pct = Field(Decimal(15), gt=0, lt=100)
+    max_single_trade_loss_usd: Decimal = Field(Decimal(200), gt=0)
+    max_total_capital_usd: Decimal = Field(Decimal(100000), gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RiskLimits":
+        if self.stop_loss_min_pct > self.stop_loss_max_pct:
+            raise _bad("stop_loss_min_pct", f"must be <= stop_loss_max_pct ({self.stop_loss_max_pct}) (got {self.stop_loss_min_pct})")
+        if not self.stop_loss_min_pct <= self.stop_loss_default_pct <= self.stop_loss_max_pct:
+            raise _bad(
+                "stop_loss_default_pct",
+                f"must be within {self.stop_loss_min_pct}..{self.stop_loss_max_pct} (got {self.stop_loss_default_pct})",
+            )
+        if self.drawdown_pause_pct >= self.drawdown_stop_pct:
+            raise _bad("drawdown_pause_pct", f"must be below drawdown_stop_pct ({self.drawdown_stop_pct}) (got {self.drawdown_pause_pct})")
+        if self.max_trades_per_hour > self.max_trades_per_day:
+            raise _bad("max_trades_per_hour", f"must be <= max_trades_per_day ({self.max_trades_per_day}) (got {self.max_trades_per_hour})")
+        return self
+
+
+class ApprovalConfig(Strict):
+    required: bool = Field(True, description="orders that pass the gate wait for the operator")
+    timeout_seconds: float = Field(1800, gt=0, description="auto-reject after this long")
+
+
+class OrderConfig(Strict):
+    entry_type: Literal["limit", "market"] = "limit"
+    limit_timeout_seconds: float = Field(30, gt=0, description="unfilled limit falls back to market after this")
+    limit_offset_bps: Decimal = Field(Decimal(0), ge=0, le=500, description="limit price inside the touch, bps")
+
+
+class PaperConfig(Strict):
+    starting_cash: Decimal = Field(Decimal(10000), gt=0)
+    maker_fee_bps: Decimal = Field(Decimal(10), ge=0, le=1000)
+    taker_fee_bps: Decimal = Field(Decimal(20), ge=0, le=1000)
+    slippage_bps: Decimal = Field(Decimal(2), ge=0, le=1000)
+    latency_ms: int = Field(50, ge=0, le=60000)
+
+
+class JournalConfig(Strict):
+    path: str | None = Field(None, description="SQLite file; default <data dir>/<profile name>.sqlite")
+
+
+class LoggingConfig(Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    path: str | None = Field(None, description="rotating log file; default next to the journal")
+    max_bytes: int = Field(5_000_000, ge=10_000)
+    backups: int = Field(3, ge=0, le=100)
+
+
+class Profile(Strict):
+    name: str = Field("paper", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    mode: Literal["paper", "testnet", "live"] = "paper"
+    venue: VenueConfig = Field(default_factory=VenueConfig)
+    symbols: list[str] = Field(
+        default_factory=lambda: ["BTC/USD", "ETH/USD", "SOL/USD", "LTC/USD"], min_length=1
+    )
+    feed: FeedConfig = Field(default_factory=FeedConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    sizing: SizingConfig = Field(default_factory=SizingConfig)
+    risk: RiskLimits = Field(default_factory=RiskLimits)
+    approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
+    orders: OrderConfig = Field(default_factory=OrderConfig)
+    paper: PaperConfig = Field(default_factory=PaperConfig)
+    journal: JournalConfig = Field(default_factory=JournalConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    keys: dict[str, str] = Field(default_factory=dict, description="binding id -> key(s), remaps the console")
+
+    @model_validator(mode="after")
+    def _mode_venue(self) -> "Profile":
+        if len(set(self.symbols)) != len(self.symbols):
+            raise _bad("symbols", "contains duplicates")
+        if self.mode != "paper" and self.venue.name == "paper":
+            raise _bad("mode", f"{self.mode} needs a real venue; venue.name is paper")
+        return self
+
+    def data_dir(self) -> Path:
+        return journal_path(self).parent
+
+
+def default_data_dir() -> Path:
+    import os
+
+    base = os.environ.get("TRADECONSOLE_HOME")
+    if base:
+        return Path(base).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "tradeconsole"
+
+
+def journal_path(profile: Profile) -> Path:
+    if profile.journal.path:
+        return Path(profile.journal.path).expanduser()
+    return default_data_dir() / f"{profile.name}.sqlite"
+
+
+def log_path(profile: Profile) -> Path:
+    if profile.logging.path:
+        return Path(profile.logging.path).expanduser()
+    return journal_path(profile).with_suffix(".log")
