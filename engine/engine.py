@@ -18,13 +18,14 @@ from pathlib import Path
 from .alerts import AlertBus
 from .approval import ApprovalQueue
 from .brokers.paper import PaperBroker
-from .clock import Clock, SimClock
+from .clock import SimClock
 from .feeds import MarketFeed, build_feed
 from .journal import Journal
 from .logsetup import setup_logging
 from .models import Alert, Fill, Order, OrderPurpose, OrderStatus, OrderType, Quote, Side, Signal
 from .money import ZERO
 from .orders import OrderManager
+from .commands import OperatorCommands
 from .portfolio import Portfolio
 from .profile import Profile, journal_path, log_path
 from .risk.breakers import Breaker, BreakerState, is_rise
@@ -42,7 +43,7 @@ EQUITY_JOURNAL_SECONDS = 60
 BPS = Decimal("0.0001")
 
 
-class Engine:
+class Engine(OperatorCommands):
     def __init__(self, profile: Profile, clock: SimClock, journal: Journal, feed: MarketFeed,
                  broker: PaperBroker, session: int, speed: float, log_file: Path) -> None:
         self.profile = profile
@@ -70,6 +71,7 @@ class Engine:
         self.quotes: dict[str, Quote] = {}
         self._signals: dict[str, Signal] = {}
         self._entry_times: deque[datetime] = deque()
+        self._last_refusal: dict[str, tuple[str | None, datetime]] = {}
         self._stop = asyncio.Event()
         self._snapshot: EngineSnapshot | None = None
         self._next_sample: datetime | None = None
@@ -172,8 +174,9 @@ class Engine:
 
     async def on_batch(self, batch: list[Quote]) -> None:
         now = self.clock.now()
-        if self.portfolio.roll(now):
-            self.new_day()
+        new_day, new_week = self.portfolio.roll(now)
+        if new_day:
+            self.new_period("week" if new_week else "day")
         signals: list[Signal] = []
         strategy = self.strategy
         positions = self.portfolio.positions
@@ -225,11 +228,7 @@ class Engine:
             order.status = OrderStatus.REJECTED
             order.reason = f"risk gate: {decision.failed}"
             self.orders.record(order)
-            fail = decision.failure
-            detail = fail.detail if fail is not None else size.rationale
-            self.alerts.publish("info", "gate_refused",
-                                f"{sig.symbol} {sig.side.value} refused: {decision.failed} ({detail})",
-                                sig.ts, client_order_id=order.client_order_id)
+            self._alert_refusal(sig, order, decision, size.rationale)
             return
         self.counters["approved"] += 1
         if self.profile.approval.required:
@@ -241,6 +240,18 @@ class Engine:
                                 client_order_id=order.client_order_id)
             return
         await self._send_entry(order, decision)
+
+    def _alert_refusal(self, sig: Signal, order: Order, decision: Decision, sizing: str) -> None:
+        """Every refusal is journaled; the feed hears of it when the reason changes, or after a
+        quiet spell, so one stubborn limit does not bury every other alert."""
+        last = self._last_refusal.get(sig.symbol)
+        if last is not None and last[0] == decision.failed and (sig.ts - last[1]).total_seconds() < 300:
+            return
+        self._last_refusal[sig.symbol] = (decision.failed, sig.ts)
+        fail = decision.failure
+        detail = fail.detail if fail is not None else sizing
+        self.alerts.publish("info", "gate_refused", f"{sig.symbol} {sig.side.value} refused: {decision.failed} ({detail})",
+                            sig.ts, client_order_id=order.client_order_id)
 
     def _entry_order(self, sig: Signal, qty: Decimal) -> Order:
         cfg = self.profile.orders
@@ -336,115 +347,6 @@ class Engine:
             "stop": req.stop_price, "edge": req.edge, "confidence": req.confidence, "sizing": sizing,
             "checks": [c.as_dict() for c in d.checks]})
 
-    # -- approvals ----------------------------------------------------------------------------
-    async def approve(self, client_order_id: str) -> bool:
-        item = self.approvals.take(client_order_id)
-        if item is None:
-            return False
-        order = item.order
-        # Minutes may have passed: the gate judges the order again, on today's numbers.
-        req = self._request(order, "strategy")
-        decision = self.gate.evaluate(req, self._context(req))
-        self._journal_decision(order, req, decision, item.sizing)
-        self.journal.append("approval", self.clock.now(), client_order_id,
-                            {"result": "approved" if decision.approved else "refused_on_approval",
-                             "failed": decision.failed})
-        if not decision.approved:
-            order.status = OrderStatus.REJECTED
-            order.reason = f"risk gate on approval: {decision.failed}"
-            self.orders.record(order)
-            self.alerts.publish("warning", "gate_refused",
-                                f"{order.symbol} approved but refused by the gate now: {decision.failed}",
-                                self.clock.now(), client_order_id=client_order_id)
-            await self.journal.flush()
-            return False
-        await self._send_entry(order, decision)
-        return True
-
-    async def reject(self, client_order_id: str, reason: str = "operator") -> bool:
-        item = self.approvals.take(client_order_id)
-        if item is None:
-            return False
-        self._finish_pending(item.order, OrderStatus.REJECTED, f"rejected: {reason}", "rejected")
-        self.counters["rejected_by_operator"] += 1
-        await self.journal.flush()
-        return True
-
-    def _finish_pending(self, order: Order, status: OrderStatus, reason: str, result: str) -> None:
-        order.status = status
-        order.reason = reason
-        self.orders.record(order)
-        self.journal.append("approval", self.clock.now(), order.client_order_id, {"result": result, "reason": reason})
-
-    def _expire_approvals(self, now: datetime) -> None:
-        for item in self.approvals.expired(now):
-            self.counters["expired"] += 1
-            self._finish_pending(item.order, OrderStatus.EXPIRED, "approval timed out", "expired")
-            self.alerts.publish("info", "approval_expired",
-                                f"{item.order.symbol} order auto-rejected: approval timed out", now,
-                                client_order_id=item.order.client_order_id)
-
-    # -- halt, close-all, re-arm --------------------------------------------------------------
-    def halt(self, source: str, reason: str) -> asyncio.Task:
-        """Latch now (before this returns); the returned task cancels and journals."""
-        first = self.state is not TradingState.HALTED
-        self.state = TradingState.HALTED
-        self.halt_reason = reason
-        pending = self.approvals.take_all()
-        return asyncio.get_running_loop().create_task(self._after_halt(source, reason, pending, first))
-
-    async def _after_halt(self, source: str, reason: str, pending: list, first: bool) -> None:
-        now = self.clock.now()
-        self.journal.append("halt", now, None, {"source": source, "reason": reason})
-        for item in pending:
-            self._finish_pending(item.order, OrderStatus.REJECTED, "halted", "rejected_by_halt")
-        failed = await self.orders.cancel_where(lambda o: o.purpose is OrderPurpose.ENTRY, "halt")
-        await self.orders.process_events()
-        if first:
-            self.alerts.publish("critical", "halt", f"HALTED by {source}: {reason}", now)
-        if failed:
-            self.alerts.publish("critical", "halt_cancel_failed", f"still open after halt: {', '.join(failed)}", now)
-        log.warning("halted by %s: %s", source, reason)
-        await self.journal.flush()
-
-    async def close_all(self, source: str) -> None:
-        """Flatten every position; works while halted; idempotent."""
-        now = self.clock.now()
-        self.journal.append("close_all", now, None, {"source": source, "positions": len(self.portfolio.positions)})
-        await self.orders.cancel_where(lambda o: o.purpose is OrderPurpose.ENTRY, "close-all")
-        for item in self.approvals.take_all():
-            self._finish_pending(item.order, OrderStatus.REJECTED, "close-all", "rejected_by_close_all")
-        await self.orders.process_events()
-        for symbol in list(self.portfolio.positions):
-            if any(o.symbol == symbol and o.purpose is OrderPurpose.EXIT for o in self.orders.working.values()):
-                continue
-            await self._exit_position(symbol, "operator", "close-all")
-        self.alerts.publish("warning", "close_all", f"close-all by {source}", now)
-        await self.journal.flush()
-
-    async def rearm(self, reason: str) -> str | None:
-        reason = reason.strip()
-        if not reason:
-            return "re-arm needs a reason"
-        holding = [b.name for b in self.breakers if b.state is BreakerState.TRIPPED and b.reset_on == "rearm"
-                   and b.action == "halt" and b.ratio >= 1]
-        if holding:
-            return f"cannot re-arm: breaker still over its limit: {', '.join(holding)}"
-        for b in self.breakers:
-            if b.reset_on == "rearm" and b.state is BreakerState.TRIPPED:
-                b.reset()
-        self.state = TradingState.ACTIVE
-        self.halt_reason = ""
-        self._apply_breaker_state()
-        self.journal.append("rearm", self.clock.now(), None, {"reason": reason})
-        self.alerts.publish("warning", "rearm", f"re-armed: {reason}", self.clock.now())
-        await self.journal.flush()
-        return None
-
-    def exposure(self) -> tuple[int, int]:
-        working = sum(1 for o in self.orders.working.values() if o.purpose is OrderPurpose.ENTRY)
-        return working + len(self.approvals), len(self.portfolio.positions)
-
     # -- breakers -----------------------------------------------------------------------------
     def _evaluate_breakers(self, now: datetime) -> None:
         for b in self.breakers:
@@ -471,10 +373,14 @@ class Engine:
     def _on_fill(self, fill: Fill, order: Order, realized: Decimal) -> None:
         self.counters["fills"] += 1
 
-    def new_day(self) -> None:
+    def new_period(self, period: str) -> None:
+        """A new venue day (or week, which is also a new day) resets the breakers tied to it."""
+        resets = {"day"} if period == "day" else {"day", "week"}
         for b in self.breakers:
-            if b.reset_on == "day":
+            if b.reset_on in resets and b.state is not BreakerState.ARMED:
+                old = b.state
                 b.reset()
+                self.journal.append("breaker", self.clock.now(), b.name, {"old": old, "new": b.state, "reset": period})
         self._apply_breaker_state()
 
     # -- equity, snapshot, shutdown -----------------------------------------------------------

@@ -93,22 +93,23 @@ class Portfolio:
     def open_positions(self) -> int:
         return len(self.positions)
 
-    def roll(self, now: datetime) -> bool:
+    def roll(self, now: datetime) -> tuple[bool, bool]:
         """Move the day/week baselines when the venue's calendar day or ISO week changes.
 
-        Returns True when a new day began (after the first call), so daily limits can reset."""
+        Returns (new day, new week), both False on the first call, so limits can reset."""
         day = now.astimezone(self.tz).date()
         if day == self._day_key:
-            return False
+            return False, False
         first = self._day_key is None
         week = day.isocalendar()[:2]
+        new_week = not first and week != self._week_key
         if not first:
             self.day_start_equity = self.equity
-            if week != self._week_key:
+            if new_week:
                 self.week_start_equity = self.equity
         self._day_key = day
         self._week_key = week
-        return not first
+        return not first, new_week
 
     def sample(self, now: datetime) -> Decimal:
         eq = self.equity

@@ -47,7 +47,7 @@ class FeedConfig(Strict):
 
 
 class StrategyConfig(Strict):
-    name: Literal["ema_trend"] = "ema_trend"
+    name: Literal["ema_trend"] = Field("ema_trend", description="multi-timeframe EMA trend")
     timeframes: list[int] = Field(
         default_factory=lambda: [10, 30, 120],
         min_length=1,
@@ -80,25 +80,25 @@ class SizingConfig(Strict):
 
 
 class RiskLimits(Strict):
-    max_open_positions: int = Field(5, ge=1)
-    max_trades_per_day: int = Field(20, ge=1)
-    max_trades_per_hour: int = Field(5, ge=1)
-    min_seconds_between_trades: float = Field(60, ge=0)
-    min_edge: float = Field(0.08, ge=0, le=1)
-    min_confidence: float = Field(0.7, ge=0, le=1)
-    max_consecutive_losses: int = Field(5, ge=1)
-    drawdown_pause_pct: Pct = Field(Decimal(15), gt=0, le=100)
-    drawdown_stop_pct: Pct = Field(Decimal(25), gt=0, le=100)
-    daily_loss_pct: Pct = Field(Decimal(2), gt=0, le=100)
-    weekly_loss_pct: Pct = Field(Decimal(10), gt=0, le=100)
-    risk_per_trade_pct: Pct = Field(Decimal(1), gt=0, le=100)
-    max_position_pct: Pct = Field(Decimal(10), gt=0, le=100)
-    cash_reserve_pct: Pct = Field(Decimal(25), ge=0, lt=100)
-    stop_loss_default_pct: Pct = Field(Decimal(8), gt=0, lt=100)
-    stop_loss_min_pct: Pct = Field(Decimal(5), gt=0, lt=100)
-    stop_loss_max_pct: Pct = Field(Decimal(15), gt=0, lt=100)
-    max_single_trade_loss_usd: Decimal = Field(Decimal(200), gt=0)
-    max_total_capital_usd: Decimal = Field(Decimal(100000), gt=0)
+    max_open_positions: int = Field(5, ge=1, description="positions open at once")
+    max_trades_per_day: int = Field(20, ge=1, description="new entries per venue day")
+    max_trades_per_hour: int = Field(5, ge=1, description="new entries in any rolling hour")
+    min_seconds_between_trades: float = Field(60, ge=0, description="quiet time between two entries")
+    min_edge: float = Field(0.08, ge=0, le=1, description="weakest signal edge the gate lets through")
+    min_confidence: float = Field(0.7, ge=0, le=1, description="weakest signal confidence the gate lets through")
+    max_consecutive_losses: int = Field(5, ge=1, description="losing trades in a row before entries stop")
+    drawdown_pause_pct: Pct = Field(Decimal(15), gt=0, le=100, description="drawdown from the equity peak that pauses entries")
+    drawdown_stop_pct: Pct = Field(Decimal(25), gt=0, le=100, description="drawdown from the equity peak that halts")
+    daily_loss_pct: Pct = Field(Decimal(2), gt=0, le=100, description="loss today (of the day's opening equity) that stops entries until the next day")
+    weekly_loss_pct: Pct = Field(Decimal(10), gt=0, le=100, description="loss this week that stops entries until the next week")
+    risk_per_trade_pct: Pct = Field(Decimal(1), gt=0, le=100, description="equity lost if a trade hits its stop")
+    max_position_pct: Pct = Field(Decimal(10), gt=0, le=100, description="largest position as % of equity")
+    cash_reserve_pct: Pct = Field(Decimal(25), ge=0, lt=100, description="cash kept free, % of equity")
+    stop_loss_default_pct: Pct = Field(Decimal(8), gt=0, lt=100, description="stop distance the strategy uses")
+    stop_loss_min_pct: Pct = Field(Decimal(5), gt=0, lt=100, description="tightest stop the gate accepts")
+    stop_loss_max_pct: Pct = Field(Decimal(15), gt=0, lt=100, description="widest stop the gate accepts")
+    max_single_trade_loss_usd: Decimal = Field(Decimal(200), gt=0, description="most one trade may lose at its stop, fees included")
+    max_total_capital_usd: Decimal = Field(Decimal(100000), gt=0, description="most capital deployed in positions at once")
 
     @model_validator(mode="after")
     def _consistent(self) -> "RiskLimits":
@@ -122,17 +122,17 @@ class ApprovalConfig(Strict):
 
 
 class OrderConfig(Strict):
-    entry_type: Literal["limit", "market"] = "limit"
+    entry_type: Literal["limit", "market"] = Field("limit", description="entries as limit at the touch (market fallback) or market")
     limit_timeout_seconds: float = Field(30, gt=0, description="unfilled limit falls back to market after this")
     limit_offset_bps: Decimal = Field(Decimal(0), ge=0, le=500, description="limit price inside the touch, bps")
 
 
 class PaperConfig(Strict):
-    starting_cash: Decimal = Field(Decimal(10000), gt=0)
-    maker_fee_bps: Decimal = Field(Decimal(10), ge=0, le=1000)
-    taker_fee_bps: Decimal = Field(Decimal(20), ge=0, le=1000)
-    slippage_bps: Decimal = Field(Decimal(2), ge=0, le=1000)
-    latency_ms: int = Field(50, ge=0, le=60000)
+    starting_cash: Decimal = Field(Decimal(10000), gt=0, description="paper account's starting cash")
+    maker_fee_bps: Decimal = Field(Decimal(10), ge=0, le=1000, description="fee on resting (maker) fills")
+    taker_fee_bps: Decimal = Field(Decimal(20), ge=0, le=1000, description="fee on crossing (taker) fills")
+    slippage_bps: Decimal = Field(Decimal(2), ge=0, le=1000, description="price worsening on taker fills")
+    latency_ms: int = Field(50, ge=0, le=60000, description="time before a paper order can trade")
 
 
 class JournalConfig(Strict):
@@ -140,18 +140,19 @@ class JournalConfig(Strict):
 
 
 class LoggingConfig(Strict):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level of the file and stdout")
     path: str | None = Field(None, description="rotating log file; default next to the journal")
-    max_bytes: int = Field(5_000_000, ge=10_000)
-    backups: int = Field(3, ge=0, le=100)
+    max_bytes: int = Field(5_000_000, ge=10_000, description="rotate the log at this size")
+    backups: int = Field(3, ge=0, le=100, description="rotated logs kept")
 
 
 class Profile(Strict):
-    name: str = Field("paper", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    mode: Literal["paper", "testnet", "live"] = "paper"
+    name: str = Field("paper", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="profile name: names the journal and log files")
+    mode: Literal["paper", "testnet", "live"] = Field("paper", description="paper trades the paper broker; live is never a default")
     venue: VenueConfig = Field(default_factory=VenueConfig)
     symbols: list[str] = Field(
-        default_factory=lambda: ["BTC/USD", "ETH/USD", "SOL/USD", "LTC/USD"], min_length=1
+        default_factory=lambda: ["BTC/USD", "ETH/USD", "SOL/USD", "LTC/USD"], min_length=1,
+        description="symbols the feed quotes and the strategy trades",
     )
     feed: FeedConfig = Field(default_factory=FeedConfig)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)

@@ -170,7 +170,7 @@ class CsvReplayFeed:
         batch_lines: dict[str, int] = {}  # symbol -> line, within the current timestamp
         prev_ts: datetime | None = None
         prev_line = 0
-        ts_text_cache = ("", None)
+        ts_text_cache: tuple[str | None, datetime | None] = (None, None)
         rows = 0
         for row in reader:
             line = reader.line_num

@@ -96,7 +96,7 @@ def _size_step(units: float) -> Decimal:
     return Decimal(1).scaleb(exp)
 
 
-# Standard normal deviates by table lookup: ~10x cheaper than Random.gauss; tails cut at ~3.9 sigma
+# Standard normal deviates by table lookup: ~10x cheaper than Random.gauss; tails cut at ~4.0 sigma
 # (gaps and spikes supply the fat tails).
 _NORMAL_BITS = 14
 _NORMAL = tuple(NormalDist().inv_cdf((i + 0.5) / (1 << _NORMAL_BITS)) for i in range(1 << _NORMAL_BITS))
@@ -285,7 +285,7 @@ class SimulatedMarket:
             bid_t = int(mid * s.inv_tick + 0.5) - (spread >> 1)
             if bid_t < 1:
                 bid_t = 1
-            last_off = int(spread * (0.5 + 0.125 * z) + 0.5)  # |z| < 4 keeps it within 0..spread
+            last_off = int(spread * (0.5 + 0.12 * z) + 0.5)  # |z| <= 4.01 keeps it within 0..spread
             vol = int(s.volume_k * (0.3 + 0.7 * zz) * _VOL_JITTER[k] + 0.5)
 
             tc = s.tick_cache

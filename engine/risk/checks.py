@@ -163,6 +163,42 @@ class StopLossCheck(PreTradeCheck):
         )
 
 
+class SingleTradeLossCheck(PreTradeCheck):
+    """Loss at the stop (quantity x stop distance, plus fees both ways) within the USD cap and
+    the risk-per-trade share of equity, whichever is tighter."""
+
+    name = "single_trade_loss"
+
+    def __init__(self, max_usd: Decimal, risk_pct: Decimal, fee_rate: Decimal) -> None:
+        self.max_usd = max_usd
+        self.risk_pct = risk_pct
+        self.fee_rate = fee_rate
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        if req.stop_price is None:
+            return CheckResult(self.name, False, "no stop: loss unbounded", {})
+        fees = (req.price + req.stop_price) * req.quantity * self.fee_rate
+        loss = abs(req.price - req.stop_price) * req.quantity + fees
+        # Sizing rounds to the risk share; a cent of rounding must not refuse the trade it sized.
+        cap = min(self.max_usd, ctx.equity * self.risk_pct / HUNDRED * Decimal("1.02") + fees)
+        ok = loss <= cap
+        return CheckResult(self.name, ok, f"loss at stop {loss:.2f}, cap {cap:.2f}",
+                           {"loss": loss, "cap": cap})
+
+
+class TotalCapitalCheck(PreTradeCheck):
+    name = "total_capital"
+
+    def __init__(self, max_usd: Decimal) -> None:
+        self.max_usd = max_usd
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        after = ctx.gross_exposure + req.notional
+        ok = after <= self.max_usd
+        return CheckResult(self.name, ok, f"deployed after {after:.2f}, max {self.max_usd}",
+                           {"deployed_after": after, "max": self.max_usd})
+
+
 class TradesPerDayThrottle(PreTradeCheck):
     name = "trades_per_day"
 
@@ -211,6 +247,9 @@ def default_checks(profile: Profile) -> list[PreTradeCheck]:
         MinConfidenceCheck(r.min_confidence),
         MaxOpenPositionsCheck(r.max_open_positions),
         PositionSizeCheck(r.max_position_pct, profile.sizing.max_order_usd),
+        SingleTradeLossCheck(r.max_single_trade_loss_usd, r.risk_per_trade_pct,
+                             profile.paper.taker_fee_bps / Decimal(10000)),
+        TotalCapitalCheck(r.max_total_capital_usd),
         CashReserveCheck(r.cash_reserve_pct),
         DailyLossLimitCheck(r.daily_loss_pct),
         TradesPerDayThrottle(r.max_trades_per_day),

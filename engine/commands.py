@@ -1,0 +1,128 @@
+"""Operator commands: approve, reject, halt, close-all, re-arm.
+
+A mixin of `Engine`, kept apart because these are the paths a trader's keys (and later the CLI
+and the control socket) drive, and each must keep working when everything else is going wrong.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from .models import Order, OrderPurpose, OrderStatus
+from .risk.breakers import BreakerState
+from .risk.gate import TradingState
+
+log = logging.getLogger("tradeconsole.engine")
+
+
+class OperatorCommands:
+    # -- approvals ----------------------------------------------------------------------------
+    async def approve(self, client_order_id: str) -> bool:
+        item = self.approvals.take(client_order_id)
+        if item is None:
+            return False
+        order = item.order
+        # Minutes may have passed: the gate judges the order again, on today's numbers.
+        req = self._request(order, "strategy")
+        decision = self.gate.evaluate(req, self._context(req))
+        self._journal_decision(order, req, decision, item.sizing)
+        self.journal.append("approval", self.clock.now(), client_order_id,
+                            {"result": "approved" if decision.approved else "refused_on_approval",
+                             "failed": decision.failed})
+        if not decision.approved:
+            order.status = OrderStatus.REJECTED
+            order.reason = f"risk gate on approval: {decision.failed}"
+            self.orders.record(order)
+            self.alerts.publish("warning", "gate_refused",
+                                f"{order.symbol} approved but refused by the gate now: {decision.failed}",
+                                self.clock.now(), client_order_id=client_order_id)
+            await self.journal.flush()
+            return False
+        await self._send_entry(order, decision)
+        return True
+
+    async def reject(self, client_order_id: str, reason: str = "operator") -> bool:
+        item = self.approvals.take(client_order_id)
+        if item is None:
+            return False
+        self._finish_pending(item.order, OrderStatus.REJECTED, f"rejected: {reason}", "rejected")
+        self.counters["rejected_by_operator"] += 1
+        await self.journal.flush()
+        return True
+
+    def _finish_pending(self, order: Order, status: OrderStatus, reason: str, result: str) -> None:
+        order.status = status
+        order.reason = reason
+        self.orders.record(order)
+        self.journal.append("approval", self.clock.now(), order.client_order_id, {"result": result, "reason": reason})
+
+    def _expire_approvals(self, now: datetime) -> None:
+        for item in self.approvals.expired(now):
+            self.counters["expired"] += 1
+            self._finish_pending(item.order, OrderStatus.EXPIRED, "approval timed out", "expired")
+            self.alerts.publish("info", "approval_expired",
+                                f"{item.order.symbol} order auto-rejected: approval timed out", now,
+                                client_order_id=item.order.client_order_id)
+
+    # -- halt, close-all, re-arm --------------------------------------------------------------
+    def halt(self, source: str, reason: str) -> asyncio.Task:
+        """Latch now (before this returns); the returned task cancels and journals."""
+        first = self.state is not TradingState.HALTED
+        self.state = TradingState.HALTED
+        self.halt_reason = reason
+        pending = self.approvals.take_all()
+        return asyncio.get_running_loop().create_task(self._after_halt(source, reason, pending, first))
+
+    async def _after_halt(self, source: str, reason: str, pending: list, first: bool) -> None:
+        now = self.clock.now()
+        self.journal.append("halt", now, None, {"source": source, "reason": reason})
+        for item in pending:
+            self._finish_pending(item.order, OrderStatus.REJECTED, "halted", "rejected_by_halt")
+        failed = await self.orders.cancel_where(lambda o: o.purpose is OrderPurpose.ENTRY, "halt")
+        await self.orders.process_events()
+        if first:
+            self.alerts.publish("critical", "halt", f"HALTED by {source}: {reason}", now)
+        if failed:
+            self.alerts.publish("critical", "halt_cancel_failed", f"still open after halt: {', '.join(failed)}", now)
+        log.warning("halted by %s: %s", source, reason)
+        await self.journal.flush()
+
+    async def close_all(self, source: str) -> None:
+        """Flatten every position; works while halted; idempotent."""
+        now = self.clock.now()
+        self.journal.append("close_all", now, None, {"source": source, "positions": len(self.portfolio.positions)})
+        await self.orders.cancel_where(lambda o: o.purpose is OrderPurpose.ENTRY, "close-all")
+        for item in self.approvals.take_all():
+            self._finish_pending(item.order, OrderStatus.REJECTED, "close-all", "rejected_by_close_all")
+        await self.orders.process_events()
+        for symbol in list(self.portfolio.positions):
+            if any(o.symbol == symbol and o.purpose is OrderPurpose.EXIT for o in self.orders.working.values()):
+                continue
+            await self._exit_position(symbol, "operator", "close-all")
+        self.alerts.publish("warning", "close_all", f"close-all by {source}", now)
+        await self.journal.flush()
+
+    async def rearm(self, reason: str) -> str | None:
+        reason = reason.strip()
+        if not reason:
+            return "re-arm needs a reason"
+        holding = [b.name for b in self.breakers if b.state is BreakerState.TRIPPED and b.reset_on == "rearm"
+                   and b.action == "halt" and b.ratio >= 1]
+        if holding:
+            return f"cannot re-arm: breaker still over its limit: {', '.join(holding)}"
+        for b in self.breakers:
+            if b.reset_on == "rearm" and b.state is BreakerState.TRIPPED:
+                b.reset()
+        self.state = TradingState.ACTIVE
+        self.halt_reason = ""
+        self._apply_breaker_state()
+        self.journal.append("rearm", self.clock.now(), None, {"reason": reason})
+        self.alerts.publish("warning", "rearm", f"re-armed: {reason}", self.clock.now())
+        await self.journal.flush()
+        return None
+
+    def exposure(self) -> tuple[int, int]:
+        working = sum(1 for o in self.orders.working.values() if o.purpose is OrderPurpose.ENTRY)
+        return working + len(self.approvals), len(self.portfolio.positions)
+
