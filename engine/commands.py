@@ -107,8 +107,14 @@ class OperatorCommands:
         reason = reason.strip()
         if not reason:
             return "re-arm needs a reason"
+        # Re-arming acknowledges the losing streak and re-bases the drawdown pause; a breaker whose
+        # number is still past its limit after that (drawdown stop, total loss, API failures)
+        # would trip again on the next tick, so it holds the re-arm.
+        self.portfolio.acknowledge_losses()
+        for b in self.breakers:
+            b.value, b.limit = b.measure()
         holding = [b.name for b in self.breakers if b.state is BreakerState.TRIPPED and b.reset_on == "rearm"
-                   and b.action == "halt" and b.ratio >= 1]
+                   and b.unit != "latch" and b.ratio >= 1]
         if holding:
             return f"cannot re-arm: breaker still over its limit: {', '.join(holding)}"
         for b in self.breakers:

@@ -90,7 +90,12 @@ def load_profile(path: str | Path | None) -> Profile:
         raise ConfigError([f"{source}: {where}YAML syntax error: {problem}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{source}: YAML error: {exc}"]) from None
-    return profile_from_mapping(data, source)
+    profile = profile_from_mapping(data, source)
+    csv = profile.feed.csv_path
+    if csv and not Path(csv).expanduser().is_absolute():
+        # A replay file named in a profile sits beside the profile, wherever it is run from.
+        profile.feed.csv_path = str((p.parent / csv).resolve())
+    return profile
 
 
 def effective_yaml(profile: Profile) -> str:

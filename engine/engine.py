@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -34,7 +33,8 @@ from .risk.gate import Decision, OrderRequest, RiskContext, RiskGate, TradingSta
 from .sizing import size_position
 from .snapshot import EngineSnapshot
 from .snapshot_build import build_snapshot
-from .breaker_set import build_breakers
+from .tracking import MarketWatch, TradeLog
+from .breaker_set import ApiFailureCounter, build_breakers
 
 log = logging.getLogger("tradeconsole.engine")
 
@@ -65,12 +65,17 @@ class Engine(OperatorCommands):
         from .strategy import EmaTrendStrategy
 
         self.strategy = EmaTrendStrategy(profile.strategy, profile.risk)
-        self.breakers: list[Breaker] = build_breakers(profile, self.portfolio)
+        self.api_failures = ApiFailureCounter(profile.breakers.api_failure_window_seconds, clock)
+        self.breakers: list[Breaker] = build_breakers(
+            profile, self.portfolio, clock, self.api_failures,
+            lambda: self.market.last_quote_at, lambda: self.state is TradingState.HALTED)
         self.state = TradingState.ACTIVE
         self.halt_reason = ""
         self.quotes: dict[str, Quote] = {}
         self._signals: dict[str, Signal] = {}
-        self._entry_times: deque[datetime] = deque()
+        self.trades = TradeLog()
+        self.market = MarketWatch(profile.risk.max_price_jump_pct)
+        self.broker_environment = "paper"  # what the venue says it is; real venues report their own
         self._last_refusal: dict[str, tuple[str | None, datetime]] = {}
         self._stop = asyncio.Event()
         self._snapshot: EngineSnapshot | None = None
@@ -87,8 +92,13 @@ class Engine(OperatorCommands):
     async def open(cls, profile: Profile, *, clock: SimClock | None = None, seed: int | None = None,
                    speed: float | None = None, log_to_stdout: bool = False) -> "Engine":
         feed_cfg = profile.feed if seed is None else profile.feed.model_copy(update={"seed": seed})
-        clock = clock or SimClock()
-        feed = build_feed(feed_cfg, profile.symbols, clock.now())
+        if clock is None and feed_cfg.kind == "csv":
+            feed = build_feed(feed_cfg, profile.symbols, SimClock().now())
+            # A replay's clock starts where its data does, or old data would never move time.
+            clock = SimClock(feed.first_ts)  # type: ignore[attr-defined]
+        else:
+            clock = clock or SimClock()
+            feed = build_feed(feed_cfg, profile.symbols, clock.now())
         jpath = journal_path(profile)
         lpath = log_path(profile)
         setup_logging(lpath, profile.logging, stdout=log_to_stdout)
@@ -132,6 +142,7 @@ class Engine(OperatorCommands):
                 break
             for q in batch:
                 self.quotes[q.symbol] = q
+                self.market.update(q)
                 self.broker.on_quote(q)
                 self.strategy.on_quote(q, ZERO)
             n += len(batch)
@@ -180,8 +191,10 @@ class Engine(OperatorCommands):
         signals: list[Signal] = []
         strategy = self.strategy
         positions = self.portfolio.positions
+        market = self.market
         for q in batch:
             self.quotes[q.symbol] = q
+            market.update(q)
             self.portfolio.mark(q)
             self.broker.on_quote(q)
             pos = positions.get(q.symbol)
@@ -267,7 +280,7 @@ class Engine(OperatorCommands):
     async def _send_entry(self, order: Order, decision: Decision) -> None:
         if await self.orders.send(order, "strategy", decision):
             self.counters["orders"] += 1
-            self._entry_times.append(self.clock.now())
+            self.trades.record_entry(self.clock.now(), self.orders.position_qty(order.symbol) == 0)
 
     async def _strategy_exit(self, sig: Signal, pos_qty: Decimal) -> None:
         if any(o.symbol == sig.symbol and o.purpose is OrderPurpose.EXIT for o in self.orders.working.values()):
@@ -318,20 +331,31 @@ class Engine(OperatorCommands):
 
     def _context(self, req: OrderRequest) -> RiskContext:
         now = self.clock.now()
-        hour_ago = now - timedelta(hours=1)
-        times = self._entry_times
-        while times and times[0] < now - timedelta(days=2):
-            times.popleft()
+        log_ = self.trades
+        log_.prune(now)
         day_start = self.portfolio.day_start(now)
-        last = times[-1] if times else None
+        week_start = day_start - timedelta(days=day_start.weekday())
+        last = log_.entries[-1] if log_.entries else None
         p = self.portfolio
+        q = self.market.quote(req.symbol)
+        pos = p.positions.get(req.symbol)
         return RiskContext(
             now=now, trading_state=self.state, equity=p.equity, cash=p.cash,
             day_start_equity=p.day_start_equity, pnl_today=p.pnl_today, open_positions=len(p.positions),
             position_qty=self.orders.position_qty(req.symbol), gross_exposure=p.gross_exposure,
-            trades_today=sum(1 for t in times if t >= day_start),
-            trades_last_hour=sum(1 for t in times if t >= hour_ago),
+            trades_today=log_.count_since(log_.entries, day_start),
+            trades_last_hour=log_.count_since(log_.entries, now - timedelta(hours=1)),
             seconds_since_last_trade=None if last is None else (now - last).total_seconds(),
+            week_start_equity=p.week_start_equity, pnl_week=p.pnl_week,
+            symbol_exposure=pos.market_value if pos is not None else ZERO,
+            exposure_by_symbol={s: x.market_value for s, x in p.positions.items()},
+            new_positions_today=log_.count_since(log_.opens, day_start),
+            new_positions_week=log_.count_since(log_.opens, week_start),
+            quote=q, quote_age_seconds=None if q is None else (now - q.ts).total_seconds(),
+            last_good_price=self.market.last_good(req.symbol),
+            recent_volume=self.market.recent_volume(req.symbol),
+            venue_connected=self.broker.connected, account_blocked=False,
+            venue_environment=self.broker_environment, mode=self.profile.mode,
         )
 
     def _authorize(self, order: Order, source: str) -> Decision:
@@ -355,7 +379,11 @@ class Engine(OperatorCommands):
                 continue
             self.journal.append("breaker", now, b.name, {"old": t.old, "new": t.new, "value": b.value, "limit": b.limit})
             if not is_rise(t):
+                if t.old is BreakerState.TRIPPED:
+                    self._apply_breaker_state()  # an auto-reset breaker cleared itself
                 continue
+            if b.unit == "latch":
+                continue  # the halt itself already alerted and latched
             sev = "critical" if t.new in (BreakerState.CRITICAL, BreakerState.TRIPPED) else "warning"
             self.alerts.publish(sev, "breaker", f"{b.name} {t.new.value}: {b.text().strip()}", now, breaker=b.name)
             if t.new is BreakerState.TRIPPED:

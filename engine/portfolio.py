@@ -23,6 +23,10 @@ class Portfolio:
         self.fees = ZERO
         self.tz = ZoneInfo(tz)
         self.peak_equity = starting_cash
+        # The drawdown pause measures from a peak the operator may re-base on re-arm; the
+        # drawdown stop always measures from the all-time peak.
+        self.pause_peak = starting_cash
+        self._streak_base = 0  # closed trades before this index were acknowledged on re-arm
         self.curve: deque[tuple[datetime, Decimal]] = deque(maxlen=curve_len)
         self._day_key: object = None
         self._week_key: object = None
@@ -115,6 +119,8 @@ class Portfolio:
         eq = self.equity
         if eq > self.peak_equity:
             self.peak_equity = eq
+        if eq > self.pause_peak:
+            self.pause_peak = eq
         self.curve.append((now, eq))
         return eq
 
@@ -132,9 +138,20 @@ class Portfolio:
         peak = max(self.peak_equity, eq)
         return ZERO if peak <= 0 else (peak - eq) / peak * 100
 
+    @property
+    def pause_drawdown_pct(self) -> Decimal:
+        eq = self.equity
+        peak = max(self.pause_peak, eq)
+        return ZERO if peak <= 0 else (peak - eq) / peak * 100
+
+    def acknowledge_losses(self) -> None:
+        """The operator has seen the losing streak (re-arm): count from here."""
+        self._streak_base = len(self.closed_trades)
+        self.pause_peak = self.equity
+
     def consecutive_losses(self) -> int:
         n = 0
-        for pnl in reversed(self.closed_trades):
+        for pnl in reversed(self.closed_trades[self._streak_base:]):
             if pnl < 0:
                 n += 1
             else:

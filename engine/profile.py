@@ -6,6 +6,7 @@ Percentages are given as percent (2 means 2 %), money in the account currency, b
 from __future__ import annotations
 
 from decimal import Decimal
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -99,6 +100,24 @@ class RiskLimits(Strict):
     stop_loss_max_pct: Pct = Field(Decimal(15), gt=0, lt=100, description="widest stop the gate accepts")
     max_single_trade_loss_usd: Decimal = Field(Decimal(200), gt=0, description="most one trade may lose at its stop, fees included")
     max_total_capital_usd: Decimal = Field(Decimal(100000), gt=0, description="most capital deployed in positions at once")
+    daily_loss_usd: Decimal | None = Field(None, gt=0, description="daily loss cap in USD; the tighter of this and daily_loss_pct applies")
+    weekly_loss_usd: Decimal | None = Field(None, gt=0, description="weekly loss cap in USD; the tighter of this and weekly_loss_pct applies")
+    max_new_positions_per_day: int = Field(10, ge=1, description="positions opened per venue day")
+    max_new_positions_per_week: int = Field(40, ge=1, description="positions opened per ISO week")
+    max_symbol_exposure_pct: Pct = Field(Decimal(10), gt=0, le=100, description="exposure in one symbol, % of equity")
+    correlated_groups: dict[str, list[str]] = Field(default_factory=dict, description="group name -> symbols that move together")
+    max_group_exposure_pct: Pct = Field(Decimal(20), gt=0, le=100, description="exposure in one correlated group, % of equity")
+    allowed_readiness: list[Literal["ready", "forming", "not_ready"]] = Field(
+        default_factory=lambda: ["ready"], min_length=1, description="strategy readiness states allowed to open positions")
+    max_spread_bps: Decimal = Field(Decimal(50), gt=0, description="widest spread, bps of mid, to enter")
+    max_volume_fraction: Decimal = Field(Decimal("0.1"), gt=0, le=1, description="order size as a fraction of the last minute's volume")
+    max_book_fraction: Decimal = Field(Decimal(1), gt=0, le=10, description="order size as a multiple of the top-of-book size")
+    max_data_age_seconds: float = Field(10, gt=0, description="oldest quote an entry may be priced on")
+    max_limit_distance_pct: Pct = Field(Decimal(2), gt=0, le=50, description="limit price distance from mid")
+    max_price_jump_pct: Pct = Field(Decimal(5), gt=0, le=100, description="move from the last good price treated as a spike")
+    portfolio_day_stop_pct: Pct = Field(Decimal(5), gt=0, le=100, description="portfolio down this much today: no new trades today")
+    portfolio_week_alert_pct: Pct = Field(Decimal(10), gt=0, le=100, description="portfolio down this much this week: critical alert for review")
+    portfolio_total_pause_pct: Pct = Field(Decimal(20), gt=0, le=100, description="portfolio down this much from starting capital: pause until re-armed")
 
     @model_validator(mode="after")
     def _consistent(self) -> "RiskLimits":
@@ -111,9 +130,64 @@ class RiskLimits(Strict):
             )
         if self.drawdown_pause_pct >= self.drawdown_stop_pct:
             raise _bad("drawdown_pause_pct", f"must be below drawdown_stop_pct ({self.drawdown_stop_pct}) (got {self.drawdown_pause_pct})")
+        for group, members in self.correlated_groups.items():
+            if len(members) < 2:
+                raise _bad(f"correlated_groups.{group}", "a group needs at least two symbols")
+        if self.max_new_positions_per_day > self.max_new_positions_per_week:
+            raise _bad("max_new_positions_per_day", f"must be <= max_new_positions_per_week ({self.max_new_positions_per_week}) (got {self.max_new_positions_per_day})")
         if self.max_trades_per_hour > self.max_trades_per_day:
             raise _bad("max_trades_per_hour", f"must be <= max_trades_per_day ({self.max_trades_per_day}) (got {self.max_trades_per_hour})")
         return self
+
+
+class MarketHoursConfig(Strict):
+    calendar: str = Field("24/7", description="24/7 (crypto) or an exchange calendar code, e.g. XNYS")
+    entry_cutoff_minutes: int = Field(15, ge=0, le=240, description="no entries this close to the session close")
+    allow_extended_hours: bool = Field(False, description="allow pre-market (from 04:00) and after-hours (to 20:00)")
+
+    @model_validator(mode="after")
+    def _known(self) -> "MarketHoursConfig":
+        if self.calendar != "24/7" and not re.fullmatch(r"[A-Z0-9]{3,5}", self.calendar):
+            raise _bad("calendar", f"must be 24/7 or an exchange code such as XNYS (got {self.calendar!r})")
+        return self
+
+
+class StageLimits(Strict):
+    max_capital_usd: Decimal | None = Field(None, gt=0, description="capital the stage may deploy")
+    max_position_usd: Decimal | None = Field(None, gt=0, description="largest position in the stage")
+    min_edge: float | None = Field(None, ge=0, le=1, description="stricter min edge for the stage")
+    min_confidence: float | None = Field(None, ge=0, le=1, description="stricter min confidence for the stage")
+
+
+STAGE_ORDER = ("paper", "testnet", "micro", "small", "medium", "standard")
+
+
+def _default_stages() -> dict[str, "StageLimits"]:
+    # The go-live checklists' table: capital cap / max position per stage.
+    return {
+        "paper": StageLimits(),
+        "testnet": StageLimits(),
+        "micro": StageLimits(max_capital_usd=Decimal(500), max_position_usd=Decimal(10), min_edge=0.1, min_confidence=0.75),
+        "small": StageLimits(max_capital_usd=Decimal(1000), max_position_usd=Decimal(50)),
+        "medium": StageLimits(max_capital_usd=Decimal(2500), max_position_usd=Decimal(100)),
+        "standard": StageLimits(max_capital_usd=Decimal(5000), max_position_usd=Decimal(200)),
+    }
+
+
+BreakerAction = Literal["block", "halt"]
+
+
+class BreakerSettings(Strict):
+    daily_loss: BreakerAction = Field("block", description="block: no entries until the next venue day")
+    weekly_loss: BreakerAction = "block"
+    drawdown_pause: BreakerAction = "block"
+    drawdown_stop: BreakerAction = "halt"
+    consecutive_losses: BreakerAction = "block"
+    api_failures: BreakerAction = "halt"
+    stale_data: BreakerAction = "block"
+    api_failure_limit: int = Field(5, ge=1, description="venue failures in the window that trip the breaker")
+    api_failure_window_seconds: float = Field(300, gt=0)
+    stale_data_seconds: float = Field(30, gt=0, description="no quote for this long trips the stale-data breaker")
 
 
 class ApprovalConfig(Strict):
@@ -164,17 +238,37 @@ class Profile(Strict):
     journal: JournalConfig = Field(default_factory=JournalConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     keys: dict[str, str] = Field(default_factory=dict, description="binding id -> key(s), remaps the console")
+    market_hours: MarketHoursConfig = Field(default_factory=MarketHoursConfig)
+    breakers: BreakerSettings = Field(default_factory=BreakerSettings)
+    stage: Literal["paper", "testnet", "micro", "small", "medium", "standard"] = Field(
+        "paper", description="where on the road to live this profile is")
+    stages: dict[str, StageLimits] = Field(default_factory=_default_stages, description="caps per stage")
 
     @model_validator(mode="after")
     def _mode_venue(self) -> "Profile":
         if len(set(self.symbols)) != len(self.symbols):
             raise _bad("symbols", "contains duplicates")
+        unknown = sorted(set(self.stages) - set(STAGE_ORDER))
+        if unknown:
+            raise _bad(f"stages.{unknown[0]}", f"unknown stage; stages are {', '.join(STAGE_ORDER)}")
+        grouped = {s for members in self.risk.correlated_groups.values() for s in members}
+        strays = sorted(grouped - set(self.symbols))
+        if strays:
+            raise _bad("risk.correlated_groups", f"{strays[0]} is not in symbols")
         if self.mode != "paper" and self.venue.name == "paper":
             raise _bad("mode", f"{self.mode} needs a real venue; venue.name is paper")
         return self
 
     def data_dir(self) -> Path:
         return journal_path(self).parent
+
+    def stage_limits(self) -> StageLimits:
+        """The current stage's caps: the defaults for the stage, overridden field by field."""
+        base = _default_stages()[self.stage]
+        own = self.stages.get(self.stage)
+        if own is None:
+            return base
+        return base.model_copy(update=own.model_dump(exclude_unset=True))
 
 
 def default_data_dir() -> Path:

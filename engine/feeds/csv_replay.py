@@ -19,6 +19,7 @@ the message ``"<path>:<line>: <what is wrong>"``, line being the 1-based line in
 from __future__ import annotations
 
 import csv
+import io
 import re
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -99,19 +100,22 @@ class CsvReplayFeed:
 
     def _load(self) -> None:
         try:
-            fh = open(self.path, newline="", encoding="utf-8-sig")
+            data = Path(self.path).read_bytes()
         except OSError as exc:
-            raise self._fail(None, f"cannot open: {exc.strerror or exc}") from None
-        with fh:
-            reader = csv.reader(fh, strict=True)
-            try:
-                self._read(reader)
-            except UnicodeDecodeError as exc:
-                raise self._fail(reader.line_num + 1, f"not UTF-8 text ({exc.reason})") from None
-            except csv.Error as exc:
-                raise self._fail(reader.line_num or 1, f"malformed CSV: {exc}") from None
+            raise self._fail(None, f"cannot read: {exc.strerror or exc}") from None
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise self._fail(line, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        del data
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        try:
+            self._read(reader)
+        except csv.Error as exc:
+            raise self._fail(reader.line_num or 1, f"malformed CSV: {exc}") from None
 
-    def _read(self, reader) -> None:  # noqa: C901 - one linear pass, kept together on purpose
+    def _read(self, reader) -> None:  # one linear pass over the rows, kept together on purpose
         header: list[str] | None = None
         for row in reader:
             if row:
@@ -156,12 +160,14 @@ class CsvReplayFeed:
         ncols = len(names)
         i_ts, i_sym = col["timestamp"], col["symbol"]
 
-        # (name, index, must be > 0 (else >= 0)) for every number column present
+        # (name, index, must be > 0 (else >= 0), cache of validated values) per number column;
+        # the cache shares Decimals between equal cells (sizes, volumes, repeated prices).
         if is_quotes:
-            spec = [(c, col[c], True) for c in ("bid", "ask")]
-            spec += [(c, col[c], c == "last") for c in QUOTE_OPTIONAL if c in col]
+            cols = [(c, True) for c in ("bid", "ask")]
+            cols += [(c, c == "last") for c in QUOTE_OPTIONAL if c in col]
         else:
-            spec = [(c, col[c], c != "volume") for c in BAR_REQUIRED[2:]]
+            cols = [(c, c != "volume") for c in BAR_REQUIRED[2:]]
+        spec: list[tuple[str, int, bool, dict[str, Decimal]]] = [(c, col[c], pos, {}) for c, pos in cols]
         half = self.spread_bps / Decimal(20000)
 
         batches = self._batches
@@ -192,8 +198,13 @@ class CsvReplayFeed:
                 raise self._fail(line, "symbol: empty")
 
             v: dict[str, Decimal] = {}
-            for name, idx, positive in spec:
-                text = row[idx].strip()
+            for name, idx, positive, cache in spec:
+                cell = row[idx]
+                d = cache.get(cell)
+                if d is not None:
+                    v[name] = d
+                    continue
+                text = cell.strip()
                 try:
                     d = Decimal(text)
                 except InvalidOperation:
@@ -205,6 +216,9 @@ class CsvReplayFeed:
                     raise self._fail(line, f"{name} must be > 0 (got {text})")
                 if not positive and d < 0:
                     raise self._fail(line, f"{name} must be >= 0 (got {text})")
+                if len(cache) >= 50_000:
+                    cache.clear()
+                cache[cell] = d
                 v[name] = d
 
             if is_quotes:

@@ -44,13 +44,13 @@ class Breaker:
         reset: str,
         measure: Callable[[], tuple[Decimal, Decimal]],
     ) -> None:
-        if action not in ("block", "halt"):
-            raise ValueError(f"breaker {name}: action must be block or halt")
+        if action not in ("block", "halt", "alert"):
+            raise ValueError(f"breaker {name}: action must be block, halt or alert")
         self.name = name
         self.action = action
-        self.unit = unit  # "usd" | "pct" | "count"
-        self.reset_on = reset  # "day" | "rearm"
-        self._measure = measure
+        self.unit = unit  # "usd" | "pct" | "count" | "seconds" | "latch"
+        self.reset_on = reset  # "day" | "week" | "rearm" | "auto" (clears itself when the value falls back)
+        self.measure = measure
         self.state = BreakerState.ARMED
         self.value = ZERO
         self.limit = ZERO
@@ -60,8 +60,8 @@ class Breaker:
         return ZERO if self.limit <= 0 else self.value / self.limit
 
     def evaluate(self) -> Transition | None:
-        self.value, self.limit = self._measure()
-        if self.state is BreakerState.TRIPPED:
+        self.value, self.limit = self.measure()
+        if self.state is BreakerState.TRIPPED and not (self.reset_on == "auto" and self.ratio < 1):
             return None  # holds until reset
         r = self.ratio
         if r >= 1:
@@ -89,6 +89,10 @@ class Breaker:
             shown = f"-{fmt_usd(self.value).lstrip('-')} / -{fmt_usd(self.limit).lstrip('-')}"
         elif self.unit == "pct":
             shown = f"{self.value:.2f}% / {self.limit:.2f}%"
+        elif self.unit == "seconds":
+            shown = f"{self.value:.0f}s / {self.limit:.0f}s"
+        elif self.unit == "latch":
+            return f"{'manual halt':<18} {'ON' if self.value else 'off'}"
         else:
             shown = f"{int(self.value)} / {int(self.limit)}"
         return f"{self.name.replace('_', ' '):<18} {shown}  {pct} %"

@@ -43,7 +43,7 @@ class OrderRequest:
 
 @dataclass(slots=True)
 class RiskContext:
-    """Everything the checks read about the account, gathered once per decision."""
+    """Everything the checks read about the account and the market, gathered once per decision."""
 
     now: datetime
     trading_state: TradingState
@@ -57,14 +57,38 @@ class RiskContext:
     trades_today: int
     trades_last_hour: int
     seconds_since_last_trade: float | None
+    week_start_equity: Decimal = Decimal(0)
+    pnl_week: Decimal = Decimal(0)
+    symbol_exposure: Decimal = Decimal(0)  # market value held in the request's symbol
+    exposure_by_symbol: dict = field(default_factory=dict)
+    new_positions_today: int = 0
+    new_positions_week: int = 0
+    quote: object = None  # the latest Quote of the symbol, or None
+    quote_age_seconds: float | None = None
+    last_good_price: Decimal | None = None  # last mid that passed the spike filter
+    recent_volume: Decimal | None = None  # traded in the last minute; None when unknown
+    venue_connected: bool = True
+    account_blocked: bool = False
+    venue_environment: str = "paper"  # what the venue says it is: paper | testnet | live
+    mode: str = "paper"
 
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
+    """One check's verdict. `template` is formatted with `values` only when read, so the gate's
+    hot path never pays for string formatting of numbers nobody looks at."""
+
     name: str
     passed: bool
-    detail: str
+    template: str
     values: dict = field(default_factory=dict)
+
+    @property
+    def detail(self) -> str:
+        try:
+            return self.template.format(**self.values)
+        except (KeyError, ValueError, TypeError):
+            return self.template
 
     def as_dict(self) -> dict:
         return {"name": self.name, "passed": self.passed, "detail": self.detail, "values": self.values}

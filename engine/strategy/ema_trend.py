@@ -54,6 +54,8 @@ class EmaTrendStrategy(Strategy):
         self._state: dict[str, _SymbolState] = {}
         # An entry needs at least half the gate's minimums to bother the gate at all.
         self._entry_floor = risk.min_edge / 2
+        # Exits need a real reversal, not noise around zero: trend trades live on holding.
+        self._exit_floor = risk.min_edge
 
     def _symbol(self, symbol: str) -> _SymbolState:
         st = self._state.get(symbol)
@@ -128,7 +130,7 @@ class EmaTrendStrategy(Strategy):
         if qty:  # holding: only an exit against the position interests us
             holding_long = qty > 0
             if (holding_long and direction < 0) or (not holding_long and direction > 0):
-                if edge >= self._entry_floor:
+                if edge >= self._exit_floor and confidence >= 0.5:
                     return Signal(quote.symbol, side, round(edge, 4), round(confidence, 4), Decimal(0),
                                   quote.mid, f"exit: trend turned {'down' if direction < 0 else 'up'} "
                                   f"(vote {vote:+.2f})", self.name, quote.ts)

@@ -1,0 +1,203 @@
+"""Checks on capital, size, concentration, position counts and losses."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ..models import Side
+from .gate import CheckResult, OrderRequest, PreTradeCheck, RiskContext
+
+HUNDRED = Decimal(100)
+ZERO = Decimal(0)
+
+
+class BuyingPowerCheck(PreTradeCheck):
+    """Cash covers a buy, fees included."""
+
+    name = "buying_power"
+
+    def __init__(self, fee_rate: Decimal) -> None:
+        self.fee_rate = fee_rate
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        need = req.notional * (1 + self.fee_rate) if req.side is Side.BUY else ZERO
+        ok = need <= ctx.cash
+        return CheckResult(self.name, ok, "needs {need:.2f}, cash {cash:.2f}", {"need": need, "cash": ctx.cash})
+
+
+class CashReserveCheck(PreTradeCheck):
+    """Cash left after the order stays above the reserve share of equity."""
+
+    name = "cash_reserve"
+
+    def __init__(self, reserve_pct: Decimal) -> None:
+        self.reserve_pct = reserve_pct
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        spend = req.notional if req.side is Side.BUY else ZERO
+        after = ctx.cash - spend
+        floor = ctx.equity * self.reserve_pct / HUNDRED
+        return CheckResult(self.name, after >= floor, "cash after {after:.2f}, reserve {floor:.2f} ({pct}%)",
+                           {"after": after, "floor": floor, "pct": self.reserve_pct})
+
+
+class TotalCapitalCheck(PreTradeCheck):
+    name = "total_capital"
+
+    def __init__(self, max_usd: Decimal) -> None:
+        self.max_usd = max_usd
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        after = ctx.gross_exposure + req.notional
+        return CheckResult(self.name, after <= self.max_usd, "deployed after {after:.2f}, max {max}",
+                           {"after": after, "max": self.max_usd})
+
+
+class PositionSizeCheck(PreTradeCheck):
+    """Position value after the order within max % of equity and max USD; the order above the minimum."""
+
+    name = "position_size"
+
+    def __init__(self, max_pct: Decimal, max_usd: Decimal, min_usd: Decimal) -> None:
+        self.max_pct = max_pct
+        self.max_usd = max_usd
+        self.min_usd = min_usd
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        value = (abs(ctx.position_qty) + req.quantity) * req.price
+        cap = min(ctx.equity * self.max_pct / HUNDRED, self.max_usd)
+        ok = value <= cap and req.notional >= self.min_usd
+        return CheckResult(self.name, ok, "position {value:.2f}, cap {cap:.2f}; order {order:.2f}, min {min}",
+                           {"value": value, "cap": cap, "order": req.notional, "min": self.min_usd})
+
+
+class SymbolConcentrationCheck(PreTradeCheck):
+    name = "symbol_concentration"
+
+    def __init__(self, max_pct: Decimal) -> None:
+        self.max_pct = max_pct
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        after = ctx.symbol_exposure + req.notional
+        cap = ctx.equity * self.max_pct / HUNDRED
+        return CheckResult(self.name, after <= cap, "{symbol} exposure after {after:.2f}, cap {cap:.2f}",
+                           {"symbol": req.symbol, "after": after, "cap": cap})
+
+
+class GroupConcentrationCheck(PreTradeCheck):
+    """Exposure across each configured group of correlated symbols the order belongs to."""
+
+    name = "group_concentration"
+
+    def __init__(self, groups: dict[str, list[str]], max_pct: Decimal) -> None:
+        self.max_pct = max_pct
+        self.groups_of: dict[str, list[tuple[str, list[str]]]] = {}
+        for g, members in groups.items():
+            for s in members:
+                self.groups_of.setdefault(s, []).append((g, members))
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        groups = self.groups_of.get(req.symbol)
+        if not groups:
+            return CheckResult(self.name, True, "{symbol} in no group", {"symbol": req.symbol})
+        cap = ctx.equity * self.max_pct / HUNDRED
+        worst_name, worst = "", ZERO
+        for g, members in groups:
+            total = sum((ctx.exposure_by_symbol.get(s, ZERO) for s in members), ZERO) + req.notional
+            if total >= worst:
+                worst_name, worst = g, total
+        return CheckResult(self.name, worst <= cap, "group {group} exposure after {after:.2f}, cap {cap:.2f}",
+                           {"group": worst_name, "after": worst, "cap": cap})
+
+
+class MaxOpenPositionsCheck(PreTradeCheck):
+    name = "max_open_positions"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        after = ctx.open_positions + (1 if ctx.position_qty == 0 else 0)
+        return CheckResult(self.name, after <= self.limit, "open after {after}, max {limit}",
+                           {"after": after, "limit": self.limit})
+
+
+class NewPositionsCheck(PreTradeCheck):
+    """New positions opened in the venue day or the ISO week."""
+
+    def __init__(self, period: str, limit: int) -> None:
+        self.period = period
+        self.name = f"new_positions_per_{period}"
+        self.limit = limit
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        count = ctx.new_positions_today if self.period == "day" else ctx.new_positions_week
+        opens = ctx.position_qty == 0 and not req.continuation
+        ok = not opens or count < self.limit
+        return CheckResult(self.name, ok, "opened this {period} {count}, max {limit}",
+                           {"period": self.period, "count": count, "limit": self.limit})
+
+
+class SingleTradeLossCheck(PreTradeCheck):
+    """Loss at the stop (quantity x stop distance, plus fees both ways) within the USD cap and the
+    risk-per-trade share of equity, whichever is tighter."""
+
+    name = "single_trade_loss"
+
+    def __init__(self, max_usd: Decimal, risk_pct: Decimal, fee_rate: Decimal) -> None:
+        self.max_usd = max_usd
+        self.risk_pct = risk_pct
+        self.fee_rate = fee_rate
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        if req.stop_price is None:
+            return CheckResult(self.name, False, "no stop: loss unbounded", {})
+        fees = (req.price + req.stop_price) * req.quantity * self.fee_rate
+        loss = abs(req.price - req.stop_price) * req.quantity + fees
+        # Sizing spends exactly the risk share before fees; fees ride on top of it.
+        cap = min(self.max_usd, ctx.equity * self.risk_pct / HUNDRED + fees)
+        return CheckResult(self.name, loss <= cap, "loss at stop {loss:.2f}, cap {cap:.2f}",
+                           {"loss": loss, "cap": cap})
+
+
+class LossLimitCheck(PreTradeCheck):
+    """Loss so far this day (or week) below the tighter of the % and the USD limit."""
+
+    def __init__(self, period: str, limit_pct: Decimal, limit_usd: Decimal | None) -> None:
+        self.period = period
+        self.name = f"{'daily' if period == 'day' else 'weekly'}_loss"
+        self.limit_pct = limit_pct
+        self.limit_usd = limit_usd
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        if self.period == "day":
+            pnl, base = ctx.pnl_today, ctx.day_start_equity
+        else:
+            pnl, base = ctx.pnl_week, ctx.week_start_equity
+        loss = -pnl if pnl < 0 else ZERO
+        limit = base * self.limit_pct / HUNDRED
+        if self.limit_usd is not None and self.limit_usd < limit:
+            limit = self.limit_usd
+        return CheckResult(self.name, loss < limit, "loss this {period} {loss:.2f}, limit {limit:.2f}",
+                           {"period": self.period, "loss": loss, "limit": limit})
+
+
+class StageCapCheck(PreTradeCheck):
+    """The stage's capital cap and max position (micro $500 / $10, small $1,000 / $50, ...)."""
+
+    name = "stage_cap"
+
+    def __init__(self, stage: str, max_capital: Decimal | None, max_position: Decimal | None) -> None:
+        self.stage = stage
+        self.max_capital = max_capital
+        self.max_position = max_position
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        deployed = ctx.gross_exposure + req.notional
+        position = (abs(ctx.position_qty) + req.quantity) * req.price
+        ok = (self.max_capital is None or deployed <= self.max_capital) and (
+            self.max_position is None or position <= self.max_position)
+        return CheckResult(
+            self.name, ok, "stage {stage}: deployed {deployed:.2f} of {cap}, position {position:.2f} of {pos}",
+            {"stage": self.stage, "deployed": deployed, "cap": self.max_capital or "no cap",
+             "position": position, "pos": self.max_position or "no cap"},
+        )

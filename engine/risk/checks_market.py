@@ -1,0 +1,111 @@
+"""Checks on the market the order meets: liquidity and price sanity."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from .gate import CheckResult, OrderRequest, PreTradeCheck, RiskContext
+
+HUNDRED = Decimal(100)
+BPS = Decimal(10000)
+
+
+class PriceValidityCheck(PreTradeCheck):
+    """No NaN, no zero or negative prices, no crossed book."""
+
+    name = "price_valid"
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        q = ctx.quote
+        if q is None:
+            return CheckResult(self.name, False, "no quote for {symbol}", {"symbol": req.symbol})
+        prices = (q.bid, q.ask, req.price)
+        ok = all(p.is_finite() and p > 0 for p in prices) and q.bid <= q.ask
+        return CheckResult(self.name, ok, "bid {bid} ask {ask} order {price}",
+                           {"bid": q.bid, "ask": q.ask, "price": req.price})
+
+
+class DataFreshnessCheck(PreTradeCheck):
+    name = "data_fresh"
+
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        age = ctx.quote_age_seconds
+        ok = age is not None and age <= self.max_age
+        return CheckResult(self.name, ok, "quote age {age}s, max {max}s",
+                           {"age": "none" if age is None else round(age, 1), "max": self.max_age})
+
+
+class SpreadCheck(PreTradeCheck):
+    name = "spread"
+
+    def __init__(self, max_bps: Decimal) -> None:
+        self.max_bps = max_bps
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        q = ctx.quote
+        if q is None or q.bid <= 0:
+            return CheckResult(self.name, False, "no usable quote", {})
+        bps = (q.ask - q.bid) / ((q.ask + q.bid) / 2) * BPS
+        return CheckResult(self.name, bps <= self.max_bps, "spread {bps:.1f} bps, max {max}",
+                           {"bps": bps, "max": self.max_bps})
+
+
+class VolumeCheck(PreTradeCheck):
+    """Order no bigger than a fraction of the last minute's volume and a multiple of the touch."""
+
+    name = "liquidity"
+
+    def __init__(self, volume_fraction: Decimal, book_fraction: Decimal) -> None:
+        self.volume_fraction = volume_fraction
+        self.book_fraction = book_fraction
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        q = ctx.quote
+        touch = None if q is None else (q.ask_size if req.side.value == "buy" else q.bid_size)
+        vol = ctx.recent_volume
+        # A feed that reports no sizes (zero) tells nothing: only known liquidity can refuse.
+        vol_cap = None if not vol else vol * self.volume_fraction
+        book_cap = None if not touch else touch * self.book_fraction
+        ok = (vol_cap is None or req.quantity <= vol_cap) and (book_cap is None or req.quantity <= book_cap)
+        return CheckResult(self.name, ok, "qty {qty}, volume cap {vcap}, book cap {bcap}",
+                           {"qty": req.quantity, "vcap": "unknown" if vol_cap is None else vol_cap,
+                            "bcap": "unknown" if book_cap is None else book_cap})
+
+
+class LimitPriceCheck(PreTradeCheck):
+    """A limit price within X % of mid: a fat finger or a stale price must not reach the venue."""
+
+    name = "limit_price"
+
+    def __init__(self, max_pct: Decimal) -> None:
+        self.max_pct = max_pct
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        q = ctx.quote
+        if q is None or q.bid <= 0:
+            return CheckResult(self.name, False, "no usable quote", {})
+        mid = (q.bid + q.ask) / 2
+        dist = abs(req.price - mid) / mid * HUNDRED
+        return CheckResult(self.name, dist <= self.max_pct, "price {dist:.2f}% from mid, max {max}%",
+                           {"dist": dist, "max": self.max_pct})
+
+
+class SpikeCheck(PreTradeCheck):
+    """The current mid has not jumped beyond the configured move from the last good price."""
+
+    name = "price_spike"
+
+    def __init__(self, max_pct: Decimal) -> None:
+        self.max_pct = max_pct
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        q = ctx.quote
+        good = ctx.last_good_price
+        if q is None or good is None or good <= 0:
+            return CheckResult(self.name, q is not None, "no reference price yet", {})
+        mid = (q.bid + q.ask) / 2
+        jump = abs(mid - good) / good * HUNDRED
+        return CheckResult(self.name, jump <= self.max_pct, "move {jump:.2f}% from last good {good}, max {max}%",
+                           {"jump": jump, "good": good, "max": self.max_pct})

@@ -1,0 +1,67 @@
+"""Checks on the signal itself: edge, confidence, readiness, and its stop."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ..models import Side
+from .gate import CheckResult, OrderRequest, PreTradeCheck, RiskContext
+
+HUNDRED = Decimal(100)
+
+
+class MinEdgeCheck(PreTradeCheck):
+    name = "min_edge"
+
+    def __init__(self, minimum: float) -> None:
+        self.minimum = minimum
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        return CheckResult(self.name, req.edge >= self.minimum, "edge {edge:.3f}, min {min}",
+                           {"edge": req.edge, "min": self.minimum})
+
+
+class MinConfidenceCheck(PreTradeCheck):
+    name = "min_confidence"
+
+    def __init__(self, minimum: float) -> None:
+        self.minimum = minimum
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        return CheckResult(self.name, req.confidence >= self.minimum, "confidence {conf:.3f}, min {min}",
+                           {"conf": req.confidence, "min": self.minimum})
+
+
+class ReadinessCheck(PreTradeCheck):
+    """The strategy's own readiness (ready / forming / not ready) must be one the profile allows."""
+
+    name = "readiness"
+
+    def __init__(self, allowed: list[str]) -> None:
+        self.allowed = frozenset(allowed)
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        return CheckResult(self.name, req.readiness in self.allowed, "strategy {state}, allowed {allowed}",
+                           {"state": req.readiness, "allowed": ",".join(sorted(self.allowed))})
+
+
+class StopLossCheck(PreTradeCheck):
+    """A stop is present, on the losing side of the entry, and within its min/max distance."""
+
+    name = "stop_loss"
+
+    def __init__(self, min_pct: Decimal, max_pct: Decimal) -> None:
+        self.min_pct = min_pct
+        self.max_pct = max_pct
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        stop = req.stop_price
+        if stop is None or stop <= 0 or req.price <= 0:
+            return CheckResult(self.name, False, "no stop loss", {})
+        right_side = stop < req.price if req.side is Side.BUY else stop > req.price
+        dist = abs(req.price - stop) / req.price * HUNDRED
+        ok = right_side and self.min_pct <= dist <= self.max_pct
+        return CheckResult(
+            self.name, ok, "stop {stop} {where} entry {price}: {dist:.2f}% within {lo}-{hi}%",
+            {"stop": stop, "where": ("below" if req.side is Side.BUY else "above") if right_side else "WRONG SIDE of",
+             "price": req.price, "dist": dist, "lo": self.min_pct, "hi": self.max_pct},
+        )

@@ -1,0 +1,55 @@
+"""Checks on the engine's and the venue's state: the latch, reduce-only, venue health."""
+from __future__ import annotations
+
+from ..models import OrderPurpose, Side
+from .gate import CheckResult, OrderRequest, PreTradeCheck, RiskContext, TradingState
+
+ALL_PURPOSES = frozenset(OrderPurpose)
+EXITS = frozenset({OrderPurpose.EXIT, OrderPurpose.STOP})
+
+
+class TradingStateCheck(PreTradeCheck):
+    """The halt latch and reduce-only mode. Operator exits still pass a halt: close-all must work."""
+
+    name = "trading_state"
+    applies_to = ALL_PURPOSES
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        state = ctx.trading_state
+        if state is TradingState.ACTIVE:
+            ok = True
+        elif state is TradingState.REDUCE_ONLY:
+            ok = req.purpose is not OrderPurpose.ENTRY
+        else:
+            ok = req.purpose in EXITS and req.source in ("operator", "system")
+        return CheckResult(self.name, ok, "state {state}, {purpose} from {source}",
+                           {"state": state.value, "purpose": req.purpose.value, "source": req.source})
+
+
+class ReducesPositionCheck(PreTradeCheck):
+    """An exit or stop may only shrink the position it belongs to, never open or flip one."""
+
+    name = "reduces_position"
+    applies_to = EXITS
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        pos = ctx.position_qty
+        opposite = (pos > 0 and req.side is Side.SELL) or (pos < 0 and req.side is Side.BUY)
+        ok = opposite and req.quantity <= abs(pos)
+        return CheckResult(self.name, ok, "{side} {quantity} against position {position}",
+                           {"side": req.side.value, "quantity": req.quantity, "position": pos})
+
+
+class VenueHealthCheck(PreTradeCheck):
+    """Connected, account not blocked, and the venue is the environment the profile's mode says."""
+
+    name = "venue_health"
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        env_ok = ctx.venue_environment == ctx.mode
+        ok = ctx.venue_connected and not ctx.account_blocked and env_ok
+        return CheckResult(
+            self.name, ok, "connected {connected}, blocked {blocked}, venue {env} for mode {mode}",
+            {"connected": ctx.venue_connected, "blocked": ctx.account_blocked,
+             "env": ctx.venue_environment, "mode": ctx.mode},
+        )
