@@ -35,6 +35,8 @@ HALT_REASON = "operator halt (F12)"
 # How long quitting waits for a halt's cancels to be journaled before leaving anyway; the halt
 # latch itself is already set, and close() flushes what was written.
 QUIT_HALT_WAIT = 10.0
+# How long to watch close-all's exit orders fill before telling the operator what is still open.
+CLOSE_WAIT = 15.0
 ENGINE_STOP_WAIT = 5.0
 
 
@@ -61,42 +63,45 @@ class TradeConsoleApp(App[None]):
         self.engine_close_error: BaseException | None = None
         self._engine_worker: Worker | None = None
         self._snapshot_failing = False
+        self._render_failing = False
         self._exiting = False
         self._background: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        yield StatusHeader(id="header")
+        # Panes are kept as attributes: the refresh timer and the actions reach them directly,
+        # whichever screen (a modal, say) is on top.
+        self.header = StatusHeader(id="header")
+        self.positions = PositionsPane(id="positions", classes="pane")
+        self.approvals = ApprovalPane(id="approvals", classes="pane")
+        self.pnl = PnlPane(id="pnl", classes="pane")
+        self.breakers = BreakerPane(id="breakers", classes="pane")
+        self.alerts = AlertPane(id="alerts", classes="pane")
+        self.log_tail = LogTail(Path(self.engine.log_path), id="log", classes="pane")
+        self._panes = [self.header, self.positions, self.approvals, self.pnl, self.breakers, self.alerts]
+        self.header.rearm_key = self.key_for("rearm")
+        yield self.header
         with Horizontal(id="main"):
             with Vertical(id="left"):
-                yield PositionsPane(id="positions", classes="pane")
-                yield ApprovalPane(id="approvals", classes="pane")
+                yield self.positions
+                yield self.approvals
             with Vertical(id="right"):
-                yield PnlPane(id="pnl", classes="pane")
-                yield BreakerPane(id="breakers", classes="pane")
-                yield AlertPane(id="alerts", classes="pane")
-        yield LogTail(Path(self.engine.log_path), id="log", classes="pane")
+                yield self.pnl
+                yield self.breakers
+                yield self.alerts
+        yield self.log_tail
         yield Footer()
 
     def on_mount(self) -> None:
-        self._panes = [
-            self.query_one(StatusHeader),
-            self.query_one(PositionsPane),
-            self.query_one(ApprovalPane),
-            self.query_one(PnlPane),
-            self.query_one(BreakerPane),
-            self.query_one(AlertPane),
-        ]
-        self.query_one(StatusHeader).rearm_key = self.key_for("rearm")
         self._engine_worker = self.run_worker(
             self.engine.run(), name="engine", group="engine", exclusive=True, exit_on_error=False
         )
         self.set_interval(1 / self.refresh_hz, self._tick, name="snapshot")
-        # Paint once now rather than a whole interval later: the operator (and the startup
-        # benchmark) should see the state as soon as the screen exists.
-        self._tick()
-        self.query_one(ApprovalPane).table.focus()
+        # Paint as soon as the screen exists rather than a whole interval later: the operator (and
+        # the startup benchmark) should see the state at once.
+        self.call_after_refresh(self._tick)
+        self.approvals.table.focus()
 
     def key_for(self, binding_id: str) -> str:
         for row in effective_keys(self.keymap):
@@ -119,15 +124,24 @@ class TradeConsoleApp(App[None]):
             return None
         self._snapshot_failing = False
         self.snapshot = snap
+        failed: list[str] = []
         with self.batch_update():
             for pane in self._panes:
-                pane.show(snap)
+                # A pane that cannot draw must not take the others (or the halt key) down with it.
+                try:
+                    pane.show(snap)
+                except Exception:
+                    log.exception("pane %s failed to render", type(pane).__name__)
+                    failed.append(type(pane).__name__)
+        if failed and not self._render_failing:
+            self.show_error("A pane could not be drawn", f"{', '.join(failed)}: see the log for the traceback.")
+        self._render_failing = bool(failed)
         self.snapshots_painted += 1
         return snap
 
     def _tick(self) -> None:
         snap = self.refresh_snapshot()
-        self.query_one(LogTail).poll()
+        self.log_tail.poll()
         if snap is not None and self.exit_when_ready and self.snapshots_painted == 1:
             self.call_after_refresh(self._exit_now)
 
@@ -180,7 +194,7 @@ class TradeConsoleApp(App[None]):
         self.refresh_snapshot()
 
     def _selected_approval(self):
-        approval = self.query_one(ApprovalPane).selected()
+        approval = self.approvals.selected()
         if approval is None:
             self.notify("No order is waiting for approval.", severity="warning")
         return approval
@@ -235,9 +249,10 @@ class TradeConsoleApp(App[None]):
         async def close_all() -> None:
             await self.engine.close_all("console")
             self.refresh_snapshot()
-            left_working, left_positions = self.engine.exposure()
-            if left_positions:
-                self.notify(f"Close-all sent; {left_positions} position(s) still open.", severity="warning")
+            left = await self._await_flat()
+            if left:
+                self.notify(f"Close-all sent; {left} position(s) still open after {CLOSE_WAIT:.0f}s.",
+                            severity="warning", timeout=15)
             else:
                 self.notify("All positions closed.")
 
@@ -249,7 +264,7 @@ class TradeConsoleApp(App[None]):
             ConfirmModal(
                 "Close all positions",
                 f"Flatten {positions} open position(s) at market and cancel their stops;"
-                f" {working} working entry order(s) are cancelled.",
+                f" {working} working or pending entry order(s) are cancelled.",
                 confirm_label="Close all",
                 danger=True,
             ),
@@ -315,10 +330,24 @@ class TradeConsoleApp(App[None]):
             log.warning("halt still cancelling orders after %ss; quitting anyway", QUIT_HALT_WAIT)
         self._exit_now()
 
+    async def _await_flat(self) -> int:
+        """Positions still open once the exit orders had CLOSE_WAIT seconds to fill (0 = flat).
+
+        close_all() returns when the exits are sent; the fills come with the next quotes, which the
+        engine's run loop keeps processing meanwhile.
+        """
+        deadline = asyncio.get_running_loop().time() + CLOSE_WAIT
+        while True:
+            _, positions = self.engine.exposure()
+            if not positions or asyncio.get_running_loop().time() >= deadline:
+                self.refresh_snapshot()
+                return positions
+            await asyncio.sleep(0.1)
+
     async def _close_all_and_quit(self) -> None:
         await self.engine.close_all("console")
         self.refresh_snapshot()
-        _, positions = self.engine.exposure()
+        positions = await self._await_flat()
         if positions:
             # Never leave silently with positions the operator asked to flatten.
             self.show_error("Not quitting", f"{positions} position(s) are still open after close-all.")

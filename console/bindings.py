@@ -42,7 +42,8 @@ BINDING_IDS: tuple[str, ...] = tuple(b.id for b in BINDINGS if b.id)
 # Keys the screens need for navigation and for answering modals; binding an action to them would
 # either never fire (the focused widget takes them first) or fire when the operator meant to move.
 RESERVED_KEYS = frozenset(
-    {"tab", "shift+tab", "enter", "escape", "up", "down", "left", "right", "pageup", "pagedown", "home", "end", "ctrl+c"}
+    {"tab", "shift+tab", "enter", "escape", "up", "down", "left", "right",
+     "pageup", "pagedown", "home", "end", "ctrl+c"}
 )
 _MODIFIERS = frozenset({"ctrl", "alt", "shift", "meta", "super", "hyper"})
 _KEY_NAME = re.compile(r"^[A-Za-z0-9_]+$")

@@ -13,10 +13,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from .bindings import KeyRow, display_key
+from .widgets._format import printable
 
 DIALOG_CSS = """
 {cls} {{ align: center middle; background: $background 60%; }}
@@ -28,10 +30,16 @@ DIALOG_CSS = """
 {cls} #dialog-body {{ width: 1fr; height: auto; max-height: 16; overflow-y: auto; }}
 {cls} #dialog-error {{ color: $error; text-style: bold; height: auto; }}
 {cls} #dialog-buttons {{ height: auto; align-horizontal: right; padding-top: 1; }}
-{cls} #dialog-buttons > Button {{ margin-left: 1; min-width: 10; }}
+{cls} #dialog-buttons > Button {{ margin-left: 2; min-width: 10; }}
+{cls} #reason {{ margin: 1 0 0 0; border: none; background: $boost; }}
 """
 
 ReasonMode = Literal["none", "optional", "required"]
+
+
+def _label(text: str) -> Content:
+    # Plain content: "[esc]" in a label is a key hint, not console markup to be swallowed.
+    return Content(text)
 
 
 class ConfirmModal(ModalScreen[str | None]):
@@ -70,14 +78,15 @@ class ConfirmModal(ModalScreen[str | None]):
             yield Label(self.title_text, id="dialog-title")
             yield Static(self.body, id="dialog-body")
             if self.reason_mode != "none":
-                yield Input(placeholder=self.placeholder or "reason", id="reason")
+                yield Input(placeholder=self.placeholder or "reason", id="reason", compact=True)
             yield Static("", id="dialog-error")
             with Horizontal(id="dialog-buttons"):
-                yield Button(f"{self.cancel_label} [esc]", id="cancel")
+                yield Button(_label(f"{self.cancel_label} [esc]"), id="cancel", compact=True)
                 yield Button(
-                    f"{self.confirm_label} [enter]",
+                    _label(f"{self.confirm_label} [enter]"),
                     id="confirm",
                     variant="error" if self.danger else "primary",
+                    compact=True,
                 )
 
     def on_mount(self) -> None:
@@ -115,7 +124,7 @@ class QuitModal(ModalScreen[str | None]):
 
     DEFAULT_CSS = DIALOG_CSS.format(cls="QuitModal") + """
     QuitModal #dialog-buttons { layout: vertical; align-horizontal: left; }
-    QuitModal #dialog-buttons > Button { width: 1fr; margin: 0; }
+    QuitModal #dialog-buttons > Button { width: 1fr; margin: 0 0 1 0; }
     """
     BINDINGS = [
         Binding("h", "choose('halt')", "Halt and quit"),
@@ -136,9 +145,14 @@ class QuitModal(ModalScreen[str | None]):
                 id="dialog-body",
             )
             with Vertical(id="dialog-buttons"):
-                yield Button("[h] Halt and quit (positions keep their stops)", id="halt", variant="warning")
-                yield Button("[c] Close all then quit", id="close", variant="error")
-                yield Button("[esc] Cancel", id="cancel", variant="primary")
+                yield Button(
+                    _label("[h] Halt and quit (positions keep their stops)"),
+                    id="halt",
+                    variant="warning",
+                    compact=True,
+                )
+                yield Button(_label("[c] Close all then quit"), id="close", variant="error", compact=True)
+                yield Button(_label("[esc] Cancel"), id="cancel", variant="primary", compact=True)
 
     def on_mount(self) -> None:
         # The safe default under an accidental enter is to stay.
@@ -174,7 +188,7 @@ class HelpModal(ModalScreen[None]):
             yield Label("Keys  (remap under keys: in the profile, by id)", id="dialog-title")
             yield Static(table, id="dialog-body")
             with Horizontal(id="dialog-buttons"):
-                yield Button("Close [esc]", id="close", variant="primary")
+                yield Button(_label("Close [esc]"), id="close", variant="primary", compact=True)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -189,7 +203,11 @@ _SECRET_PATTERNS = (
     (re.compile(r"(?P<pre>[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@", re.I), r"\g<pre>***@"),
     # key=value / key: value for anything that looks like a credential
     (
-        re.compile(r"(?P<k>(api[_-]?)?(key|secret|token|password|passwd|passphrase|signature))(?P<sep>[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;]+", re.I),
+        re.compile(
+            r"(?P<k>(api[_-]?)?(key|secret|token|password|passwd|passphrase|signature))"
+            r"(?P<sep>[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;]+",
+            re.I,
+        ),
         r"\g<k>\g<sep>***",
     ),
     # bearer tokens in echoed headers
@@ -223,7 +241,7 @@ class ErrorModal(ModalScreen[None]):
     def __init__(self, title: str, message: str) -> None:
         super().__init__()
         self.title_text = title
-        self.message = scrub(message)
+        self.message = printable(scrub(message))
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -231,7 +249,7 @@ class ErrorModal(ModalScreen[None]):
             yield Static(Text(self.message), id="dialog-body")
             yield Static("The engine log has the details.", id="dialog-error")
             with Horizontal(id="dialog-buttons"):
-                yield Button("OK [enter]", id="ok", variant="error")
+                yield Button(_label("OK [enter]"), id="ok", variant="error", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#ok").focus()

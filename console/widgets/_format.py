@@ -17,6 +17,15 @@ SEVERITY_STYLE = {
 }
 
 
+# Control characters (ESC above all) in text that came from outside (a venue's error message echoed
+# into an alert or the log) must not reach the terminal as escape sequences.
+_CONTROL = {c: "?" for c in (*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F)}
+
+
+def printable(text: str) -> str:
+    return text.translate(_CONTROL)
+
+
 def money(value: Decimal) -> str:
     return fmt_usd(value)
 

@@ -34,9 +34,15 @@ class KeyedTable(DataTable):
         self._column_spec = tuple(columns)
         self._cells: dict[str, tuple[Cell, ...]] = {}
 
+    def _ensure_columns(self) -> None:
+        # Done lazily (add_column needs a running app) and from sync() too, because the first
+        # snapshot may arrive before this table's own mount.
+        if not self.columns:
+            for key, label in self._column_spec:
+                self.add_column(label, key=key)
+
     def on_mount(self) -> None:
-        for key, label in self._column_spec:
-            self.add_column(label, key=key)
+        self._ensure_columns()
 
     @property
     def row_keys(self) -> list[str]:
@@ -52,6 +58,7 @@ class KeyedTable(DataTable):
 
     def sync(self, rows: Mapping[str, tuple[Cell, ...]]) -> None:
         """Make the table show exactly `rows` (insertion order for new rows)."""
+        self._ensure_columns()
         column_keys = [key for key, _ in self._column_spec]
         with self.app.batch_update():
             for key in [k for k in self._cells if k not in rows]:
@@ -62,7 +69,7 @@ class KeyedTable(DataTable):
                 if previous is None:
                     self.add_row(*(_render(c) for c in cells), key=key)
                 else:
-                    for column, new, old in zip(column_keys, cells, previous):
+                    for column, new, old in zip(column_keys, cells, previous, strict=True):
                         if new != old:
                             self.update_cell(key, column, _render(new), update_width=True)
                 self._cells[key] = cells

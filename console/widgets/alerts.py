@@ -6,12 +6,13 @@ from textual.widget import Widget
 
 from engine.snapshot import AlertView, EngineSnapshot
 
-from ._format import SEVERITY_STYLE, short_time
+from ._format import SEVERITY_STYLE, printable, short_time
 
 
 class AlertPane(Widget):
     DEFAULT_CSS = """
-    AlertPane { height: 1fr; }
+    /* One row per item: a long line is cut with an ellipsis rather than pushing others away. */
+    AlertPane { height: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, **kwargs) -> None:
@@ -37,10 +38,8 @@ class AlertPane(Widget):
                 " ",
                 (a.kind, "bold"),
                 " ",
-                a.message,
+                printable(a.message),
             )
-            line.no_wrap = True
-            line.overflow = "ellipsis"
             out.append(line)
         return out
 

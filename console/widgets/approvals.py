@@ -22,7 +22,7 @@ COLUMNS = (
     ("side", "side"),
     ("qty", "qty"),
     ("price", "price"),
-    ("left", "time left"),
+    ("left", "left"),  # time left; a short label keeps the table inside 46 columns at 80x24
 )
 
 
@@ -40,8 +40,6 @@ def approval_detail(a: ApprovalView) -> Text:
     text = Text()
     text.append(f"{a.side.upper()} {qty(a.quantity)} {a.symbol} @ {price(a.price)}", style="bold")
     text.append(f"  stop {price(a.stop_price)}  notional {money(a.notional)}\n")
-    text.append("id      ", style="dim")
-    text.append(f"{a.client_order_id}\n")
     text.append("signal  ", style="dim")
     text.append(f"{a.reason}\n")
     text.append("sizing  ", style="dim")
@@ -49,19 +47,23 @@ def approval_detail(a: ApprovalView) -> Text:
     text.append("checks", style="dim")
     if not a.checks:
         text.append("  none recorded", style="bold red")
+    width = max((len(c.name) for c in a.checks), default=0)
     for check in a.checks:
         mark, style = ("✓", "green") if check.passed else ("✗", "bold red")
         text.append("\n  ")
         text.append(mark, style=style)
-        text.append(f" {check.name}", style=style if not check.passed else "")
+        text.append(f" {check.name:<{width}}", style=style if not check.passed else "")
         text.append(f"  {check.detail}", style="dim" if check.passed else "")
+    # Last: on a small terminal the lines that fit should be the ones the decision rests on.
+    text.append("\nid      ", style="dim")
+    text.append(a.client_order_id)
     return text
 
 
 class ApprovalPane(Vertical):
     DEFAULT_CSS = """
-    ApprovalPane > KeyedTable { height: auto; max-height: 50%; }
-    ApprovalPane > #approval-detail-scroll { height: 1fr; }
+    ApprovalPane > KeyedTable { height: auto; max-height: 60%; }
+    ApprovalPane > #approval-detail-scroll { height: 1fr; min-height: 2; }
     """
 
     def __init__(self, **kwargs) -> None:

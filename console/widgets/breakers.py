@@ -18,7 +18,8 @@ _RANK = {"tripped": 0, "critical": 1, "warning": 2, "armed": 3}
 
 class BreakerPane(Widget):
     DEFAULT_CSS = """
-    BreakerPane { height: 1fr; }
+    /* One row per item: a long line is cut with an ellipsis rather than pushing others away. */
+    BreakerPane { height: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, **kwargs) -> None:
@@ -40,8 +41,6 @@ class BreakerPane(Widget):
             # Unknown states sort first and show red: better a false alarm than a hidden one.
             colour = LIGHT.get(b.state, "bold red")
             line = Text.assemble(("● ", colour), (b.text, "bold" if b.state != "armed" else ""))
-            line.no_wrap = True
-            line.overflow = "ellipsis"
             out.append(line)
         return out
 

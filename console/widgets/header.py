@@ -34,33 +34,38 @@ class StatusHeader(Vertical):
     # The app sets this from the effective keymap so the hint never names a key that was remapped.
     rearm_key: str = "R"
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        # Held directly, not queried: the app may paint before this container's children mount.
+        self.info = Static("starting…", id="hdr-info")
+        self.state = Static("", id="hdr-state")
+
     def compose(self) -> ComposeResult:
-        yield Static("starting…", id="hdr-info")
-        yield Static("", id="hdr-state")
+        yield self.info
+        yield self.state
 
     def show(self, snap: EngineSnapshot) -> None:
         for mode in MODE_STYLE:
             self.set_class(snap.mode == mode, f"-mode-{mode}")
+        # Most important first: on a narrow terminal the clock is what gets cut off, not equity.
         info = Text.assemble(
             (f" {snap.mode.upper()} ", MODE_STYLE.get(snap.mode, "bold white on red")),
             "  ",
-            ("profile ", "dim"),
             (snap.profile, "bold"),
-            "  ",
-            ("venue ", "dim"),
+            ("@", "dim"),
             snap.venue,
-            "  ",
-            clock(snap.ts),
-            "  ",
-            ("● connected", "green") if snap.connected else ("○ DISCONNECTED", "bold red"),
             "  ",
             ("equity ", "dim"),
             (money(snap.equity), "bold"),
+            "  ",
+            ("● connected", "green") if snap.connected else ("○ DISCONNECTED", "bold red"),
+            "  ",
+            clock(snap.ts),
             no_wrap=True,
             overflow="ellipsis",
         )
-        self.query_one("#hdr-info", Static).update(info)
-        state = self.query_one("#hdr-state", Static)
+        self.info.update(info)
+        state = self.state
         # Halted is the latch (red); any other non-active state (e.g. reduce_only) restricts trading
         # and is shown amber, never as calm as ACTIVE.
         halted = snap.trading_state == "halted"
@@ -69,7 +74,8 @@ class StatusHeader(Vertical):
         if snap.trading_state != "active":
             reason = snap.halt_reason or "no reason recorded"
             label = Text(
-                f"■ {snap.trading_state.upper().replace('_', ' ')}: {reason}   ({self.rearm_key} re-arms with a reason)",
+                f"■ {snap.trading_state.upper().replace('_', ' ')}: {reason}"
+                f"   ({self.rearm_key} re-arms with a reason)",
                 no_wrap=True,
                 overflow="ellipsis",
             )
@@ -79,8 +85,8 @@ class StatusHeader(Vertical):
 
     @property
     def info_text(self) -> str:
-        return str(self.query_one("#hdr-info", Static).content)
+        return str(self.info.content)
 
     @property
     def state_text(self) -> str:
-        return str(self.query_one("#hdr-state", Static).content)
+        return str(self.state.content)

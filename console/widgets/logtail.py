@@ -13,6 +13,8 @@ from pathlib import Path
 from rich.text import Text
 from textual.widgets import RichLog
 
+from ._format import printable
+
 CHUNK = 64 * 1024
 BACKLOG = 4 * CHUNK
 
@@ -29,7 +31,7 @@ def _style(line: str) -> str:
 
 class LogTail(RichLog):
     DEFAULT_CSS = """
-    LogTail { height: 25%; min-height: 4; max-height: 14; }
+    LogTail { height: 20%; min-height: 4; max-height: 14; }
     """
 
     def __init__(self, path: Path | str, *, max_lines: int = 500, **kwargs) -> None:
@@ -113,8 +115,11 @@ class LogTail(RichLog):
         self._pos += len(data)
         data = self._partial + data
         *complete, self._partial = data.split(b"\n")
-        for raw in complete:
-            line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        # The pane keeps max_lines anyway; writing (and styling) more per poll is wasted work that a
+        # chunk of short lines would otherwise turn into a visible stall.
+        keep = self.max_lines or len(complete)
+        for raw in complete[-keep:]:
+            line = printable(raw.decode("utf-8", errors="replace").rstrip("\r"))
             self.write(Text(line, style=_style(line)))
         self.lines_seen += len(complete)
         return len(complete)

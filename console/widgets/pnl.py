@@ -24,10 +24,12 @@ class PnlPane(Vertical):
         self.border_title = "P&L"
         self._figures: tuple | None = None
         self._curve: tuple[float, ...] | None = None
+        self.numbers = Static("", id="pnl-figures")
+        self.spark = Sparkline([], id="equity-spark")
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="pnl-figures")
-        yield Sparkline([], id="equity-spark")
+        yield self.numbers
+        yield self.spark
 
     def show(self, snap: EngineSnapshot) -> None:
         figures = (
@@ -49,10 +51,10 @@ class PnlPane(Vertical):
             grid.add_row("real", money_text(snap.realized_pnl), "today", money_text(snap.pnl_today))
             grid.add_row("unrl", money_text(snap.unrealized_pnl), "week", money_text(snap.pnl_week))
             grid.add_row("fees", Text(money(snap.fees)), "equity", Text(money(snap.equity), style="bold"))
-            self.query_one("#pnl-figures", Static).update(grid)
+            self.numbers.update(grid)
         if snap.equity_curve != self._curve:
             self._curve = snap.equity_curve
-            self.query_one("#equity-spark", Sparkline).data = list(snap.equity_curve)
+            self.spark.data = list(snap.equity_curve)
 
     @property
     def figures(self) -> dict[str, str]:
@@ -60,4 +62,4 @@ class PnlPane(Vertical):
         if self._figures is None:
             return {}
         names = ("realized", "unrealized", "today", "week", "fees", "equity")
-        return {name: money(value) for name, value in zip(names, self._figures)}
+        return {name: money(value) for name, value in zip(names, self._figures, strict=True)}
