@@ -141,7 +141,7 @@ class QuitModal(ModalScreen[str | None]):
         with Vertical(id="dialog"):
             yield Label("Quit with exposure?", id="dialog-title")
             yield Static(
-                f"{self.working_orders} working entry order(s), {self.positions} open position(s).",
+                f"{self.working_orders} working or pending entry order(s), {self.positions} open position(s).",
                 id="dialog-body",
             )
             with Vertical(id="dialog-buttons"):

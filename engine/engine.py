@@ -41,6 +41,7 @@ log = logging.getLogger("tradeconsole.engine")
 EQUITY_SAMPLE_SECONDS = 10
 EQUITY_JOURNAL_SECONDS = 60
 BPS = Decimal("0.0001")
+ONE_DAY = timedelta(days=1)
 
 
 class Engine(OperatorCommands):
@@ -83,6 +84,8 @@ class Engine(OperatorCommands):
         self._next_journal_equity: datetime | None = None
         self._closed = False
         self._prerolled = False
+        self._repace = False
+        self._preroll_start: datetime | None = None
         self.trading_started: datetime | None = None
         self.counters = {"ticks": 0, "signals": 0, "approved": 0, "refused": 0, "orders": 0,
                          "fills": 0, "expired": 0, "rejected_by_operator": 0}
@@ -126,19 +129,32 @@ class Engine(OperatorCommands):
     def stop(self) -> None:
         self._stop.set()
 
-    def preroll(self) -> int:
+    def set_speed(self, speed: float) -> None:
+        """Simulated seconds per wall second from now on; 0 = as fast as possible."""
+        if speed < 0:
+            raise ValueError("speed must be >= 0")
+        self.speed = speed
+        self._repace = True  # re-anchor pacing at the next batch
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def preroll(self, max_quotes: int | None = None) -> int:
         """Warm the strategy on simulated history before trading, as a live bot loads past bars.
 
-        Only the simulated market has a past to ask for; a replay starts cold. No orders."""
+        Only the simulated market has a past to ask for; a replay starts cold. No orders. With
+        `max_quotes` it stops early and a later call carries on; returns quotes consumed."""
         if self.profile.feed.kind != "sim" or self._prerolled:
             return 0
-        self._prerolled = True
+        if self._preroll_start is None:
+            self._preroll_start = self.clock.now()
         need = (self.profile.strategy.warmup_bars + 1) * max(self.profile.strategy.timeframes)
-        start = self.clock.now()
         n = 0
-        while True:
+        while max_quotes is None or n < max_quotes:
             batch = self.feed.next_batch()
             if batch is None:
+                self._prerolled = True
                 break
             for q in batch:
                 self.quotes[q.symbol] = q
@@ -147,13 +163,19 @@ class Engine(OperatorCommands):
                 self.strategy.on_quote(q, ZERO)
             n += len(batch)
             self.clock.set(batch[0].ts)
-            if (batch[0].ts - start).total_seconds() >= need:
+            if (batch[0].ts - self._preroll_start).total_seconds() >= need:
+                self._prerolled = True
                 break
         return n
 
+    async def _preroll_in_steps(self) -> None:
+        while not self._prerolled and self.profile.feed.kind == "sim":
+            self.preroll(max_quotes=2000)
+            await asyncio.sleep(0)  # a long warm-up must not freeze the screen
+
     async def run(self, duration: float | None = None) -> None:
         """Consume the feed until `duration` simulated seconds pass, the feed ends, or stop()."""
-        self.preroll()
+        await self._preroll_in_steps()
         self.trading_started = self.clock.now()
         start_sim: datetime | None = None
         start_wall = time.monotonic()
@@ -169,6 +191,9 @@ class Engine(OperatorCommands):
                 end = None if duration is None else ts + timedelta(seconds=duration)
             if end is not None and ts > end:
                 break
+            if self._repace:
+                self._repace = False
+                start_sim, start_wall = ts, time.monotonic()
             if self.speed > 0:
                 due = start_wall + (ts - start_sim).total_seconds() / self.speed
                 delay = due - time.monotonic()
@@ -333,12 +358,12 @@ class Engine(OperatorCommands):
         now = self.clock.now()
         log_ = self.trades
         log_.prune(now)
-        day_start = self.portfolio.day_start(now)
-        week_start = day_start - timedelta(days=day_start.weekday())
-        last = log_.entries[-1] if log_.entries else None
         p = self.portfolio
+        if p.day_started is None or now - p.day_started >= ONE_DAY:
+            p.roll(now)  # a command between batches may be the first to see a new day
+        day_start, week_start = p.day_started, p.week_started
+        last = log_.entries[-1] if log_.entries else None
         q = self.market.quote(req.symbol)
-        pos = p.positions.get(req.symbol)
         return RiskContext(
             now=now, trading_state=self.state, equity=p.equity, cash=p.cash,
             day_start_equity=p.day_start_equity, pnl_today=p.pnl_today, open_positions=len(p.positions),
@@ -347,8 +372,8 @@ class Engine(OperatorCommands):
             trades_last_hour=log_.count_since(log_.entries, now - timedelta(hours=1)),
             seconds_since_last_trade=None if last is None else (now - last).total_seconds(),
             week_start_equity=p.week_start_equity, pnl_week=p.pnl_week,
-            symbol_exposure=pos.market_value if pos is not None else ZERO,
-            exposure_by_symbol={s: x.market_value for s, x in p.positions.items()},
+            symbol_exposure=p.exposure.get(req.symbol, ZERO),
+            exposure_by_symbol=p.exposure,
             new_positions_today=log_.count_since(log_.opens, day_start),
             new_positions_week=log_.count_since(log_.opens, week_start),
             quote=q, quote_age_seconds=None if q is None else (now - q.ts).total_seconds(),

@@ -6,7 +6,7 @@ Day and week boundaries are in the venue's time zone.
 from __future__ import annotations
 
 from collections import deque
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -29,9 +29,16 @@ class Portfolio:
         self._streak_base = 0  # closed trades before this index were acknowledged on re-arm
         self.curve: deque[tuple[datetime, Decimal]] = deque(maxlen=curve_len)
         self._day_key: object = None
+        self.day_started: datetime | None = None  # midnight of the current venue day
+        self.week_started: datetime | None = None  # midnight starting the current ISO week
         self._week_key: object = None
         self.day_start_equity = starting_cash
         self.week_start_equity = starting_cash
+        # Running valuation, kept per mark and fill: the gate reads equity and exposure on every
+        # order, and summing every position each time is the most expensive thing it would do.
+        self._value = ZERO  # sum of signed quantity x mark
+        self._gross = ZERO  # sum of |quantity| x mark
+        self.exposure: dict[str, Decimal] = {}  # symbol -> |quantity| x mark
         self.closed_trades: list[Decimal] = []  # net P&L of each round trip, oldest first
         self._trade_pnl: dict[str, Decimal] = {}  # running net P&L of each open round trip
 
@@ -39,8 +46,30 @@ class Portfolio:
     def mark(self, q: Quote) -> None:
         pos = self.positions.get(q.symbol)
         if pos is not None:
+            self._unvalue(pos)
             # Mark at the side we would exit on: a long is worth the bid, a short costs the ask.
             pos.last_price = q.bid if pos.quantity > 0 else q.ask
+            self._revalue(pos)
+
+    def _unvalue(self, pos: Position) -> None:
+        self._value -= pos.quantity * pos.last_price
+        self._gross -= self.exposure.pop(pos.symbol, ZERO)
+
+    def _revalue(self, pos: Position) -> None:
+        if pos.quantity == 0:
+            return
+        self._value += pos.quantity * pos.last_price
+        mv = abs(pos.quantity) * pos.last_price
+        self.exposure[pos.symbol] = mv
+        self._gross += mv
+
+    def restore_position(self, pos: Position) -> None:
+        """Put a position in place (recovery, tests, benchmarks), keeping the valuation right."""
+        old = self.positions.get(pos.symbol)
+        if old is not None:
+            self._unvalue(old)
+        self.positions[pos.symbol] = pos
+        self._revalue(pos)
 
     def apply_fill(self, f: Fill) -> Decimal:
         """Apply one fill; returns the realized P&L it booked (before fees)."""
@@ -49,6 +78,7 @@ class Portfolio:
             pos = self.positions[f.symbol] = Position(f.symbol, last_price=f.price, opened_at=f.ts)
         signed = f.quantity if f.side is Side.BUY else -f.quantity
         realized = ZERO
+        self._unvalue(pos)
         if pos.quantity == 0 or (pos.quantity > 0) == (signed > 0):
             new_qty = pos.quantity + signed
             pos.avg_price = (pos.avg_price * abs(pos.quantity) + f.price * f.quantity) / abs(new_qty)
@@ -72,6 +102,7 @@ class Portfolio:
         self.realized_pnl += realized
         if pos.last_price == 0:
             pos.last_price = f.price
+        self._revalue(pos)
         running = self._trade_pnl.get(f.symbol, ZERO) + realized - f.fee
         if pos.quantity == 0:
             self.closed_trades.append(running)
@@ -88,11 +119,11 @@ class Portfolio:
 
     @property
     def equity(self) -> Decimal:
-        return self.cash + sum((p.quantity * p.last_price for p in self.positions.values()), ZERO)
+        return self.cash + self._value
 
     @property
     def gross_exposure(self) -> Decimal:
-        return sum((p.market_value for p in self.positions.values()), ZERO)
+        return self._gross
 
     def open_positions(self) -> int:
         return len(self.positions)
@@ -105,6 +136,8 @@ class Portfolio:
         if day == self._day_key:
             return False, False
         first = self._day_key is None
+        self.day_started = self.day_start(now)
+        self.week_started = self.day_started - timedelta(days=self.day_started.weekday())
         week = day.isocalendar()[:2]
         new_week = not first and week != self._week_key
         if not first:

@@ -31,11 +31,12 @@ class CashReserveCheck(PreTradeCheck):
 
     def __init__(self, reserve_pct: Decimal) -> None:
         self.reserve_pct = reserve_pct
+        self.frac = reserve_pct / HUNDRED
 
     def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
         spend = req.notional if req.side is Side.BUY else ZERO
         after = ctx.cash - spend
-        floor = ctx.equity * self.reserve_pct / HUNDRED
+        floor = ctx.equity * self.frac
         return CheckResult(self.name, after >= floor, "cash after {after:.2f}, reserve {floor:.2f} ({pct}%)",
                            {"after": after, "floor": floor, "pct": self.reserve_pct})
 
@@ -59,12 +60,15 @@ class PositionSizeCheck(PreTradeCheck):
 
     def __init__(self, max_pct: Decimal, max_usd: Decimal, min_usd: Decimal) -> None:
         self.max_pct = max_pct
+        self.frac = max_pct / HUNDRED
         self.max_usd = max_usd
         self.min_usd = min_usd
 
     def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
         value = (abs(ctx.position_qty) + req.quantity) * req.price
-        cap = min(ctx.equity * self.max_pct / HUNDRED, self.max_usd)
+        cap = ctx.equity * self.frac
+        if self.max_usd < cap:
+            cap = self.max_usd
         ok = value <= cap and req.notional >= self.min_usd
         return CheckResult(self.name, ok, "position {value:.2f}, cap {cap:.2f}; order {order:.2f}, min {min}",
                            {"value": value, "cap": cap, "order": req.notional, "min": self.min_usd})
@@ -75,10 +79,11 @@ class SymbolConcentrationCheck(PreTradeCheck):
 
     def __init__(self, max_pct: Decimal) -> None:
         self.max_pct = max_pct
+        self.frac = max_pct / HUNDRED
 
     def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
         after = ctx.symbol_exposure + req.notional
-        cap = ctx.equity * self.max_pct / HUNDRED
+        cap = ctx.equity * self.frac
         return CheckResult(self.name, after <= cap, "{symbol} exposure after {after:.2f}, cap {cap:.2f}",
                            {"symbol": req.symbol, "after": after, "cap": cap})
 
@@ -146,6 +151,7 @@ class SingleTradeLossCheck(PreTradeCheck):
     def __init__(self, max_usd: Decimal, risk_pct: Decimal, fee_rate: Decimal) -> None:
         self.max_usd = max_usd
         self.risk_pct = risk_pct
+        self.risk_frac = risk_pct / HUNDRED
         self.fee_rate = fee_rate
 
     def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
@@ -154,7 +160,9 @@ class SingleTradeLossCheck(PreTradeCheck):
         fees = (req.price + req.stop_price) * req.quantity * self.fee_rate
         loss = abs(req.price - req.stop_price) * req.quantity + fees
         # Sizing spends exactly the risk share before fees; fees ride on top of it.
-        cap = min(self.max_usd, ctx.equity * self.risk_pct / HUNDRED + fees)
+        cap = ctx.equity * self.risk_frac + fees
+        if self.max_usd < cap:
+            cap = self.max_usd
         return CheckResult(self.name, loss <= cap, "loss at stop {loss:.2f}, cap {cap:.2f}",
                            {"loss": loss, "cap": cap})
 

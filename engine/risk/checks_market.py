@@ -18,8 +18,10 @@ class PriceValidityCheck(PreTradeCheck):
         q = ctx.quote
         if q is None:
             return CheckResult(self.name, False, "no quote for {symbol}", {"symbol": req.symbol})
-        prices = (q.bid, q.ask, req.price)
-        ok = all(p.is_finite() and p > 0 for p in prices) and q.bid <= q.ask
+        bid, ask, price = q.bid, q.ask, req.price
+        # Finite first: comparing a Decimal NaN raises instead of answering False.
+        ok = (bid.is_finite() and ask.is_finite() and price.is_finite()
+              and bid > 0 and ask >= bid and price > 0)
         return CheckResult(self.name, ok, "bid {bid} ask {ask} order {price}",
                            {"bid": q.bid, "ask": q.ask, "price": req.price})
 
@@ -45,9 +47,10 @@ class SpreadCheck(PreTradeCheck):
 
     def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
         q = ctx.quote
-        if q is None or q.bid <= 0:
+        mid = ctx.mid
+        if q is None or mid is None or mid <= 0:
             return CheckResult(self.name, False, "no usable quote", {})
-        bps = (q.ask - q.bid) / ((q.ask + q.bid) / 2) * BPS
+        bps = (q.ask - q.bid) / mid * BPS
         return CheckResult(self.name, bps <= self.max_bps, "spread {bps:.1f} bps, max {max}",
                            {"bps": bps, "max": self.max_bps})
 
@@ -83,10 +86,9 @@ class LimitPriceCheck(PreTradeCheck):
         self.max_pct = max_pct
 
     def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
-        q = ctx.quote
-        if q is None or q.bid <= 0:
+        mid = ctx.mid
+        if mid is None or mid <= 0:
             return CheckResult(self.name, False, "no usable quote", {})
-        mid = (q.bid + q.ask) / 2
         dist = abs(req.price - mid) / mid * HUNDRED
         return CheckResult(self.name, dist <= self.max_pct, "price {dist:.2f}% from mid, max {max}%",
                            {"dist": dist, "max": self.max_pct})
@@ -101,11 +103,10 @@ class SpikeCheck(PreTradeCheck):
         self.max_pct = max_pct
 
     def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
-        q = ctx.quote
+        mid = ctx.mid
         good = ctx.last_good_price
-        if q is None or good is None or good <= 0:
-            return CheckResult(self.name, q is not None, "no reference price yet", {})
-        mid = (q.bid + q.ask) / 2
+        if mid is None or good is None or good <= 0:
+            return CheckResult(self.name, mid is not None, "no reference price yet", {})
         jump = abs(mid - good) / good * HUNDRED
         return CheckResult(self.name, jump <= self.max_pct, "move {jump:.2f}% from last good {good}, max {max}%",
                            {"jump": jump, "good": good, "max": self.max_pct})

@@ -22,8 +22,8 @@ class TradingStateCheck(PreTradeCheck):
             ok = req.purpose is not OrderPurpose.ENTRY
         else:
             ok = req.purpose in EXITS and req.source in ("operator", "system")
-        return CheckResult(self.name, ok, "state {state}, {purpose} from {source}",
-                           {"state": state.value, "purpose": req.purpose.value, "source": req.source})
+        return CheckResult(self.name, ok, "state {state.value}, {purpose.value} from {source}",
+                           {"state": state, "purpose": req.purpose, "source": req.source})
 
 
 class ReducesPositionCheck(PreTradeCheck):
@@ -36,8 +36,8 @@ class ReducesPositionCheck(PreTradeCheck):
         pos = ctx.position_qty
         opposite = (pos > 0 and req.side is Side.SELL) or (pos < 0 and req.side is Side.BUY)
         ok = opposite and req.quantity <= abs(pos)
-        return CheckResult(self.name, ok, "{side} {quantity} against position {position}",
-                           {"side": req.side.value, "quantity": req.quantity, "position": pos})
+        return CheckResult(self.name, ok, "{side.value} {quantity} against position {position}",
+                           {"side": req.side, "quantity": req.quantity, "position": pos})
 
 
 class VenueHealthCheck(PreTradeCheck):

@@ -9,7 +9,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from ..models import OrderPurpose, Side
 
@@ -64,6 +64,7 @@ class RiskContext:
     new_positions_today: int = 0
     new_positions_week: int = 0
     quote: object = None  # the latest Quote of the symbol, or None
+    mid: Decimal | None = None  # its mid, computed once for every check that needs it
     quote_age_seconds: float | None = None
     last_good_price: Decimal | None = None  # last mid that passed the spike filter
     recent_volume: Decimal | None = None  # traded in the last minute; None when unknown
@@ -72,16 +73,20 @@ class RiskContext:
     venue_environment: str = "paper"  # what the venue says it is: paper | testnet | live
     mode: str = "paper"
 
+    def __post_init__(self) -> None:
+        if self.mid is None and self.quote is not None:
+            self.mid = (self.quote.bid + self.quote.ask) / 2
 
-@dataclass(frozen=True, slots=True)
-class CheckResult:
+
+class CheckResult(NamedTuple):
     """One check's verdict. `template` is formatted with `values` only when read, so the gate's
-    hot path never pays for string formatting of numbers nobody looks at."""
+    hot path never pays for string formatting of numbers nobody looks at. A tuple because the
+    gate builds dozens per order and a frozen dataclass costs several times more to construct."""
 
     name: str
     passed: bool
     template: str
-    values: dict = field(default_factory=dict)
+    values: dict = {}
 
     @property
     def detail(self) -> str:

@@ -1,0 +1,80 @@
+"""bench/gate.py: the full risk gate on one order with 50 open positions.
+
+Builds a real engine (paper profile, 60 symbols, correlated groups), puts 50 positions in its
+portfolio, and times what the engine does per order: gather the RiskContext, then run every
+pre-trade check. Prints p50/p99 latency and checks per second; the last line is the figure.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.engine import Engine  # noqa: E402
+from engine.models import Order, OrderPurpose, OrderType, Position, Side, Signal  # noqa: E402
+from engine.profile import Profile  # noqa: E402
+
+
+async def main(n: int) -> None:
+    symbols = [f"S{i:02d}/USD" for i in range(60)]
+    with tempfile.TemporaryDirectory() as tmp:
+        profile = Profile(
+            symbols=symbols,
+            journal={"path": str(Path(tmp) / "gate.sqlite")},
+            logging={"level": "WARNING"},
+            feed={"speed": 0},
+            risk={"max_open_positions": 60, "correlated_groups": {"a": symbols[:10], "b": symbols[10:30]},
+                  "max_position_pct": 2, "max_symbol_exposure_pct": 2, "max_group_exposure_pct": 50,
+                  "max_new_positions_per_week": 100, "max_new_positions_per_day": 100},
+        )
+        eng = await Engine.open(profile, seed=1)
+        for _ in range(120):  # two minutes of quotes so every symbol has a price and volume
+            batch = eng.feed.next_batch()
+            eng.clock.set(batch[0].ts)
+            for q in batch:
+                eng.market.update(q)
+                eng.quotes[q.symbol] = q
+        for s in symbols[:50]:
+            q = eng.quotes[s]
+            eng.portfolio.restore_position(Position(s, Decimal("0.5"), q.bid, last_price=q.bid, stop_price=q.bid * Decimal("0.92")))
+        target = symbols[55]
+        q = eng.quotes[target]
+        sig = Signal(target, Side.BUY, 0.5, 0.9, (q.ask * Decimal("0.92")).quantize(Decimal("0.01")), q.ask,
+                     "bench", "bench", q.ts)
+        order = Order("bench-1", target, Side.BUY, OrderType.LIMIT, Decimal("0.1"), OrderPurpose.ENTRY, q.ts,
+                      limit_price=q.ask, protective_stop=sig.stop_price)
+        eng._signals[order.client_order_id] = sig
+        gate = eng.gate
+        samples = []
+        decision = None
+        for i in range(n + 500):
+            t0 = time.perf_counter_ns()
+            req = eng._request(order, "strategy")
+            decision = gate.evaluate(req, eng._context(req))
+            t1 = time.perf_counter_ns()
+            if i >= 500:  # warm-up
+                samples.append(t1 - t0)
+        await eng.close()
+    assert decision is not None
+    samples.sort()
+    p50 = samples[len(samples) // 2] / 1000
+    p99 = samples[int(len(samples) * 0.99)] / 1000
+    checks = len(decision.checks)
+    mean = statistics.fmean(samples) / 1e9
+    print(f"positions open: 50, checks per order: {checks}, approved: {decision.approved} "
+          f"(first failure: {decision.failed})")
+    print(f"p50 {p50:.1f} us, p99 {p99:.1f} us, {checks / mean:,.0f} checks/s, {1 / mean:,.0f} orders/s")
+    print(f"gate: {p99:.1f} us p99 (target <= 50 us)")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=20000, help="timed evaluations")
+    asyncio.run(main(ap.parse_args().n))
