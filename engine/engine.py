@@ -104,7 +104,7 @@ class Engine(OperatorCommands):
             feed = build_feed(feed_cfg, profile.symbols, clock.now())
         jpath = journal_path(profile)
         lpath = log_path(profile)
-        setup_logging(lpath, profile.logging, stdout=log_to_stdout)
+        setup_logging(lpath, profile.logging, stdout=log_to_stdout, clock=clock)
         journal = await Journal.open(jpath)
         session = await journal.count("session") + 1
         broker = PaperBroker(profile.paper, clock)

@@ -3,16 +3,31 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import datetime, timezone
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
+from .clock import Clock
 from .profile import LoggingConfig
 
-FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+FORMAT = "%(clock)s %(levelname)-7s %(name)s: %(message)s"
 _MARK = "_tradeconsole_handler"
 
 
-def setup_logging(path: Path, cfg: LoggingConfig, *, stdout: bool = False) -> None:
+class ClockStamp(logging.Filter):
+    """Stamp records with the engine's clock, so a simulated or replayed run logs its own time."""
+
+    def __init__(self, clock: Clock | None) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = self.clock.now() if self.clock is not None else datetime.now(timezone.utc)
+        record.clock = now.strftime("%Y-%m-%d %H:%M:%S")
+        return True
+
+
+def setup_logging(path: Path, cfg: LoggingConfig, *, stdout: bool = False, clock: Clock | None = None) -> None:
     root = logging.getLogger("tradeconsole")
     root.setLevel(cfg.level)
     root.propagate = False
@@ -23,6 +38,7 @@ def setup_logging(path: Path, cfg: LoggingConfig, *, stdout: bool = False) -> No
     path.parent.mkdir(parents=True, exist_ok=True)
     fh = RotatingFileHandler(path, maxBytes=cfg.max_bytes, backupCount=cfg.backups, encoding="utf-8")
     fh.setFormatter(logging.Formatter(FORMAT))
+    fh.addFilter(ClockStamp(clock))
     setattr(fh, _MARK, True)
     root.addHandler(fh)
     if stdout:
