@@ -86,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     profile = _load(args.profile)
     speed = _speed(args.speed)
     try:
-        duration = parse_duration(args.duration) if args.duration else None
+        duration = parse_duration(args.duration) if args.duration is not None else None
     except ValueError as exc:
         raise UsageError(f"tradeconsole: {exc}") from None
     if args.headless:

@@ -15,6 +15,9 @@ from .risk.gate import TradingState
 
 log = logging.getLogger("tradeconsole.engine")
 
+CANCEL_ATTEMPTS = 5
+CANCEL_BACKOFF_START = 0.2  # seconds; doubles per attempt, so a stuck venue costs ~3 s at most
+
 
 class OperatorCommands:
     # -- approvals ----------------------------------------------------------------------------
@@ -67,32 +70,52 @@ class OperatorCommands:
 
     # -- halt, close-all, re-arm --------------------------------------------------------------
     def halt(self, source: str, reason: str) -> asyncio.Task:
-        """Latch now (before this returns); the returned task cancels and journals."""
+        """Latch now (before this returns); the returned task cancels and journals.
+
+        The halt row is appended before returning, so the very next flush carries it; a second
+        halt keeps the first reason (the journal still records every one)."""
         first = self.state is not TradingState.HALTED
         self.state = TradingState.HALTED
-        self.halt_reason = reason
+        if first or not self.halt_reason:
+            self.halt_reason = reason
+        self.journal.append("halt", self.clock.now(), None, {"source": source, "reason": reason, "first": first})
         pending = self.approvals.take_all()
         return asyncio.get_running_loop().create_task(self._after_halt(source, reason, pending, first))
 
     async def _after_halt(self, source: str, reason: str, pending: list, first: bool) -> None:
         now = self.clock.now()
-        self.journal.append("halt", now, None, {"source": source, "reason": reason})
+        await self.journal.flush()  # the latch is durable before anything else happens
         for item in pending:
             self._finish_pending(item.order, OrderStatus.REJECTED, "halted", "rejected_by_halt")
-        failed = await self.orders.cancel_where(lambda o: o.purpose is OrderPurpose.ENTRY, "halt")
-        await self.orders.process_events()
         if first:
             self.alerts.publish("critical", "halt", f"HALTED by {source}: {reason}", now)
-        if failed:
-            self.alerts.publish("critical", "halt_cancel_failed", f"still open after halt: {', '.join(failed)}", now)
         log.warning("halted by %s: %s", source, reason)
+        await self._cancel_entries_with_retry("halt")
         await self.journal.flush()
+
+    async def _cancel_entries_with_retry(self, why: str) -> None:
+        """Cancel every working entry; a venue that refuses gets bounded retries with backoff,
+        and what is still open stays listed (snapshot counters, alert) instead of hanging."""
+        delay = CANCEL_BACKOFF_START
+        failed: list[str] = []
+        for attempt in range(CANCEL_ATTEMPTS):
+            failed = await self.orders.cancel_where(lambda o: o.purpose is OrderPurpose.ENTRY, why)
+            await self.orders.process_events()
+            self.cancels_outstanding = failed
+            if not failed:
+                return
+            if attempt + 1 < CANCEL_ATTEMPTS:
+                await asyncio.sleep(delay)
+                delay *= 2
+        self.alerts.publish("critical", "cancel_failed",
+                            f"{why}: still open after {CANCEL_ATTEMPTS} attempts: {', '.join(failed)}",
+                            self.clock.now())
 
     async def close_all(self, source: str) -> None:
         """Flatten every position; works while halted; idempotent."""
         now = self.clock.now()
         self.journal.append("close_all", now, None, {"source": source, "positions": len(self.portfolio.positions)})
-        await self.orders.cancel_where(lambda o: o.purpose is OrderPurpose.ENTRY, "close-all")
+        await self._cancel_entries_with_retry("close-all")
         for item in self.approvals.take_all():
             self._finish_pending(item.order, OrderStatus.REJECTED, "close-all", "rejected_by_close_all")
         await self.orders.process_events()

@@ -10,6 +10,25 @@ from pydantic import ValidationError
 from .profile import Profile
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A repeated key is an error: with plain YAML the last one silently wins, and a limit set
+    twice is a limit someone thinks is set to the other value."""
+
+
+def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[object, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
 class ConfigError(Exception):
     """One or more problems in a profile; `lines` are ready to print, one per problem."""
 
@@ -82,7 +101,7 @@ def load_profile(path: str | Path | None) -> Profile:
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{source}: cannot read ({exc.__class__.__name__})"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -3,7 +3,6 @@
 `python -m engine.config_reference` prints it; a test checks the README carries every key."""
 from __future__ import annotations
 
-import typing
 
 from pydantic import BaseModel
 

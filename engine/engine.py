@@ -8,10 +8,11 @@ has nothing uncommitted, so the screen never shows a state change the journal do
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
 from .alerts import AlertBus
@@ -63,6 +64,7 @@ class Engine(OperatorCommands):
         self.orders = OrderManager(broker, journal, clock, self.portfolio, self.alerts, self._authorize,
                                    profile.orders, profile.name, session)
         self.orders.on_fill = self._on_fill
+        self.orders.entry_room = self._entry_room
         from .strategy import EmaTrendStrategy
 
         self.strategy = EmaTrendStrategy(profile.strategy, profile.risk)
@@ -83,6 +85,8 @@ class Engine(OperatorCommands):
         self._next_sample: datetime | None = None
         self._next_journal_equity: datetime | None = None
         self._closed = False
+        self.cancels_outstanding: list[str] = []
+        self._carry: list[Quote] | None = None  # a batch read past the end of the last run()
         self._prerolled = False
         self._repace = False
         self._preroll_start: datetime | None = None
@@ -182,7 +186,7 @@ class Engine(OperatorCommands):
         end: datetime | None = None
         n = 0
         while not self._stop.is_set():
-            batch = self.feed.next_batch()
+            batch, self._carry = (self._carry, None) if self._carry is not None else (self.feed.next_batch(), None)
             if batch is None:
                 break
             ts = batch[0].ts
@@ -190,6 +194,7 @@ class Engine(OperatorCommands):
                 start_sim = ts
                 end = None if duration is None else ts + timedelta(seconds=duration)
             if end is not None and ts > end:
+                self._carry = batch  # the next run() starts with it: no quote is lost
                 break
             if self._repace:
                 self._repace = False
@@ -383,6 +388,18 @@ class Engine(OperatorCommands):
             venue_environment=self.broker_environment, mode=self.profile.mode,
         )
 
+    def _entry_room(self, symbol: str, side: Side) -> Decimal:
+        """Quantity an entry may still add in `symbol` at today's price under the position cap."""
+        q = self.quotes.get(symbol)
+        if q is None:
+            return ZERO
+        price = q.ask if side is Side.BUY else q.bid
+        p = self.portfolio
+        cap = min(p.equity * self.profile.risk.max_position_pct / 100, self.profile.sizing.max_order_usd)
+        held = abs(self.orders.position_qty(symbol)) * price
+        room = (cap - held) / price if price > 0 else ZERO
+        return max(ZERO, room.quantize(Decimal("0.000001"), rounding=ROUND_DOWN))
+
     def _authorize(self, order: Order, source: str) -> Decision:
         req = self._request(order, source)
         decision = self.gate.evaluate(req, self._context(req))
@@ -458,6 +475,11 @@ class Engine(OperatorCommands):
     def snapshot(self) -> EngineSnapshot:
         if self._snapshot is None or not self.journal.pending:
             self._snapshot = build_snapshot(self)
+        elif self.state is TradingState.HALTED and self._snapshot.trading_state != "halted":
+            # The latch is on but its journal row is not committed yet: say so at once, as
+            # HALTING, rather than show the old state or claim a halt the journal lacks.
+            return dataclasses.replace(self._snapshot, trading_state="halting", halt_reason=self.halt_reason,
+                                       approvals=())
         return self._snapshot
 
     async def close(self) -> None:

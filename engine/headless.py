@@ -68,6 +68,12 @@ def parse_duration(text: str) -> float:
         value = Decimal(t)
     except Exception:
         raise ValueError(f"--duration: expected a number with an optional unit s/m/h/d (got {text!r})") from None
-    if value <= 0:
-        raise ValueError(f"--duration: must be > 0 (got {text!r})")
-    return float(value * mult)
+    if not value.is_finite() or value <= 0:
+        raise ValueError(f"--duration: must be a finite number > 0 (got {text!r})")
+    seconds = value * mult
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"--duration: at most 3650d (got {text!r})")
+    return float(seconds)
+
+
+MAX_DURATION_SECONDS = 3650 * 86400

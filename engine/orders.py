@@ -66,6 +66,8 @@ class OrderManager:
         self._limit_deadline: dict[str, object] = {}
         self.fills = 0
         self.on_fill: Callable[[Fill, Order, Decimal], None] | None = None
+        # How much more of a symbol an entry may buy/sell now under the position cap (engine-set).
+        self.entry_room: Callable[[str, Side], Decimal] | None = None
 
     def new_id(self) -> str:
         self._n += 1
@@ -237,7 +239,19 @@ class OrderManager:
             remaining = order.remaining
             if remaining <= 0 or order.status is OrderStatus.FILLED:
                 continue
+            if self.entry_room is not None:
+                # The price has moved since the limit was sized: shrink the rest to fit the cap
+                # rather than let the gate refuse all of it.
+                remaining = min(remaining, self.entry_room(order.symbol, order.side))
+            if remaining <= 0:
+                self.alerts.publish("warning", "fallback_skipped",
+                                    f"{order.symbol}: limit timed out, no room left under the position cap",
+                                    now, client_order_id=cid)
+                continue
             child = Order(self.new_id(), order.symbol, order.side, OrderType.MARKET, remaining,
                           OrderPurpose.ENTRY, now, protective_stop=order.protective_stop,
                           parent_id=cid, reason="limit timeout: market fallback")
-            await self.send(child, "strategy")
+            if not await self.send(child, "strategy"):
+                self.alerts.publish("warning", "fallback_refused",
+                                    f"{order.symbol}: market fallback for {remaining} refused ({child.reason})",
+                                    now, client_order_id=child.client_order_id)

@@ -10,7 +10,9 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import typing
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 Pct = Decimal
@@ -18,6 +20,17 @@ Pct = Decimal
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: object, info: ValidationInfo) -> object:
+        # YAML reads yes/no/on/off as booleans and pydantic would take them as 1 and 0: a limit
+        # written "max_open_positions: yes" must be an error, not one position.
+        if isinstance(value, bool):
+            ann = cls.model_fields[info.field_name].annotation
+            if ann is not bool and bool not in typing.get_args(ann):
+                raise PydanticCustomError("bool_not_number", "expected a number, not a yes/no value")
+        return value
 
 
 def _bad(loc_field: str, message: str) -> PydanticCustomError:

@@ -9,6 +9,9 @@ from .profile import RiskLimits, SizingConfig
 
 HUNDRED = Decimal(100)
 QTY_STEP = Decimal("0.000001")
+# Size to 98 % of the position cap: a price that moves while an order waits for approval or a
+# limit falls back to market must not push the same order over the cap the gate checks.
+CAP_HEADROOM = Decimal("0.98")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +30,7 @@ def size_position(
         return SizeDecision(ZERO, "no size: stop at the entry price")
     risk_usd = equity * risk.risk_per_trade_pct / HUNDRED
     by_risk = risk_usd / distance
-    cap_usd = min(equity * risk.max_position_pct / HUNDRED, sizing.max_order_usd)
+    cap_usd = min(equity * risk.max_position_pct / HUNDRED, sizing.max_order_usd) * CAP_HEADROOM
     by_cap = cap_usd / price
     qty = min(by_risk, by_cap).quantize(QTY_STEP, rounding=ROUND_DOWN)
     binding = "risk" if by_risk <= by_cap else "cap"

@@ -68,9 +68,9 @@ class StatusHeader(Vertical):
         state = self.state
         # Halted is the latch (red); any other non-active state (e.g. reduce_only) restricts trading
         # and is shown amber, never as calm as ACTIVE.
-        halted = snap.trading_state == "halted"
+        halted = snap.trading_state in ("halted", "halting")
         state.set_class(halted, "-halted")
-        state.set_class(snap.trading_state not in ("active", "halted"), "-restricted")
+        state.set_class(snap.trading_state not in ("active", "halted", "halting"), "-restricted")
         if snap.trading_state != "active":
             reason = snap.halt_reason or "no reason recorded"
             label = Text(

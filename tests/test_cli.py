@@ -1,0 +1,165 @@
+"""The `tradeconsole` command line, run as a user runs it (a subprocess, data dir in tmp)."""
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, cli_cmd, cli_env
+
+
+def run_cli(tmp_path: Path, *args: str, cwd: Path = REPO, home: Path | None = None,
+            timeout: float = 90) -> subprocess.CompletedProcess:
+    return subprocess.run(cli_cmd(*args), capture_output=True, text=True, cwd=cwd,
+                          env=cli_env(home or tmp_path / "home"), timeout=timeout)
+
+
+def summary(stdout: str) -> dict[str, str]:
+    """The summary block: first word(s) of each line -> the rest."""
+    start = stdout.index("── tradeconsole headless summary")
+    out: dict[str, str] = {}
+    for line in stdout[start:].splitlines()[1:]:
+        m = re.match(r"^(simulated time|signals|orders sent|equity|realized P&L|closed trades|open positions|"
+                     r"trading state|journal)\s+(.*)$", line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def usd(text: str) -> Decimal:
+    return Decimal(text.replace("$", "").replace(",", ""))
+
+
+def journal_counts(path: Path) -> dict[str, int]:
+    with sqlite3.connect(path) as db:
+        return dict(db.execute("SELECT kind, COUNT(*) FROM events GROUP BY kind").fetchall())
+
+
+# -- a headless run ------------------------------------------------------------------------------
+def test_headless_run_prints_the_summary_and_keeps_its_data_in_the_home_dir(tmp_path):
+    home = tmp_path / "home"
+    res = run_cli(tmp_path, "run", "--headless", "--duration", "30m", "--seed", "1",
+                  "--profile", "config/paper-auto.yaml", home=home)
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    assert "── tradeconsole headless summary ─ profile paper-auto (paper) ──" in res.stdout
+    s = summary(res.stdout)
+    assert s["simulated time"].startswith("0.50 h")
+    m = re.match(r"([\d,]+)\s+gate passed ([\d,]+)\s+refused ([\d,]+)", s["signals"])
+    assert m
+    m = re.match(r"([\d,]+)\s+fills ([\d,]+)\s+approvals expired 0", s["orders sent"])
+    assert m
+    fills = int(m.group(2).replace(",", ""))
+    assert s["trading state"] == "active"
+    # the money lines add up: start + realized - fees + unrealized == equity (to the cent)
+    eq = re.match(r"(\S+)\s+\(start (\S+)\)", s["equity"])
+    pnl = re.match(r"(\S+)\s+unrealized (\S+)\s+fees (\S+)", s["realized P&L"])
+    assert eq and pnl
+    equity, start = usd(eq.group(1)), usd(eq.group(2))
+    realized, unrealized, fees = (usd(pnl.group(i)) for i in (1, 2, 3))
+    assert start == Decimal("10000.00")
+    assert abs(start + realized - fees + unrealized - equity) <= Decimal("0.02")  # each shown rounded
+    # the journal and the log live under TRADECONSOLE_HOME, and the journal agrees with the summary
+    journal = home / "paper-auto.sqlite"
+    assert s["journal"] == str(journal)
+    assert journal.exists() and (home / "paper-auto.log").exists()
+    counts = journal_counts(journal)
+    assert counts.get("fill", 0) == fills
+    assert counts["session"] == 1 and counts["session_end"] == 1
+
+
+def test_headless_run_is_reproducible_by_seed(tmp_path):
+    def go(home: Path) -> list[str]:
+        res = run_cli(tmp_path, "run", "--headless", "--duration", "20m", "--seed", "5",
+                      "--profile", "config/paper-auto.yaml", home=home)
+        assert res.returncode == 0, res.stderr
+        lines = res.stdout[res.stdout.index("── tradeconsole headless summary"):].splitlines()
+        return [ln for ln in lines if not ln.startswith(("journal", "INFO", "WARNING"))]
+
+    assert go(tmp_path / "a") == go(tmp_path / "b")
+
+
+# -- usage errors: exit 2, one line, no traceback ----------------------------------------------
+@pytest.mark.parametrize("args, fragment", [
+    (["--duration", "abc"], "--duration"),
+    (["--duration", "0"], "--duration: must be a finite number > 0"),
+    (["--duration=-5m"], "--duration: must be a finite number > 0"),
+    (["--duration", "5x"], "--duration"),
+    (["--speed", "fast"], "--speed"),
+    (["--speed", "-1"], "--speed"),
+    (["--speed", "nan"], "--speed"),
+    (["--seed", "x"], "--seed"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--profile", "nope.yaml"], "nope.yaml: no such file"),
+])
+def test_bad_run_arguments_exit_2_with_one_line(tmp_path, args, fragment):
+    res = run_cli(tmp_path, "run", "--headless", *args, timeout=30)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], res.stderr
+    assert res.stdout == ""
+    assert not (tmp_path / "home").exists()  # nothing opened, nothing written
+
+
+@pytest.mark.parametrize("duration", ["nan", "inf", "1e400d"])
+def test_non_finite_duration_is_a_usage_error(tmp_path, duration):
+    res = run_cli(tmp_path, "run", "--headless", "--duration", duration, timeout=30)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_empty_duration_is_a_usage_error(monkeypatch, capsys):
+    import console.cli as cli
+
+    started = []
+
+    async def fake_headless(profile, seed, speed, duration):  # stands in for the engine run
+        started.append(duration)
+        return 0
+
+    monkeypatch.setattr(cli, "_headless", fake_headless)
+    assert cli.main(["run", "--headless", "--duration", ""]) == 2, f"ran with duration {started}"
+    assert "--duration" in capsys.readouterr().err
+
+
+def test_unknown_command_and_option_without_command(tmp_path):
+    res = run_cli(tmp_path, "frobnicate", timeout=30)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert "invalid choice" in res.stderr
+    res = run_cli(tmp_path, "--bogus", timeout=30)  # options alone mean `run`
+    assert res.returncode == 2 and res.stderr.strip() == "tradeconsole: unrecognized arguments: --bogus"
+
+
+# -- CSV replay profiles -------------------------------------------------------------------------
+def csv_profile(tmp_path: Path, rows: list[str]) -> Path:
+    (tmp_path / "quotes.csv").write_text("\n".join(["timestamp,symbol,bid,ask,bid_size,ask_size", *rows]) + "\n")
+    prof = tmp_path / "replay.yaml"
+    prof.write_text("name: replay\nsymbols: [XYZ/USD]\nfeed:\n  kind: csv\n  csv_path: quotes.csv\n"
+                    "approval:\n  required: false\n")
+    return prof
+
+
+def test_bad_csv_exits_2_naming_file_and_line(tmp_path):
+    prof = csv_profile(tmp_path, ["2026-01-05T00:00:00Z,XYZ/USD,99.9,100.0,10,10",
+                                  "2026-01-05T00:00:01Z,XYZ/USD,abc,100.0,10,10"])
+    res = run_cli(tmp_path, "run", "--headless", "--profile", str(prof), timeout=30)
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert f"{tmp_path / 'quotes.csv'}:3:" in line and "bid" in line
+    assert not (tmp_path / "home" / "replay.sqlite").exists()
+
+
+def test_good_csv_replays_to_the_end(tmp_path):
+    rows = [f"2026-01-05T00:{i // 60:02d}:{i % 60:02d}Z,XYZ/USD,99.9,100.0,10,10" for i in range(120)]
+    prof = csv_profile(tmp_path, rows)
+    res = run_cli(tmp_path, "run", "--headless", "--profile", str(prof), timeout=60)
+    assert res.returncode == 0, res.stderr
+    s = summary(res.stdout)
+    assert "(120 quotes)" in s["simulated time"]
+    assert journal_counts(tmp_path / "home" / "replay.sqlite")["session_end"] == 1

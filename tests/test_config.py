@@ -1,0 +1,243 @@
+"""Profiles: the shipped files validate, the built-in defaults are the checklists' numbers, and every
+problem in a profile is one clear line naming the file, the key and what is wrong."""
+from __future__ import annotations
+
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, cli_cmd, cli_env
+from engine.config_loader import ConfigError, effective_yaml, load_profile, profile_from_mapping
+from engine.profile import Profile
+
+CONFIGS = sorted((REPO / "config").glob("*.yaml"))
+
+
+def problems(text: str, tmp: Path, monkeypatch: pytest.MonkeyPatch, name: str = "x.yaml") -> list[str]:
+    """Load `text` as config/<name> (relative, as a user would type it); return the error lines."""
+    monkeypatch.chdir(tmp)
+    (tmp / "config").mkdir(exist_ok=True)
+    (tmp / "config" / name).write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_profile(f"config/{name}")
+    assert str(exc.value) == "\n".join(exc.value.lines)
+    return exc.value.lines
+
+
+# -- shipped profiles and defaults --------------------------------------------------------------
+def test_there_are_shipped_profiles():
+    names = {p.name for p in CONFIGS}
+    assert {"paper.yaml", "paper-auto.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_profile_validates(path: Path):
+    profile = load_profile(path)
+    assert profile.name
+    assert profile.mode in ("paper", "testnet", "live")
+    # the effective config it prints is itself a valid profile, equal to the one loaded
+    again = profile_from_mapping(yaml.safe_load(effective_yaml(profile)), "effective")
+    assert again == profile
+
+
+def test_shipped_paper_profiles_are_paper_on_the_sim_market():
+    paper = load_profile(REPO / "config" / "paper.yaml")
+    auto = load_profile(REPO / "config" / "paper-auto.yaml")
+    assert paper.mode == auto.mode == "paper"
+    assert paper.approval.required is True
+    assert auto.approval.required is False
+
+
+def test_built_in_defaults_are_the_checklists_numbers():
+    p = load_profile(None)
+    assert p == Profile()
+    r = p.risk
+    assert r.max_open_positions == 5
+    assert r.max_trades_per_day == 20
+    assert r.max_trades_per_hour == 5
+    assert r.min_seconds_between_trades == 60
+    assert r.min_edge == 0.08
+    assert r.min_confidence == 0.7
+    assert r.max_consecutive_losses == 5
+    assert r.drawdown_pause_pct == 15 and r.drawdown_stop_pct == 25
+    assert r.daily_loss_pct == 2
+    assert r.risk_per_trade_pct == 1
+    assert r.max_position_pct == 10
+    assert r.cash_reserve_pct == 25
+    assert r.stop_loss_default_pct == 8 and r.stop_loss_min_pct == 5 and r.stop_loss_max_pct == 15
+    assert p.approval.timeout_seconds == 1800
+    # and the conservative posture: paper, on the simulated market, every order approved by hand
+    assert p.mode == "paper" and p.venue.name == "paper" and p.feed.kind == "sim"
+    assert p.approval.required is True
+    for value in (r.drawdown_pause_pct, r.daily_loss_pct, r.risk_per_trade_pct, r.max_position_pct,
+                  r.cash_reserve_pct, r.stop_loss_default_pct, p.paper.starting_cash):
+        assert type(value) is Decimal
+
+
+def test_empty_file_means_defaults(tmp_path):
+    f = tmp_path / "empty.yaml"
+    f.write_text("# nothing set\n")
+    assert load_profile(f) == Profile()
+
+
+def test_decimal_settings_stay_exact():
+    p = profile_from_mapping({"risk": {"daily_loss_pct": 2.3}, "paper": {"starting_cash": "1234.56"}})
+    assert p.risk.daily_loss_pct == Decimal("2.3")
+    assert p.paper.starting_cash == Decimal("1234.56")
+
+
+# -- one line per problem -------------------------------------------------------------------------
+def test_negative_limit_is_one_exact_line(tmp_path, monkeypatch):
+    assert problems("risk:\n  max_open_positions: -3\n", tmp_path, monkeypatch) == [
+        "config/x.yaml: risk.max_open_positions: must be >= 1 (got -3)"]
+
+
+@pytest.mark.parametrize("value, error", [
+    ("1", None),
+    ("0", "config/x.yaml: risk.max_open_positions: must be >= 1 (got 0)"),
+])
+def test_max_open_positions_boundary(tmp_path, monkeypatch, value, error):
+    text = f"risk:\n  max_open_positions: {value}\n"
+    if error is None:
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "ok.yaml").write_text(text)
+        assert load_profile("ok.yaml").risk.max_open_positions == int(value)
+    else:
+        assert problems(text, tmp_path, monkeypatch) == [error]
+
+
+def test_unknown_keys_are_named(tmp_path, monkeypatch):
+    lines = problems("risk:\n  max_open_position: 3\nfoo: 1\n", tmp_path, monkeypatch)
+    assert len(lines) == 2
+    assert lines[0].startswith("config/x.yaml: risk.max_open_position: unknown key")
+    assert lines[1].startswith("config/x.yaml: foo: unknown key")
+
+
+def test_every_problem_gets_its_own_line(tmp_path, monkeypatch):
+    lines = problems("risk:\n  max_open_positions: abc\n  min_edge: 2\n", tmp_path, monkeypatch)
+    assert len(lines) == 2
+    assert lines[0].startswith("config/x.yaml: risk.max_open_positions: ") and "'abc'" in lines[0]
+    assert lines[1] == "config/x.yaml: risk.min_edge: must be <= 1.0 (got 2)"
+
+
+@pytest.mark.parametrize("text, line", [
+    ("risk:\n  stop_loss_default_pct: 20\n",
+     "config/x.yaml: risk.stop_loss_default_pct: must be within 5..15 (got 20)"),
+    ("risk:\n  stop_loss_default_pct: 4.99\n",
+     "config/x.yaml: risk.stop_loss_default_pct: must be within 5..15 (got 4.99)"),
+    ("risk:\n  stop_loss_min_pct: 16\n",
+     "config/x.yaml: risk.stop_loss_min_pct: must be <= stop_loss_max_pct (15) (got 16)"),
+    ("risk:\n  drawdown_pause_pct: 25\n",
+     "config/x.yaml: risk.drawdown_pause_pct: must be below drawdown_stop_pct (25) (got 25)"),
+    ("risk:\n  drawdown_pause_pct: 30\n",
+     "config/x.yaml: risk.drawdown_pause_pct: must be below drawdown_stop_pct (25) (got 30)"),
+    ("sizing:\n  min_order_usd: 5000.01\n",
+     "config/x.yaml: sizing.min_order_usd: must be <= max_order_usd (5000) (got 5000.01)"),
+    ("risk:\n  max_trades_per_hour: 21\n",
+     "config/x.yaml: risk.max_trades_per_hour: must be <= max_trades_per_day (20) (got 21)"),
+    ("strategy:\n  fast_period: 21\n",
+     "config/x.yaml: strategy.fast_period: must be below slow_period (21) (got 21)"),
+    ("feed:\n  kind: csv\n", "config/x.yaml: feed.csv_path: required when kind is csv"),
+    ("symbols: [BTC/USD, BTC/USD]\n", "config/x.yaml: symbols: contains duplicates"),
+    ("mode: live\n", "config/x.yaml: mode: live needs a real venue; venue.name is paper"),
+])
+def test_inconsistent_limits_are_one_clear_line(tmp_path, monkeypatch, text, line):
+    assert problems(text, tmp_path, monkeypatch) == [line]
+
+
+@pytest.mark.parametrize("mapping", [
+    {"risk": {"stop_loss_default_pct": 5}},
+    {"risk": {"stop_loss_default_pct": 15}},
+    {"risk": {"drawdown_pause_pct": "24.99"}},
+    {"sizing": {"min_order_usd": 5000}},
+    {"risk": {"max_trades_per_hour": 20}},
+])
+def test_limits_at_their_consistency_boundary_are_accepted(mapping):
+    profile_from_mapping(mapping)
+
+
+@pytest.mark.parametrize("text, where", [
+    ("name: a\nrisk:\n  max_open_positions: 3\n   min_edge: 0.1\n", "line 4"),
+    ("name: a\nrisk: [1, 2\nfeed: {}\n", "line 3"),
+    ("risk:\n\tmax_open_positions: 3\n", "line 2"),
+])
+def test_yaml_syntax_error_names_the_line(tmp_path, monkeypatch, text, where):
+    (line,) = problems(text, tmp_path, monkeypatch)
+    assert line.startswith(f"config/x.yaml: {where}, column ")
+    assert "YAML syntax error" in line
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("- a\n- b\n", "expected a mapping"),
+    ("just words\n", "expected a mapping"),
+])
+def test_top_level_must_be_a_mapping(tmp_path, monkeypatch, text, fragment):
+    (line,) = problems(text, tmp_path, monkeypatch)
+    assert line.startswith("config/x.yaml: ") and fragment in line
+
+
+def test_missing_file_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as exc:
+        load_profile("nope.yaml")
+    assert exc.value.lines == ["nope.yaml: no such file"]
+
+
+def test_relative_csv_path_is_found_beside_the_profile(tmp_path, monkeypatch):
+    d = tmp_path / "profiles"
+    d.mkdir()
+    (d / "replay.yaml").write_text("feed:\n  kind: csv\n  csv_path: data/q.csv\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_profile("profiles/replay.yaml").feed.csv_path == str(d / "data" / "q.csv")
+
+
+def test_duplicate_key_is_refused(tmp_path, monkeypatch):
+    lines = problems("risk:\n  max_open_positions: 2\n  max_open_positions: 50\n", tmp_path, monkeypatch)
+    assert len(lines) == 1 and "max_open_positions" in lines[0]
+
+
+def test_a_boolean_is_not_a_count(tmp_path, monkeypatch):
+    lines = problems("risk:\n  max_open_positions: yes\n", tmp_path, monkeypatch)
+    assert len(lines) == 1 and "risk.max_open_positions" in lines[0]
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(cli_cmd(*args), capture_output=True, text=True, cwd=tmp_path,
+                          env=cli_env(tmp_path / "home"), timeout=60)
+
+
+def test_check_config_bad_file_exits_2_without_traceback(tmp_path):
+    (tmp_path / "bad.yaml").write_text("risk:\n  max_open_positions: -3\n  min_edge: 7\nbogus: 1\n")
+    res = run_cli(tmp_path, "check-config", "bad.yaml")
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert lines == [
+        "bad.yaml: risk.max_open_positions: must be >= 1 (got -3)",
+        "bad.yaml: risk.min_edge: must be <= 1.0 (got 7)",
+        "bad.yaml: bogus: unknown key (check the spelling; unknown keys are refused so no limit is lost)",
+    ]
+    assert res.stdout == ""
+
+
+def test_check_config_yaml_error_and_missing_file(tmp_path):
+    (tmp_path / "syntax.yaml").write_text("risk:\n  a: 1\n   b: 2\n")
+    res = run_cli(tmp_path, "check-config", "syntax.yaml")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.startswith("syntax.yaml: line 3, column ")
+    res = run_cli(tmp_path, "check-config", "missing.yaml")
+    assert (res.returncode, res.stderr) == (2, "missing.yaml: no such file\n")
+
+
+def test_check_config_good_file_prints_effective_config(tmp_path):
+    src = REPO / "config" / "paper-auto.yaml"
+    res = run_cli(tmp_path, "check-config", str(src))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"# {src}: valid (paper profile 'paper-auto')")
+    effective = yaml.safe_load(res.stdout)
+    assert profile_from_mapping(effective) == load_profile(src)
+    assert effective["risk"]["max_open_positions"] == 5
