@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
@@ -43,6 +43,9 @@ EQUITY_SAMPLE_SECONDS = 10
 EQUITY_JOURNAL_SECONDS = 60
 BPS = Decimal("0.0001")
 ONE_DAY = timedelta(days=1)
+BREAKER_IDLE_INTERVAL = timedelta(seconds=5)
+BREAKER_EQUITY_STEP = Decimal("0.0001")
+YIELD_EVERY = 0.002  # seconds of flat-out work between turns of the loop for keys and the screen
 
 
 class Engine(OperatorCommands):
@@ -65,6 +68,7 @@ class Engine(OperatorCommands):
                                    profile.orders, profile.name, session)
         self.orders.on_fill = self._on_fill
         self.orders.entry_room = self._entry_room
+        self.orders.latched = lambda: self.state is TradingState.HALTED
         from .strategy import EmaTrendStrategy
 
         self.strategy = EmaTrendStrategy(profile.strategy, profile.risk)
@@ -83,6 +87,8 @@ class Engine(OperatorCommands):
         self._stop = asyncio.Event()
         self._snapshot: EngineSnapshot | None = None
         self._next_sample: datetime | None = None
+        self._next_breaker_check = datetime.min.replace(tzinfo=timezone.utc)
+        self._breaker_equity = self.portfolio.equity
         self._next_journal_equity: datetime | None = None
         self._closed = False
         self.cancels_outstanding: list[str] = []
@@ -184,7 +190,7 @@ class Engine(OperatorCommands):
         start_sim: datetime | None = None
         start_wall = time.monotonic()
         end: datetime | None = None
-        n = 0
+        last_yield = time.monotonic()
         while not self._stop.is_set():
             batch, self._carry = (self._carry, None) if self._carry is not None else (self.feed.next_batch(), None)
             if batch is None:
@@ -204,10 +210,9 @@ class Engine(OperatorCommands):
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            else:
-                n += 1
-                if n % 8 == 0:
-                    await asyncio.sleep(0)  # let keys and the screen in, even flat out
+            elif time.monotonic() - last_yield > YIELD_EVERY:
+                await asyncio.sleep(0)  # let keys and the screen in, even flat out
+                last_yield = time.monotonic()
             if ts > self.clock.now():
                 self.clock.set(ts)
             await self.on_batch(batch)
@@ -232,14 +237,28 @@ class Engine(OperatorCommands):
             if sig is not None:
                 signals.append(sig)
         self.counters["ticks"] += len(batch)
-        await self.orders.process_events()
-        await self.orders.on_time()
-        if len(self.approvals):
-            self._expire_approvals(now)
-        self._evaluate_breakers(now)
-        for sig in signals:
-            await self._on_signal(sig)
-        self._sample(now)
+        orders = self.orders
+        orders.batching = True  # orders decided in this batch share one journal commit
+        try:
+            fills_before = orders.fills
+            await orders.process_events()
+            await orders.on_time()
+            if len(self.approvals):
+                self._expire_approvals(now)
+            # Breakers read equity and time: re-read them after any fill, when equity has moved
+            # by a basis point since they last looked, and every few seconds for the timed ones.
+            eq = self.portfolio.equity
+            if (orders.fills != fills_before or now >= self._next_breaker_check
+                    or abs(eq - self._breaker_equity) > self._breaker_equity * BREAKER_EQUITY_STEP):
+                self._evaluate_breakers(now)
+                self._breaker_equity = eq
+                self._next_breaker_check = now + BREAKER_IDLE_INTERVAL
+            for sig in signals:
+                await self._on_signal(sig)
+            self._sample(now)
+        finally:
+            orders.batching = False
+        await orders.dispatch()
         if self.journal.pending:
             await self.journal.flush()
 

@@ -8,7 +8,6 @@ at tick rate a commit per row would cost more than the whole trading path.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import aiosqlite
+import orjson
 
 SCHEMA_VERSION = 1
 
@@ -38,16 +38,18 @@ class JournalError(Exception):
 
 
 def _default(value: Any) -> Any:
+    # Money is stored as its exact decimal string, never as a float.
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if hasattr(value, "value"):  # enums
+    if hasattr(value, "value"):  # enums orjson does not know
         return value.value
     raise TypeError(f"cannot journal {type(value).__name__}")
 
 
-_dumps = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False).encode
+def _dumps(data: Any) -> str:
+    # orjson: the journal encodes every decision with all its checks, and the standard library
+    # encoder was the single largest cost on the order path (5x slower here).
+    return orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +142,7 @@ class Journal:
         sql += " ORDER BY seq"
         async with self._db.execute(sql, args) as cur:
             fetched = await cur.fetchall()
-        return [JournalRow(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in fetched]
+        return [JournalRow(r[0], r[1], r[2], r[3], orjson.loads(r[4])) for r in fetched]
 
     async def count(self, kind: str | None = None) -> int:
         await self.flush()
@@ -161,7 +163,7 @@ class Journal:
         )
         async with self._db.execute(sql, kinds) as cur:
             r = await cur.fetchone()
-        return None if r is None else JournalRow(r[0], r[1], r[2], r[3], json.loads(r[4]))
+        return None if r is None else JournalRow(r[0], r[1], r[2], r[3], orjson.loads(r[4]))
 
     async def close(self) -> None:
         if self._closed:

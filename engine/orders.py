@@ -10,7 +10,7 @@ import hashlib
 import logging
 from datetime import timedelta
 from decimal import Decimal
-from typing import Callable
+from typing import Awaitable, Callable
 
 from .alerts import AlertBus
 from .brokers.base import Broker, OrderUpdate
@@ -68,6 +68,9 @@ class OrderManager:
         self.on_fill: Callable[[Fill, Order, Decimal], None] | None = None
         # How much more of a symbol an entry may buy/sell now under the position cap (engine-set).
         self.entry_room: Callable[[str, Side], Decimal] | None = None
+        self.latched: Callable[[], bool] = lambda: False  # the halt latch, engine-set
+        self.batching = False
+        self._outbox: dict[str, tuple[Order, Callable[[], Awaitable[None]] | None]] = {}
 
     def new_id(self) -> str:
         self._n += 1
@@ -77,8 +80,13 @@ class OrderManager:
         self.journal.append("order", self.clock.now(), o.client_order_id, order_record(o))
 
     # -- sending ------------------------------------------------------------------------------
-    async def send(self, order: Order, source: str, decision: Decision | None = None) -> bool:
-        """Gate (unless the caller just did), journal the intent, then hand it to the broker."""
+    async def send(self, order: Order, source: str, decision: Decision | None = None,
+                   then: Callable[[], Awaitable[None]] | None = None) -> bool:
+        """Gate (unless the caller just did), journal the intent, then hand it to the broker.
+
+        While `batching` (inside one market-data batch) the order waits in the outbox and
+        `dispatch()` commits the journal once for all of them before any is sent; otherwise it
+        is committed and sent now. `then` runs right after the broker has it."""
         if decision is None:
             decision = self.authorize(order, source)
         if not decision.approved:
@@ -96,9 +104,33 @@ class OrderManager:
                 seconds=self.cfg.limit_timeout_seconds
             )
         self._journal_order(order)
-        await self.journal.flush()  # outbox: committed before the venue can know of it
-        await self.broker.submit(order)
+        self._outbox[order.client_order_id] = (order, then)
+        if not self.batching:
+            await self.dispatch()
         return True
+
+    async def dispatch(self) -> None:
+        """Commit the journal (the outbox rows), then send every order waiting in the outbox."""
+        if not self._outbox:
+            return
+        await self.journal.flush()  # outbox: committed before the venue can know of it
+        while self._outbox:
+            cid = next(iter(self._outbox))
+            order, then = self._outbox.pop(cid)
+            if order.purpose is OrderPurpose.ENTRY and self.latched():
+                # A halt landed between the decision and the send: the entry never leaves.
+                self._drop_unsent(order, "halted before sending")
+                continue
+            await self.broker.submit(order)
+            if then is not None:
+                await then()
+
+    def _drop_unsent(self, order: Order, reason: str) -> None:
+        order.status = OrderStatus.CANCELLED
+        order.reason = reason
+        self.working.pop(order.client_order_id, None)
+        self._limit_deadline.pop(order.client_order_id, None)
+        self._journal_order(order)
 
     def record(self, order: Order) -> None:
         """Track an order that never reaches the broker (pending approval, refused)."""
@@ -109,9 +141,13 @@ class OrderManager:
         order = self.working.get(cid)
         if order is None:
             return True
+        if cid in self._outbox:  # never sent: nothing to ask the venue
+            del self._outbox[cid]
+            self._drop_unsent(order, reason)
+            return True
         ok = await self.broker.cancel(cid)
         if ok:
-            log.info("cancel %s (%s)", cid, reason)
+            log.debug("cancel %s (%s)", cid, reason)
         return ok
 
     async def cancel_where(self, pred: Callable[[Order], bool], reason: str) -> list[str]:
@@ -211,12 +247,15 @@ class OrderManager:
         stop = Order(self.new_id(), symbol, Side.SELL if pos.quantity > 0 else Side.BUY, OrderType.STOP,
                      qty, OrderPurpose.STOP, self.clock.now(), stop_price=pos.stop_price,
                      reason="protective stop")
-        # Place the new stop before cancelling the old one, so the position is never bare.
-        if await self.send(stop, "system"):
-            old = current
-            pos.stop_order_id = stop.client_order_id
+        old = current
+
+        async def retire_old() -> None:
+            # Only once the new stop is at the venue does the old one go: never bare.
             if old is not None:
                 await self.cancel(old.client_order_id, "stop replaced")
+
+        if await self.send(stop, "system", then=retire_old):
+            pos.stop_order_id = stop.client_order_id
         else:
             self.alerts.publish("critical", "stop_refused",
                                 f"{symbol}: protective stop refused ({stop.reason}); position has no stop",

@@ -2,6 +2,7 @@
 when trades and new positions happened."""
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -9,18 +10,20 @@ from decimal import Decimal
 from .models import Quote
 
 HUNDRED = Decimal(100)
-VOLUME_WINDOW = 60.0  # seconds of traded volume the liquidity check compares against
+VOLUME_WINDOW = timedelta(seconds=60)  # traded volume the liquidity check compares against
 GAP_CONFIRM_QUOTES = 3  # a new level that holds this many quotes is a gap, not a spike
 
 
 class _SymbolWatch:
-    __slots__ = ("quote", "good", "away", "volumes", "volume_sum")
+    __slots__ = ("quote", "good", "twice_good", "lo", "hi", "away", "volumes", "volume_sum")
 
     def __init__(self) -> None:
         self.quote: Quote | None = None
         self.good: Decimal | None = None
+        self.twice_good = Decimal(0)
+        self.lo = self.hi = Decimal(0)
         self.away = 0
-        self.volumes: deque[tuple[float, Decimal]] = deque()
+        self.volumes: deque[tuple[datetime, Decimal]] = deque()
         self.volume_sum = Decimal(0)
 
 
@@ -36,23 +39,34 @@ class MarketWatch:
             w = self._s[q.symbol] = _SymbolWatch()
         w.quote = q
         self.last_quote_at = q.ts
-        mid = (q.bid + q.ask) / 2
-        if w.good is None or (w.good > 0 and abs(mid - w.good) <= w.good * self.max_jump):
-            w.good = mid if mid > 0 else w.good
+        twice_mid = q.bid + q.ask
+        if w.good is None or w.lo <= twice_mid <= w.hi:
+            if twice_mid > 0 and twice_mid != w.twice_good:
+                self._accept(w, twice_mid)
             w.away = 0
         else:
             # A spike reverts within a tick; a level that holds is a gap and becomes the reference.
             w.away += 1
-            if w.away >= GAP_CONFIRM_QUOTES and mid > 0:
-                w.good = mid
+            if w.away >= GAP_CONFIRM_QUOTES and twice_mid > 0:
+                self._accept(w, twice_mid)
                 w.away = 0
-        if q.volume:
-            t = q.ts.timestamp()
-            w.volumes.append((t, q.volume))
-            w.volume_sum += q.volume
+        vol = q.volume
+        if vol:
+            t = q.ts
+            w.volumes.append((t, vol))
+            w.volume_sum += vol
             cutoff = t - VOLUME_WINDOW
-            while w.volumes and w.volumes[0][0] < cutoff:
-                w.volume_sum -= w.volumes.popleft()[1]
+            vols = w.volumes
+            while vols[0][0] < cutoff:
+                w.volume_sum -= vols.popleft()[1]
+
+    def _accept(self, w: "_SymbolWatch", twice_mid: Decimal) -> None:
+        # Compared in doubled prices so the hot path never divides.
+        w.twice_good = twice_mid
+        w.good = twice_mid / 2
+        band = twice_mid * self.max_jump
+        w.lo = twice_mid - band
+        w.hi = twice_mid + band
 
     def quote(self, symbol: str) -> Quote | None:
         w = self._s.get(symbol)
@@ -68,11 +82,14 @@ class MarketWatch:
 
 
 class TradeLog:
-    """Entry times (for throttles) and position-opening times (for new-position limits)."""
+    """Entry times (for throttles) and position-opening times (for new-position limits).
+
+    Sorted lists searched by bisection: the gate asks four counts per order, and walking the
+    day's trades each time grew with every trade."""
 
     def __init__(self) -> None:
-        self.entries: deque[datetime] = deque()
-        self.opens: deque[datetime] = deque()
+        self.entries: list[datetime] = []
+        self.opens: list[datetime] = []
 
     def record_entry(self, now: datetime, opens_position: bool) -> None:
         self.entries.append(now)
@@ -82,14 +99,9 @@ class TradeLog:
     def prune(self, now: datetime) -> None:
         horizon = now - timedelta(days=8)
         for d in (self.entries, self.opens):
-            while d and d[0] < horizon:
-                d.popleft()
+            if d and d[0] < horizon:
+                del d[: bisect_left(d, horizon)]
 
     @staticmethod
-    def count_since(times: deque[datetime], since: datetime) -> int:
-        n = 0
-        for t in reversed(times):
-            if t < since:
-                break
-            n += 1
-        return n
+    def count_since(times: list[datetime], since: datetime) -> int:
+        return len(times) - bisect_left(times, since)
