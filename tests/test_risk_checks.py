@@ -76,7 +76,9 @@ def ctx(**kw) -> RiskContext:
 def ok(check, r=None, c=None) -> bool:
     res = check.evaluate(r or req(), c or ctx())
     assert res.name == check.name and res.detail  # every verdict says what it compared
-    assert isinstance(res.as_dict()["detail"], str)
+    record = res.as_dict()
+    assert record["values"] is res.values  # the journal keeps the numbers of every verdict
+    assert ("detail" in record) is (not res.passed)  # and the sentence of every failure
     return res.passed
 
 
