@@ -94,14 +94,17 @@ class TradeConsoleApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.set_interval(1 / self.refresh_hz, self._tick, name="snapshot")
+        # Paint as soon as the screen exists rather than a whole interval later, and only then
+        # start the engine (its warm-up would otherwise delay the first screen).
+        self.call_after_refresh(self._first_paint)
+        self.approvals.table.focus()
+
+    def _first_paint(self) -> None:
+        self._tick()
         self._engine_worker = self.run_worker(
             self.engine.run(), name="engine", group="engine", exclusive=True, exit_on_error=False
         )
-        self.set_interval(1 / self.refresh_hz, self._tick, name="snapshot")
-        # Paint as soon as the screen exists rather than a whole interval later: the operator (and
-        # the startup benchmark) should see the state at once.
-        self.call_after_refresh(self._tick)
-        self.approvals.table.focus()
 
     def key_for(self, binding_id: str) -> str:
         for row in effective_keys(self.keymap):

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
 from typing import Sequence
 
-COMMANDS = ("run", "check-config")
+# Further subcommands live with their features; each module has `register(subparsers)` and
+# sets `handler=` on its parsers. A module not in this build is skipped.
+COMMAND_MODULES = ("console.cli_control", "console.cli_alerts", "console.cli_analytics")
 
 
 class UsageError(Exception):
@@ -29,6 +32,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--speed", metavar="X", help="simulated seconds per wall second, or 'max'")
     chk = sub.add_parser("check-config", help="validate a profile and print the effective config")
     chk.add_argument("path", metavar="PATH")
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        mod.register(sub)
     return p
 
 
@@ -52,12 +63,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_in.insert(0, "run")
     try:
         args = _parser().parse_args(args_in)
+        handler = getattr(args, "handler", None)
+        if handler is not None:
+            return handler(args)
         if args.command == "check-config":
             return _check_config(args.path)
         return _run(args)
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+
+
+def load_or_exit(path: str | None):
+    """The profile, or its problems on stderr (one line each) and exit code 2."""
+    return _load(path)
 
 
 def _load(path: str | None):
@@ -97,12 +116,15 @@ def _run(args: argparse.Namespace) -> int:
 async def _open(profile, seed, speed, *, stdout: bool):
     from engine.engine import Engine
     from engine.feeds.csv_replay import CsvFeedError
+    from engine.services import start_services
 
     try:
-        return await Engine.open(profile, seed=seed, speed=speed, log_to_stdout=stdout)
+        engine = await Engine.open(profile, seed=seed, speed=speed, log_to_stdout=stdout)
     except CsvFeedError as exc:
         print(f"tradeconsole: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    await start_services(engine)
+    return engine
 
 
 async def _headless(profile, seed, speed, duration) -> int:

@@ -92,6 +92,7 @@ class Engine(OperatorCommands):
         self._next_journal_equity: datetime | None = None
         self._closed = False
         self.cancels_outstanding: list[str] = []
+        self.services: list = []  # started by the runner (engine/services.py), stopped on close
         self._carry: list[Quote] | None = None  # a batch read past the end of the last run()
         self._prerolled = False
         self._repace = False
@@ -505,6 +506,9 @@ class Engine(OperatorCommands):
         if self._closed:
             return
         self.stop()
+        from .services import stop_services
+
+        await stop_services(self)
         p = self.portfolio
         self.journal.append("session_end", self.clock.now(), None, {
             "equity": p.equity, "realized": p.realized_pnl, "positions": len(p.positions),

@@ -10,32 +10,12 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import typing
+from pydantic import Field, model_validator
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from .profile_base import Strict
+from .profile_base import bad as _bad
 
 Pct = Decimal
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_for_numbers(cls, value: object, info: ValidationInfo) -> object:
-        # YAML reads yes/no/on/off as booleans and pydantic would take them as 1 and 0: a limit
-        # written "max_open_positions: yes" must be an error, not one position.
-        if isinstance(value, bool):
-            ann = cls.model_fields[info.field_name].annotation
-            if ann is not bool and bool not in typing.get_args(ann):
-                raise PydanticCustomError("bool_not_number", "expected a number, not a yes/no value")
-        return value
-
-
-def _bad(loc_field: str, message: str) -> PydanticCustomError:
-    # The field name rides in the message context so the loader can point at it.
-    return PydanticCustomError("cross_field", "{field}: {msg}", {"field": loc_field, "msg": message})
 
 
 class VenueConfig(Strict):
@@ -233,6 +213,11 @@ class LoggingConfig(Strict):
     backups: int = Field(3, ge=0, le=100, description="rotated logs kept")
 
 
+from .analytics.config import ReadinessConfig  # noqa: E402 - sections that import the base above
+from .control.config import ControlConfig  # noqa: E402
+from .notify.config import AlertsConfig  # noqa: E402
+
+
 class Profile(Strict):
     name: str = Field("paper", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="profile name: names the journal and log files")
     mode: Literal["paper", "testnet", "live"] = Field("paper", description="paper trades the paper broker; live is never a default")
@@ -256,6 +241,9 @@ class Profile(Strict):
     stage: Literal["paper", "testnet", "micro", "small", "medium", "standard"] = Field(
         "paper", description="where on the road to live this profile is")
     stages: dict[str, StageLimits] = Field(default_factory=_default_stages, description="caps per stage")
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
+    readiness: ReadinessConfig = Field(default_factory=ReadinessConfig)
 
     @model_validator(mode="after")
     def _mode_venue(self) -> "Profile":

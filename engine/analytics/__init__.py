@@ -1,0 +1,1 @@
+"""Analytics on the journal: metrics, validation, backtests, readiness, reports."""

@@ -1,0 +1,1 @@
+"""Out-of-band control: a Unix socket the running engine listens on, and signal policy."""

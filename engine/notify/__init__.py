@@ -1,0 +1,1 @@
+"""Alerts that leave the process: apprise channels, routing, coalescing, heartbeat, summaries."""

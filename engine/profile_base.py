@@ -1,0 +1,27 @@
+"""The strict base every profile section uses, shared so each section can live with its code."""
+from __future__ import annotations
+
+import typing
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: object, info: ValidationInfo) -> object:
+        # YAML reads yes/no/on/off as booleans and pydantic would take them as 1 and 0: a limit
+        # written "max_open_positions: yes" must be an error, not one position.
+        if isinstance(value, bool):
+            ann = cls.model_fields[info.field_name].annotation
+            if ann is not bool and bool not in typing.get_args(ann):
+                raise PydanticCustomError("bool_not_number", "expected a number, not a yes/no value")
+        return value
+
+
+def bad(loc_field: str, message: str) -> PydanticCustomError:
+    # The field name rides in the message context so the loader can point at it.
+    return PydanticCustomError("cross_field", "{field}: {msg}", {"field": loc_field, "msg": message})
