@@ -18,7 +18,7 @@ from pathlib import Path
 from .alerts import AlertBus
 from .approval import ApprovalQueue
 from .brokers.paper import PaperBroker
-from .clock import SimClock
+from .clock import EPOCH_SIM_START, SimClock
 from .feeds import MarketFeed, build_feed
 from .journal import Journal
 from .logsetup import setup_logging
@@ -33,6 +33,8 @@ from .risk.checks import default_checks
 from .risk.gate import Decision, OrderRequest, RiskContext, RiskGate, TradingState
 from .sizing import size_position
 from .snapshot import EngineSnapshot
+from .recovery import checkpoint_record, rebuild, reconcile
+from .brokers.paper_store import PaperStore
 from .snapshot_build import build_snapshot
 from .tracking import MarketWatch, TradeLog
 from .breaker_set import ApiFailureCounter, build_breakers
@@ -43,9 +45,15 @@ EQUITY_SAMPLE_SECONDS = 10
 EQUITY_JOURNAL_SECONDS = 60
 BPS = Decimal("0.0001")
 ONE_DAY = timedelta(days=1)
+ONE_MINUTE = timedelta(minutes=1)
 BREAKER_IDLE_INTERVAL = timedelta(seconds=5)
 BREAKER_EQUITY_STEP = Decimal("0.0001")
 YIELD_EVERY = 0.002  # seconds of flat-out work between turns of the loop for keys and the screen
+
+
+def paper_store_path(journal: Path) -> Path:
+    """The paper venue's own books, beside the journal but never inside it."""
+    return journal.with_name(journal.stem + ".paper-venue.sqlite")
 
 
 class Engine(OperatorCommands):
@@ -92,7 +100,9 @@ class Engine(OperatorCommands):
         self._next_journal_equity: datetime | None = None
         self._closed = False
         self.cancels_outstanding: list[str] = []
-        self.services: list = []  # started by the runner (engine/services.py), stopped on close
+        self.services: list = []
+        self.recovery = None
+        self.reconciliation: list = []  # differences found at start (engine/recovery.py)  # started by the runner (engine/services.py), stopped on close
         self._carry: list[Quote] | None = None  # a batch read past the end of the last run()
         self._prerolled = False
         self._repace = False
@@ -106,19 +116,31 @@ class Engine(OperatorCommands):
     async def open(cls, profile: Profile, *, clock: SimClock | None = None, seed: int | None = None,
                    speed: float | None = None, log_to_stdout: bool = False) -> "Engine":
         feed_cfg = profile.feed if seed is None else profile.feed.model_copy(update={"seed": seed})
+        jpath = journal_path(profile)
+        lpath = log_path(profile)
+        feed: MarketFeed | None = None
         if clock is None and feed_cfg.kind == "csv":
+            # Validated before anything is opened: a bad file leaves no journal behind.
             feed = build_feed(feed_cfg, profile.symbols, SimClock().now())
             # A replay's clock starts where its data does, or old data would never move time.
             clock = SimClock(feed.first_ts)  # type: ignore[attr-defined]
-        else:
-            clock = clock or SimClock()
-            feed = build_feed(feed_cfg, profile.symbols, clock.now())
-        jpath = journal_path(profile)
-        lpath = log_path(profile)
-        setup_logging(lpath, profile.logging, stdout=log_to_stdout, clock=clock)
         journal = await Journal.open(jpath)
+        try:
+            if clock is None:
+                # Simulated time continues from the journal: a restart must not move time back
+                # under the day's trade counts and P&L baselines.
+                last = await journal.last_ts()
+                start = EPOCH_SIM_START if last is None else max(
+                    EPOCH_SIM_START, last.replace(second=0, microsecond=0) + ONE_MINUTE)
+                clock = SimClock(start)
+            if feed is None:
+                feed = build_feed(feed_cfg, profile.symbols, clock.now())
+        except BaseException:
+            await journal.close()
+            raise
+        setup_logging(lpath, profile.logging, stdout=log_to_stdout, clock=clock)
         session = await journal.count("session") + 1
-        broker = PaperBroker(profile.paper, clock)
+        broker = PaperBroker(profile.paper, clock, PaperStore(paper_store_path(jpath)))
         eng = cls(profile, clock, journal, feed, broker, session,
                   profile.feed.speed if speed is None else speed, lpath)
         await eng._restore_latch()
@@ -126,9 +148,63 @@ class Engine(OperatorCommands):
             "session": session, "profile": profile.name, "mode": profile.mode, "seed": feed_cfg.seed,
             "config": profile.model_dump(mode="json"),
         })
+        await eng._recover()
         await journal.flush()
         log.info("session %s started: profile %s, mode %s, journal %s", session, profile.name, profile.mode, jpath)
         return eng
+
+    async def _recover(self) -> None:
+        rep = await rebuild(self)
+        diffs = await reconcile(self, rep)
+        self.recovery = rep
+        self.reconciliation = diffs
+        if rep.fills_replayed or rep.open_orders or rep.positions or rep.from_checkpoint:
+            self.journal.append("recovery", self.clock.now(), None, {
+                "fills_replayed": rep.fills_replayed, "open_orders": rep.open_orders, "positions": rep.positions,
+                "expired_approvals": rep.expired_approvals, "differences": [d.text for d in diffs]})
+            log.info("recovered %s positions, %s open orders (%s fills replayed)",
+                     rep.positions, rep.open_orders, rep.fills_replayed)
+        if diffs:
+            if self.state is not TradingState.HALTED:
+                self.state = TradingState.REDUCE_ONLY
+            self.alerts.publish("critical", "reconciliation",
+                                f"journal and venue differ in {len(diffs)} place(s): reduce-only until resolved",
+                                self.clock.now())
+
+    async def resolve_difference(self, index: int, action: str) -> str | None:
+        """The operator's answer to one reconciliation difference; journaled. None = done."""
+        if not 0 <= index < len(self.reconciliation):
+            return f"no difference #{index}"
+        d = self.reconciliation[index]
+        if d.resolved:
+            return f"already resolved ({d.resolved})"
+        if action not in d.actions:
+            return f"{action} is not possible here; choose {', '.join(d.actions)}"
+        if d.kind == "unknown_at_venue" and action == "cancel":
+            await self.broker.cancel(d.client_order_id)
+            self.broker.drain_events()
+        elif d.kind == "unknown_at_venue" and action == "adopt":
+            vo = await self.broker.fetch_order(d.client_order_id)
+            if vo is not None and not vo.status.is_terminal:
+                self.orders.orders[vo.client_order_id] = vo
+                self.orders.working[vo.client_order_id] = vo
+        elif d.kind == "quantity_mismatch" and action == "adopt":
+            venue = (await self.broker.positions()).get(d.symbol, ZERO)
+            self.portfolio.adopt_quantity(d.symbol, venue, self.quotes.get(d.symbol))
+        elif d.kind == "quantity_mismatch" and action == "mark_closed":
+            self.portfolio.adopt_quantity(d.symbol, ZERO, self.quotes.get(d.symbol))
+        elif action == "mark_closed" and d.client_order_id in self.orders.working:
+            o = self.orders.working.pop(d.client_order_id)
+            o.status = OrderStatus.CANCELLED
+            o.reason = "marked closed by operator after restart"
+            self.orders.record(o)
+        d.resolved = action
+        self.journal.append("reconcile", self.clock.now(), d.client_order_id,
+                            {"difference": d.text, "action": action, "kind": d.kind, "symbol": d.symbol})
+        if all(x.resolved for x in self.reconciliation):
+            self._apply_breaker_state()
+        await self.journal.flush()
+        return None
 
     async def _restore_latch(self) -> None:
         last = await self.journal.last(["halt", "rearm"])
@@ -261,6 +337,7 @@ class Engine(OperatorCommands):
             orders.batching = False
         await orders.dispatch()
         if self.journal.pending:
+            self.broker.persist()  # the venue's books are always ahead of what we record
             await self.journal.flush()
 
     # -- signals to orders --------------------------------------------------------------------
@@ -483,6 +560,7 @@ class Engine(OperatorCommands):
             self.journal.append("equity", now, None, {
                 "equity": p.equity, "cash": p.cash, "realized": p.realized_pnl, "unrealized": p.unrealized_pnl,
                 "fees": p.fees, "positions": len(p.positions)})
+            self.journal.append("checkpoint", now, None, checkpoint_record(self))
             self._next_journal_equity = now + timedelta(seconds=EQUITY_JOURNAL_SECONDS)
 
     def _journal_alert(self, alert: Alert) -> None:
@@ -510,6 +588,9 @@ class Engine(OperatorCommands):
 
         await stop_services(self)
         p = self.portfolio
+        self.journal.append("checkpoint", self.clock.now(), None, checkpoint_record(self))
+        self.broker.persist()
+        await self.broker.close()
         self.journal.append("session_end", self.clock.now(), None, {
             "equity": p.equity, "realized": p.realized_pnl, "positions": len(p.positions),
             "state": self.state.value, "counters": dict(self.counters)})

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from decimal import Decimal
 
+from .control.signals import SignalPolicy
 from .engine import Engine
 from .money import fmt_usd
 
@@ -32,27 +32,31 @@ def summary_lines(e: Engine, sim_seconds: float) -> list[str]:
 
 
 async def run_headless(engine: Engine, duration: float | None) -> int:
-    loop = asyncio.get_running_loop()
-
-    def _signal(signame: str) -> None:
-        engine.halt("signal", f"{signame} received")
-        engine.stop()
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        try:
-            loop.add_signal_handler(sig, _signal, sig.name)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX
-            pass
+    # SIGHUP/SIGTERM/SIGINT follow the profile's control section (engine/control/signals.py):
+    # halt (entries cancelled, stops kept), journal committed, then this returns 0.
+    policy = SignalPolicy(engine, engine.stop)
+    policy.install(asyncio.get_running_loop())
     try:
         await engine.run(duration)
-        # let any halt task finish its cancels before the summary
+        # A signal's halt cancels entries in a task of its own: let it finish (bounded) first,
+        # so the summary and the journal show the halt complete.
+        await policy.settle()
         await asyncio.sleep(0)
         await engine.journal.flush()
         began = engine.trading_started or engine.clock.now()
         sim = (engine.clock.now() - began).total_seconds()
-        print("\n".join(summary_lines(engine, sim)), flush=True)
+        try:
+            print("\n".join(summary_lines(engine, sim)), flush=True)
+        except OSError:
+            pass  # stdout is gone (closed pipe, dead terminal): the journal and log have it all
     finally:
-        await engine.close()
+        # From here on a signal only logs: a halt racing close() would write to a closed journal.
+        policy.stopping = True
+        await policy.settle()
+        try:
+            await engine.close()
+        finally:
+            policy.uninstall()
     return 0
 
 

@@ -165,6 +165,13 @@ class Journal:
             r = await cur.fetchone()
         return None if r is None else JournalRow(r[0], r[1], r[2], r[3], orjson.loads(r[4]))
 
+    async def last_ts(self) -> datetime | None:
+        """Time of the newest row (the journal's clock, whatever clock wrote it)."""
+        await self.flush()
+        async with self._db.execute("SELECT ts FROM events ORDER BY seq DESC LIMIT 1") as cur:
+            r = await cur.fetchone()
+        return None if r is None else datetime.fromisoformat(r[0])
+
     async def close(self) -> None:
         if self._closed:
             return

@@ -63,6 +63,19 @@ class Portfolio:
         self.exposure[pos.symbol] = mv
         self._gross += mv
 
+    def adopt_quantity(self, symbol: str, quantity: Decimal, quote: Quote | None) -> None:
+        """The operator took the venue's quantity as the truth (reconciliation): set it, at the
+        current price, without inventing a trade."""
+        pos = self.positions.get(symbol)
+        price = (quote.bid + quote.ask) / 2 if quote is not None else (pos.last_price if pos else ZERO)
+        if pos is not None:
+            self._unvalue(pos)
+            self.cash += pos.quantity * pos.last_price  # the old holding leaves the books at its mark
+            del self.positions[symbol]
+        if quantity != 0:
+            self.cash -= quantity * price
+            self.restore_position(Position(symbol, quantity, price, last_price=price))
+
     def restore_position(self, pos: Position) -> None:
         """Put a position in place (recovery, tests, benchmarks), keeping the valuation right."""
         old = self.positions.get(pos.symbol)

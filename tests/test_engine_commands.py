@@ -287,8 +287,6 @@ async def test_halt_latch_survives_kill_9(make_profile, open_engine):
     assert halt.data["reason"] == "before the crash"
 
 
-@pytest.mark.xfail(strict=True, reason="invariant 5 not implemented: Engine.open starts a fresh Portfolio and "
-                   "PaperBroker; nothing rebuilds positions or open orders from the journal")
 async def test_restart_rebuilds_open_positions_from_the_journal(make_profile, open_engine):
     eng = await busy_engine(make_profile, open_engine)
     held = {s: p.quantity for s, p in eng.portfolio.positions.items()}

@@ -62,6 +62,10 @@ class Broker(ABC):
     def drain_events(self) -> list[BrokerEvent]:
         """Events since the last call, oldest first."""
 
+    def persist(self) -> None:
+        """Paper venues write their own books here; real venues keep theirs."""
+        return None
+
     def on_quote(self, quote: Quote) -> None:
         """Paper venues match on market data; real venues ignore this."""
         return None

@@ -16,6 +16,7 @@ from ..models import Fill, Order, OrderStatus, OrderType, Quote, Side
 from ..money import ZERO
 from ..profile import PaperConfig
 from .base import Broker, BrokerEvent, OrderUpdate
+from .paper_store import PaperStore
 
 BPS = Decimal("0.0001")
 PRICE_Q = Decimal("0.00000001")
@@ -24,7 +25,7 @@ PRICE_Q = Decimal("0.00000001")
 class PaperBroker(Broker):
     name = "paper"
 
-    def __init__(self, cfg: PaperConfig, clock: Clock) -> None:
+    def __init__(self, cfg: PaperConfig, clock: Clock, store: PaperStore | None = None) -> None:
         self.cfg = cfg
         self.clock = clock
         self.cash: Decimal = cfg.starting_cash
@@ -40,8 +41,42 @@ class PaperBroker(Broker):
         self._maker = cfg.maker_fee_bps * BPS
         self._slip = cfg.slippage_bps * BPS
         self._fill_seq = 0
+        self._cash_dirty = False
         self._rested: set[str] = set()
         self.connected = True
+        self._store = store
+        self._dirty: dict[str, Order] = {}
+        if store is not None:
+            self._load(store)
+
+    # -- durable account ----------------------------------------------------------------------
+    def _load(self, store: PaperStore) -> None:
+        cash, positions, orders, fill_seq = store.load()
+        if cash is None:
+            return  # a new account
+        self.cash = cash
+        self._positions = positions
+        self._orders = orders
+        self._fill_seq = fill_seq
+        now = self.clock.now()
+        for o in orders.values():
+            if not o.status.is_terminal:
+                self._working.setdefault(o.symbol, {})[o.client_order_id] = o
+                self._eligible_at[o.client_order_id] = now
+
+    def persist(self) -> None:
+        """Write what changed since the last call; the engine calls it before its journal commit."""
+        if self._store is None or (not self._dirty and not self._cash_dirty):
+            return
+        self._store.save(self.cash, self._fill_seq, self._positions, list(self._dirty.values()))
+        self._dirty.clear()
+        self._cash_dirty = False
+
+    async def close(self) -> None:
+        self.persist()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     # -- requests -----------------------------------------------------------------------------
     async def submit(self, order: Order) -> None:
@@ -58,6 +93,7 @@ class PaperBroker(Broker):
         mine = replace(order, status=OrderStatus.SUBMITTED, filled_qty=ZERO, avg_fill_price=ZERO, fees=ZERO)
         mine.venue_order_id = f"P{len(self._orders) + 1}"
         self._orders[mine.client_order_id] = mine
+        self._dirty[mine.client_order_id] = mine
         self._working.setdefault(mine.symbol, {})[mine.client_order_id] = mine
         self._eligible_at[mine.client_order_id] = now + self._latency
         self._events.append(OrderUpdate(mine.client_order_id, OrderStatus.SUBMITTED, now, "", mine.venue_order_id))
@@ -141,6 +177,8 @@ class PaperBroker(Broker):
         signed = qty if buy else -qty
         self._positions[order.symbol] = self._positions.get(order.symbol, ZERO) + signed
         self.cash -= signed * price + fee
+        self._cash_dirty = True
+        self._dirty[order.client_order_id] = order
         total = order.filled_qty + qty
         order.avg_fill_price = ((order.avg_fill_price * order.filled_qty) + price * qty) / total
         order.filled_qty = total
@@ -157,6 +195,7 @@ class PaperBroker(Broker):
 
     def _close(self, order: Order, status: OrderStatus, reason: str) -> None:
         order.status = status
+        self._dirty[order.client_order_id] = order
         self._working.get(order.symbol, {}).pop(order.client_order_id, None)
         self._eligible_at.pop(order.client_order_id, None)
         self._rested.discard(order.client_order_id)

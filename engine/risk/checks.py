@@ -14,6 +14,7 @@ from .checks_account import (
 from .checks_market import (
     DataFreshnessCheck, LimitPriceCheck, PriceValidityCheck, SpikeCheck, SpreadCheck, VolumeCheck,
 )
+from .checks_operator import SymbolPausedCheck
 from .checks_signal import MinConfidenceCheck, MinEdgeCheck, ReadinessCheck, StopLossCheck
 from .checks_state import ReducesPositionCheck, TradingStateCheck, VenueHealthCheck
 from .gate import PreTradeCheck
@@ -25,7 +26,7 @@ __all__ = [
     "LimitPriceCheck", "LossLimitCheck", "MaxOpenPositionsCheck", "MinConfidenceCheck", "MinEdgeCheck",
     "MinIntervalThrottle", "NewPositionsCheck", "PositionSizeCheck", "PriceValidityCheck", "ReadinessCheck",
     "ReducesPositionCheck", "SingleTradeLossCheck", "SpikeCheck", "SpreadCheck", "StageCapCheck",
-    "StopLossCheck", "SymbolConcentrationCheck", "TotalCapitalCheck", "TradesPerDayThrottle",
+    "StopLossCheck", "SymbolConcentrationCheck", "SymbolPausedCheck", "TotalCapitalCheck", "TradesPerDayThrottle",
     "TradesPerHourThrottle", "TradingHoursCheck", "TradingStateCheck", "VenueHealthCheck", "VolumeCheck",
     "default_checks",
 ]
@@ -39,6 +40,7 @@ def default_checks(profile: Profile) -> list[PreTradeCheck]:
     min_conf = max(r.min_confidence, stage.min_confidence or 0.0)
     return [
         TradingStateCheck(),
+        SymbolPausedCheck(),  # the operator's pause: entries only, right after the latch
         ReducesPositionCheck(),
         VenueHealthCheck(),
         TradingHoursCheck(profile.market_hours),

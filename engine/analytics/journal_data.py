@@ -1,0 +1,134 @@
+"""Read a profile's journal for analytics: plain sqlite3, read-only, synchronous.
+
+Analytics run off the event loop (the CLI calls them directly; the console can call them in a
+worker thread), so this module uses the standard library's sqlite3, not aiosqlite. It never
+writes: the connection is opened with `mode=ro`. The only rows analytics add (attestations and
+drills) go through `append_row`, which uses the engine's own `Journal` so the schema and the
+encoding stay the engine's.
+"""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterable
+
+import orjson
+
+# Everything analytics reads; decisions are left out on purpose: they carry every check's numbers
+# and are by far the largest rows, and the order rows already say what each decision led to.
+KINDS = ("session", "session_end", "fill", "equity", "signal", "order", "alert", "halt", "rearm",
+         "breaker", "close_all", "attestation", "drill", "unknown_order", "unknown_fill")
+
+
+class JournalReadError(Exception):
+    """A journal that cannot be read (missing, not SQLite, not a tradeconsole journal)."""
+
+
+@dataclass(slots=True)
+class Row:
+    seq: int
+    ts: datetime
+    kind: str
+    ref: str | None
+    data: dict[str, Any]
+    timeline: int = 0  # bumps when a session starts earlier in time than rows before it
+
+
+@dataclass
+class JournalData:
+    path: str
+    rows: list[Row]
+    by_kind: dict[str, list[Row]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for r in self.rows:
+            self.by_kind.setdefault(r.kind, []).append(r)
+
+    def kind(self, *kinds: str) -> list[Row]:
+        if len(kinds) == 1:
+            return self.by_kind.get(kinds[0], [])
+        return [r for r in self.rows if r.kind in kinds]
+
+    @property
+    def first_ts(self) -> datetime | None:
+        return self.rows[0].ts if self.rows else None
+
+    @property
+    def last_ts(self) -> datetime | None:
+        return self.rows[-1].ts if self.rows else None
+
+    @property
+    def last_timeline(self) -> int:
+        return self.rows[-1].timeline if self.rows else 0
+
+    def starting_capital(self, default: Decimal) -> Decimal:
+        """The first session's paper starting cash (what the account began with), else `default`."""
+        for r in self.kind("session"):
+            cash = ((r.data.get("config") or {}).get("paper") or {}).get("starting_cash")
+            if cash is not None:
+                return Decimal(str(cash))
+        return default
+
+
+def load(path: str | Path, kinds: Iterable[str] = KINDS) -> JournalData:
+    """Every row of the given kinds, oldest first, with timelines assigned."""
+    p = Path(path)
+    if not p.exists():
+        raise JournalReadError(f"{p}: no journal (run the engine with this profile first)")
+    try:
+        # mode=ro: analytics must never change the journal. The WAL files of a running engine are
+        # read as they are, so a report during a session sees everything committed so far.
+        db = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        raise JournalReadError(f"{p}: cannot open: {exc}") from None
+    kinds = list(kinds)
+    try:
+        cur = db.execute(
+            f"SELECT seq, ts, kind, ref, data FROM events WHERE kind IN ({','.join('?' * len(kinds))})"
+            " ORDER BY seq", kinds)
+        fetched = cur.fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise JournalReadError(f"{p}: not a tradeconsole journal ({exc})") from None
+    finally:
+        db.close()
+    rows: list[Row] = []
+    timeline = 0
+    latest: datetime | None = None
+    for seq, ts, kind, ref, data in fetched:
+        when = datetime.fromisoformat(ts)
+        # A simulated market restarts its clock at every session, so time can run backwards at
+        # a session row; later periods and durations must not mix the two stretches of time.
+        if kind == "session" and latest is not None and when < latest:
+            timeline += 1
+            latest = None
+        rows.append(Row(seq, when, kind, ref, orjson.loads(data), timeline))
+        if latest is None or when > latest:
+            latest = when
+    return JournalData(str(p), rows)
+
+
+def dec(value: Any) -> Decimal:
+    """A journal money field (stored as its exact string) as Decimal; None and '' as 0."""
+    if value is None or value == "":
+        return Decimal(0)
+    return Decimal(str(value))
+
+
+def append_row(path: str | Path, kind: str, ts: datetime, ref: str | None, data: dict[str, Any]) -> None:
+    """Journal one row through the engine's Journal (its schema, its encoding), synchronously.
+
+    SQLite serialises writers, so this is safe beside a running engine on the same file."""
+    from engine.journal import Journal
+
+    async def go() -> None:
+        j = await Journal.open(path)
+        try:
+            await j.write(kind, ts, ref, data)
+        finally:
+            await j.close()
+
+    asyncio.run(go())

@@ -1,0 +1,79 @@
+"""The paper venue's own durable account: cash, positions, orders, in a SQLite file of its own.
+
+A real venue keeps its books whatever happens to our process; so does the paper broker, so that
+a restart after `kill -9` meets an independent account to reconcile the journal against. Writes
+are synchronous and batched per engine batch (`PaperBroker.persist()`), and always happen before
+the journal commits what it learned, as a real venue is always ahead of what we have recorded.
+"""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict
+from decimal import Decimal
+from pathlib import Path
+
+from ..models import Order, OrderPurpose, OrderStatus, OrderType, Side
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS account (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS positions (symbol TEXT PRIMARY KEY, quantity TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    client_order_id TEXT PRIMARY KEY, symbol TEXT, side TEXT, type TEXT, purpose TEXT,
+    quantity TEXT, limit_price TEXT, stop_price TEXT, status TEXT, filled_qty TEXT,
+    avg_fill_price TEXT, fees TEXT, venue_order_id TEXT
+);
+"""
+
+_D = lambda v: None if v is None else Decimal(v)  # noqa: E731
+
+
+class PaperStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # autocommit off; one transaction per persist(). WAL + NORMAL survives a process kill.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+        self.path = path
+
+    def load(self) -> tuple[Decimal | None, dict[str, Decimal], dict[str, Order], int]:
+        acct = dict(self.db.execute("SELECT key, value FROM account"))
+        cash = Decimal(acct["cash"]) if "cash" in acct else None
+        fill_seq = int(acct.get("fill_seq", "0"))
+        positions = {s: Decimal(q) for s, q in self.db.execute("SELECT symbol, quantity FROM positions")}
+        orders = {}
+        for r in self.db.execute("SELECT * FROM orders"):
+            (cid, symbol, side, typ, purpose, qty, limit, stop, status, filled, avg, fees, vid) = r
+            o = Order(cid, symbol, Side(side), OrderType(typ), Decimal(qty), OrderPurpose(purpose),
+                      created_at=None, limit_price=_D(limit), stop_price=_D(stop),  # type: ignore[arg-type]
+                      status=OrderStatus(status), filled_qty=Decimal(filled), avg_fill_price=Decimal(avg),
+                      fees=Decimal(fees), venue_order_id=vid)
+            orders[cid] = o
+        return cash, positions, orders, fill_seq
+
+    def save(self, cash: Decimal, fill_seq: int, positions: dict[str, Decimal], orders: list[Order]) -> None:
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            db.executemany("INSERT OR REPLACE INTO account(key, value) VALUES (?, ?)",
+                           [("cash", str(cash)), ("fill_seq", str(fill_seq))])
+            db.executemany("INSERT OR REPLACE INTO positions(symbol, quantity) VALUES (?, ?)",
+                           [(s, str(q)) for s, q in positions.items()])
+            db.executemany(
+                "INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(o.client_order_id, o.symbol, o.side.value, o.type.value, o.purpose.value, str(o.quantity),
+                  None if o.limit_price is None else str(o.limit_price),
+                  None if o.stop_price is None else str(o.stop_price), o.status.value, str(o.filled_qty),
+                  str(o.avg_fill_price), str(o.fees), o.venue_order_id) for o in orders],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+
+__all__ = ["PaperStore", "asdict"]

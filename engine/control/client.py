@@ -1,0 +1,108 @@
+"""Client side of the control socket: one request, one answer, every wait bounded.
+
+`request()` is blocking (the CLI has no loop to share); `arequest()` is the same on asyncio, for
+code that runs on a loop (benchmarks, tests). Both raise `NotRunning` when nothing listens
+(no socket file, or a stale one) and `Unreachable` when something is there but does not answer
+in time.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from .paths import ControlPathError, sun_address
+from .protocol import encode
+
+CONNECT_TIMEOUT = 2.0
+RESPONSE_TIMEOUT = 5.0
+MAX_RESPONSE = 8 * 1024 * 1024  # a status with thousands of orders is well under this
+
+
+class NotRunning(Exception):
+    """No engine listens on the socket."""
+
+
+class Unreachable(Exception):
+    """Something holds the socket but did not answer properly in time."""
+
+
+def _decode(data: bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise Unreachable("the engine sent an answer that is not JSON") from None
+    if not isinstance(obj, dict) or "ok" not in obj:
+        raise Unreachable("the engine sent an answer without \"ok\"")
+    return obj
+
+
+def request(path: Path, payload: dict[str, Any], *, timeout: float = RESPONSE_TIMEOUT,
+            connect_timeout: float = CONNECT_TIMEOUT) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(min(connect_timeout, timeout))
+        try:
+            with sun_address(path) as addr:
+                sock.connect(addr)
+        except (FileNotFoundError, ConnectionRefusedError, ControlPathError) as exc:
+            raise NotRunning(str(exc)) from None
+        except socket.timeout:
+            raise Unreachable(f"{path}: connect timed out after {min(connect_timeout, timeout):g} s") from None
+        except PermissionError as exc:
+            raise Unreachable(f"{path}: {exc.strerror} (not this user's engine?)") from None
+        buf = bytearray()
+        try:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            sock.sendall(encode(payload))
+            while b"\n" not in buf:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise socket.timeout
+                sock.settimeout(left)
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise Unreachable("the engine closed the connection without answering")
+                buf += chunk
+                if len(buf) > MAX_RESPONSE:
+                    raise Unreachable("the engine's answer is too large")
+        except socket.timeout:
+            raise Unreachable(f"no answer within {timeout:g} s") from None
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise Unreachable(f"connection lost: {exc.strerror}") from None
+        return _decode(bytes(buf[: buf.index(b"\n")]))
+    finally:
+        sock.close()
+
+
+async def arequest(path: Path, payload: dict[str, Any], *, timeout: float = RESPONSE_TIMEOUT,
+                   connect_timeout: float = CONNECT_TIMEOUT) -> dict[str, Any]:
+    try:
+        with sun_address(path) as addr:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(addr, limit=MAX_RESPONSE), min(connect_timeout, timeout))
+    except (FileNotFoundError, ConnectionRefusedError, ControlPathError) as exc:
+        raise NotRunning(str(exc)) from None
+    except asyncio.TimeoutError:
+        raise Unreachable(f"{path}: connect timed out") from None
+    try:
+        writer.write(encode(payload))
+        line = await asyncio.wait_for(_answer(reader, writer), timeout)
+    except asyncio.TimeoutError:
+        raise Unreachable(f"no answer within {timeout:g} s") from None
+    except (ConnectionError, ValueError) as exc:
+        raise Unreachable(f"connection failed: {exc}") from None
+    finally:
+        writer.close()
+    if not line.endswith(b"\n"):
+        raise Unreachable("the engine closed the connection without answering")
+    return _decode(line)
+
+
+async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    await writer.drain()
+    return await reader.readline()

@@ -1,0 +1,93 @@
+"""What the CLI can do with no engine running: read the journal, and latch a halt into it.
+
+The latch is the last of the journal's halt/rearm rows (engine/engine.py `_restore_latch`), so a
+`halt` row appended here makes the next start come up halted. We hold the profile's instance
+lock while writing, so an engine starting at that moment waits for us and then re-reads the
+latch (engine/control/service.py); it cannot slip in between and come up armed.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from ..journal import Journal
+from ..profile import Profile, journal_path
+from .paths import InstanceLock, default_run_dir, ensure_run_dir, lock_holder, lock_path, socket_path
+
+LOCK_WAIT = 1.0  # seconds: an engine that holds the lock holds it for good; do not wait long
+
+
+def engine_pid(profile: Profile) -> int | None:
+    """Pid of the engine holding this profile's instance lock (-1: held, pid unknown), or None."""
+    return lock_holder(lock_path(socket_path(profile)))
+
+
+async def _latch_row(journal: Journal):
+    return await journal.last(["halt", "rearm"])
+
+
+async def offline_halt(profile: Profile, reason: str) -> dict[str, Any]:
+    """Append a `halt` row (source "cli"). Returns what the latch was before and whether an engine
+    held the lock (running but not reachable over the socket) while we wrote."""
+    sock = socket_path(profile)
+    ensure_run_dir(sock.parent, ours=sock.parent == default_run_dir(profile))
+    lock = InstanceLock(lock_path(sock))
+    deadline = time.monotonic() + LOCK_WAIT
+    while not lock.try_acquire() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    try:
+        jpath = journal_path(profile)
+        journal = await Journal.open(jpath)
+        try:
+            prev = await _latch_row(journal)
+            was_halted = prev is not None and prev.kind == "halt"
+            journal.append("halt", datetime.now(timezone.utc), None,
+                           {"source": "cli", "reason": reason, "first": not was_halted})
+            await journal.flush()
+        finally:
+            await journal.close()
+    finally:
+        held = lock.held
+        lock.release()
+    return {"journal": str(jpath), "was_halted": was_halted,
+            "engine_pid": None if held else engine_pid(profile)}
+
+
+async def offline_status(profile: Profile) -> dict[str, Any]:
+    """The state the next start will come up in, and how the last session ended, from the journal."""
+    jpath = journal_path(profile)
+    out: dict[str, Any] = {"ok": True, "running": False, "profile": profile.name, "mode": profile.mode,
+                           "journal": str(jpath), "journal_exists": jpath.exists(), "engine_pid": engine_pid(profile)}
+    if not jpath.exists():
+        out.update(latched=False, next_start="armed", halt_reason="", sessions=0)
+        return out
+    journal = await Journal.open(jpath)
+    try:
+        latch = await _latch_row(journal)
+        start = await journal.last(["session"])
+        end = await journal.last(["session_end"])
+        equity = await journal.last(["equity"])
+        sessions = await journal.count("session")
+    finally:
+        await journal.close()
+    latched = latch is not None and latch.kind == "halt"
+    out.update(
+        latched=latched, next_start="halted" if latched else "armed",
+        halt_reason=latch.data.get("reason", "") if latched else "",
+        halt_source=latch.data.get("source", "") if latched else "",
+        latch_ts=None if latch is None else latch.ts, latch_kind=None if latch is None else latch.kind,
+        sessions=sessions,
+    )
+    if start is not None:
+        # A session row after the last session_end means the last run never closed: a crash or kill -9.
+        clean = end is not None and end.seq > start.seq
+        out["last_session"] = {"session": start.data.get("session"), "started": start.ts, "ended_cleanly": clean}
+        if clean:
+            out["last_session"].update(ended=end.ts, equity=end.data.get("equity"), positions=end.data.get("positions"),
+                                       state=end.data.get("state"))
+    if equity is not None:
+        out["last_equity"] = {"ts": equity.ts, "equity": equity.data.get("equity"),
+                              "positions": equity.data.get("positions")}
+    return out

@@ -1,0 +1,147 @@
+"""The control service: the instance lock and the Unix socket of a running engine.
+
+`start(engine)` is called by the runners after `Engine.open` (engine/services.py). It
+1. makes the run dir private (0700) and takes `<profile>.lock` (flock): one engine per profile;
+2. re-reads the latch, in case `tradeconsole halt` wrote one while this engine was opening;
+3. with `control.socket` on, removes a stale socket file (nobody answers on it), refuses if a live
+   engine answers, binds, chmods the socket 0600 before listening, and serves.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..risk.gate import TradingState
+from .paths import ControlPathError, InstanceLock, ensure_run_dir, lock_holder, lock_path, socket_path, sun_address
+from .server import ControlServer
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+log = logging.getLogger("tradeconsole.control")
+
+LOCK_WAIT = 2.0  # seconds: a CLI writing a halt holds the lock for milliseconds; an engine, for ever
+LIVE_CHECK_TIMEOUT = 1.0
+
+
+class ControlStartError(Exception):
+    pass
+
+
+class ControlService:
+    name = "control"
+
+    def __init__(self, lock: InstanceLock, path: Path | None, server: ControlServer | None,
+                 inode: tuple[int, int] | None) -> None:
+        self.lock = lock
+        self.path = path
+        self.server = server
+        self._inode = inode
+
+    async def stop(self) -> None:
+        try:
+            if self.server is not None:
+                await self.server.close()
+        finally:
+            if self.path is not None and self._inode is not None:
+                # Only our own socket file: a newer engine may already have replaced it.
+                with contextlib.suppress(OSError):
+                    st = os.lstat(self.path)
+                    if (st.st_dev, st.st_ino) == self._inode:
+                        os.unlink(self.path)
+            self.lock.release()
+            log.info("control service stopped")
+
+
+async def start(engine: "Engine") -> ControlService | None:
+    return await start_control(engine)
+
+
+async def start_control(engine: "Engine", **server_options: float) -> ControlService:
+    cfg = engine.profile.control
+    path = socket_path(engine.profile)
+    ensure_run_dir(path.parent, ours=cfg.socket_path is None)
+    lock = await _acquire(InstanceLock(lock_path(path)), engine.profile.name)
+    try:
+        if engine.state is not TradingState.HALTED:
+            # Engine.open read the latch before we held the lock; a CLI halt may have landed since.
+            await engine._restore_latch()
+        if not cfg.socket:
+            log.info("control socket off (control.socket: false); instance lock %s held", lock.path)
+            return ControlService(lock, None, None, None)
+        await _clear_stale(path)
+        sock, inode = _bind(path)
+        server = ControlServer(engine, **server_options)
+        try:
+            await server.serve(sock)
+        except BaseException:
+            sock.close()
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+    except BaseException:
+        lock.release()
+        raise
+    log.info("control socket listening on %s", path)
+    return ControlService(lock, path, server, inode)
+
+
+async def _acquire(lock: InstanceLock, profile: str) -> InstanceLock:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LOCK_WAIT
+    while not lock.try_acquire():
+        if loop.time() >= deadline:
+            pid = lock_holder(lock.path)
+            who = f"pid {pid}" if pid and pid > 0 else "another process"
+            raise ControlStartError(f"another engine ({who}) is running profile {profile!r}: {lock.path} is locked")
+        await asyncio.sleep(0.05)
+    return lock
+
+
+async def _clear_stale(path: Path) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise ControlPathError(f"{path}: exists and is not a socket; not touching it")
+    if await answers(path):
+        raise ControlStartError(f"another engine answers on {path}; not starting a second control socket")
+    log.info("removing stale control socket %s", path)
+    os.unlink(path)
+
+
+async def answers(path: Path, timeout: float = LIVE_CHECK_TIMEOUT) -> bool:
+    """True if something accepts connections on the socket at `path` (a live engine)."""
+    try:
+        with sun_address(path) as addr:
+            _, writer = await asyncio.wait_for(asyncio.open_unix_connection(addr), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(writer.wait_closed(), timeout)
+    return True
+
+
+def _bind(path: Path) -> tuple[socket.socket, tuple[int, int]]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with sun_address(path) as addr:
+            sock.bind(addr)
+        # The run dir is 0700 already, so nobody else can reach the socket during this window;
+        # 0600 before listen() means no connection is ever accepted on a looser mode.
+        os.chmod(path, 0o600)
+        sock.listen(64)
+        sock.setblocking(False)
+        st = os.lstat(path)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, (st.st_dev, st.st_ino)

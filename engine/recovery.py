@@ -1,0 +1,172 @@
+"""Crash recovery: rebuild the engine's state from the journal, then reconcile it with the venue.
+
+The journal is the source of truth for what *we* decided and learned; the venue is the truth of
+what happened to the money. After any stop (clean or `kill -9`) the engine replays its journal
+(from the last checkpoint), then asks the venue for positions and open orders. Differences are
+never guessed away: each is listed, the engine starts reduce-only, and the operator resolves
+each one (adopt, cancel, or mark closed), every choice journaled.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from .models import Fill, Order, OrderPurpose, OrderStatus, OrderType, Position, Side
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("tradeconsole.recovery")
+
+OPEN_STATES = {OrderStatus.SUBMITTED.value, OrderStatus.PARTIALLY_FILLED.value}
+_D = lambda v: None if v is None else Decimal(v)  # noqa: E731
+
+
+@dataclass
+class Difference:
+    kind: str  # unknown_at_venue | unknown_to_venue | quantity_mismatch | closed_while_down
+    symbol: str
+    client_order_id: str | None
+    journal: str
+    venue: str
+    resolved: str | None = None
+    actions: tuple[str, ...] = ("adopt", "cancel", "mark_closed")
+
+    @property
+    def text(self) -> str:
+        ref = f" {self.client_order_id}" if self.client_order_id else ""
+        return f"{self.kind.replace('_', ' ')}: {self.symbol}{ref} — journal {self.journal}, venue {self.venue}"
+
+
+@dataclass
+class RecoveryReport:
+    fills_replayed: int = 0
+    open_orders: int = 0
+    positions: int = 0
+    expired_approvals: int = 0
+    from_checkpoint: bool = False
+    differences: list[Difference] = field(default_factory=list)
+
+
+def checkpoint_record(e: "Engine") -> dict:
+    """Everything a restart needs that is not cheaper to replay: journaled every minute."""
+    p = e.portfolio
+    return {
+        "cash": p.cash, "realized": p.realized_pnl, "fees": p.fees, "peak": p.peak_equity,
+        "pause_peak": p.pause_peak, "day_start": p.day_start_equity, "week_start": p.week_start_equity,
+        "closed_tail": p.closed_trades[-50:], "closed_count": len(p.closed_trades),
+        "positions": [{"symbol": x.symbol, "quantity": x.quantity, "avg": x.avg_price, "last": x.last_price,
+                       "realized": x.realized_pnl, "fees": x.fees, "stop": x.stop_price,
+                       "stop_order_id": x.stop_order_id} for x in p.positions.values()],
+        "open_orders": [order_dict(o) for o in e.orders.working.values()],
+        "breakers": {b.name: b.state.value for b in e.breakers},
+    }
+
+
+def order_dict(o: Order) -> dict:
+    from .orders import order_record
+
+    return order_record(o)
+
+
+def order_from(d: dict, ts: datetime) -> Order:
+    return Order(d["client_order_id"], d["symbol"], Side(d["side"]), OrderType(d["type"]), Decimal(d["quantity"]),
+                 OrderPurpose(d["purpose"]), ts, limit_price=_D(d.get("limit_price")),
+                 stop_price=_D(d.get("stop_price")), status=OrderStatus(d["status"]),
+                 filled_qty=Decimal(d.get("filled_qty") or 0), avg_fill_price=Decimal(d.get("avg_fill_price") or 0),
+                 fees=Decimal(d.get("fees") or 0), venue_order_id=d.get("venue_order_id"),
+                 reason=d.get("reason") or "", protective_stop=_D(d.get("protective_stop")),
+                 parent_id=d.get("parent_id"))
+
+
+async def rebuild(e: "Engine") -> RecoveryReport:
+    """Positions, cash, P&L, open orders and breaker states from the journal."""
+    rep = RecoveryReport()
+    j = e.journal
+    p = e.portfolio
+    cp = await j.last(["checkpoint"])
+    after = 0
+    open_orders: dict[str, dict] = {}
+    if cp is not None:
+        rep.from_checkpoint = True
+        after = cp.seq
+        d = cp.data
+        p.cash = Decimal(d["cash"])
+        p.realized_pnl = Decimal(d["realized"])
+        p.fees = Decimal(d["fees"])
+        p.peak_equity = Decimal(d["peak"])
+        p.pause_peak = Decimal(d["pause_peak"])
+        p.day_start_equity = Decimal(d["day_start"])
+        p.week_start_equity = Decimal(d["week_start"])
+        p.closed_trades = [Decimal(x) for x in d["closed_tail"]]
+        for x in d["positions"]:
+            p.restore_position(Position(x["symbol"], Decimal(x["quantity"]), Decimal(x["avg"]), Decimal(x["realized"]),
+                                        Decimal(x["fees"]), Decimal(x["last"]), _D(x["stop"]), x["stop_order_id"]))
+        open_orders = {o["client_order_id"]: o for o in d["open_orders"]}
+        for b in e.breakers:
+            state = d["breakers"].get(b.name)
+            if state == "tripped" and b.reset_on in ("rearm",):
+                from .risk.breakers import BreakerState
+
+                b.restore(BreakerState.TRIPPED)
+    for row in await j.rows(kinds=["fill"], after_seq=after):
+        d = row.data
+        p.apply_fill(Fill(row.ref or "", d["symbol"], Side(d["side"]), Decimal(d["quantity"]), Decimal(d["price"]),
+                          Decimal(d["fee"]), datetime.fromisoformat(row.ts), d.get("liquidity", ""), d.get("fill_id", "")))
+        rep.fills_replayed += 1
+    # The latest state of every order touched since the checkpoint decides what is still open.
+    for row in await j.rows(kinds=["order"], after_seq=after):
+        open_orders[row.ref] = row.data
+    now = e.clock.now()
+    for cid, d in open_orders.items():
+        status = d["status"]
+        if status == OrderStatus.PENDING_APPROVAL.value:
+            o = order_from(d, now)
+            o.status = OrderStatus.EXPIRED
+            o.reason = "approval lost in restart"
+            e.orders.record(o)
+            rep.expired_approvals += 1
+        elif status in OPEN_STATES:
+            o = order_from(d, now)
+            e.orders.orders[cid] = o
+            e.orders.working[cid] = o
+            rep.open_orders += 1
+    for o in e.orders.working.values():
+        if o.purpose is OrderPurpose.STOP and o.symbol in p.positions:
+            pos = p.positions[o.symbol]
+            pos.stop_order_id = o.client_order_id
+            pos.stop_price = o.stop_price
+    rep.positions = len(p.positions)
+    return rep
+
+
+async def reconcile(e: "Engine", rep: RecoveryReport) -> list[Difference]:
+    """Compare the rebuilt state with the venue's; list every difference, guess none."""
+    diffs: list[Difference] = []
+    venue_pos = await e.broker.positions()
+    ours = {s: x.quantity for s, x in e.portfolio.positions.items()}
+    for sym in sorted(set(venue_pos) | set(ours)):
+        a, b = ours.get(sym, Decimal(0)), venue_pos.get(sym, Decimal(0))
+        if a != b:
+            diffs.append(Difference("quantity_mismatch", sym, None, str(a), str(b), actions=("adopt", "mark_closed")))
+    prefix = e.orders.id_prefix.rsplit("-", 2)[0]  # this profile's ids, any session
+    venue_open = {o.client_order_id: o for o in await e.broker.open_orders() if o.client_order_id.startswith(prefix)}
+    for cid, vo in venue_open.items():
+        if cid not in e.orders.working:
+            diffs.append(Difference("unknown_at_venue", vo.symbol, cid, "no record",
+                                    f"{vo.side.value} {vo.remaining} {vo.type.value} working", actions=("adopt", "cancel")))
+    for cid, o in list(e.orders.working.items()):
+        if cid in venue_open:
+            continue
+        vo = await e.broker.fetch_order(cid)
+        if vo is None:
+            diffs.append(Difference("unknown_to_venue", o.symbol, cid, f"{o.status.value} {o.remaining}", "no such order",
+                                    actions=("mark_closed",)))
+        else:
+            diffs.append(Difference("closed_while_down", o.symbol, cid, f"{o.status.value} {o.filled_qty}",
+                                    f"{vo.status.value} {vo.filled_qty}", actions=("mark_closed",)))
+    rep.differences = diffs
+    return diffs
