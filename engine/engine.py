@@ -26,6 +26,7 @@ from .models import Alert, Fill, Order, OrderPurpose, OrderStatus, OrderType, Qu
 from .money import ZERO
 from .orders import OrderManager
 from .commands import OperatorCommands
+from .operator import OperatorActions
 from .portfolio import Portfolio
 from .profile import Profile, journal_path, log_path
 from .risk.breakers import Breaker, BreakerState, is_rise
@@ -56,7 +57,7 @@ def paper_store_path(journal: Path) -> Path:
     return journal.with_name(journal.stem + ".paper-venue.sqlite")
 
 
-class Engine(OperatorCommands):
+class Engine(OperatorCommands, OperatorActions):
     def __init__(self, profile: Profile, clock: SimClock, journal: Journal, feed: MarketFeed,
                  broker: PaperBroker, session: int, speed: float, log_file: Path) -> None:
         self.profile = profile
@@ -143,13 +144,19 @@ class Engine(OperatorCommands):
         broker = PaperBroker(profile.paper, clock, PaperStore(paper_store_path(jpath)))
         eng = cls(profile, clock, journal, feed, broker, session,
                   profile.feed.speed if speed is None else speed, lpath)
-        await eng._restore_latch()
-        journal.append("session", clock.now(), None, {
-            "session": session, "profile": profile.name, "mode": profile.mode, "seed": feed_cfg.seed,
-            "config": profile.model_dump(mode="json"),
-        })
-        await eng._recover()
-        await journal.flush()
+        try:
+            await eng._restore_latch()
+            journal.append("session", clock.now(), None, {
+                "session": session, "profile": profile.name, "mode": profile.mode, "seed": feed_cfg.seed,
+                "config": profile.model_dump(mode="json"),
+            })
+            await eng._recover()
+            await journal.flush()
+        except BaseException:
+            # Leave nothing open behind a failed start (an open journal thread would hang exit).
+            await broker.close()
+            await journal.close()
+            raise
         log.info("session %s started: profile %s, mode %s, journal %s", session, profile.name, profile.mode, jpath)
         return eng
 
