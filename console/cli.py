@@ -118,9 +118,11 @@ async def _open(profile, seed, speed, *, stdout: bool):
     from engine.feeds.csv_replay import CsvFeedError
     from engine.services import start_services
 
+    from engine.risk.hours import CalendarError
+
     try:
         engine = await Engine.open(profile, seed=seed, speed=speed, log_to_stdout=stdout)
-    except CsvFeedError as exc:
+    except (CsvFeedError, CalendarError) as exc:
         print(f"tradeconsole: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     await start_services(engine)

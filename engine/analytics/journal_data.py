@@ -20,6 +20,9 @@ import orjson
 
 # Everything analytics reads; decisions are left out on purpose: they carry every check's numbers
 # and are by far the largest rows, and the order rows already say what each decision led to.
+# Rows the operator adds from the command line carry wall-clock time, which a simulated session's
+# clock has nothing to do with: they never move the journal's own sense of time.
+WALL_CLOCK_KINDS = frozenset({"attestation", "drill"})
 KINDS = ("session", "session_end", "fill", "equity", "signal", "order", "alert", "halt", "rearm",
          "breaker", "close_all", "attestation", "drill", "unknown_order", "unknown_fill")
 
@@ -53,17 +56,9 @@ class JournalData:
             return self.by_kind.get(kinds[0], [])
         return [r for r in self.rows if r.kind in kinds]
 
-    @property
-    def first_ts(self) -> datetime | None:
-        return self.rows[0].ts if self.rows else None
-
-    @property
-    def last_ts(self) -> datetime | None:
-        return self.rows[-1].ts if self.rows else None
-
-    @property
-    def last_timeline(self) -> int:
-        return self.rows[-1].timeline if self.rows else 0
+    def last_market_row(self) -> Row | None:
+        """The last row on the engine's clock (not an attestation or a drill)."""
+        return next((r for r in reversed(self.rows) if r.kind not in WALL_CLOCK_KINDS), None)
 
     def starting_capital(self, default: Decimal) -> Decimal:
         """The first session's paper starting cash (what the account began with), else `default`."""
@@ -106,7 +101,7 @@ def load(path: str | Path, kinds: Iterable[str] = KINDS) -> JournalData:
             timeline += 1
             latest = None
         rows.append(Row(seq, when, kind, ref, orjson.loads(data), timeline))
-        if latest is None or when > latest:
+        if kind not in WALL_CLOCK_KINDS and (latest is None or when > latest):
             latest = when
     return JournalData(str(p), rows)
 

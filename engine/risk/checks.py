@@ -18,7 +18,7 @@ from .checks_operator import SymbolPausedCheck
 from .checks_signal import MinConfidenceCheck, MinEdgeCheck, ReadinessCheck, StopLossCheck
 from .checks_state import ReducesPositionCheck, TradingStateCheck, VenueHealthCheck
 from .gate import PreTradeCheck
-from .hours import TradingHoursCheck
+from .hours import ExchangeSessions, TradingHoursCheck
 from .throttles import MinIntervalThrottle, TradesPerDayThrottle, TradesPerHourThrottle
 
 __all__ = [
@@ -43,7 +43,10 @@ def default_checks(profile: Profile) -> list[PreTradeCheck]:
         SymbolPausedCheck(),  # the operator's pause: entries only, right after the latch
         ReducesPositionCheck(),
         VenueHealthCheck(),
-        TradingHoursCheck(profile.market_hours),
+        # An equities profile resolves its calendar now: a bad code is a start-up error, not a
+        # refusal of the first order hours later.
+        TradingHoursCheck(profile.market_hours, None if profile.market_hours.calendar == "24/7"
+                          else ExchangeSessions(profile.market_hours.calendar)),
         PriceValidityCheck(),
         DataFreshnessCheck(r.max_data_age_seconds),
         SpikeCheck(r.max_price_jump_pct),

@@ -1,0 +1,364 @@
+"""CLI commands on the journal: readiness, attest, backtest, report, drill.
+
+The work is done by engine.analytics (plain synchronous functions); this module parses
+arguments, loads the profile, and renders: rich tables on a terminal, JSON with --json. Usage
+and input errors are one line on stderr and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ITEM = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("readiness", help="go/no-go of a stage from the journal's record")
+    r.add_argument("--profile", metavar="PATH")
+    r.add_argument("--stage", metavar="NAME", help="stage whose criteria to check (default: the profile's stage)")
+    r.add_argument("--json", action="store_true", help="JSON instead of a table")
+    r.add_argument("--resamples", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)")
+    r.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed (default 0)")
+    r.set_defaults(handler=_readiness)
+
+    a = sub.add_parser("attest", help="journal an operator attestation for a readiness item")
+    a.add_argument("item", metavar="ITEM", help="e.g. legal_tax_review, runbook_read")
+    a.add_argument("--text", required=True, metavar="TEXT", help="what the operator attests")
+    a.add_argument("--profile", metavar="PATH")
+    a.set_defaults(handler=_attest)
+
+    b = sub.add_parser("backtest", help="replay a CSV through the engine and measure it")
+    b.add_argument("--profile", metavar="PATH")
+    b.add_argument("--csv", required=True, metavar="FILE", help="quotes or OHLCV bars (see docs/metrics.md)")
+    b.add_argument("--journal", metavar="PATH", help="backtest journal (default: <journal>.backtest-<time>.sqlite)")
+    b.add_argument("--windows", type=int, metavar="N", help="walk-forward: N rolling in/out-of-sample windows")
+    b.add_argument("--is-fraction", type=float, default=0.7, metavar="F", help="in-sample share of a window (0.7)")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(handler=_backtest)
+
+    p = sub.add_parser("report", help="daily, weekly or stage report from the journal")
+    p.add_argument("kind", choices=("daily", "weekly", "stage"))
+    p.add_argument("--profile", metavar="PATH")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--html", metavar="PATH", help="also write a self-contained HTML report with charts")
+    p.add_argument("--resamples", type=int, default=2000, metavar="N")
+    p.add_argument("--seed", type=int, default=0, metavar="N")
+    p.set_defaults(handler=_report)
+
+    d = sub.add_parser("drill", help="halt/cancel/close-all drill on the paper broker (paper/testnet only)")
+    d.add_argument("--profile", metavar="PATH")
+    d.add_argument("--seed", type=int, metavar="N", help="seed of the simulated market")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(handler=_drill)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _fail(msg: str) -> int:
+    print(f"tradeconsole: {msg}", file=sys.stderr)
+    return 2
+
+
+def _profile(path: str | None):
+    from console.cli import load_or_exit
+
+    return load_or_exit(path)
+
+
+def _journal(profile) -> Any:
+    from engine.analytics.journal_data import load
+    from engine.profile import journal_path
+
+    return load(journal_path(profile))
+
+
+def _dump(obj: Any) -> None:
+    import orjson
+
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _f(x: Any, digits: int = 2) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, str):
+        if x in ("inf", "-inf"):
+            return x
+        try:
+            return f"{float(x):,.{digits}f}"
+        except ValueError:
+            return x
+    if isinstance(x, float):
+        return f"{x:,.{digits}f}"
+    return f"{x:,}" if isinstance(x, int) else str(x)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True, width=max(100, Console().width))
+
+
+def _kv_table(title: str, rows: list[tuple[str, Any]]):
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    for k, v in rows:
+        t.add_row(k, _f(v))
+    return t
+
+
+def _metrics_tables(m: dict[str, Any], title: str = "") -> list:
+    from rich.table import Table
+
+    t, r, d, ex = m["trades"], m["returns"], m["drawdown"], m["execution"]
+    out = [_kv_table(f"{title}trades", [
+        ("closed trades", t["trades"]), ("win rate %", t["win_rate_pct"]), ("average win", t["avg_win"]),
+        ("average loss", t["avg_loss"]), ("profit factor", t["profit_factor"]), ("expectancy", t["expectancy"]),
+        ("net P&L", t["net_pnl"]), ("fees", t["fees"]), ("fee drag %", t["fee_drag_pct"]),
+        ("largest loss", t["largest_loss"]), ("largest loss % capital", t["largest_loss_pct_of_capital"]),
+        ("win / loss streak", f"{t['longest_win_streak']} / {t['longest_loss_streak']}")]),
+        _kv_table(f"{title}returns and risk", [
+            ("start equity", r["start_equity"]), ("final equity", r["final_equity"]),
+            ("total return %", r["total_return_pct"]), ("annualised return %", r["annualized_return_pct"]),
+            ("Sharpe", r["sharpe"]), ("Sortino", r["sortino"]), ("days trading", r["elapsed_days"]),
+            ("max drawdown %", d["max_drawdown_pct"]), ("drawdown recovered", d["recovered"]),
+            ("longest under water h", d["longest_underwater_s"] / 3600),
+            ("entry fill rate %", ex["fill_rate_pct"]), ("slippage bps (mean)", ex["slippage_bps_mean"])])]
+    if m["per_symbol"]:
+        s = Table(title=f"{title}by symbol", title_justify="left")
+        for col in ("symbol", "trades", "win rate %", "net P&L", "fees", "profit factor"):
+            s.add_column(col, justify="left" if col == "symbol" else "right")
+        for sym, v in m["per_symbol"].items():
+            s.add_row(sym, _f(v["trades"]), _f(v["win_rate_pct"]), _f(v["net_pnl"]), _f(v["fees"]),
+                      _f(v["profit_factor"]))
+        out.append(s)
+    return out
+
+
+# -- readiness and attest --------------------------------------------------------------------------
+def _readiness(args: argparse.Namespace) -> int:
+    from engine.analytics.journal_data import JournalReadError
+    from engine.analytics.readiness import evaluate
+
+    profile = _profile(args.profile)
+    stage = args.stage or profile.stage
+    if stage not in profile.readiness.stages:
+        return _fail(f"readiness: no criteria for stage {stage!r} (profile has: {', '.join(profile.readiness.stages)})")
+    if args.resamples < 1:
+        return _fail("readiness: --resamples must be >= 1")
+    try:
+        rep = evaluate(profile, _journal(profile), stage, resamples=args.resamples, seed=args.seed)
+    except JournalReadError as exc:
+        return _fail(str(exc))
+    if args.json:
+        _dump(rep)
+    else:
+        _print_readiness(rep)
+    return 0 if rep["verdict"] == "GO" else 1
+
+
+def _print_readiness(rep: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    c = _console()
+    t = Table(title=f"readiness: profile {rep['profile']}, stage {rep['stage']}", title_justify="left")
+    for col in ("criterion", "measured", "threshold", "result", "detail"):
+        t.add_column(col, justify="right" if col in ("measured",) else "left")
+    for cr in rep["criteria"]:
+        t.add_row(cr["label"], _f(cr["measured"]), cr["threshold"],
+                  "[green]PASS[/]" if cr["passed"] else "[red]FAIL[/]", cr["detail"])
+    c.print(t)
+    colour = "green" if rep["verdict"] == "GO" else "red"
+    c.print(f"[bold {colour}]{rep['verdict']}[/]  {rep['passed']}/{rep['total']} criteria pass  (journal {rep['journal']})")
+
+
+def _attest(args: argparse.Namespace) -> int:
+    from engine.analytics.journal_data import append_row
+    from engine.profile import journal_path
+
+    profile = _profile(args.profile)
+    if not ITEM.match(args.item):
+        return _fail(f"attest: ITEM must be 1-64 letters, digits, '_', '.', '-' (got {args.item!r})")
+    text = args.text.strip()
+    if not text:
+        return _fail("attest: --text must not be empty")
+    now = datetime.now(timezone.utc)
+    append_row(journal_path(profile), "attestation", now, args.item, {"item": args.item, "text": text,
+                                                                       "at": now.isoformat()})
+    stages = [s for s, c in profile.readiness.stages.items() if args.item in c.attestations]
+    print(f"attested {args.item} at {now:%Y-%m-%d %H:%M:%S} UTC"
+          + (f" (required by: {', '.join(stages)})" if stages else " (no stage of this profile requires it)"))
+    return 0
+
+
+# -- backtest --------------------------------------------------------------------------------------
+def _backtest(args: argparse.Namespace) -> int:
+    from engine.analytics import backtest as bt
+    from engine.analytics.journal_data import JournalReadError, load
+    from engine.analytics.metrics import compute, periods_per_year
+    from engine.feeds.csv_replay import CsvFeedError
+    from engine.profile import journal_path
+
+    profile = _profile(args.profile)
+    if not Path(args.csv).is_file():
+        return _fail(f"backtest: --csv: no such file: {args.csv}")
+    if args.windows is not None:
+        try:
+            bt.window_bounds(10**9, args.windows, args.is_fraction)  # argument check only
+        except ValueError as exc:
+            return _fail(f"backtest: {exc}")
+    paper_path = journal_path(profile)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    journal = Path(args.journal) if args.journal else paper_path.with_name(f"{paper_path.stem}.backtest-{stamp}.sqlite")
+    if journal.resolve() == paper_path.resolve():
+        return _fail("backtest: --journal must not be the profile's own journal")
+    try:
+        res, m = bt.run_backtest(profile, args.csv, journal)
+        windows = None
+        if args.windows:
+            with tempfile.TemporaryDirectory(prefix="tc-walkforward-") as tmp:
+                windows = bt.walk_forward(profile, args.csv, tmp, args.windows, args.is_fraction)
+                for w in windows:
+                    w.pop("journal", None)  # in the temporary directory, gone with it
+    except CsvFeedError as exc:
+        return _fail(str(exc))
+    except ValueError as exc:
+        return _fail(f"backtest: {exc}")
+    out: dict[str, Any] = {"profile": profile.name, "csv": args.csv, "journal": str(journal), "quotes": res.quotes,
+                           "wall_seconds": res.wall_seconds, "counters": res.counters, "metrics": m.as_dict()}
+    try:
+        paper = load(paper_path)
+        pm = compute(paper, capital=paper.starting_capital(profile.paper.starting_cash),
+                     ppy=periods_per_year(profile), tz=profile.venue.timezone)
+        out["vs_paper"] = {"journal": str(paper_path), "factor": str(profile.readiness.backtest_divergence_factor),
+                           "rows": bt.compare(m, pm, profile.readiness.backtest_divergence_factor)}
+    except JournalReadError:
+        out["vs_paper"] = None
+    if windows is not None:
+        out["walk_forward"] = {"windows": args.windows, "is_fraction": args.is_fraction, "results": windows}
+    if args.json:
+        _dump(out)
+        return 0
+    c = _console()
+    c.print(f"backtest of profile {profile.name} on {args.csv}: {res.quotes:,} quotes in {res.wall_seconds:.2f} s, "
+            f"journal {journal}")
+    for t in _metrics_tables(out["metrics"]):
+        c.print(t)
+    _print_vs_paper(c, out["vs_paper"])
+    if windows is not None:
+        _print_windows(c, windows)
+    return 0
+
+
+def _print_vs_paper(c, vs: dict[str, Any] | None) -> None:
+    from rich.table import Table
+
+    if vs is None:
+        c.print("backtest vs paper: no paper journal for this profile yet")
+        return
+    t = Table(title=f"backtest vs paper (flagged: paper worse by more than {vs['factor']} of the backtest)",
+              title_justify="left")
+    for col in ("metric", "backtest", "paper", "better", "flag"):
+        t.add_column(col, justify="left" if col in ("metric", "better", "flag") else "right")
+    for r in vs["rows"]:
+        t.add_row(r["metric"], _f(r["backtest"]), _f(r["paper"]), r["better"], "[red]DIVERGES[/]" if r["flagged"] else "")
+    c.print(t)
+
+
+def _print_windows(c, windows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    t = Table(title="walk-forward: out-of-sample per window (in-sample in brackets)", title_justify="left")
+    for col in ("#", "out of sample", "trades", "win rate %", "profit factor", "net P&L", "return %", "max DD %"):
+        t.add_column(col, justify="left" if col == "out of sample" else "right")
+    for w in windows:
+        o, i = w["oos"], w["is"]
+        t.add_row(str(w["window"]), f"{w['out_of_sample'][0][5:16]} .. {w['out_of_sample'][1][5:16]}",
+                  f"{o['trades']} ({i['trades']})", f"{_f(o['win_rate_pct'])} ({_f(i['win_rate_pct'])})",
+                  f"{_f(o['profit_factor'])} ({_f(i['profit_factor'])})", f"{_f(o['net_pnl'])} ({_f(i['net_pnl'])})",
+                  f"{_f(o['return_pct'])} ({_f(i['return_pct'])})", _f(o["max_drawdown_pct"]))
+    c.print(t)
+
+
+# -- report and drill ------------------------------------------------------------------------------
+def _report(args: argparse.Namespace) -> int:
+    from engine.analytics import html, report
+    from engine.analytics.journal_data import JournalReadError
+
+    profile = _profile(args.profile)
+    if args.resamples < 1:
+        return _fail("report: --resamples must be >= 1")
+    try:
+        rep, m = report.build(profile, _journal(profile), args.kind, resamples=args.resamples, seed=args.seed)
+    except JournalReadError as exc:
+        return _fail(str(exc))
+    if args.html:
+        try:
+            Path(args.html).write_text(html.render(rep, m), encoding="utf-8")
+        except OSError as exc:
+            return _fail(f"report: --html: cannot write {args.html}: {exc.strerror or exc}")
+    if args.json:
+        _dump(rep)
+        return 0
+    c = _console()
+    per = rep["period"]
+    c.print(f"[bold]{args.kind} report[/]: profile {rep['profile']} (stage {rep['stage']}), "
+            f"{per['since'] or per['first_row']} .. {per['until'] or per['last_row']}")
+    for t in _metrics_tables(rep["metrics"]):
+        c.print(t)
+    review = rep.get("week") or rep.get("review")
+    if review:
+        for key in ("largest_gain", "largest_loss"):
+            t = review[key]
+            c.print(f"{key.replace('_', ' ')}: " + ("none" if t is None else f"{t['symbol']} {_f(t['net'])} — {t['reason']}"))
+        inc = review["incidents"]
+        c.print(f"incidents: {len(inc['breakers'])} breaker critical/trips, {len(inc['halts'])} halts, "
+                f"{len(inc['venue_errors'])} venue errors; positions without a stop: "
+                f"{review['positions_without_stop']['count']}")
+    if rep.get("readiness"):
+        _print_readiness(rep["readiness"])
+    if args.html:
+        c.print(f"HTML report: {args.html}")
+    return 0
+
+
+def _drill(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from engine.analytics.drill import run_drill
+    from engine.analytics.journal_data import append_row
+    from engine.profile import journal_path
+
+    profile = _profile(args.profile)
+    if profile.mode == "live":
+        return _fail("drill: refused on a live profile (paper and testnet only)")
+    main = journal_path(profile)
+    stamp = datetime.now(timezone.utc)
+    scratch = main.with_name(f"{main.stem}.drill-{stamp:%Y%m%dT%H%M%SZ}.sqlite")
+    res = asyncio.run(run_drill(profile, scratch, seed=args.seed))
+    out = {"profile": profile.name, "mode": profile.mode, **res.as_dict()}
+    append_row(main, "drill", datetime.now(timezone.utc), "pass" if res.passed else "fail", out)
+    if args.json:
+        _dump(out)
+    else:
+        from rich.table import Table
+
+        t = Table(title=f"drill: profile {profile.name} ({profile.mode})", title_justify="left")
+        for col in ("step", "result", "ms", "detail"):
+            t.add_column(col, justify="right" if col == "ms" else "left")
+        for s in out["steps"]:
+            t.add_row(s["name"], "[green]ok[/]" if s["ok"] else "[red]FAILED[/]", f"{s['ms']:.1f}", s["detail"])
+        c = _console()
+        c.print(t)
+        c.print(f"[bold {'green' if res.passed else 'red'}]{'PASS' if res.passed else 'FAIL'}[/]  "
+                f"journaled in {main}; drill journal {scratch}")
+    return 0 if res.passed else 1

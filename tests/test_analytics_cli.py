@@ -1,0 +1,147 @@
+"""`tradeconsole readiness / attest / report / backtest / drill`, run as a user runs them."""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, cli_cmd, cli_env
+
+PROFILE = "config/paper-auto.yaml"
+
+
+def run(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(cli_cmd(*args), capture_output=True, text=True, cwd=REPO, env=cli_env(home),
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def paper_journal(tmp_path_factory) -> Path:
+    """A short headless paper run's journal, made once; each test works on its own copy."""
+    home = tmp_path_factory.mktemp("base")
+    res = run(home, "run", "--headless", "--duration", "2h", "--seed", "3", "--profile", PROFILE)
+    assert res.returncode == 0, res.stderr
+    return home / "paper-auto.sqlite"
+
+
+@pytest.fixture
+def home(tmp_path, paper_journal) -> Path:
+    h = tmp_path / "h"
+    h.mkdir()
+    shutil.copy(paper_journal, h / "paper-auto.sqlite")
+    return h
+
+
+def rows(path: Path, kind: str) -> list[tuple]:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT ts, ref, data FROM events WHERE kind = ? ORDER BY seq", (kind,)).fetchall()
+
+
+def test_readiness_json_lists_every_criterion_and_says_no_go(home):
+    before = (home / "paper-auto.sqlite").read_bytes()
+    res = run(home, "readiness", "--profile", PROFILE, "--json")
+    assert res.returncode == 1, res.stderr  # NO-GO
+    out = json.loads(res.stdout)
+    assert out["verdict"] == "NO-GO" and out["stage"] == "paper"
+    names = [c["name"] for c in out["criteria"]]
+    assert names == ["trades", "days", "return", "sharpe", "profit_factor", "max_drawdown", "fee_drag", "win_rate",
+                     "single_loss", "no_critical_incident"]
+    by = {c["name"]: c for c in out["criteria"]}
+    assert by["trades"]["measured"] == out["metrics"]["trades"]["trades"] and by["trades"]["threshold"] == ">= 100"
+    assert "lower bound" in by["sharpe"]["detail"] or "not measurable" in by["sharpe"]["detail"]
+    assert set(out["bootstrap"]) >= {"sharpe", "win_rate_pct", "profit_factor", "expectancy"}
+    assert (home / "paper-auto.sqlite").read_bytes() == before  # read-only
+
+
+def test_readiness_table_and_usage_errors(home, tmp_path):
+    res = run(home, "readiness", "--profile", PROFILE, "--stage", "testnet")
+    assert res.returncode == 1 and "NO-GO" in res.stdout and "attested: runbook_read" in res.stdout
+    assert "passing drill" in res.stdout
+    bad = run(home, "readiness", "--profile", PROFILE, "--stage", "nope")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no criteria for stage 'nope'" in bad.stderr
+    empty = run(tmp_path / "nothing", "readiness", "--profile", PROFILE)
+    assert empty.returncode == 2 and "no journal" in empty.stderr and empty.stderr.count("\n") == 1
+
+
+def test_attest_and_drill_feed_the_testnet_criteria(home):
+    journal = home / "paper-auto.sqlite"
+    for item in ("legal_tax_review", "runbook_read"):
+        res = run(home, "attest", item, "--text", f"{item} done by the operator", "--profile", PROFILE)
+        assert res.returncode == 0, res.stderr
+        assert "required by: testnet, micro" in res.stdout
+    bad = run(home, "attest", "bad item!", "--text", "x", "--profile", PROFILE)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    att = rows(journal, "attestation")
+    assert [r[1] for r in att] == ["legal_tax_review", "runbook_read"]
+    assert json.loads(att[1][2])["text"] == "runbook_read done by the operator"
+
+    res = run(home, "drill", "--profile", PROFILE, "--seed", "3", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = json.loads(res.stdout)
+    assert out["passed"] is True
+    assert [s["name"] for s in out["steps"]] == ["quotes", "place", "halt", "close_all", "audit"]
+    assert all(s["ok"] and s["ms"] >= 0 for s in out["steps"])
+    drills = rows(journal, "drill")
+    assert len(drills) == 1 and drills[0][1] == "pass" and json.loads(drills[0][2])["passed"] is True
+    assert rows(journal, "halt") == []  # the drill's halt stays in its own journal
+    assert Path(out["journal"]).exists() and rows(Path(out["journal"]), "halt")
+
+    res = run(home, "readiness", "--profile", PROFILE, "--stage", "testnet", "--json")
+    by = {c["name"]: c for c in json.loads(res.stdout)["criteria"]}
+    assert by["drill"]["passed"] and all(by[f"attest:{i}"]["passed"] for i in ("runbook_read", "legal_tax_review"))
+    assert not by["attest:capital_allocation"]["passed"]
+
+
+def test_reports_json_and_self_contained_html(home, tmp_path):
+    reps = {}
+    for kind in ("daily", "weekly", "stage"):
+        page = tmp_path / f"{kind}.html"
+        res = run(home, "report", kind, "--profile", PROFILE, "--json", "--html", str(page), "--resamples", "300")
+        assert res.returncode == 0, res.stderr
+        rep = reps[kind] = json.loads(res.stdout)
+        assert rep["kind"] == kind and rep["metrics"]["trades"]["trades"] == len(rep["trades"])
+        html = page.read_text(encoding="utf-8")
+        assert html.count("<svg") == 4 and "<script" not in html and "https://" not in html
+        assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    week = reps["weekly"]["week"]
+    assert set(week) >= {"win_rate_pct", "largest_loss", "largest_gain", "incidents", "positions_without_stop"}
+    assert week["largest_loss"] is None or week["largest_loss"]["reason"].startswith("trend")
+    assert reps["daily"]["period"]["since"] == "2026-01-05T00:00:00+00:00"
+    stage = reps["stage"]
+    assert stage["readiness"]["stage"] == "paper" and stage["monte_carlo"]["resamples"] == 300
+    text = run(home, "report", "daily", "--profile", PROFILE)
+    assert text.returncode == 0 and "daily report" in text.stdout and "closed trades" in text.stdout
+
+
+def test_backtest_cli_with_walk_forward_and_paper_comparison(home):
+    res = run(home, "backtest", "--profile", PROFILE, "--csv", "tests/data/bars-2sym-8h.csv", "--windows", "2",
+              "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["quotes"] == 960 and Path(out["journal"]).parent == home
+    assert ".backtest-" in out["journal"]
+    assert out["vs_paper"]["journal"] == str(home / "paper-auto.sqlite")
+    assert {r["metric"] for r in out["vs_paper"]["rows"]} >= {"win_rate_pct", "profit_factor", "max_drawdown_pct"}
+    assert [w["window"] for w in out["walk_forward"]["results"]] == [1, 2]
+    bad = run(home, "backtest", "--profile", PROFILE, "--csv", "README.md")
+    assert bad.returncode == 2 and bad.stderr.startswith("tradeconsole: ") and bad.stderr.count("\n") == 1
+    assert run(home, "backtest", "--profile", PROFILE, "--csv", "tests/data/bars-2sym-8h.csv",
+               "--windows", "2", "--is-fraction", "1.5").returncode == 2
+
+
+def test_drill_refuses_a_live_profile(monkeypatch, capsys):
+    import argparse
+
+    from console import cli_analytics
+    from engine.profile import Profile
+
+    live = Profile.model_construct(**{**Profile().__dict__, "mode": "live"})
+    monkeypatch.setattr(cli_analytics, "_profile", lambda path: live)
+    rc = cli_analytics._drill(argparse.Namespace(profile=None, seed=None, json=False))
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "refused on a live profile" in err
