@@ -142,9 +142,9 @@ class Engine(OperatorCommands, OperatorActions):
         setup_logging(lpath, profile.logging, stdout=log_to_stdout, clock=clock)
         session = await journal.count("session") + 1
         broker = PaperBroker(profile.paper, clock, PaperStore(paper_store_path(jpath)))
-        eng = cls(profile, clock, journal, feed, broker, session,
-                  profile.feed.speed if speed is None else speed, lpath)
         try:
+            eng = cls(profile, clock, journal, feed, broker, session,
+                      profile.feed.speed if speed is None else speed, lpath)
             await eng._restore_latch()
             journal.append("session", clock.now(), None, {
                 "session": session, "profile": profile.name, "mode": profile.mode, "seed": feed_cfg.seed,
@@ -162,6 +162,7 @@ class Engine(OperatorCommands, OperatorActions):
 
     async def _recover(self) -> None:
         rep = await rebuild(self)
+        self._apply_breaker_state()  # a breaker that held at the crash still holds
         diffs = await reconcile(self, rep)
         self.recovery = rep
         self.reconciliation = diffs
