@@ -20,6 +20,13 @@ class PositionView:
     unrealized_pnl: Decimal
     stop_price: Decimal | None
     stop_distance_pct: Decimal | None  # how far last is above (long) / below (short) the stop
+    # The risk meter: what hitting the stop would lose (fees both ways included; negative once
+    # the stop locks in a profit) against the per-trade limit the gate applies to a new entry.
+    loss_at_stop: Decimal | None = None
+    loss_limit: Decimal | None = None
+    exposure: Decimal = Decimal(0)  # market value held
+    exposure_cap: Decimal | None = None  # max_symbol_exposure_pct of equity
+    stop_order_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +80,88 @@ class AlertView:
     severity: str  # info | warning | critical
     kind: str
     message: str
+    acknowledged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CapitalView:
+    """Capital utilisation: deployed against the caps, cash against the reserve floor."""
+
+    equity: Decimal
+    deployed: Decimal  # gross exposure at marks
+    max_total: Decimal  # risk.max_total_capital_usd
+    stage_cap: Decimal | None  # the stage's max_capital_usd (None: no cap in this stage)
+    cash: Decimal
+    reserve_min: Decimal  # cash_reserve_pct of equity
+    reserve_pct: Decimal
+
+    @property
+    def cap(self) -> Decimal:
+        """The binding capital cap."""
+        return self.max_total if self.stage_cap is None else min(self.max_total, self.stage_cap)
+
+    @property
+    def utilisation_pct(self) -> Decimal:
+        return self.deployed / self.cap * 100 if self.cap > 0 else Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class PerformanceView:
+    """Closed round trips against the stage's readiness targets."""
+
+    trades: int
+    wins: int
+    losses: int
+    win_rate_pct: Decimal | None
+    profit_factor: Decimal | None  # None: no losing trade yet
+    net: Decimal
+    gross_profit: Decimal
+    gross_loss: Decimal
+    largest_win: Decimal
+    largest_loss: Decimal
+    drawdown_pct: Decimal
+    max_drawdown_pct: Decimal
+    targets: tuple[CheckView, ...] = ()  # each target with the numbers compared
+
+
+@dataclass(frozen=True, slots=True)
+class PauseView:
+    key: str  # a symbol, "*" (everything) or "strategy:<name>"
+    label: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRowView:
+    """One fill from the journal, for the trade history screen."""
+
+    seq: int
+    ts: datetime
+    client_order_id: str
+    symbol: str
+    side: str
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    realized: Decimal
+    purpose: str
+    position_after: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class NoteView:
+    seq: int
+    ts: datetime
+    kind: str  # day | trade | alert
+    ref: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryView:
+    fills: tuple[TradeRowView, ...]  # newest first, bounded
+    notes: tuple[NoteView, ...]  # newest first, bounded
+    total_fills: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +187,11 @@ class EngineSnapshot:
     breakers: tuple[BreakerView, ...]
     alerts: tuple[AlertView, ...]  # newest first, bounded
     counters: dict[str, int] = field(default_factory=dict)  # ticks, signals, orders, fills, rejects
+    stage: str = "paper"
+    stage_started: datetime | None = None
+    pnl_since_stage_start: Decimal | None = None  # None until the journal has been read
+    drawdown_curve: tuple[float, ...] = ()  # % below the running peak, per equity sample
+    capital: CapitalView | None = None
+    performance: PerformanceView | None = None
+    paused: tuple[PauseView, ...] = ()
+    approval_required: bool = True

@@ -25,6 +25,10 @@ class PauseBook:
             return f"strategy:{strategy}"
         return symbol or ALL
 
+    @staticmethod
+    def label(key: str) -> str:
+        return "all symbols" if key == ALL else key
+
     def pause(self, key: str, reason: str) -> bool:
         """True if this newly paused it (a second pause only keeps the first reason)."""
         if key in self.reasons:
