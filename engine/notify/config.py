@@ -1,7 +1,13 @@
 """Profile section `alerts:`. Channel URLs carry tokens, so the profile names the environment
-variable that holds each URL, never the URL itself."""
+variable that holds each URL, never the URL itself.
+
+Keys of `channels` name the channels (they appear in the journal, the CLI and routing rules);
+keys of `routes` are alert kinds (`Alert.kind`: halt, breaker, gate_refused, daily_summary,
+delivery_failed, ...). See docs/alerts.md.
+"""
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -10,12 +16,18 @@ from ..profile_base import Strict, bad
 
 Severity = Literal["info", "warning", "critical"]
 
+ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+CHANNEL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+KIND_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+
 
 class ChannelConfig(Strict):
-    url_env: str = Field(..., pattern=r"^[A-Z_][A-Z0-9_]*$", description="environment variable holding the apprise URL")
+    url_env: str = Field(..., pattern=ENV_NAME, description="environment variable holding the apprise URL")
     severities: list[Severity] = Field(default_factory=lambda: ["critical"], min_length=1,
                                        description="severities this channel receives")
-    rate_limit_per_minute: int = Field(10, ge=1, description="most messages a minute on this channel")
+    rate_limit_per_minute: int = Field(10, ge=1, le=600, description="most messages a minute on this channel; "
+                                       "the excess waits and goes as one digest")
+    timeout_seconds: float = Field(10, gt=0, le=120, description="one delivery attempt gives up after this long")
 
 
 class RouteRule(Strict):
@@ -24,24 +36,41 @@ class RouteRule(Strict):
 
 
 class HeartbeatConfig(Strict):
-    url_env: str | None = Field(None, description="environment variable holding the dead-man's-switch URL")
-    interval_seconds: float = Field(60, ge=5, description="seconds between alive pings")
+    url_env: str | None = Field(None, pattern=ENV_NAME,
+                                description="environment variable holding the dead-man's-switch URL")
+    interval_seconds: float = Field(60, ge=5, le=86400, description="seconds between alive pings")
 
 
 class AlertsConfig(Strict):
     channels: dict[str, ChannelConfig] = Field(default_factory=dict, description="channel name -> channel")
     routes: dict[str, RouteRule] = Field(default_factory=dict, description="event kind -> extra or muted channels")
-    coalesce_seconds: float = Field(60, ge=0, description="identical alerts within this window become one, with a count")
-    queue_size: int = Field(1000, ge=10, description="alerts waiting for delivery before the oldest info ones are dropped")
-    retry_attempts: int = Field(5, ge=1, le=50)
-    retry_backoff_seconds: float = Field(2, gt=0, description="first retry delay; doubles per attempt")
+    coalesce_seconds: float = Field(60, ge=0, le=86400,
+                                    description="identical alerts within this window become one, with a count")
+    queue_size: int = Field(1000, ge=10, le=100000,
+                            description="alerts waiting for delivery before the oldest info ones are dropped")
+    retry_attempts: int = Field(5, ge=1, le=50, description="delivery attempts per message before it counts as lost")
+    retry_backoff_seconds: float = Field(2, gt=0, le=600, description="first retry delay; doubles per attempt")
     heartbeat: HeartbeatConfig = Field(default_factory=HeartbeatConfig)
     daily_summary: bool = Field(True, description="send a summary at the venue's day close")
 
     @model_validator(mode="after")
-    def _routes_name_channels(self) -> "AlertsConfig":
+    def _names(self) -> "AlertsConfig":
+        for name in self.channels:
+            if not CHANNEL_NAME.match(name):
+                raise bad(f"channels.{name}", "channel names are 1-40 letters, digits, '_', '.' or '-'")
         for kind, rule in self.routes.items():
+            if not KIND_NAME.match(kind):
+                raise bad(f"routes.{kind}", "event kinds are lower-case letters, digits and '_' (e.g. breaker)")
             for name in [*rule.add, *rule.mute]:
                 if name not in self.channels:
                     raise bad(f"routes.{kind}", f"names unknown channel {name!r}")
+            both = sorted(set(rule.add) & set(rule.mute))
+            if both:
+                raise bad(f"routes.{kind}", f"channel {both[0]!r} is both added and muted")
+        envs: dict[str, str] = {}
+        for name, ch in self.channels.items():
+            if ch.url_env in envs:
+                # Two channels on one URL would deliver every alert twice.
+                raise bad(f"channels.{name}.url_env", f"{ch.url_env} is already used by channel {envs[ch.url_env]!r}")
+            envs[ch.url_env] = name
         return self
