@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from .control.signals import SignalPolicy
+from .control.signals import policy_for
 from .engine import Engine
 from .money import fmt_usd
 
@@ -34,7 +34,7 @@ def summary_lines(e: Engine, sim_seconds: float) -> list[str]:
 async def run_headless(engine: Engine, duration: float | None) -> int:
     # SIGHUP/SIGTERM/SIGINT follow the profile's control section (engine/control/signals.py):
     # halt (entries cancelled, stops kept), journal committed, then this returns 0.
-    policy = SignalPolicy(engine, engine.stop)
+    policy = policy_for(engine, engine.stop)
     policy.install(asyncio.get_running_loop())
     try:
         await engine.run(duration)

@@ -51,7 +51,7 @@ def request(path: Path, payload: dict[str, Any], *, timeout: float = RESPONSE_TI
                 sock.connect(addr)
         except (FileNotFoundError, ConnectionRefusedError, ControlPathError) as exc:
             raise NotRunning(str(exc)) from None
-        except socket.timeout:
+        except TimeoutError:
             raise Unreachable(f"{path}: connect timed out after {min(connect_timeout, timeout):g} s") from None
         except PermissionError as exc:
             raise Unreachable(f"{path}: {exc.strerror} (not this user's engine?)") from None
@@ -62,7 +62,7 @@ def request(path: Path, payload: dict[str, Any], *, timeout: float = RESPONSE_TI
             while b"\n" not in buf:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise socket.timeout
+                    raise TimeoutError
                 sock.settimeout(left)
                 chunk = sock.recv(65536)
                 if not chunk:
@@ -70,7 +70,7 @@ def request(path: Path, payload: dict[str, Any], *, timeout: float = RESPONSE_TI
                 buf += chunk
                 if len(buf) > MAX_RESPONSE:
                     raise Unreachable("the engine's answer is too large")
-        except socket.timeout:
+        except TimeoutError:
             raise Unreachable(f"no answer within {timeout:g} s") from None
         except (ConnectionResetError, BrokenPipeError) as exc:
             raise Unreachable(f"connection lost: {exc.strerror}") from None
@@ -87,12 +87,12 @@ async def arequest(path: Path, payload: dict[str, Any], *, timeout: float = RESP
                 asyncio.open_unix_connection(addr, limit=MAX_RESPONSE), min(connect_timeout, timeout))
     except (FileNotFoundError, ConnectionRefusedError, ControlPathError) as exc:
         raise NotRunning(str(exc)) from None
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise Unreachable(f"{path}: connect timed out") from None
     try:
         writer.write(encode(payload))
         line = await asyncio.wait_for(_answer(reader, writer), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise Unreachable(f"no answer within {timeout:g} s") from None
     except (ConnectionError, ValueError) as exc:
         raise Unreachable(f"connection failed: {exc}") from None

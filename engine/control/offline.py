@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
+from ..clock import EPOCH_SIM_START
 from ..journal import Journal
 from ..profile import Profile, journal_path
-from .paths import InstanceLock, default_run_dir, ensure_run_dir, lock_holder, lock_path, socket_path
+from .paths import (
+    InstanceLock,
+    default_run_dir,
+    ensure_run_dir,
+    lock_holder,
+    lock_path,
+    socket_path,
+)
 
 LOCK_WAIT = 1.0  # seconds: an engine that holds the lock holds it for good; do not wait long
 
@@ -43,8 +51,12 @@ async def offline_halt(profile: Profile, reason: str) -> dict[str, Any]:
         try:
             prev = await _latch_row(journal)
             was_halted = prev is not None and prev.kind == "halt"
-            journal.append("halt", datetime.now(timezone.utc), None,
-                           {"source": "cli", "reason": reason, "first": not was_halted})
+            # The row carries the journal's own clock (a simulated profile's time is not the
+            # wall's, and the next start continues its clock from the newest row); the wall time
+            # of the operator's command rides along for the reader.
+            ts = await journal.last_ts() or EPOCH_SIM_START
+            journal.append("halt", ts, None, {"source": "cli", "reason": reason, "first": not was_halted,
+                                              "wall_ts": datetime.now(UTC).isoformat(timespec="seconds")})
             await journal.flush()
         finally:
             await journal.close()
@@ -77,7 +89,8 @@ async def offline_status(profile: Profile) -> dict[str, Any]:
         latched=latched, next_start="halted" if latched else "armed",
         halt_reason=latch.data.get("reason", "") if latched else "",
         halt_source=latch.data.get("source", "") if latched else "",
-        latch_ts=None if latch is None else latch.ts, latch_kind=None if latch is None else latch.kind,
+        latch_ts=None if latch is None else latch.data.get("wall_ts", latch.ts),
+        latch_kind=None if latch is None else latch.kind,
         sessions=sessions,
     )
     if start is not None:

@@ -10,8 +10,8 @@ import errno
 import fcntl
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..profile import Profile, journal_path
 

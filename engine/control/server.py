@@ -53,7 +53,7 @@ def check_peer(uid: int | None, own_uid: int) -> str | None:
 
 
 class ControlServer:
-    def __init__(self, engine: "Engine", *, read_timeout: float = READ_TIMEOUT,
+    def __init__(self, engine: Engine, *, read_timeout: float = READ_TIMEOUT,
                  command_budget: float = COMMAND_BUDGET, max_clients: int = MAX_CLIENTS) -> None:
         self.engine = engine
         self.read_timeout = read_timeout
@@ -91,7 +91,7 @@ class ControlServer:
             await self._connection(reader, writer)
         except (ConnectionError, asyncio.CancelledError):
             pass
-        except Exception:  # noqa: BLE001 - a bug in one connection must never reach the engine
+        except Exception:
             log.exception("control connection failed")
         finally:
             if task is not None:
@@ -102,30 +102,33 @@ class ControlServer:
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            uid = peer_uid(writer.get_extra_info("socket"))
+            why = check_peer(peer_uid(writer.get_extra_info("socket")), self.own_uid)
         except OSError as exc:
-            uid, why = -1, f"refused: cannot read peer credentials ({exc.strerror})"
-        else:
-            why = check_peer(uid, self.own_uid)
+            why = f"refused: cannot read peer credentials ({exc.strerror})"
         if why is not None:
             log.warning("control: %s", why)
+            self.errors += 1
             await self._send(writer, error(why))
             return
         if len(self._conns) > self.max_clients:
+            self.errors += 1
             await self._send(writer, error(f"busy: more than {self.max_clients} control connections"))
             return
         while True:
             try:
                 line = await asyncio.wait_for(reader.readline(), self.read_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
+                self.errors += 1
                 await self._send(writer, error(f"read timeout: no complete request within {self.read_timeout:g} s"))
                 return
             except ValueError:  # StreamReader's limit: the line is over MAX_LINE
+                self.errors += 1
                 await self._send(writer, error(f"request line longer than {MAX_LINE} bytes"))
                 return
             if not line:
                 return  # the client closed
             if not line.endswith(b"\n"):
+                self.errors += 1
                 await self._send(writer, error("request must end with a newline"))
                 return
             if not line.strip():
@@ -139,7 +142,7 @@ class ControlServer:
             writer.write(encode(reply))
             await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
             return True
-        except (asyncio.TimeoutError, ConnectionError, OSError):
+        except (TimeoutError, ConnectionError, OSError):
             return False
 
     # -- one request ------------------------------------------------------------------------
@@ -152,7 +155,7 @@ class ControlServer:
             return error(str(exc))
         try:
             reply = await getattr(self, f"_cmd_{req.cmd}")(req)
-        except Exception as exc:  # noqa: BLE001 - answer, log, keep serving
+        except Exception as exc:
             self.errors += 1
             log.exception("control %s failed", req.cmd)
             reply = error(f"{req.cmd} failed: {type(exc).__name__}: {exc}")
@@ -160,7 +163,7 @@ class ControlServer:
             reply["id"] = req.id
         return reply
 
-    async def _bounded(self, work: "asyncio.Future[Any] | asyncio.Task[Any]", budget: float) -> bool:
+    async def _bounded(self, work: asyncio.Future[Any] | asyncio.Task[Any], budget: float) -> bool:
         """Wait for `work` up to `budget` s; it keeps running (and is kept referenced) if late."""
         task = asyncio.ensure_future(work)
         done, _ = await asyncio.wait({task}, timeout=max(0.0, budget))
@@ -190,8 +193,13 @@ class ControlServer:
         log.warning("control: halt requested over the socket: %s", req.reason)
         # The halt task commits the latch first, then cancels entries; answer when both are done,
         # or say honestly which part is still running when the budget is up.
-        persisted = await self._bounded(e.journal.flush(), self.command_budget)
-        finished = await self._bounded(task, self.command_budget - (time.monotonic() - t0))
+        try:
+            persisted = await self._bounded(e.journal.flush(), self.command_budget)
+            finished = await self._bounded(task, self.command_budget - (time.monotonic() - t0))
+        except Exception as exc:
+            log.exception("control: halt latched but did not complete")
+            return error(f"latched in memory, but the halt did not complete: {type(exc).__name__}: {exc}",
+                         state=e.state.value, still_open=list(e.cancels_outstanding))
         return {
             "ok": True, "state": e.state.value, "was": was, "halt_reason": e.halt_reason,
             "persisted": persisted, "cancels_done": finished, "still_open": list(e.cancels_outstanding),
@@ -229,7 +237,7 @@ class ControlServer:
         return {"ok": True, "state": e.state.value, "note": note}
 
 
-def status_reply(e: "Engine") -> dict[str, Any]:
+def status_reply(e: Engine) -> dict[str, Any]:
     s = e.snapshot()
     return {
         "ok": True, "running": True, "pid": os.getpid(), "profile": s.profile, "mode": s.mode, "venue": s.venue,
@@ -250,5 +258,10 @@ def status_reply(e: "Engine") -> dict[str, Any]:
         "breakers": [{"name": b.name, "state": b.state, "value": b.value, "limit": b.limit, "text": b.text}
                      for b in s.breakers],
         "cancels_outstanding": list(e.cancels_outstanding),
+        "counters": dict(s.counters),
+        # Differences found between journal and venue at start: reduce-only until each is answered
+        # (in the console's reconciliation modal). A headless operator needs to see them too.
+        "reconciliation": [{"text": d.text, "resolved": d.resolved, "actions": list(d.actions)}
+                           for d in getattr(e, "reconciliation", ())],
         "journal": str(e.journal.path),
     }

@@ -18,8 +18,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..risk.gate import TradingState
-from .paths import ControlPathError, InstanceLock, ensure_run_dir, lock_holder, lock_path, socket_path, sun_address
+from .paths import (
+    ControlPathError,
+    InstanceLock,
+    default_run_dir,
+    ensure_run_dir,
+    lock_holder,
+    lock_path,
+    socket_path,
+    sun_address,
+)
 from .server import ControlServer
+from .signals import SignalPolicy, policy_for
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -31,7 +41,10 @@ LIVE_CHECK_TIMEOUT = 1.0
 
 
 class ControlStartError(Exception):
-    pass
+    """Another engine runs this profile. `fatal` asks the runner not to start a second engine on
+    the same journal (engine/services.py decides; today it reports and carries on)."""
+
+    fatal = True
 
 
 class ControlService:
@@ -43,6 +56,7 @@ class ControlService:
         self.path = path
         self.server = server
         self._inode = inode
+        self.signals: SignalPolicy | None = None
 
     async def stop(self) -> None:
         try:
@@ -56,25 +70,36 @@ class ControlService:
                     if (st.st_dev, st.st_ino) == self._inode:
                         os.unlink(self.path)
             self.lock.release()
+            if self.signals is not None and not self.signals.attached:
+                self.signals.uninstall()  # ours alone; a runner that attached uninstalls it itself
             log.info("control service stopped")
 
 
-async def start(engine: "Engine") -> ControlService | None:
-    return await start_control(engine)
+async def start(engine: Engine) -> ControlService | None:
+    return await start_control(engine, install_signals=True)
 
 
-async def start_control(engine: "Engine", **server_options: float) -> ControlService:
+async def start_control(engine: Engine, *, install_signals: bool = False, **server_options: float) -> ControlService:
+    """The service; `install_signals` (the runners' path) puts the signal policy on the loop before
+    the socket serves: once a client can see the engine running, a signal must halt it, not kill
+    it, even before the runner attaches its own way to end (engine/control/signals.py)."""
     cfg = engine.profile.control
     path = socket_path(engine.profile)
-    ensure_run_dir(path.parent, ours=cfg.socket_path is None)
+    ensure_run_dir(path.parent, ours=path.parent == default_run_dir(engine.profile))
     lock = await _acquire(InstanceLock(lock_path(path)), engine.profile.name)
+    signals: SignalPolicy | None = None
     try:
         if engine.state is not TradingState.HALTED:
             # Engine.open read the latch before we held the lock; a CLI halt may have landed since.
             await engine._restore_latch()
+        if install_signals:
+            signals = policy_for(engine)
+            signals.install()
         if not cfg.socket:
             log.info("control socket off (control.socket: false); instance lock %s held", lock.path)
-            return ControlService(lock, None, None, None)
+            svc = ControlService(lock, None, None, None)
+            svc.signals = signals
+            return svc
         await _clear_stale(path)
         sock, inode = _bind(path)
         server = ControlServer(engine, **server_options)
@@ -87,9 +112,13 @@ async def start_control(engine: "Engine", **server_options: float) -> ControlSer
             raise
     except BaseException:
         lock.release()
+        if signals is not None and not signals.attached:
+            signals.uninstall()
         raise
     log.info("control socket listening on %s", path)
-    return ControlService(lock, path, server, inode)
+    svc = ControlService(lock, path, server, inode)
+    svc.signals = signals
+    return svc
 
 
 async def _acquire(lock: InstanceLock, profile: str) -> InstanceLock:
@@ -122,7 +151,7 @@ async def answers(path: Path, timeout: float = LIVE_CHECK_TIMEOUT) -> bool:
     try:
         with sun_address(path) as addr:
             _, writer = await asyncio.wait_for(asyncio.open_unix_connection(addr), timeout)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     writer.close()
     with contextlib.suppress(Exception):
