@@ -113,6 +113,23 @@ def _run(args: argparse.Namespace) -> int:
     return _console(profile, args.seed, speed, duration)
 
 
+def _refuse_second_engine(profile) -> None:
+    """Two engines on one profile would share a journal and a venue account: never."""
+    if not profile.control.socket:
+        return
+    from engine.control.paths import lock_holder, lock_path, socket_path
+
+    try:
+        holder = lock_holder(lock_path(socket_path(profile)))
+    except OSError:
+        return  # unreadable run dir: the control service reports it properly
+    if holder:
+        shown = f" (pid {holder})" if holder > 0 else ""
+        print(f"tradeconsole: profile {profile.name!r} is already running{shown}; "
+              f"see `tradeconsole status --profile ...`", file=sys.stderr)
+        raise SystemExit(2)
+
+
 async def _open(profile, seed, speed, *, stdout: bool):
     from engine.engine import Engine
     from engine.feeds.csv_replay import CsvFeedError
@@ -120,12 +137,18 @@ async def _open(profile, seed, speed, *, stdout: bool):
 
     from engine.risk.hours import CalendarError
 
+    _refuse_second_engine(profile)
     try:
         engine = await Engine.open(profile, seed=seed, speed=speed, log_to_stdout=stdout)
     except (CsvFeedError, CalendarError) as exc:
         print(f"tradeconsole: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    await start_services(engine)
+    try:
+        await start_services(engine)
+    except Exception as exc:  # a fatal service error: nothing may trade this profile twice
+        await engine.close()
+        print(f"tradeconsole: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     return engine
 
 

@@ -3,7 +3,8 @@
 Each service module exposes `async def start(engine) -> Service | None` (None: not configured).
 The runners (console and headless) start them after `Engine.open`; `Engine.close` stops them in
 reverse order. A service that fails to start is reported as a warning alert, never a reason the
-engine will not start: the trader's halt key matters more than any side channel.
+engine will not start: the trader's halt key matters more than any side channel. The one
+exception is a service that marks its error `fatal` (a second engine on the same profile).
 """
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ async def start_services(engine: "Engine", modules: tuple[str, ...] = SERVICE_MO
             raise
         try:
             svc = await mod.start(engine)
-        except Exception as exc:  # noqa: BLE001 - reported, never fatal
+        except Exception as exc:  # noqa: BLE001 - reported, fatal only when the service says so
+            if getattr(exc, "fatal", False):
+                raise  # e.g. another engine already runs this profile: two must never trade it
             log.exception("service %s failed to start", name)
             engine.alerts.publish("warning", "service_failed", f"{name} did not start: {exc}", engine.clock.now())
             continue
