@@ -465,6 +465,15 @@ class Engine(OperatorCommands, OperatorActions):
         )
 
     def _context(self, req: OrderRequest) -> RiskContext:
+        if req.purpose is not OrderPurpose.ENTRY:
+            # Exits and stops are judged only by the trading state and the position they
+            # reduce (engine/risk/checks_state.py); the account-wide numbers are not read.
+            p = self.portfolio
+            return RiskContext(
+                now=self.clock.now(), trading_state=self.state, equity=ZERO, cash=p.cash,
+                day_start_equity=ZERO, pnl_today=ZERO, open_positions=len(p.positions),
+                position_qty=self.orders.position_qty(req.symbol), gross_exposure=ZERO,
+                trades_today=0, trades_last_hour=0, seconds_since_last_trade=None)
         now = self.clock.now()
         log_ = self.trades
         log_.prune(now)

@@ -90,7 +90,9 @@ class PaperBroker(Broker):
         if order.quantity <= 0:
             self._events.append(OrderUpdate(order.client_order_id, OrderStatus.REJECTED, now, "quantity <= 0"))
             return
-        mine = replace(order, status=OrderStatus.SUBMITTED, filled_qty=ZERO, avg_fill_price=ZERO, fees=ZERO)
+        # The venue's own copy: its fills and status never write into the engine's Order.
+        mine = Order(order.client_order_id, order.symbol, order.side, order.type, order.quantity, order.purpose,
+                     order.created_at, order.limit_price, order.stop_price, OrderStatus.SUBMITTED)
         mine.venue_order_id = f"P{len(self._orders) + 1}"
         self._orders[mine.client_order_id] = mine
         self._dirty[mine.client_order_id] = mine
