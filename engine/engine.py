@@ -427,8 +427,17 @@ class Engine(OperatorCommands, OperatorActions):
         if pos is None or pos.quantity == 0:
             return True
         side = Side.SELL if pos.quantity > 0 else Side.BUY
-        order = Order(self.orders.new_id(), symbol, side, OrderType.MARKET, abs(pos.quantity),
-                      OrderPurpose.EXIT, self.clock.now(), reason=reason)
+        cfg = self.profile.orders
+        q = self.quotes.get(symbol)
+        if cfg.exit_type == "limit" and q is not None:
+            # Aggressive but bounded: crosses the spread, never deeper than the slippage bound.
+            bound = cfg.exit_slippage_bps * BPS
+            price = q.bid * (1 - bound) if side is Side.SELL else q.ask * (1 + bound)
+            order = Order(self.orders.new_id(), symbol, side, OrderType.LIMIT, abs(pos.quantity), OrderPurpose.EXIT,
+                          self.clock.now(), limit_price=price.quantize(Decimal("0.00000001")), reason=reason)
+        else:
+            order = Order(self.orders.new_id(), symbol, side, OrderType.MARKET, abs(pos.quantity),
+                          OrderPurpose.EXIT, self.clock.now(), reason=reason)
         req = self._request(order, source)
         decision = self.gate.evaluate(req, self._context(req))
         self._journal_decision(order, req, decision, "exit: whole position")

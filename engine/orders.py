@@ -99,7 +99,7 @@ class OrderManager:
         order.submitted_at = self.clock.now()
         self.orders[order.client_order_id] = order
         self.working[order.client_order_id] = order
-        if order.type is OrderType.LIMIT and order.purpose is OrderPurpose.ENTRY:
+        if order.type is OrderType.LIMIT and order.purpose in (OrderPurpose.ENTRY, OrderPurpose.EXIT):
             self._limit_deadline[order.client_order_id] = order.submitted_at + timedelta(
                 seconds=self.cfg.limit_timeout_seconds
             )
@@ -276,6 +276,15 @@ class OrderManager:
                 continue
             await self.cancel(cid, "limit timeout")
             await self.process_events()
+            if order.purpose is OrderPurpose.EXIT:
+                # The market moved past the slippage bound: the position must not stay bare.
+                await self.ensure_stop(order.symbol)
+                if order.symbol in self.portfolio.positions:
+                    self.alerts.publish("critical", "exit_unfilled",
+                                        f"{order.symbol}: exit not filled within its slippage bound; "
+                                        f"{order.remaining} left, protective stop restored", now,
+                                        client_order_id=cid)
+                continue
             remaining = order.remaining
             if remaining <= 0 or order.status is OrderStatus.FILLED:
                 continue

@@ -192,6 +192,10 @@ class OrderConfig(Strict):
     entry_type: Literal["limit", "market"] = Field("limit", description="entries as limit at the touch (market fallback) or market")
     limit_timeout_seconds: float = Field(30, gt=0, description="unfilled limit falls back to market after this")
     limit_offset_bps: Decimal = Field(Decimal(0), ge=0, le=500, description="limit price inside the touch, bps")
+    exit_type: Literal["market", "limit"] = Field(
+        "market", description="close-all and exits at market, or as aggressive limits bounded by exit_slippage_bps")
+    exit_slippage_bps: Decimal = Field(Decimal(50), gt=0, le=2000,
+                                       description="limit exits: worst price accepted, bps through the touch")
 
 
 class PaperConfig(Strict):

@@ -220,3 +220,29 @@ async def test_a_quantity_the_venue_disagrees_with_is_reported_and_adopted(tmp_p
         assert again.state is TradingState.ACTIVE
     finally:
         await again.close()
+
+
+async def test_close_all_with_bounded_limit_exits_flattens_and_never_leaves_a_position_bare(tmp_path):
+    os.environ["TRADECONSOLE_HOME"] = str(tmp_path / "home")
+    prof = _loose_profile(tmp_path).model_copy(deep=True)
+    prof.orders.exit_type = "limit"
+    prof.orders.exit_slippage_bps = Decimal(50)
+    eng = await Engine.open(prof, seed=5)
+    try:
+        for _ in range(40):
+            await eng.run(duration=600)
+            if eng.portfolio.positions:
+                break
+        assert eng.portfolio.positions
+        await eng.halt("operator", "flatten")  # else the strategy would simply enter again
+        await eng.close_all("operator")
+        exits = [o for o in eng.orders.working.values() if o.purpose.value == "exit"]
+        assert exits and all(o.type.value == "limit" for o in exits)
+        for o in exits:
+            q = eng.quotes[o.symbol]
+            touch = q.bid if o.side.value == "sell" else q.ask
+            assert abs(o.limit_price - touch) <= touch * Decimal("0.005") + Decimal("0.00000001")
+        await eng.run(duration=60)
+        assert not eng.portfolio.positions
+    finally:
+        await eng.close()
