@@ -135,12 +135,13 @@ async def _open(profile, seed, speed, *, stdout: bool):
     from engine.feeds.csv_replay import CsvFeedError
     from engine.services import start_services
 
+    from engine.engine import VenueNotWired
     from engine.risk.hours import CalendarError
 
     _refuse_second_engine(profile)
     try:
         engine = await Engine.open(profile, seed=seed, speed=speed, log_to_stdout=stdout)
-    except (CsvFeedError, CalendarError) as exc:
+    except (CsvFeedError, CalendarError, VenueNotWired) as exc:
         print(f"tradeconsole: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     try:

@@ -37,6 +37,9 @@ class ConfigError(Exception):
         self.lines = lines
 
 
+_SECRET_WORDS = ("key", "secret", "token", "password", "passphrase")
+
+
 def _describe(err: dict[str, Any]) -> tuple[str, str]:
     loc = ".".join(str(p) for p in err["loc"])
     kind = err["type"]
@@ -47,6 +50,10 @@ def _describe(err: dict[str, Any]) -> tuple[str, str]:
         field = f"{loc}.{ctx['field']}" if loc else ctx["field"]
         return field, str(ctx["msg"])
     if kind == "extra_forbidden":
+        last = str(err["loc"][-1]).lower() if err["loc"] else ""
+        if any(w in last for w in _SECRET_WORDS):
+            # Never echo the value: it may be a live key.
+            return loc, "secrets never go in a profile: put them in environment variables (see venue.keys)"
         return loc, "unknown key (check the spelling; unknown keys are refused so no limit is lost)"
     if kind == "missing":
         return loc, "required"

@@ -52,6 +52,10 @@ BREAKER_EQUITY_STEP = Decimal("0.0001")
 YIELD_EVERY = 0.002  # seconds of flat-out work between turns of the loop for keys and the screen
 
 
+class VenueNotWired(Exception):
+    """A profile names a real venue the engine cannot trade yet."""
+
+
 def paper_store_path(journal: Path) -> Path:
     """The paper venue's own books, beside the journal but never inside it."""
     return journal.with_name(journal.stem + ".paper-venue.sqlite")
@@ -116,6 +120,12 @@ class Engine(OperatorCommands, OperatorActions):
     @classmethod
     async def open(cls, profile: Profile, *, clock: SimClock | None = None, seed: int | None = None,
                    speed: float | None = None, log_to_stdout: bool = False) -> "Engine":
+        if profile.venue.name != "paper":
+            # The venue adapters exist (engine/brokers/ccxt_broker.py, alpaca_broker.py) but the
+            # engine has no venue market-data feed yet: trading a venue on simulated prices would
+            # be wrong, so such a profile is refused rather than quietly run on the paper broker.
+            raise VenueNotWired(f"venue.name: {profile.venue.name} is not wired into the engine yet "
+                                f"(no venue market-data feed); run this profile's checks with paper")
         feed_cfg = profile.feed if seed is None else profile.feed.model_copy(update={"seed": seed})
         jpath = journal_path(profile)
         lpath = log_path(profile)

@@ -14,14 +14,9 @@ from pydantic import Field, model_validator
 
 from .profile_base import Strict
 from .profile_base import bad as _bad
+from .venue_config import VenueSection as VenueConfig
 
 Pct = Decimal
-
-
-class VenueConfig(Strict):
-    name: Literal["paper"] = Field("paper", description="broker: paper (simulated account)")
-    timezone: str = Field("UTC", description="venue time zone: day/week P&L boundaries")
-    base_url: str | None = Field(None, description="override the venue endpoint (emulator/proxy)")
 
 
 class FeedConfig(Strict):
@@ -260,8 +255,12 @@ class Profile(Strict):
         strays = sorted(grouped - set(self.symbols))
         if strays:
             raise _bad("risk.correlated_groups", f"{strays[0]} is not in symbols")
+        if self.mode == "paper" and self.venue.name != "paper":
+            raise _bad("mode", f"paper trades the paper broker; venue {self.venue.name} needs mode testnet or live")
         if self.mode != "paper" and self.venue.name == "paper":
             raise _bad("mode", f"{self.mode} needs a real venue; venue.name is paper")
+        if self.mode == "live" and self.stage in ("paper", "testnet"):
+            raise _bad("stage", f"a live profile needs a live stage (micro, small, medium, standard), not {self.stage}")
         return self
 
     def data_dir(self) -> Path:

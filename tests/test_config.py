@@ -241,3 +241,29 @@ def test_check_config_good_file_prints_effective_config(tmp_path):
     effective = yaml.safe_load(res.stdout)
     assert profile_from_mapping(effective) == load_profile(src)
     assert effective["risk"]["max_open_positions"] == 5
+
+
+def test_a_key_in_a_profile_is_refused_without_echoing_it(tmp_path):
+    import subprocess
+    import sys
+
+    prof = tmp_path / "k.yaml"
+    prof.write_text("venue:\n  name: paper\n  api_key: AKIA-SECRET-VALUE-123\n  secret: s3cr3t-value\n")
+    res = subprocess.run([sys.executable, "-m", "console", "check-config", str(prof)], capture_output=True, text=True)
+    assert res.returncode == 2
+    assert "AKIA-SECRET-VALUE-123" not in res.stderr + res.stdout and "s3cr3t-value" not in res.stderr + res.stdout
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 2 and all("environment variables" in line for line in lines)
+
+
+def test_a_real_venue_profile_is_refused_until_it_is_wired(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    prof = tmp_path / "bn.yaml"
+    prof.write_text("name: bn\nmode: testnet\nstage: testnet\nvenue:\n  name: binance\n")
+    res = subprocess.run([sys.executable, "-m", "console", "run", "--headless", "--profile", str(prof)],
+                         capture_output=True, text=True, env=dict(os.environ, TRADECONSOLE_HOME=str(tmp_path)))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "venue.name: binance" in res.stderr
