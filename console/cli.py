@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", metavar="SIM_TIME", help="stop after this much simulated time (e.g. 90s, 30m, 6h)")
     run.add_argument("--seed", type=int, metavar="N", help="seed of the simulated market (reproducible runs)")
     run.add_argument("--speed", metavar="X", help="simulated seconds per wall second, or 'max'")
+    run.add_argument("--live", action="store_true", help="required to run a live profile (asks a typed confirmation)")
     chk = sub.add_parser("check-config", help="validate a profile and print the effective config")
     chk.add_argument("path", metavar="PATH")
     for name in COMMAND_MODULES:
@@ -103,6 +104,7 @@ def _run(args: argparse.Namespace) -> int:
     from engine.headless import parse_duration
 
     profile = _load(args.profile)
+    _confirm_live(profile, args.live)
     speed = _speed(args.speed)
     try:
         duration = parse_duration(args.duration) if args.duration is not None else None
@@ -111,6 +113,22 @@ def _run(args: argparse.Namespace) -> int:
     if args.headless:
         return asyncio.run(_headless(profile, args.seed, speed, duration))
     return _console(profile, args.seed, speed, duration)
+
+
+def _confirm_live(profile, flag: bool) -> None:
+    """Live money is never a default: a live profile, --live, and the profile's name typed back."""
+    if profile.mode != "live":
+        if flag:
+            raise UsageError(f"tradeconsole: --live given but profile {profile.name!r} is mode {profile.mode}")
+        return
+    if not flag:
+        raise UsageError(f"tradeconsole: profile {profile.name!r} trades real money: add --live to run it")
+    if not sys.stdin.isatty():
+        raise UsageError("tradeconsole: live mode needs a typed confirmation on a terminal")
+    typed = input(f"LIVE trading with real money on {profile.venue.name}. Type the profile name "
+                  f"({profile.name}) to continue: ").strip()
+    if typed != profile.name:
+        raise UsageError("tradeconsole: live confirmation did not match; nothing started")
 
 
 def _refuse_second_engine(profile) -> None:

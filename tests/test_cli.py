@@ -163,3 +163,14 @@ def test_good_csv_replays_to_the_end(tmp_path):
     s = summary(res.stdout)
     assert "(120 quotes)" in s["simulated time"]
     assert journal_counts(tmp_path / "home" / "replay.sqlite")["session_end"] == 1
+
+
+def test_live_needs_a_live_profile_the_flag_and_a_typed_confirmation(tmp_path):
+    live = tmp_path / "live.yaml"
+    live.write_text("name: realmoney\nmode: live\nstage: micro\nvenue:\n  name: binance\n")
+    no_flag = run_cli(tmp_path, "run", "--headless", "--profile", str(live), timeout=30)
+    assert no_flag.returncode == 2 and "add --live" in no_flag.stderr
+    no_tty = run_cli(tmp_path, "run", "--headless", "--live", "--profile", str(live), timeout=30)
+    assert no_tty.returncode == 2 and "typed confirmation" in no_tty.stderr
+    paper_with_flag = run_cli(tmp_path, "run", "--headless", "--live", "--duration", "1m", timeout=30)
+    assert paper_with_flag.returncode == 2 and "--live given" in paper_with_flag.stderr
