@@ -1,53 +1,76 @@
 """The operator console: renders engine snapshots on a timer and turns keys into engine commands.
 
 It holds no trading rule. Every pane gets the same `EngineSnapshot` once per tick (panes never call
-the engine), and every key calls exactly one `Engine` method. Failures of the engine loop or of a
-command surface as an error modal through one handler, never as a traceback that kills the screen
-while positions are open.
+the engine), and every key calls exactly one `Engine` method (console/actions.py). Failures of the
+engine loop or of a command surface as an error modal through one handler, never as a traceback
+that kills the screen while positions are open.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
+import os
+import time
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from textual import events
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from engine.snapshot import EngineSnapshot
 
+from .actions import ConsoleActions
 from .bindings import BINDINGS, display_key, effective_keys, validate_keymap
-from .modals import ConfirmModal, ErrorModal, HelpModal, QuitModal, describe_error
-from .widgets import AlertPane, ApprovalPane, BreakerPane, LogTail, PnlPane, PositionsPane, StatusHeader
-from .widgets._format import price, qty
+from .modals import ErrorModal, describe_error
+from .palette import OperatorCommandsProvider
+from .widgets import (
+    AlertPane, ApprovalPane, BreakerPane, CapitalPane, KeyBar, LogTail, OrdersPane, PnlPane, PositionsPane,
+    StatusHeader,
+)
 
 if TYPE_CHECKING:
     from engine.engine import Engine
 
 log = logging.getLogger("tradeconsole.console")
 
-HALT_REASON = "operator halt (F12)"
-# How long quitting waits for a halt's cancels to be journaled before leaving anyway; the halt
-# latch itself is already set, and close() flushes what was written.
-QUIT_HALT_WAIT = 10.0
-# How long to watch close-all's exit orders fill before telling the operator what is still open.
-CLOSE_WAIT = 15.0
 ENGINE_STOP_WAIT = 5.0
+GC_IDLE = 2.0  # seconds without a key before a full collection may run
+GC_EVERY = 30.0  # at most this often while the operator is idle
+GC_AT_LATEST = 120.0  # and at least this often, typing or not
+GC_NEVER = 1_000_000  # gen-2 threshold that keeps Python from starting full collections itself
+# Environment switches, for terminals where the mouse or colours get in the way (a CLI flag can set
+# the same through the constructor).
+NO_MOUSE_ENV = "TRADECONSOLE_NO_MOUSE"
+THEME_ENV = "TRADECONSOLE_THEME"
+THEME_ALIASES = {"ansi": "ansi-dark", "ansi-dark": "ansi-dark", "ansi-light": "ansi-light", "default": "textual-dark"}
+# Below these sizes the layout drops what matters least (see theme.tcss: .-short, .-narrow).
+SHORT_ROWS = 32
+NARROW_COLUMNS = 100
 
 
-class TradeConsoleApp(App[None]):
-    CSS_PATH = "theme.tcss"
+def resolve_theme(name: str | None) -> str | None:
+    if not name:
+        return None
+    return THEME_ALIASES.get(name.strip().lower(), name.strip())
+
+
+class TradeConsoleApp(ConsoleActions, App[None]):
+    # Absolute: Textual resolves a relative path against the module of the class, which for a
+    # subclass elsewhere (a benchmark, a test) is the wrong directory.
+    CSS_PATH = Path(__file__).with_name("theme.tcss")
     BINDINGS = BINDINGS
     TITLE = "tradeconsole"
-    # The command palette would offer a second, unvalidated way to run actions; keys are the interface.
-    ENABLE_COMMAND_PALETTE = False
+    # The palette lists the operator's commands only (each runs the same method its key runs), not
+    # Textual's system commands: a second, unvetted way to change the screen is not wanted here.
+    COMMANDS = {OperatorCommandsProvider}
 
-    def __init__(self, engine: "Engine", *, refresh_hz: float = 4.0, exit_when_ready: bool = False) -> None:
+    def __init__(self, engine: "Engine", *, refresh_hz: float = 4.0, exit_when_ready: bool = False,
+                 mouse: bool | None = None, theme: str | None = None, start_engine: bool = True) -> None:
         if refresh_hz <= 0:
             raise ValueError(f"refresh_hz must be > 0 (got {refresh_hz})")
         # Validate before anything runs: a bad remap is a configuration error, not a runtime one.
@@ -56,6 +79,14 @@ class TradeConsoleApp(App[None]):
         self.engine = engine
         self.refresh_hz = refresh_hz
         self.exit_when_ready = exit_when_ready
+        self.start_engine = start_engine
+        self.mouse_enabled = (os.environ.get(NO_MOUSE_ENV, "") not in ("1", "true", "yes")) if mouse is None else mouse
+        wanted = resolve_theme(theme if theme is not None else os.environ.get(THEME_ENV))
+        if wanted is not None:
+            if self.get_theme(wanted) is None:
+                raise ValueError(f"unknown theme {wanted!r}; try ansi, ansi-light or one of: "
+                                 f"{', '.join(sorted(self.available_themes))}")
+            self.theme = wanted
         self.keymap = keymap
         self.set_keymap(keymap)
         self.snapshot: EngineSnapshot | None = None
@@ -66,6 +97,15 @@ class TradeConsoleApp(App[None]):
         self._render_failing = False
         self._exiting = False
         self._background: set[asyncio.Task] = set()
+        self._gc_tuned = False
+        self._gc_threshold = gc.get_threshold()
+        self._last_key = float("-inf")
+        self._last_full_gc = 0.0
+        self.full_collections = 0
+
+    async def run_async(self, *, mouse: bool = True, **kwargs: Any) -> None:
+        # The one place Textual takes the mouse switch; the constructor's choice wins.
+        return await super().run_async(mouse=mouse and self.mouse_enabled, **kwargs)
 
     # ------------------------------------------------------------------ layout
 
@@ -74,24 +114,29 @@ class TradeConsoleApp(App[None]):
         # whichever screen (a modal, say) is on top.
         self.header = StatusHeader(id="header")
         self.positions = PositionsPane(id="positions", classes="pane")
+        self.orders = OrdersPane(id="orders", classes="pane")
         self.approvals = ApprovalPane(id="approvals", classes="pane")
         self.pnl = PnlPane(id="pnl", classes="pane")
+        self.capital = CapitalPane(id="capital", classes="pane")
         self.breakers = BreakerPane(id="breakers", classes="pane")
         self.alerts = AlertPane(id="alerts", classes="pane")
         self.log_tail = LogTail(Path(self.engine.log_path), id="log", classes="pane")
-        self._panes = [self.header, self.positions, self.approvals, self.pnl, self.breakers, self.alerts]
+        self._panes = [self.header, self.positions, self.orders, self.approvals, self.pnl, self.capital,
+                       self.breakers, self.alerts]
         self.header.rearm_key = self.key_for("rearm")
         yield self.header
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield self.positions
+                yield self.orders
                 yield self.approvals
             with Vertical(id="right"):
                 yield self.pnl
+                yield self.capital
                 yield self.breakers
                 yield self.alerts
         yield self.log_tail
-        yield Footer()
+        yield KeyBar(id="keys")
 
     def on_mount(self) -> None:
         self.set_interval(1 / self.refresh_hz, self._tick, name="snapshot")
@@ -99,12 +144,27 @@ class TradeConsoleApp(App[None]):
         # start the engine (its warm-up would otherwise delay the first screen).
         self.call_after_refresh(self._first_paint)
         self.approvals.table.focus()
+        self._fit(self.size.width, self.size.height)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        self.screen.set_class(height < SHORT_ROWS, "-short")
+        self.screen.set_class(width < NARROW_COLUMNS, "-narrow")
 
     def _first_paint(self) -> None:
         self._tick()
-        self._engine_worker = self.run_worker(
-            self.engine.run(), name="engine", group="engine", exclusive=True, exit_on_error=False
-        )
+        # Stage P&L needs the journal's earlier sessions; read once, off the key path.
+        # Workers get the functions, not coroutines: one cancelled before it starts (quitting at
+        # once) then leaves no coroutine that was never awaited.
+        if hasattr(self.engine, "load_stage_history"):
+            self.run_worker(self.engine.load_stage_history, name="stage history", group="load",
+                            exit_on_error=False)
+        if self.start_engine:
+            self._engine_worker = self.run_worker(
+                self.engine.run, name="engine", group="engine", exclusive=True, exit_on_error=False
+            )
 
     def key_for(self, binding_id: str) -> str:
         for row in effective_keys(self.keymap):
@@ -115,7 +175,7 @@ class TradeConsoleApp(App[None]):
     # ---------------------------------------------------------------- refresh
 
     def refresh_snapshot(self) -> EngineSnapshot | None:
-        """Take one snapshot and hand it to every pane."""
+        """Take one snapshot and hand it to every pane (and to a screen on top that shows one)."""
         try:
             snap = self.engine.snapshot()
         except Exception as exc:
@@ -128,8 +188,11 @@ class TradeConsoleApp(App[None]):
         self._snapshot_failing = False
         self.snapshot = snap
         failed: list[str] = []
+        panes = list(self._panes)
+        if self.screen is not self.screen_stack[0] and hasattr(self.screen, "show"):
+            panes.append(self.screen)
         with self.batch_update():
-            for pane in self._panes:
+            for pane in panes:
                 # A pane that cannot draw must not take the others (or the halt key) down with it.
                 try:
                     pane.show(snap)
@@ -143,10 +206,46 @@ class TradeConsoleApp(App[None]):
         return snap
 
     def _tick(self) -> None:
+        self._collect_garbage()
         snap = self.refresh_snapshot()
         self.log_tail.poll()
         if snap is not None and self.exit_when_ready and self.snapshots_painted == 1:
             self.call_after_refresh(self._exit_now)
+
+    # ---------------------------------------------------------------- garbage
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._last_key = time.monotonic()
+        await super().on_event(event)
+
+    def _collect_garbage(self) -> None:
+        """Full garbage collections when the operator is not typing.
+
+        Rendering churns through objects that outlive a young collection (strips, segments and
+        their caches), so Python's own schedule runs a full collection every second or two, and
+        each walks every live object: 100-250 ms on a small machine, a freeze a key can land in.
+        Once the engine is warm, what exists is frozen out of the collector's sight, automatic
+        full collections are off, and one runs here instead: after GC_IDLE seconds without a key
+        and at most every GC_EVERY seconds, or after GC_AT_LATEST seconds whatever the keys do.
+        Young collections stay automatic (they take a millisecond or two).
+        """
+        now = time.monotonic()
+        if not self._gc_tuned:
+            if getattr(self.engine, "trading_started", None) is None:
+                return
+            gc.freeze()
+            self._gc_threshold = gc.get_threshold()
+            gc.set_threshold(*self._gc_threshold[:2], GC_NEVER)
+            self._gc_tuned = True
+            self._last_full_gc = now
+            return
+        since = now - self._last_full_gc
+        idle = now - self._last_key >= GC_IDLE
+        if (idle and since >= GC_EVERY) or since >= GC_AT_LATEST:
+            gc.collect()
+            self._last_full_gc = time.monotonic()
+            self.full_collections += 1
 
     # ----------------------------------------------------------------- errors
 
@@ -170,192 +269,13 @@ class TradeConsoleApp(App[None]):
         """Run one engine command off the key handler, so a slow venue never freezes the keys."""
         return self.run_worker(work, name=name, group="command", exit_on_error=False)
 
-    # ---------------------------------------------------------------- actions
-
-    def action_halt(self) -> None:
-        # Called directly, not in a worker: the latch must be set within this loop turn.
-        try:
-            task = self.engine.halt("console", HALT_REASON)
-        except Exception as exc:
-            log.exception("halt failed")
-            self.show_error("HALT FAILED", exc)
-            return
-        if isinstance(task, asyncio.Future):
-            self._background.add(task)
-            task.add_done_callback(self._halt_done)
+    def report(self, refusal: str | None, done: str, title: str = "Refused") -> None:
+        """What an engine command answered: its refusal (None = done) becomes the operator's toast."""
         self.refresh_snapshot()
-        self.notify("HALT: no new orders; working entries are being cancelled", severity="error")
-
-    def _halt_done(self, task: asyncio.Future) -> None:
-        self._background.discard(task)
-        if task.cancelled() or self._exiting:
-            return
-        error = task.exception()
-        if error is not None:
-            log.error("halt did not complete", exc_info=error)
-            self.show_error("Halt is latched but cancelling orders failed", error)
-        self.refresh_snapshot()
-
-    def _selected_approval(self):
-        approval = self.approvals.selected()
-        if approval is None:
-            self.notify("No order is waiting for approval.", severity="warning")
-        return approval
-
-    def action_approve(self) -> None:
-        approval = self._selected_approval()
-        if approval is None:
-            return
-        label = f"{approval.side} {qty(approval.quantity)} {approval.symbol} @ {price(approval.price)}"
-
-        async def approve() -> None:
-            if await self.engine.approve(approval.client_order_id):
-                self.notify(f"Approved {label}")
-            else:
-                self.notify(f"Not approved: {label} is no longer waiting", severity="warning")
-            self.refresh_snapshot()
-
-        self.command(approve(), "approve")
-
-    def action_reject(self) -> None:
-        approval = self._selected_approval()
-        if approval is None:
-            return
-        label = f"{approval.side} {qty(approval.quantity)} {approval.symbol} @ {price(approval.price)}"
-
-        async def reject(reason: str) -> None:
-            if await self.engine.reject(approval.client_order_id, reason):
-                self.notify(f"Rejected {label}: {reason}")
-            else:
-                self.notify(f"Not rejected: {label} is no longer waiting", severity="warning")
-            self.refresh_snapshot()
-
-        def answered(reason: str | None) -> None:
-            if reason is not None:
-                self.command(reject(reason or "operator"), "reject")
-
-        self.push_screen(
-            ConfirmModal(
-                "Reject order",
-                f"{label}\n{approval.client_order_id}",
-                reason="optional",
-                placeholder="reason (empty = operator)",
-                confirm_label="Reject",
-                danger=True,
-            ),
-            answered,
-        )
-
-    def action_close_all(self) -> None:
-        working, positions = self.engine.exposure()
-
-        async def close_all() -> None:
-            await self.engine.close_all("console")
-            self.refresh_snapshot()
-            left = await self._await_flat()
-            if left:
-                self.notify(f"Close-all sent; {left} position(s) still open after {CLOSE_WAIT:.0f}s.",
-                            severity="warning", timeout=15)
-            else:
-                self.notify("All positions closed.")
-
-        def answered(result: str | None) -> None:
-            if result is not None:
-                self.command(close_all(), "close all")
-
-        self.push_screen(
-            ConfirmModal(
-                "Close all positions",
-                f"Flatten {positions} open position(s) at market and cancel their stops;"
-                f" {working} working or pending entry order(s) are cancelled.",
-                confirm_label="Close all",
-                danger=True,
-            ),
-            answered,
-        )
-
-    def action_rearm(self) -> None:
-        snap = self.snapshot
-        if snap is None:
-            state = "Trading state unknown"
+        if refusal:
+            self.notify(refusal, title=title, severity="error", timeout=10)
         else:
-            state = f"Trading is {snap.trading_state}" + (f": {snap.halt_reason}" if snap.halt_reason else "")
-
-        async def rearm(reason: str) -> None:
-            refusal = await self.engine.rearm(reason)
-            self.refresh_snapshot()
-            if refusal:
-                self.notify(refusal, title="Not re-armed", severity="error", timeout=10)
-            else:
-                self.notify(f"Re-armed: {reason}")
-
-        def answered(reason: str | None) -> None:
-            if reason:
-                self.command(rearm(reason), "re-arm")
-
-        self.push_screen(
-            ConfirmModal(
-                "Re-arm trading",
-                f"{state}.\nRe-arming lets new orders leave again. The reason is journaled.",
-                reason="required",
-                placeholder="why it is safe to trade again",
-                confirm_label="Re-arm",
-            ),
-            answered,
-        )
-
-    def action_help(self) -> None:
-        self.push_screen(HelpModal(effective_keys(self.keymap)))
-
-    async def action_quit(self) -> None:
-        # Overrides App.action_quit so ctrl+q also asks before leaving exposure behind.
-        if self._exiting or isinstance(self.screen, QuitModal):
-            return
-        working, positions = self.engine.exposure()
-        if not (working or positions):
-            self._exit_now()
-            return
-
-        def answered(choice: str | None) -> None:
-            if choice == "halt":
-                self.command(self._halt_and_quit(), "halt and quit")
-            elif choice == "close":
-                self.command(self._close_all_and_quit(), "close all and quit")
-
-        self.push_screen(QuitModal(working, positions), answered)
-
-    async def _halt_and_quit(self) -> None:
-        task = self.engine.halt("console", "operator quit: halt and quit")
-        self.refresh_snapshot()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), QUIT_HALT_WAIT)
-        except asyncio.TimeoutError:
-            log.warning("halt still cancelling orders after %ss; quitting anyway", QUIT_HALT_WAIT)
-        self._exit_now()
-
-    async def _await_flat(self) -> int:
-        """Positions still open once the exit orders had CLOSE_WAIT seconds to fill (0 = flat).
-
-        close_all() returns when the exits are sent; the fills come with the next quotes, which the
-        engine's run loop keeps processing meanwhile.
-        """
-        deadline = asyncio.get_running_loop().time() + CLOSE_WAIT
-        while True:
-            _, positions = self.engine.exposure()
-            if not positions or asyncio.get_running_loop().time() >= deadline:
-                self.refresh_snapshot()
-                return positions
-            await asyncio.sleep(0.1)
-
-    async def _close_all_and_quit(self) -> None:
-        await self.engine.close_all("console")
-        self.refresh_snapshot()
-        positions = await self._await_flat()
-        if positions:
-            # Never leave silently with positions the operator asked to flatten.
-            self.show_error("Not quitting", f"{positions} position(s) are still open after close-all.")
-            return
-        self._exit_now()
+            self.notify(done)
 
     # ------------------------------------------------------------------- exit
 
@@ -366,6 +286,9 @@ class TradeConsoleApp(App[None]):
 
     async def on_unmount(self) -> None:
         self._exiting = True
+        if self._gc_tuned:  # the collector is the process's, not the screen's: give it back
+            gc.set_threshold(*self._gc_threshold)
+            gc.unfreeze()
         self.engine.stop()
         worker = self._engine_worker
         if worker is not None and not worker.is_finished:

@@ -1,8 +1,12 @@
 """Every console key, each with a stable id so a profile's `keys:` section can remap it.
 
-`validate_keymap(profile.keys)` checks a remap before the app starts: an unknown id, an empty or
-malformed key, a key two ids would share, or a key the console needs for navigation is a
-`ValueError` naming the id, because a typo in `keys:` must never silently leave F12 unbound.
+Bindings live in scopes. `app` keys work on the main screen (the halt keys everywhere, as
+priority bindings); `positions` / `orders` keys act on the focused table's row and shadow app
+keys while it has the focus; each modal has its own scope, where only the app's priority keys
+reach. `validate_keymap(profile.keys)` checks a remap before the app starts: an unknown id, an
+empty or malformed key, a key two ids in reach of each other would share, or a navigation key
+outside a modal is a `ValueError` naming the id, because a typo in `keys:` must never silently
+leave F12 unbound.
 """
 from __future__ import annotations
 
@@ -22,9 +26,64 @@ BINDINGS: list[Binding] = [
     Binding("ctrl+backslash", "halt", "HALT", id="halt_alt", priority=True, show=False, key_display="^\\"),
     Binding("c", "close_all", "Close all", id="close_all"),
     Binding("R", "rearm", "Re-arm", id="rearm"),
+    Binding("o", "new_order", "Order", id="new_order", show=False),
+    Binding("p", "pause_symbol", "Pause", id="pause_symbol", show=False),
+    Binding("P", "pause_all", "Pause all", id="pause_all", show=False),
+    Binding("n", "note", "Note", id="note", show=False),
+    Binding("k", "ack_alert", "Ack alert", id="ack_alert", show=False),
+    Binding("v", "alert_filter", "Alert filter", id="alert_filter", show=False),
+    Binding("t", "history", "History", id="history", show=False),
+    Binding("m", "performance", "Performance", id="performance", show=False),
+    Binding("l", "log_pause", "Log pause", id="log_pause", show=False),
+    Binding("L", "log_level", "Log level", id="log_level", show=False),
+    Binding("slash", "log_search", "Log search", id="log_search", show=False, key_display="/"),
+    Binding("colon,ctrl+p", "command_palette", "Commands", id="palette", key_display=":"),
     Binding("question_mark", "help", "Help", id="help", key_display="?"),
     Binding("q", "quit", "Quit", id="quit"),
 ]
+
+# Per-row keys: active while that table has the focus, acting on its selected row.
+POSITION_BINDINGS: list[Binding] = [
+    Binding("x", "close_position", "Close position", id="close_position"),
+    Binding("s", "tighten_stop", "Move stop", id="tighten_stop"),
+]
+ORDER_BINDINGS: list[Binding] = [
+    Binding("d", "cancel_order", "Cancel order", id="cancel_order"),
+]
+CONFIRM_BINDINGS: list[Binding] = [
+    Binding("escape,n", "cancel", "Cancel", id="confirm_no"),
+    Binding("y,enter", "confirm", "Confirm", id="confirm_yes", show=False),
+]
+QUIT_BINDINGS: list[Binding] = [
+    Binding("h", "choose('halt')", "Halt and quit", id="quit_halt"),
+    Binding("c", "choose('close')", "Close all then quit", id="quit_close"),
+]
+CLOSE_BINDINGS: list[Binding] = [  # help, error and the read-only screens
+    Binding("escape,enter,q,question_mark", "close", "Close", id="close_view"),
+]
+FIELD_BINDINGS: list[Binding] = [  # a one-line choice in the order form and the note dialog
+    Binding("right,space", "step(1)", "Next", id="choice_next", show=False),
+    Binding("left", "step(-1)", "Previous", id="choice_prev", show=False),
+]
+FORM_BINDINGS: list[Binding] = [
+    Binding("ctrl+s", "send", "Send order", id="form_send"),
+    Binding("escape", "cancel", "Cancel", id="form_cancel"),
+]
+
+SCOPES: dict[str, list[Binding]] = {
+    "app": BINDINGS,
+    "positions": POSITION_BINDINGS,
+    "orders": ORDER_BINDINGS,
+    "confirm": CONFIRM_BINDINGS,
+    "quit": QUIT_BINDINGS,
+    "view": CLOSE_BINDINGS,
+    "form": FORM_BINDINGS,
+    "field": FIELD_BINDINGS,
+}
+# Which scopes are in reach of one another when a key is pressed: a widget scope sees the app's
+# keys (it shadows them), a modal only the app's priority keys; the quit dialog is a confirm dialog.
+_TABLE_SCOPES = frozenset({"positions", "orders"})
+_MODAL_SCOPES = frozenset({"confirm", "quit", "view", "form", "field"})
 
 DESCRIPTIONS: dict[str, str] = {
     "approve": "approve the selected order in the approval queue",
@@ -33,11 +92,36 @@ DESCRIPTIONS: dict[str, str] = {
     "halt_alt": "HALT (second key, for terminals that eat F12)",
     "close_all": "close all positions at market (asks to confirm)",
     "rearm": "re-arm trading after a halt (asks a reason)",
+    "new_order": "manual order form, with the live what-if verdict of every check",
+    "pause_symbol": "pause / resume entries in the selected row's symbol (exits keep working)",
+    "pause_all": "pause / resume entries in every symbol",
+    "note": "write a note in the journal (day, trade or alert)",
+    "ack_alert": "acknowledge the newest unacknowledged critical alert",
+    "alert_filter": "alert feed: all -> warning and up -> critical only",
+    "history": "trade history, from the journal",
+    "performance": "performance summary against the stage's targets",
+    "log_pause": "log tail: pause / resume following",
+    "log_level": "log tail: minimum level DEBUG -> INFO -> WARNING -> ERROR",
+    "log_search": "log tail: show only lines containing a text (empty clears)",
+    "palette": "command palette: every operator command by name",
     "help": "show this list",
     "quit": "quit (asks what to do with open orders and positions)",
+    "close_position": "positions table: close the selected position at market (asks to confirm)",
+    "tighten_stop": "positions table: move the selected position's stop (asks the new price)",
+    "cancel_order": "orders table: cancel the selected working entry order",
+    "confirm_no": "dialogs: cancel",
+    "confirm_yes": "dialogs: confirm",
+    "quit_halt": "quit dialog: halt and quit (positions keep their stops)",
+    "quit_close": "quit dialog: close all, then quit",
+    "close_view": "help, error, history and performance: close",
+    "form_send": "order form: send the order",
+    "form_cancel": "order form: close without sending",
+    "choice_next": "order form and note: next value of a choice (side, type, kind)",
+    "choice_prev": "order form and note: previous value of a choice",
 }
 
-BINDING_IDS: tuple[str, ...] = tuple(b.id for b in BINDINGS if b.id)
+SCOPE_OF: dict[str, str] = {b.id: scope for scope, bs in SCOPES.items() for b in bs if b.id}
+BINDING_IDS: tuple[str, ...] = tuple(SCOPE_OF)
 
 # Keys the screens need for navigation and for answering modals; binding an action to them would
 # either never fire (the focused widget takes them first) or fire when the operator meant to move.
@@ -54,6 +138,7 @@ class KeyRow:
     id: str
     keys: tuple[str, ...]
     description: str
+    scope: str = "app"
 
 
 def _normalise(binding_id: str, spec: object) -> tuple[str, ...]:
@@ -65,13 +150,31 @@ def _normalise(binding_id: str, spec: object) -> tuple[str, ...]:
         keys = tuple(b.key for b in Binding.make_bindings([Binding(spec, binding_id)]))
     except Exception as exc:  # Textual raises its own InvalidBinding/BindingError types
         raise ValueError(f"keys.{binding_id}: invalid key {spec!r}: {exc}") from None
+    modal = SCOPE_OF[binding_id] in _MODAL_SCOPES
     for key in keys:
         *mods, name = key.split("+")
         if not name or not _KEY_NAME.match(name) or any(m not in _MODIFIERS for m in mods):
             raise ValueError(f"keys.{binding_id}: invalid key {key!r} (write e.g. 'f11', 'ctrl+x', 'y')")
-        if key in RESERVED_KEYS:
+        # Inside a dialog enter and escape are the natural answers, and a choice field steps with
+        # the arrows; elsewhere these keys navigate.
+        allowed = ("enter", "escape", "left", "right") if modal else ()
+        if key in RESERVED_KEYS and key not in allowed:
             raise ValueError(f"keys.{binding_id}: {key!r} is reserved for navigation")
     return keys
+
+
+def _in_reach(a: KeyRow, b: KeyRow, priority: frozenset[str]) -> bool:
+    if a.scope == b.scope:
+        return True
+    scopes = {a.scope, b.scope}
+    if "app" in scopes and scopes & _TABLE_SCOPES:
+        return True  # a table key shadows the app key while the table has the focus
+    if scopes == _TABLE_SCOPES:
+        return False  # only one table has the focus at a time
+    if scopes in ({"confirm", "quit"}, {"field", "form"}, {"field", "confirm"}):
+        return True  # the quit dialog is a confirm dialog; a choice field sits in a dialog
+    # Any other pair meets only through the app's priority keys, which reach every screen.
+    return (a.scope == "app" and a.id in priority) or (b.scope == "app" and b.id in priority)
 
 
 def validate_keymap(keys: Mapping[str, str] | None) -> dict[str, str]:
@@ -83,14 +186,16 @@ def validate_keymap(keys: Mapping[str, str] | None) -> dict[str, str]:
             f"keys: unknown binding id {unknown[0]!r}; known ids: {', '.join(BINDING_IDS)}"
         )
     resolved = {binding_id: _normalise(binding_id, spec) for binding_id, spec in keys.items()}
-    owner: dict[str, str] = {}
+    priority = frozenset(b.id for b in BINDINGS if b.priority and b.id)
+    owner: dict[str, list[KeyRow]] = {}
     # Defaults first, so a clash is reported against the id the profile actually remapped.
     rows = sorted(effective_keys(resolved), key=lambda row: row.id in resolved)
     for row in rows:
         for key in row.keys:
-            if key in owner and owner[key] != row.id:
-                raise ValueError(f"keys.{row.id}: {key!r} is already bound to {owner[key]!r}")
-            owner[key] = row.id
+            for other in owner.get(key, []):
+                if other.id != row.id and _in_reach(row, other, priority):
+                    raise ValueError(f"keys.{row.id}: {key!r} is already bound to {other.id!r}")
+            owner.setdefault(key, []).append(row)
     return {binding_id: ",".join(k) for binding_id, k in resolved.items()}
 
 
@@ -98,20 +203,21 @@ def effective_keys(keymap: Mapping[str, str | tuple[str, ...]] | None = None) ->
     """Each binding id with the keys it answers to after the remap, for help and validation."""
     keymap = keymap or {}
     rows: list[KeyRow] = []
-    for binding in BINDINGS:
-        assert binding.id is not None
-        spec = keymap.get(binding.id)
-        if spec is None:
-            keys = tuple(b.key for b in Binding.make_bindings([binding]))
-        elif isinstance(spec, str):
-            keys = tuple(k for k in spec.split(",") if k)
-        else:
-            keys = tuple(spec)
-        rows.append(KeyRow(binding.id, keys, DESCRIPTIONS[binding.id]))
+    for scope, bindings in SCOPES.items():
+        for binding in bindings:
+            assert binding.id is not None
+            spec = keymap.get(binding.id)
+            if spec is None:
+                keys = tuple(b.key for b in Binding.make_bindings([binding]))
+            elif isinstance(spec, str):
+                keys = tuple(k for k in spec.split(",") if k)
+            else:
+                keys = tuple(spec)
+            rows.append(KeyRow(binding.id, keys, DESCRIPTIONS[binding.id], scope))
     return rows
 
 
-_DISPLAY = {"question_mark": "?", "backslash": "\\"}
+_DISPLAY = {"question_mark": "?", "backslash": "\\", "slash": "/", "colon": ":"}
 
 
 def display_key(key: str) -> str:

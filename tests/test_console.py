@@ -40,7 +40,9 @@ T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 
 
 def position(symbol: str, last: str = "100", upnl: str = "1.5") -> PositionView:
-    return PositionView(symbol, "long", D("0.5"), D("98"), D(last), D(upnl), D("90"), D("10.00"))
+    return PositionView(symbol, "long", D("0.5"), D("98"), D(last), D(upnl), D("90"), D("10.00"),
+                        loss_at_stop=D("80"), loss_limit=D("100"), exposure=D("0.5") * D(last),
+                        exposure_cap=D("1000"))
 
 
 def approval(cid: str, symbol: str = "ETH/USD", passed: bool = True, left: float = 600.0) -> ApprovalView:
@@ -91,7 +93,9 @@ async def test_positions_update_by_key_and_keep_the_cursor():
         assert table.row_keys == ["ETH/USD", "SOL/USD", "LTC/USD"]
         assert table.selected_key() == "SOL/USD"
         assert [c[0] for c in table.cells("SOL/USD")] == [
-            "SOL/USD", "long", "0.5", "98.00", "104.25", "-2.00", "90.00", "10.00%"]
+            "SOL/USD", "long", "-2.00", "███▎  80%", "104.25", "90.00", "10.00%", "0.5", "52   5%", "98.00"]
+        # the risk meter takes the breaker colours: 80 % of the per-trade limit is orange
+        assert table.cells("SOL/USD")[3][1] == "dark_orange"
         assert str(table.get_cell("SOL/USD", "last")) == "104.25"
         assert pane.border_title == "Positions (3)"
 
@@ -163,8 +167,15 @@ async def test_breakers_alerts_and_pnl_render_the_snapshot():
         assert 1 <= len(shown) <= apane.content_size.height < 50  # only what fits
         assert "alert 50" in shown[0] and "CRIT" in shown[0]  # newest first
         assert ppane.figures == {"realized": "$12.50", "unrealized": "-$3.20", "today": "$5.00",
-                                 "week": "$9.30", "fees": "$1.20", "equity": "$10,012.50"}
-        assert list(ppane.query_one("Sparkline").data) == [10000.0, 10005.0, 10012.5]
+                                 "week": "$9.30", "fees": "$1.20", "equity": "$10,012.50", "since_stage": "—"}
+        assert list(ppane.query_one("#equity-spark").data) == [10000.0, 10005.0, 10012.5]
+        # The curves follow the snapshot at most once a second, whatever the refresh rate.
+        redraws = ppane.curve_redraws
+        ppane.show(replace(s, equity_curve=(1.0, 2.0), drawdown_curve=(0.0, 1.0)))
+        assert ppane.curve_redraws == redraws and list(ppane.spark.data)[0] == 10000.0
+        ppane._curve_at -= 1.0  # a second later
+        ppane.show(replace(s, equity_curve=(1.0, 2.0), drawdown_curve=(0.0, 1.0)))
+        assert ppane.curve_redraws == redraws + 1 and list(ppane.dd_spark.data) == [0.0, 1.0]
 
 
 async def test_log_tail_follows_appends_truncation_and_rotation(tmp_path: Path):
@@ -205,7 +216,18 @@ def test_keymap_validation_names_the_bad_id():
     with pytest.raises(ValueError, match="reserved"):
         validate_keymap({"close_all": "enter"})
     assert {row.id: row.keys for row in effective_keys()}["halt"] == ("f12",)
-    assert set(BINDING_IDS) == {"approve", "reject", "halt", "halt_alt", "close_all", "rearm", "help", "quit"}
+    assert {"approve", "reject", "halt", "halt_alt", "close_all", "rearm", "help", "quit", "palette",
+            "close_position", "tighten_stop", "cancel_order", "confirm_yes"} <= set(BINDING_IDS)
+    # A table key shadows an app key while the table has the focus: refused. Two tables never
+    # have the focus together, and a dialog only meets the app's priority keys.
+    with pytest.raises(ValueError, match="keys.close_position: 'a' is already bound to 'approve'"):
+        validate_keymap({"close_position": "a"})
+    assert validate_keymap({"close_position": "d"}) == {"close_position": "d"}  # d is the orders table's
+    assert validate_keymap({"confirm_yes": "a,enter"}) == {"confirm_yes": "a,enter"}
+    with pytest.raises(ValueError, match="keys.confirm_yes: 'f12' is already bound to 'halt'"):
+        validate_keymap({"confirm_yes": "f12"})
+    with pytest.raises(ValueError, match="reserved"):
+        validate_keymap({"approve": "escape"})
 
 
 def test_error_text_is_scrubbed_of_credentials():

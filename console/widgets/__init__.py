@@ -2,8 +2,11 @@
 from .alerts import AlertPane
 from .approvals import ApprovalPane
 from .breakers import BreakerPane
+from .capital import CapitalPane
 from .header import StatusHeader
+from .keybar import KeyBar
 from .logtail import LogTail
+from .orders import OrdersPane
 from .pnl import PnlPane
 from .positions import PositionsPane
 
@@ -11,7 +14,10 @@ __all__ = [
     "AlertPane",
     "ApprovalPane",
     "BreakerPane",
+    "CapitalPane",
+    "KeyBar",
     "LogTail",
+    "OrdersPane",
     "PnlPane",
     "PositionsPane",
     "StatusHeader",

@@ -86,3 +86,27 @@ def time_left(seconds: float) -> str:
     if minutes:
         return f"{minutes}m{secs:02d}s"
     return f"{secs}s"
+
+
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def meter(ratio: float, width: int = 6) -> str:
+    """A bar `width` cells long filled to `ratio` (clamped to 0..1), in eighths of a cell."""
+    ratio = min(max(ratio, 0.0), 1.0)
+    eighths = round(ratio * width * 8)
+    full, part = divmod(eighths, 8)
+    bar = "█" * full + (_EIGHTHS[part] if part else "")
+    return bar.ljust(width, "░")
+
+
+def level_style(ratio: float) -> str:
+    """The breaker palette for any value-against-limit figure: green, yellow at 60 %, orange at
+    80 %, red at the limit, so every meter on the screen reads the same way."""
+    if ratio >= 1:
+        return "bold red"
+    if ratio >= 0.8:
+        return "dark_orange"
+    if ratio >= 0.6:
+        return "yellow"
+    return "green"

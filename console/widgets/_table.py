@@ -13,6 +13,8 @@ from textual.widgets import DataTable
 # A cell is (text, style, right-aligned). Comparing these plain tuples is cheaper and more
 # reliable than comparing rendered rich Text objects.
 Cell = tuple[str, str, bool]
+CELL_CACHE = 1500
+ROW_CACHE = 150
 
 
 def cell(text: str, style: str = "", right: bool = False) -> Cell:
@@ -33,6 +35,14 @@ class KeyedTable(DataTable):
         super().__init__(**kwargs)
         self._column_spec = tuple(columns)
         self._cells: dict[str, tuple[Cell, ...]] = {}
+        # Textual keeps up to 10,000 rendered cells (and 1,000 rows and lines) per table, keyed by
+        # an update counter that changes on every refresh: a table redrawn four times a second
+        # fills them with dead renders, hundreds of thousands of objects the garbage collector
+        # walks in a full collection (150 ms and more, keys waiting). A few screenfuls suffice.
+        self._cell_render_cache.maxsize = CELL_CACHE
+        self._row_render_cache.maxsize = ROW_CACHE
+        self._row_renderable_cache.maxsize = ROW_CACHE
+        self._line_cache.maxsize = ROW_CACHE
 
     def _ensure_columns(self) -> None:
         # Done lazily (add_column needs a running app) and from sync() too, because the first
@@ -71,7 +81,11 @@ class KeyedTable(DataTable):
                 else:
                     for column, new, old in zip(column_keys, cells, previous, strict=True):
                         if new != old:
-                            self.update_cell(key, column, _render(new), update_width=True)
+                            # Re-measuring a column changes the table's virtual size, which lays out
+                            # the whole screen: only when the new text no longer fits. Columns
+                            # grow but never shrink, so nothing jitters under the operator's eyes.
+                            wider = len(new[0]) > self.columns[column].content_width
+                            self.update_cell(key, column, _render(new), update_width=wider)
                 self._cells[key] = cells
 
     def cells(self, key: str) -> tuple[Cell, ...]:

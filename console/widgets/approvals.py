@@ -64,6 +64,9 @@ class ApprovalPane(Vertical):
     DEFAULT_CSS = """
     ApprovalPane > KeyedTable { height: auto; max-height: 60%; }
     ApprovalPane > #approval-detail-scroll { height: 1fr; min-height: 2; }
+    /* Nothing waiting: the pane shrinks to its title and one line, giving the rows to positions. */
+    ApprovalPane.-empty { height: auto; }
+    ApprovalPane.-empty > #approval-detail-scroll { height: 1; min-height: 1; }
     """
 
     def __init__(self, **kwargs) -> None:
@@ -84,6 +87,7 @@ class ApprovalPane(Vertical):
         self.table.sync({cid: approval_cells(a) for cid, a in self._by_id.items()})
         count = len(snap.approvals)
         self.border_title = f"Approvals ({count} waiting)" if count else "Approvals"
+        self.set_class(not count, "-empty")
         self._paint_detail()
 
     def selected(self) -> ApprovalView | None:

@@ -15,7 +15,7 @@ from ._format import clock, money
 MODE_STYLE = {
     "paper": "bold black on green",
     "testnet": "bold black on yellow",
-    "live": "bold white on red",
+    "live": "bold bright_white on red",
 }
 
 
@@ -25,7 +25,8 @@ class StatusHeader(Vertical):
     StatusHeader > Static { height: 1; width: 1fr; padding: 0 1; }
     StatusHeader #hdr-info { background: $panel; }
     StatusHeader.-mode-testnet #hdr-info { background: $warning 35%; }
-    StatusHeader.-mode-live #hdr-info { background: $error 45%; }
+    /* Live is red whatever the theme: a named ANSI red survives 16- and 256-colour terminals. */
+    StatusHeader.-mode-live #hdr-info { background: ansi_red; color: ansi_bright_white; text-style: bold; }
     StatusHeader #hdr-state { background: $success 20%; color: $text; }
     StatusHeader #hdr-state.-halted { background: $error; color: white; text-style: bold; }
     StatusHeader #hdr-state.-restricted { background: $warning; color: black; text-style: bold; }
@@ -48,8 +49,9 @@ class StatusHeader(Vertical):
         for mode in MODE_STYLE:
             self.set_class(snap.mode == mode, f"-mode-{mode}")
         # Most important first: on a narrow terminal the clock is what gets cut off, not equity.
+        mode = f" {snap.mode.upper()} " if snap.mode != "live" else " LIVE · REAL MONEY "
         info = Text.assemble(
-            (f" {snap.mode.upper()} ", MODE_STYLE.get(snap.mode, "bold white on red")),
+            (mode, MODE_STYLE.get(snap.mode, "bold white on red")),
             "  ",
             (snap.profile, "bold"),
             ("@", "dim"),
@@ -64,7 +66,8 @@ class StatusHeader(Vertical):
             no_wrap=True,
             overflow="ellipsis",
         )
-        self.info.update(info)
+        # One line each, always: no layout pass for a text change (the clock changes every tick).
+        self.info.update(info, layout=False)
         state = self.state
         # Halted is the latch (red); any other non-active state (e.g. reduce_only) restricts trading
         # and is shown amber, never as calm as ACTIVE.
@@ -81,7 +84,12 @@ class StatusHeader(Vertical):
             )
         else:
             label = Text("▶ ACTIVE", style="bold green", no_wrap=True)
-        state.update(label)
+        if snap.paused:
+            label.append("   paused: ", style="bold yellow")
+            label.append(", ".join(p.label for p in snap.paused), style="yellow")
+        if not snap.approval_required:
+            label.append("   auto-send (no approval)", style="dim")
+        state.update(label, layout=False)
 
     @property
     def info_text(self) -> str:

@@ -4,10 +4,16 @@ Each poll reads at most CHUNK bytes, so a burst of logging cannot stall the even
 read of a local file takes microseconds); if the file races ahead by more than BACKLOG the pane
 jumps to the tail and says how much it skipped. Rotation (the path now names a new file) and
 truncation (the file got shorter) are both detected on every poll.
+
+The pane can be paused (lines keep being read into the bounded buffer, so nothing is lost up to
+`max_lines`, and appear on resume), filtered by minimum level, and searched: a filter change
+redraws from the buffer, never from the file.
 """
 from __future__ import annotations
 
 import os
+import re
+from collections import deque
 from pathlib import Path
 
 from rich.text import Text
@@ -17,6 +23,14 @@ from ._format import printable
 
 CHUNK = 64 * 1024
 BACKLOG = 4 * CHUNK
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_LEVEL = re.compile(r"\b(DEBUG|INFO|WARNING|ERROR|CRITICAL)\b")
+_RANK = {"DEBUG": 0, "INFO": 1, "WARNING": 2, "ERROR": 3, "CRITICAL": 4}
+
+
+def _level(line: str) -> int:
+    m = _LEVEL.search(line)
+    return _RANK[m.group(1)] if m else 1  # a continuation line (a traceback) counts as INFO
 
 
 def _style(line: str) -> str:
@@ -37,17 +51,76 @@ class LogTail(RichLog):
     def __init__(self, path: Path | str, *, max_lines: int = 500, **kwargs) -> None:
         super().__init__(max_lines=max_lines, wrap=False, markup=False, highlight=False, **kwargs)
         self.path = Path(path)
-        self.border_title = f"Log {self.path.name}"
         self._fh = None
         self._ino: int | None = None
         self._pos = 0
         self._partial = b""
         self.lines_seen = 0
         self._last_error: str | None = None
+        self._buffer: deque[Text] = deque(maxlen=max_lines)
+        self.paused = False
+        self.min_level = "DEBUG"
+        self.search = ""
+        self._held = 0  # lines read while paused, not yet on screen
+        self._retitle()
 
     def on_unmount(self) -> None:
         self._close()
 
+    # -- operator controls ----------------------------------------------------------------------
+    def toggle_pause(self) -> bool:
+        self.paused = not self.paused
+        if not self.paused:
+            self._redraw()
+        self._retitle()
+        return self.paused
+
+    def cycle_level(self) -> str:
+        self.min_level = LEVELS[(LEVELS.index(self.min_level) + 1) % len(LEVELS)]
+        self._redraw()
+        return self.min_level
+
+    def set_search(self, text: str) -> None:
+        self.search = text.strip()
+        self._redraw()
+
+    def _shown(self, line: Text) -> bool:
+        if _level(line.plain) < _RANK[self.min_level]:
+            return False
+        return not self.search or self.search.lower() in line.plain.lower()
+
+    def _retitle(self) -> None:
+        parts = [f"Log {self.path.name}"]
+        if self.paused:
+            parts.append(f"PAUSED (+{self._held})" if self._held else "PAUSED")
+        if self.min_level != "DEBUG":
+            parts.append(f"{self.min_level}+")
+        if self.search:
+            parts.append(f"/{self.search}")
+        self.border_title = "  ".join(parts)
+
+    def _redraw(self) -> None:
+        self._held = 0
+        self.clear()
+        for line in self._buffer:
+            if self._shown(line):
+                self.write(self._highlight(line))
+        self._retitle()
+
+    def _highlight(self, line: Text) -> Text:
+        if self.search:
+            line = line.copy()
+            line.highlight_words([self.search], style="reverse", case_sensitive=False)
+        return line
+
+    def _emit(self, line: Text) -> None:
+        self._buffer.append(line)
+        if self.paused:
+            self._held += 1
+        elif self._shown(line):
+            self.write(self._highlight(line))
+
+    # -- following the file ---------------------------------------------------------------------
     def _close(self) -> None:
         if self._fh is not None:
             self._fh.close()
@@ -69,7 +142,7 @@ class LogTail(RichLog):
         self._pos += len(head)
 
     def poll(self) -> int:
-        """Read what was appended since the last poll; returns the number of lines written."""
+        """Read what was appended since the last poll; returns the number of lines read."""
         try:
             st = os.stat(self.path)
         except OSError:
@@ -84,13 +157,13 @@ class LogTail(RichLog):
                 self._close()
                 self._open(from_start=True)
             elif st.st_size < self._pos:
-                self.write(Text("… log truncated, following from the start", style="dim italic"))
+                self._emit(Text("… log truncated, following from the start", style="dim italic"))
                 self._pos = 0
                 self._partial = b""
             size = os.fstat(self._fh.fileno()).st_size
             if size - self._pos > BACKLOG:
                 skipped = size - CHUNK - self._pos
-                self.write(Text(f"… skipped {skipped:,} bytes of log to keep up", style="dim italic"))
+                self._emit(Text(f"… skipped {skipped:,} bytes of log to keep up", style="dim italic"))
                 self._fh.seek(size - CHUNK)
                 self._pos = size - CHUNK + len(self._fh.readline())
                 self._partial = b""
@@ -99,11 +172,13 @@ class LogTail(RichLog):
             message = f"log unreadable: {exc.strerror or exc}"
             # Say it once, not four times a second, while the condition lasts.
             if message != self._last_error:
-                self.write(Text(message, style="bold red"))
+                self._emit(Text(message, style="bold red"))
             self._last_error = message
             self._close()
             return written
         self._last_error = None
+        if self.paused and written:
+            self._retitle()
         return written
 
     def _read_available(self) -> int:
@@ -120,6 +195,6 @@ class LogTail(RichLog):
         keep = self.max_lines or len(complete)
         for raw in complete[-keep:]:
             line = printable(raw.decode("utf-8", errors="replace").rstrip("\r"))
-            self.write(Text(line, style=_style(line)))
+            self._emit(Text(line, style=_style(line)))
         self.lines_seen += len(complete)
         return len(complete)

@@ -1,22 +1,35 @@
-"""P&L figures and an equity sparkline."""
+"""P&L figures, with an equity curve and a drawdown curve.
+
+The figures follow every snapshot; the two curves are redrawn at most once a second (CURVE_EVERY),
+because a sparkline re-lays out its whole width and the equity samples change far more slowly
+than the screen refreshes.
+"""
 from __future__ import annotations
+
+import time
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline, Static
 
 from engine.snapshot import EngineSnapshot
 
-from ._format import money, money_text
+from ._format import DASH, money, money_text
+
+CURVE_EVERY = 1.0  # seconds of wall time between curve redraws
 
 
 class PnlPane(Vertical):
     DEFAULT_CSS = """
     PnlPane { height: auto; }
-    PnlPane > #pnl-figures { height: 3; }
-    PnlPane > Sparkline { height: 1; margin-top: 0; }
+    PnlPane > #pnl-figures { height: 4; }
+    PnlPane > Horizontal { height: 1; }
+    PnlPane .curve-label { width: 5; color: $text-muted; }
+    PnlPane Sparkline { height: 1; width: 1fr; }
+    PnlPane #drawdown-spark > .sparkline--max-color { color: $error; }
+    PnlPane #drawdown-spark > .sparkline--min-color { color: $success; }
     """
 
     def __init__(self, **kwargs) -> None:
@@ -24,12 +37,21 @@ class PnlPane(Vertical):
         self.border_title = "P&L"
         self._figures: tuple | None = None
         self._curve: tuple[float, ...] | None = None
+        self._drawdown: tuple[float, ...] | None = None
+        self._curve_at = float("-inf")
+        self.curve_redraws = 0
         self.numbers = Static("", id="pnl-figures")
         self.spark = Sparkline([], id="equity-spark")
+        self.dd_spark = Sparkline([], id="drawdown-spark")
 
     def compose(self) -> ComposeResult:
         yield self.numbers
-        yield self.spark
+        with Horizontal():
+            yield Static("eq", classes="curve-label")
+            yield self.spark
+        with Horizontal():
+            yield Static("dd", classes="curve-label")
+            yield self.dd_spark
 
     def show(self, snap: EngineSnapshot) -> None:
         figures = (
@@ -39,27 +61,51 @@ class PnlPane(Vertical):
             snap.pnl_week,
             snap.fees,
             snap.equity,
+            snap.pnl_since_stage_start,
+            snap.stage,
+            None if snap.performance is None else snap.performance.drawdown_pct,
         )
         if figures != self._figures:
             self._figures = figures
-            # Two label/value pairs per line keep the pane to three rows on an 80x24 terminal.
-            grid = Table.grid(padding=(0, 1), expand=True)
-            grid.add_column(style="dim")
-            grid.add_column(justify="right")
-            grid.add_column(style="dim")
-            grid.add_column(justify="right")
-            grid.add_row("real", money_text(snap.realized_pnl), "today", money_text(snap.pnl_today))
-            grid.add_row("unrl", money_text(snap.unrealized_pnl), "week", money_text(snap.pnl_week))
-            grid.add_row("fees", Text(money(snap.fees)), "equity", Text(money(snap.equity), style="bold"))
-            self.numbers.update(grid)
-        if snap.equity_curve != self._curve:
-            self._curve = snap.equity_curve
-            self.spark.data = list(snap.equity_curve)
+            self.numbers.update(self._grid(snap), layout=False)  # a fixed four rows
+        self._show_curves(snap)
+
+    def _grid(self, snap: EngineSnapshot) -> Table:
+        # Two label/value pairs per line keep the pane to four rows on an 80x24 terminal.
+        grid = Table.grid(padding=(0, 1), expand=True)
+        grid.add_column(style="dim")
+        grid.add_column(justify="right")
+        grid.add_column(style="dim")
+        grid.add_column(justify="right")
+        stage = snap.pnl_since_stage_start
+        dd = None if snap.performance is None else snap.performance.drawdown_pct
+        grid.add_row("real", money_text(snap.realized_pnl), "today", money_text(snap.pnl_today))
+        grid.add_row("unrl", money_text(snap.unrealized_pnl), "week", money_text(snap.pnl_week))
+        grid.add_row("fees", Text(money(snap.fees)), "stage", money_text(stage) if stage is not None else Text(DASH))
+        grid.add_row("dd", Text(DASH if dd is None else f"{dd:.2f}%", style="red" if dd else ""),
+                     "equity", Text(money(snap.equity), style="bold"))
+        return grid
+
+    def _show_curves(self, snap: EngineSnapshot) -> None:
+        now = time.monotonic()
+        if now - self._curve_at < CURVE_EVERY:
+            return
+        if snap.equity_curve == self._curve and snap.drawdown_curve == self._drawdown:
+            return
+        self._curve_at = now
+        self._curve = snap.equity_curve
+        self._drawdown = snap.drawdown_curve
+        self.spark.data = list(snap.equity_curve)
+        self.dd_spark.data = list(snap.drawdown_curve)
+        self.curve_redraws += 1
 
     @property
     def figures(self) -> dict[str, str]:
         """The formatted figures as shown (labels are the pane's own)."""
         if self._figures is None:
             return {}
-        names = ("realized", "unrealized", "today", "week", "fees", "equity")
-        return {name: money(value) for name, value in zip(names, self._figures, strict=True)}
+        names = ("realized", "unrealized", "today", "week", "fees", "equity", "since_stage")
+        out = {}
+        for name, value in zip(names, self._figures, strict=False):
+            out[name] = DASH if value is None else money(value)
+        return out

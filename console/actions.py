@@ -1,0 +1,353 @@
+"""What each key does: one engine command per key, asked through a dialog when it is dangerous.
+
+A mixin of `TradeConsoleApp`. Actions read the selection from the panes (the last snapshot), never
+the engine's internals; the engine decides and answers with None or a refusal the operator reads.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from decimal import Decimal, InvalidOperation
+
+from .bindings import effective_keys
+from .modals import ConfirmModal, HelpModal, NoteModal, QuitModal
+from .order_form import OrderEntryScreen
+from .screens import HistoryScreen, PerformanceScreen
+from .widgets._format import price, qty
+
+log = logging.getLogger("tradeconsole.console")
+
+HALT_REASON = "operator halt (F12)"
+# How long quitting waits for a halt's cancels to be journaled before leaving anyway; the halt
+# latch itself is already set, and close() flushes what was written.
+QUIT_HALT_WAIT = 10.0
+# How long to watch close-all's exit orders fill before telling the operator what is still open.
+CLOSE_WAIT = 15.0
+
+
+def parse_price(text: str) -> str | None:
+    """Input check only (is it a price at all); whether the engine accepts it is the engine's call."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        return f"{text!r} is not a number"
+    return None if value.is_finite() and value > 0 else "a price must be above 0"
+
+
+class ConsoleActions:
+    # ------------------------------------------------------------- emergency keys
+
+    def action_halt(self) -> None:
+        # Called directly, not in a worker: the latch must be set within this loop turn.
+        try:
+            task = self.engine.halt("console", HALT_REASON)
+        except Exception as exc:
+            log.exception("halt failed")
+            self.show_error("HALT FAILED", exc)
+            return
+        if isinstance(task, asyncio.Future):
+            self._background.add(task)
+            task.add_done_callback(self._halt_done)
+        self.refresh_snapshot()
+        self.notify("HALT: no new orders; working entries are being cancelled", severity="error")
+
+    def _halt_done(self, task: asyncio.Future) -> None:
+        self._background.discard(task)
+        if task.cancelled() or self._exiting:
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("halt did not complete", exc_info=error)
+            self.show_error("Halt is latched but cancelling orders failed", error)
+        self.refresh_snapshot()
+
+    def action_close_all(self) -> None:
+        working, positions = self.engine.exposure()
+
+        async def close_all() -> None:
+            await self.engine.close_all("console")
+            self.refresh_snapshot()
+            left = await self._await_flat()
+            if left:
+                self.notify(f"Close-all sent; {left} position(s) still open after {CLOSE_WAIT:.0f}s.",
+                            severity="warning", timeout=15)
+            else:
+                self.notify("All positions closed.")
+
+        self.push_screen(
+            ConfirmModal("Close all positions",
+                         f"Flatten {positions} open position(s) at market and cancel their stops;"
+                         f" {working} working or pending entry order(s) are cancelled.",
+                         confirm_label="Close all", danger=True),
+            lambda answer: answer is not None and self.command(close_all(), "close all"),
+        )
+
+    def action_rearm(self) -> None:
+        snap = self.snapshot
+        if snap is None:
+            state = "Trading state unknown"
+        else:
+            state = f"Trading is {snap.trading_state}" + (f": {snap.halt_reason}" if snap.halt_reason else "")
+
+        async def rearm(reason: str) -> None:
+            refusal = await self.engine.rearm(reason)
+            self.report(refusal, f"Re-armed: {reason}", title="Not re-armed")
+
+        self.push_screen(
+            ConfirmModal("Re-arm trading", f"{state}.\nRe-arming lets new orders leave again. The reason is journaled.",
+                         reason="required", placeholder="why it is safe to trade again", confirm_label="Re-arm",
+                         danger=True),
+            lambda reason: bool(reason) and self.command(rearm(reason), "re-arm"),
+        )
+
+    # ---------------------------------------------------------------- approvals
+
+    def _selected_approval(self):
+        approval = self.approvals.selected()
+        if approval is None:
+            self.notify("No order is waiting for approval.", severity="warning")
+        return approval
+
+    def action_approve(self) -> None:
+        approval = self._selected_approval()
+        if approval is None:
+            return
+        label = f"{approval.side} {qty(approval.quantity)} {approval.symbol} @ {price(approval.price)}"
+
+        async def approve() -> None:
+            if await self.engine.approve(approval.client_order_id):
+                self.notify(f"Approved {label}")
+            else:
+                self.notify(f"Not approved: {label} is no longer waiting or the gate refused it now",
+                            severity="warning")
+            self.refresh_snapshot()
+
+        self.command(approve(), "approve")
+
+    def action_reject(self) -> None:
+        approval = self._selected_approval()
+        if approval is None:
+            return
+        label = f"{approval.side} {qty(approval.quantity)} {approval.symbol} @ {price(approval.price)}"
+
+        async def reject(reason: str) -> None:
+            if await self.engine.reject(approval.client_order_id, reason):
+                self.notify(f"Rejected {label}: {reason}")
+            else:
+                self.notify(f"Not rejected: {label} is no longer waiting", severity="warning")
+            self.refresh_snapshot()
+
+        self.push_screen(
+            ConfirmModal("Reject order", f"{label}\n{approval.client_order_id}", reason="optional",
+                         placeholder="reason (empty = operator)", confirm_label="Reject", danger=True),
+            lambda reason: reason is not None and self.command(reject(reason or "operator"), "reject"),
+        )
+
+    # ------------------------------------------------------------ per-row keys
+
+    def action_close_position(self, symbol: str | None = None) -> None:
+        pos = self.positions.get(symbol) if symbol else self.positions.selected()
+        if pos is None:
+            self.notify("No position selected.", severity="warning")
+            return
+
+        async def close() -> None:
+            refusal = await self.engine.close_position(pos.symbol, "operator close (console)")
+            self.report(refusal, f"Closing {pos.symbol}: exit sent at market")
+
+        self.push_screen(
+            ConfirmModal(f"Close {pos.symbol}",
+                         f"{'Sell' if pos.side == 'long' else 'Buy'} {qty(pos.quantity)} {pos.symbol} at market"
+                         f" (last {price(pos.last_price)}, uPnL {pos.unrealized_pnl:,.2f}); its stop is cancelled"
+                         " as the exit goes.", confirm_label="Close position", danger=True),
+            lambda answer: answer is not None and self.command(close(), "close position"),
+        )
+
+    def action_tighten_stop(self, symbol: str | None = None) -> None:
+        pos = self.positions.get(symbol) if symbol else self.positions.selected()
+        if pos is None:
+            self.notify("No position selected.", severity="warning")
+            return
+
+        async def move(text: str) -> None:
+            refusal = await self.engine.tighten_stop(pos.symbol, Decimal(text))
+            self.report(refusal, f"{pos.symbol}: stop moved to {text}", title="Stop not moved")
+
+        body = (f"{pos.side} {qty(pos.quantity)} {pos.symbol}   avg {price(pos.avg_price)}   last {price(pos.last_price)}\n"
+                f"stop now {price(pos.stop_price)}"
+                + (f" ({pos.stop_distance_pct}% from last)" if pos.stop_distance_pct is not None else "")
+                + "\nCloser to the price is always allowed; further only within the profile's widest stop.")
+        self.push_screen(
+            ConfirmModal(f"Move stop: {pos.symbol}", body, reason="required", placeholder="new stop price",
+                         value="" if pos.stop_price is None else format(pos.stop_price, "f"),
+                         validate=parse_price, confirm_label="Move stop"),
+            lambda text: bool(text) and self.command(move(text), "move stop"),
+        )
+
+    def action_cancel_order(self, client_order_id: str | None = None) -> None:
+        cid = client_order_id or (o.client_order_id if (o := self.orders.selected()) else None)
+        if cid is None:
+            self.notify("No order selected.", severity="warning")
+            return
+
+        async def cancel() -> None:
+            self.report(await self.engine.cancel_order(cid), f"Cancelled {cid}", title="Not cancelled")
+
+        self.command(cancel(), "cancel order")
+
+    # ------------------------------------------------------------------- pauses
+
+    def _focused_symbol(self) -> str | None:
+        """The symbol of the row under the cursor in the focused table (positions first)."""
+        for pane in (self.orders, self.approvals, self.positions):
+            if pane.table.has_focus and (row := pane.selected()) is not None:
+                return row.symbol
+        row = self.positions.selected()
+        return row.symbol if row is not None else None
+
+    def _is_paused(self, key: str) -> bool:
+        return self.snapshot is not None and any(p.key == key for p in self.snapshot.paused)
+
+    def action_pause_symbol(self, symbol: str | None = None) -> None:
+        symbol = symbol or self._focused_symbol()
+        if symbol is None:
+            self.notify("Select a row (position, order or approval) to pause its symbol; the palette"
+                        " lists every symbol.", severity="warning")
+            return
+        self._toggle_pause(symbol)
+
+    def action_pause_all(self) -> None:
+        self._toggle_pause(None)
+
+    def _toggle_pause(self, symbol: str | None) -> None:
+        label = symbol or "all symbols"
+        resume = self._is_paused(symbol or "*")
+
+        async def toggle() -> None:
+            if resume:
+                self.report(await self.engine.resume(symbol), f"Entries resumed: {label}")
+            else:
+                self.report(await self.engine.pause(symbol, reason="console"),
+                            f"Entries paused: {label} (exits and stops keep working)")
+
+        self.command(toggle(), "resume" if resume else "pause")
+
+    # ------------------------------------------------------------ notes, alerts
+
+    def action_note(self, kind: str = "day", ref: str | None = None) -> None:
+        async def save(kind: str, ref: str, text: str) -> None:
+            self.report(await self.engine.add_note(text, ref or None, kind), f"Note saved ({kind})", title="No note")
+
+        ref = ref if ref is not None else (self._focused_symbol() or "")
+        dialog = self._kept("note", lambda: NoteModal(kind, ref))
+        if dialog.is_mounted:
+            dialog.prepare(kind, ref)
+        self.push_screen(dialog, lambda answer: answer is not None and self.command(save(*answer), "note"))
+
+    def action_ack_alert(self) -> None:
+        waiting = self.alerts.needs_ack()
+        if not waiting:
+            self.notify("No critical alert is waiting to be acknowledged.")
+            return
+        alert = waiting[0]
+
+        async def ack() -> None:
+            self.report(await self.engine.acknowledge_alert(alert.seq), f"Acknowledged: {alert.kind} #{alert.seq}")
+
+        self.command(ack(), "acknowledge alert")
+
+    def action_alert_filter(self) -> None:
+        level = self.alerts.cycle_filter()
+        self.notify(f"Alerts: {level} and above", timeout=2)
+
+    # ------------------------------------------------------------ screens, log
+
+    def _kept(self, name: str, build):
+        """A screen built on first use and kept: opening it again only shows it."""
+        if not self.is_screen_installed(name):
+            self.install_screen(build(), name)
+        return self.get_screen(name)
+
+    def action_new_order(self, symbol: str | None = None) -> None:
+        form = self._kept("order", lambda: OrderEntryScreen(self.engine, symbol or self._focused_symbol()))
+        if form.is_mounted:
+            form.prepare(symbol or self._focused_symbol())
+        self.push_screen(form)
+
+    def action_history(self) -> None:
+        self.push_screen(HistoryScreen(self.engine))  # read afresh from the journal each time
+
+    def action_performance(self) -> None:
+        screen = self._kept("performance", PerformanceScreen)
+        self.push_screen(screen)
+        if self.snapshot is not None:
+            screen.show(self.snapshot)
+
+    def action_help(self) -> None:
+        self.push_screen(self._kept("help", lambda: HelpModal(effective_keys(self.keymap))))
+
+    def action_log_pause(self) -> None:
+        paused = self.log_tail.toggle_pause()
+        self.notify("Log paused" if paused else "Log following", timeout=2)
+
+    def action_log_level(self) -> None:
+        self.notify(f"Log: {self.log_tail.cycle_level()} and above", timeout=2)
+
+    def action_log_search(self) -> None:
+        self.push_screen(
+            ConfirmModal("Search the log", "Show only lines containing this text (empty shows everything).",
+                         reason="optional", value=self.log_tail.search, placeholder="text", confirm_label="Filter"),
+            lambda text: text is not None and self.log_tail.set_search(text),
+        )
+
+    # --------------------------------------------------------------------- quit
+
+    async def action_quit(self) -> None:
+        # Overrides App.action_quit so ctrl+q also asks before leaving exposure behind.
+        if self._exiting or isinstance(self.screen, QuitModal):
+            return
+        working, positions = self.engine.exposure()
+        if not (working or positions):
+            self._exit_now()
+            return
+
+        def answered(choice: str | None) -> None:
+            if choice == "halt":
+                self.command(self._halt_and_quit(), "halt and quit")
+            elif choice == "close":
+                self.command(self._close_all_and_quit(), "close all and quit")
+
+        self.push_screen(QuitModal(working, positions), answered)
+
+    async def _halt_and_quit(self) -> None:
+        task = self.engine.halt("console", "operator quit: halt and quit")
+        self.refresh_snapshot()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), QUIT_HALT_WAIT)
+        except asyncio.TimeoutError:
+            log.warning("halt still cancelling orders after %ss; quitting anyway", QUIT_HALT_WAIT)
+        self._exit_now()
+
+    async def _await_flat(self) -> int:
+        """Positions still open once the exit orders had CLOSE_WAIT seconds to fill (0 = flat).
+
+        close_all() returns when the exits are sent; the fills come with the next quotes, which the
+        engine's run loop keeps processing meanwhile.
+        """
+        deadline = asyncio.get_running_loop().time() + CLOSE_WAIT
+        while True:
+            _, positions = self.engine.exposure()
+            if not positions or asyncio.get_running_loop().time() >= deadline:
+                self.refresh_snapshot()
+                return positions
+            await asyncio.sleep(0.1)
+
+    async def _close_all_and_quit(self) -> None:
+        await self.engine.close_all("console")
+        self.refresh_snapshot()
+        positions = await self._await_flat()
+        if positions:
+            # Never leave silently with positions the operator asked to flatten.
+            self.show_error("Not quitting", f"{positions} position(s) are still open after close-all.")
+            return
+        self._exit_now()

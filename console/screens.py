@@ -1,0 +1,169 @@
+"""Full screens over the main one: trade history (read from the journal) and the performance
+summary (from the snapshot). Both are modal, so only the app's priority keys (halt) reach through:
+nothing typed while reading history can approve or close anything by accident.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Label, Static, TabbedContent, TabPane
+
+from engine.snapshot import EngineSnapshot, HistoryView
+
+from .bindings import CLOSE_BINDINGS
+from .widgets import KeyBar
+from .widgets._format import DASH, money, money_text, price, qty, short_time, signed_style
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
+
+SCREEN_CSS = """
+{cls} {{ background: $background; }}
+{cls} > Vertical {{ border: thick $primary; padding: 0 1; }}
+{cls} #screen-title {{ text-style: bold; width: 1fr; }}
+{cls} #screen-status {{ color: $text-muted; height: 1; }}
+"""
+
+HISTORY_ROWS = 300  # newest fills and notes shown; the journal keeps them all
+ROWS_PER_TURN = 50
+FILL_COLUMNS = ("time", "symbol", "side", "qty", "price", "fee", "realized", "for", "after", "order")
+NOTE_COLUMNS = ("time", "kind", "ref", "note")
+
+
+class HistoryScreen(ModalScreen[None]):
+    """Fills and notes from the journal, newest first; read in a worker, so the keys never wait."""
+
+    DEFAULT_CSS = SCREEN_CSS.format(cls="HistoryScreen") + """
+    HistoryScreen DataTable { height: 1fr; }
+    """
+    BINDINGS = CLOSE_BINDINGS
+
+    def __init__(self, engine: "Engine") -> None:
+        super().__init__()
+        self.engine = engine
+        self.history: HistoryView | None = None
+        self.fills = DataTable(id="history-fills", zebra_stripes=True, cursor_type="row")
+        self.notes = DataTable(id="history-notes", zebra_stripes=True, cursor_type="row")
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Trade history (journal)", id="screen-title")
+            yield Static("reading the journal…", id="screen-status")
+            with TabbedContent():
+                with TabPane("Fills", id="tab-fills"):
+                    yield self.fills
+                with TabPane("Notes", id="tab-notes"):
+                    yield self.notes
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        self.fills.add_columns(*FILL_COLUMNS)
+        self.notes.add_columns(*NOTE_COLUMNS)
+        self.run_worker(self._load(), name="trade history", group="load", exit_on_error=False)
+
+    async def _load(self) -> None:
+        history = await self.engine.trade_history(HISTORY_ROWS)
+        for start in range(0, len(history.fills), ROWS_PER_TURN):
+            # A few rows per turn of the loop: a long history must not hold a key press back.
+            with self.app.batch_update():
+                for f in history.fills[start:start + ROWS_PER_TURN]:
+                    self._add_fill(f)
+            await asyncio.sleep(0)
+        with self.app.batch_update():
+            for n in history.notes:
+                self.notes.add_row(short_time(n.ts), n.kind, n.ref or DASH, n.text, key=str(n.seq))
+        self.history = history
+        shown = len(history.fills)
+        more = f" (newest {shown} of {history.total_fills})" if history.total_fills > shown else ""
+        self.query_one("#screen-status", Static).update(
+            f"{history.total_fills} fill(s){more}, {len(history.notes)} note(s)")
+
+    def _add_fill(self, f) -> None:
+        self.fills.add_row(
+            short_time(f.ts), f.symbol, Text(f.side, "green" if f.side == "buy" else "magenta"),
+            Text(qty(f.quantity), justify="right"), Text(price(f.price), justify="right"),
+            Text(f"{f.fee:,.2f}", justify="right"),
+            Text(f"{f.realized:,.2f}", style=signed_style(f.realized), justify="right"),
+            f.purpose, Text("flat" if f.position_after == 0 else qty(f.position_after), justify="right"),
+            Text(f.client_order_id, style="dim"), key=str(f.seq))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+def performance_table(snap: EngineSnapshot) -> Table:
+    perf, cap = snap.performance, snap.capital
+    t = Table(box=None, expand=True, padding=(0, 2), show_header=False)
+    t.add_column(style="dim", no_wrap=True)
+    t.add_column(no_wrap=True)
+    t.add_column(style="dim")
+    stage = snap.pnl_since_stage_start
+    t.add_row("stage", Text(snap.stage, style="bold"),
+              f"since {snap.stage_started:%Y-%m-%d %H:%M}Z" if snap.stage_started else "")
+    t.add_row("P&L since stage start", money_text(stage) if stage is not None else Text(DASH), "")
+    t.add_row("P&L today / week", Text.assemble(money_text(snap.pnl_today), " / ", money_text(snap.pnl_week)), "")
+    if perf is not None:
+        t.add_row("closed trades", f"{perf.trades}  ({perf.wins} won, {perf.losses} lost)", "")
+        t.add_row("win rate", DASH if perf.win_rate_pct is None else f"{perf.win_rate_pct:.1f}%", "")
+        t.add_row("profit factor", DASH if perf.profit_factor is None else f"{perf.profit_factor:.2f}",
+                  f"gross {money(perf.gross_profit)} / {money(perf.gross_loss)}")
+        t.add_row("net of fees", money_text(perf.net), f"largest win {money(perf.largest_win)}, "
+                  f"largest loss {money(perf.largest_loss)}")
+        t.add_row("drawdown", f"{perf.drawdown_pct:.2f}% now", f"worst seen {perf.max_drawdown_pct:.2f}%")
+    if cap is not None:
+        t.add_row("capital deployed", f"{money(cap.deployed)} of {money(cap.cap)}", f"{cap.utilisation_pct:.1f}%")
+        t.add_row("cash", money(cap.cash), f"reserve floor {money(cap.reserve_min)} ({cap.reserve_pct}%)")
+    return t
+
+
+def targets_table(snap: EngineSnapshot) -> Table | Text:
+    perf = snap.performance
+    if perf is None or not perf.targets:
+        return Text(f"no readiness targets for stage {snap.stage}", style="dim")
+    t = Table(box=None, expand=True, padding=(0, 1))
+    t.add_column("")
+    t.add_column("target", no_wrap=True)
+    t.add_column("now against the target")
+    for check in perf.targets:
+        mark = Text("✓", style="green") if check.passed else Text("✗", style="bold red")
+        t.add_row(mark, check.name, check.detail)
+    return t
+
+
+class PerformanceScreen(ModalScreen[None]):
+    """Win rate, profit factor, drawdown and capital against the stage's targets; live."""
+
+    DEFAULT_CSS = SCREEN_CSS.format(cls="PerformanceScreen")
+    BINDINGS = CLOSE_BINDINGS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.summary = Static("waiting for the engine…", id="perf-summary")
+        self.targets = Static("", id="perf-targets")
+        self._shown: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Performance against the stage's targets", id="screen-title")
+            with VerticalScroll():
+                yield self.summary
+                yield Label("\nreadiness targets", classes="dim")
+                yield self.targets
+        yield KeyBar()
+
+    def show(self, snap: EngineSnapshot) -> None:
+        key = (snap.performance, snap.capital, snap.pnl_since_stage_start, snap.pnl_today, snap.pnl_week)
+        if key == self._shown:
+            return
+        self._shown = key
+        self.summary.update(performance_table(snap))
+        self.targets.update(targets_table(snap))
+
+    def action_close(self) -> None:
+        self.dismiss(None)

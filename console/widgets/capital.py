@@ -1,0 +1,48 @@
+"""Capital gauge: capital deployed against the binding cap (total or stage), cash against the
+reserve floor. Both numbers and both limits come from the engine's snapshot."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from engine.snapshot import CapitalView, EngineSnapshot
+
+from ._format import level_style, meter, money
+
+
+class CapitalPane(Widget):
+    DEFAULT_CSS = """
+    CapitalPane { height: 2; text-wrap: nowrap; text-overflow: ellipsis; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.border_title = "Capital"
+        self.capital: CapitalView | None = None
+
+    def show(self, snap: EngineSnapshot) -> None:
+        if snap.capital != self.capital:
+            self.capital = snap.capital
+            if snap.capital is not None:
+                which = "stage cap" if snap.capital.stage_cap is not None and snap.capital.cap == snap.capital.stage_cap \
+                    else "max capital"
+                self.border_title = f"Capital ({which} {money(snap.capital.cap)})"
+            self.refresh()
+
+    def lines(self) -> list[Text]:
+        c = self.capital
+        if c is None:
+            return [Text("capital not reported", style="dim")]
+        ratio = float(c.utilisation_pct) / 100
+        deployed = Text.assemble(
+            ("used ", "dim"), (meter(ratio, 8), level_style(ratio)),
+            f" {c.utilisation_pct:4.1f}% ", (money(c.deployed), "bold"))
+        short = c.cash < c.reserve_min
+        cash = Text.assemble(
+            ("cash ", "dim"), (money(c.cash), "bold red" if short else "bold"),
+            ("  reserve ≥ ", "dim"), money(c.reserve_min),
+            ("  BELOW RESERVE" if short else "", "bold red"))
+        return [deployed, cash]
+
+    def render(self) -> Text:
+        return Text("\n").join(self.lines())

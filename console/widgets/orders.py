@@ -1,0 +1,82 @@
+"""Working orders at the venue (entries, protective stops, exits), keyed by client order id.
+
+The cancel key acts on the selected row; the engine decides what may be cancelled (a protective
+stop never alone), and its refusal is what the operator reads.
+"""
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+
+from engine.snapshot import EngineSnapshot, OrderView
+
+from ..bindings import ORDER_BINDINGS
+from ._format import price, qty
+from ._table import Cell, KeyedTable, cell
+
+COLUMNS = (
+    ("symbol", "symbol"),
+    ("purpose", "for"),
+    ("side", "side"),
+    ("type", "type"),
+    ("qty", "qty"),
+    ("filled", "filled"),
+    ("price", "price"),
+    ("status", "status"),
+    ("id", "id"),
+)
+
+_PURPOSE_STYLE = {"entry": "bold", "stop": "dim", "exit": "bold magenta"}
+
+
+def order_cells(o: OrderView) -> tuple[Cell, ...]:
+    return (
+        cell(o.symbol, "bold"),
+        cell(o.purpose, _PURPOSE_STYLE.get(o.purpose, "")),
+        cell(o.side, "green" if o.side == "buy" else "magenta"),
+        cell(o.type),
+        cell(qty(o.quantity), right=True),
+        cell(qty(o.filled_qty), right=True),
+        cell(price(o.price), right=True),
+        cell(o.status.replace("_", " ")),
+        cell(o.client_order_id, "dim"),
+    )
+
+
+def _order_key(o: OrderView) -> tuple:
+    # New rows arrive entries first (what the operator may cancel); rows already shown keep their
+    # place, so the cursor never jumps under the operator.
+    return (o.purpose != "entry", o.symbol, o.client_order_id)
+
+
+class OrdersTable(KeyedTable):
+    BINDINGS = ORDER_BINDINGS
+
+    def action_cancel_order(self) -> None:
+        self.app.action_cancel_order(self.selected_key())  # type: ignore[attr-defined]
+
+
+class OrdersPane(Vertical):
+    DEFAULT_CSS = """
+    OrdersPane > KeyedTable { height: 1fr; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.border_title = "Orders"
+        self.table = OrdersTable(COLUMNS, id="orders-table")
+        self._by_id: dict[str, OrderView] = {}
+
+    def compose(self) -> ComposeResult:
+        yield self.table
+
+    def show(self, snap: EngineSnapshot) -> None:
+        ordered = sorted(snap.open_orders, key=_order_key)
+        self._by_id = {o.client_order_id: o for o in ordered}
+        self.table.sync({o.client_order_id: order_cells(o) for o in ordered})
+        entries = sum(1 for o in ordered if o.purpose == "entry")
+        self.border_title = f"Orders ({entries} entry, {len(ordered) - entries} stop/exit)" if ordered else "Orders"
+
+    def selected(self) -> OrderView | None:
+        key = self.table.selected_key()
+        return self._by_id.get(key) if key is not None else None
