@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -22,9 +23,10 @@ from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.worker import Worker, WorkerState
 
+from engine.control.signals import SignalPolicy, policy_for
 from engine.snapshot import EngineSnapshot
 
-from .actions import ConsoleActions
+from .actions import QUIT_HALT_WAIT, ConsoleActions
 from .bindings import BINDINGS, display_key, effective_keys, validate_keymap
 from .modals import ErrorModal, describe_error
 from .palette import OperatorCommandsProvider
@@ -102,6 +104,7 @@ class TradeConsoleApp(ConsoleActions, App[None]):
         self._last_key = float("-inf")
         self._last_full_gc = 0.0
         self.full_collections = 0
+        self._signals: SignalPolicy | None = None
 
     async def run_async(self, *, mouse: bool = True, **kwargs: Any) -> None:
         # The one place Textual takes the mouse switch; the constructor's choice wins.
@@ -139,6 +142,10 @@ class TradeConsoleApp(ConsoleActions, App[None]):
         yield KeyBar(id="keys")
 
     def on_mount(self) -> None:
+        # SIGHUP (SSH dropped), SIGTERM and SIGINT follow the profile's control section, as
+        # headless does: the halt is latched and committed, then the app leaves as q does.
+        self._signals = policy_for(self.engine, self._signal_exit)
+        self._signals.install(asyncio.get_running_loop())
         self.set_interval(1 / self.refresh_hz, self._tick, name="snapshot")
         # Paint as soon as the screen exists rather than a whole interval later, and only then
         # start the engine (its warm-up would otherwise delay the first screen).
@@ -161,6 +168,12 @@ class TradeConsoleApp(ConsoleActions, App[None]):
         if hasattr(self.engine, "load_stage_history"):
             self.run_worker(self.engine.load_stage_history, name="stage history", group="load",
                             exit_on_error=False)
+        if getattr(self.engine, "reconciliation", None):
+            # A restart found the journal and the venue disagree: the operator answers each.
+            from .reconcile import review_differences
+
+            self.run_worker(functools.partial(review_differences, self, self.engine), name="reconcile",
+                            group="reconcile", exit_on_error=False)
         if self.start_engine:
             self._engine_worker = self.run_worker(
                 self.engine.run, name="engine", group="engine", exclusive=True, exit_on_error=False
@@ -279,6 +292,18 @@ class TradeConsoleApp(ConsoleActions, App[None]):
 
     # ------------------------------------------------------------------- exit
 
+    def _signal_exit(self) -> None:
+        """A signal asked us to stop (the halt is latched unless on_sigterm is shutdown): let the
+        halt commit and cancel, bounded, then leave as q does."""
+        async def leave() -> None:
+            if self._signals is not None:
+                await self._signals.settle(QUIT_HALT_WAIT)
+            self._exit_now()
+
+        task = asyncio.get_running_loop().create_task(leave())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def _exit_now(self) -> None:
         self._exiting = True
         self.engine.stop()
@@ -286,6 +311,9 @@ class TradeConsoleApp(ConsoleActions, App[None]):
 
     async def on_unmount(self) -> None:
         self._exiting = True
+        if self._signals is not None:
+            self._signals.stopping = True  # from here a signal only logs: close() is under way
+            await self._signals.settle(QUIT_HALT_WAIT)
         if self._gc_tuned:  # the collector is the process's, not the screen's: give it back
             gc.set_threshold(*self._gc_threshold)
             gc.unfreeze()
@@ -300,3 +328,5 @@ class TradeConsoleApp(ConsoleActions, App[None]):
         except Exception as exc:  # the screen is gone; keep it for the CLI to report
             log.exception("engine.close() failed")
             self.engine_close_error = exc
+        if self._signals is not None:
+            self._signals.uninstall()
