@@ -209,6 +209,8 @@ class Engine(OperatorCommands, OperatorActions):
         elif d.kind == "quantity_mismatch" and action == "adopt":
             venue = (await self.broker.positions()).get(d.symbol, ZERO)
             self.portfolio.adopt_quantity(d.symbol, venue, self.quotes.get(d.symbol))
+        elif d.kind == "balance_mismatch" and action == "adopt":
+            self.portfolio.cash = (await self.broker.balances())["USD"]
         elif d.kind == "quantity_mismatch" and action == "mark_closed":
             self.portfolio.adopt_quantity(d.symbol, ZERO, self.quotes.get(d.symbol))
         elif action == "mark_closed" and d.client_order_id in self.orders.working:

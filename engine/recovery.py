@@ -21,13 +21,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tradeconsole.recovery")
 
+CASH_TOLERANCE = Decimal("0.01")  # a cent: rounding of fees may differ, money may not
 OPEN_STATES = {OrderStatus.SUBMITTED.value, OrderStatus.PARTIALLY_FILLED.value}
 _D = lambda v: None if v is None else Decimal(v)  # noqa: E731
 
 
 @dataclass
 class Difference:
-    kind: str  # unknown_at_venue | unknown_to_venue | quantity_mismatch | closed_while_down
+    kind: str  # unknown_at_venue | unknown_to_venue | quantity_mismatch | closed_while_down | balance_mismatch
     symbol: str
     client_order_id: str | None
     journal: str
@@ -152,6 +153,11 @@ async def reconcile(e: "Engine", rep: RecoveryReport) -> list[Difference]:
         a, b = ours.get(sym, Decimal(0)), venue_pos.get(sym, Decimal(0))
         if a != b:
             diffs.append(Difference("quantity_mismatch", sym, None, str(a), str(b), actions=("adopt", "mark_closed")))
+    balances = await e.broker.balances()
+    venue_cash = balances.get("USD")
+    if venue_cash is not None and abs(venue_cash - e.portfolio.cash) > CASH_TOLERANCE:
+        diffs.append(Difference("balance_mismatch", "USD", None, f"{e.portfolio.cash:.2f}", f"{venue_cash:.2f}",
+                                actions=("adopt",)))
     prefix = e.orders.id_prefix.rsplit("-", 2)[0]  # this profile's ids, any session
     venue_open = {o.client_order_id: o for o in await e.broker.open_orders() if o.client_order_id.startswith(prefix)}
     for cid, vo in venue_open.items():

@@ -110,11 +110,13 @@ def test_kill_9_then_restart_loses_nothing_and_reports_differences(tmp_path, see
                 # differences are reported, never guessed away, and entries stop
                 assert eng.state is TradingState.REDUCE_ONLY
                 kinds = {d.kind for d in eng.reconciliation}
-                assert kinds <= {"quantity_mismatch", "unknown_at_venue", "unknown_to_venue", "closed_while_down"}
+                assert kinds <= {"quantity_mismatch", "unknown_at_venue", "unknown_to_venue", "closed_while_down",
+                                 "balance_mismatch"}
                 rows = await eng.journal.rows(kinds=["recovery"])
                 assert rows and rows[-1].data["differences"]
             else:
                 assert ours == venue
+                assert abs((await eng.broker.balances())["USD"] - eng.portfolio.cash) <= Decimal("0.01")
                 # every open position still has its protective stop at the venue
                 open_ids = {o.client_order_id for o in await eng.broker.open_orders()}
                 for sym in ours:
