@@ -34,13 +34,17 @@ async def test_reconciliation_modal_resolves_a_difference(tmp_path):
     assert again.state is TradingState.REDUCE_ONLY and again.reconciliation
     app = TradeConsoleApp(again, start_engine=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        for _ in range(50):
+        for _ in range(100):
             await pilot.pause(0.05)
-            if app.screen.query("#choice-adopt"):
+            # mounted: the dialog has put its safe default ("Later") in focus
+            if app.screen.query("#choice-adopt") and app.screen.focused is not None:
                 break
         assert "quantity mismatch" in str(app.screen.query_one("#dialog-body").render())
-        await pilot.click("#choice-adopt")
-        for _ in range(50):
+        # keyboard only: move to the answer and press enter
+        app.screen.query_one("#choice-adopt").focus()
+        await pilot.pause()
+        await pilot.press("enter")
+        for _ in range(100):
             await pilot.pause(0.05)
             if again.state is TradingState.ACTIVE:
                 break
