@@ -173,7 +173,8 @@ class ConsoleActions:
             refusal = await self.engine.tighten_stop(pos.symbol, Decimal(text))
             self.report(refusal, f"{pos.symbol}: stop moved to {text}", title="Stop not moved")
 
-        body = (f"{pos.side} {qty(pos.quantity)} {pos.symbol}   avg {price(pos.avg_price)}   last {price(pos.last_price)}\n"
+        body = (f"{pos.side} {qty(pos.quantity)} {pos.symbol}   avg {price(pos.avg_price)}"
+                f"   last {price(pos.last_price)}\n"
                 f"stop now {price(pos.stop_price)}"
                 + (f" ({pos.stop_distance_pct}% from last)" if pos.stop_distance_pct is not None else "")
                 + "\nCloser to the price is always allowed; further only within the profile's widest stop.")
@@ -275,7 +276,7 @@ class ConsoleActions:
         self.push_screen(form)
 
     def action_history(self) -> None:
-        self.push_screen(HistoryScreen(self.engine))  # read afresh from the journal each time
+        self.push_screen(self._kept("history", lambda: HistoryScreen(self.engine)))
 
     def action_performance(self) -> None:
         screen = self._kept("performance", PerformanceScreen)

@@ -157,8 +157,10 @@ class TradeConsoleApp(ConsoleActions, App[None]):
         self._fit(event.size.width, event.size.height)
 
     def _fit(self, width: int, height: int) -> None:
-        self.screen.set_class(height < SHORT_ROWS, "-short")
-        self.screen.set_class(width < NARROW_COLUMNS, "-narrow")
+        if self.screen_stack:
+            main = self.screen_stack[0]
+            main.set_class(height < SHORT_ROWS, "-short")
+            main.set_class(width < NARROW_COLUMNS, "-narrow")
 
     def _first_paint(self) -> None:
         self._tick()
@@ -202,8 +204,9 @@ class TradeConsoleApp(ConsoleActions, App[None]):
         self.snapshot = snap
         failed: list[str] = []
         panes = list(self._panes)
-        if self.screen is not self.screen_stack[0] and hasattr(self.screen, "show"):
-            panes.append(self.screen)
+        stack = self.screen_stack  # empty while the app shuts down; a last tick may still fire
+        if len(stack) > 1 and hasattr(stack[-1], "show"):
+            panes.append(stack[-1])
         with self.batch_update():
             for pane in panes:
                 # A pane that cannot draw must not take the others (or the halt key) down with it.

@@ -65,10 +65,17 @@ class HistoryScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self.fills.add_columns(*FILL_COLUMNS)
         self.notes.add_columns(*NOTE_COLUMNS)
-        self.run_worker(self._load(), name="trade history", group="load", exit_on_error=False)
+
+    def on_screen_resume(self) -> None:
+        # Kept by the app between openings; the journal is read afresh each time.
+        self.history = None
+        self.query_one("#screen-status", Static).update("reading the journal…")
+        self.run_worker(self._load, name="trade history", group="history", exclusive=True, exit_on_error=False)
 
     async def _load(self) -> None:
         history = await self.engine.trade_history(HISTORY_ROWS)
+        self.fills.clear()
+        self.notes.clear()
         for start in range(0, len(history.fills), ROWS_PER_TURN):
             # A few rows per turn of the loop: a long history must not hold a key press back.
             with self.app.batch_update():

@@ -278,6 +278,7 @@ class OperatorActions:
             pos.stop_price = new_stop
             # The new stop goes to the venue first; only then is the old one cancelled.
             await self.orders.ensure_stop(symbol)
+            await self.orders.process_events()  # the old stop's cancel, so one stop shows, not two
             placed = self.orders.stop_order(symbol)
             if placed is None or placed.stop_price != new_stop:
                 pos.stop_price = old
@@ -317,7 +318,8 @@ class OperatorActions:
         key = PauseBook.key(symbol, strategy)
         refusal = self._pause_refusal(book, symbol)
         if refusal is None and book.pause(key, reason or "operator"):
-            self.alerts.publish("info", "paused", f"entries paused: {PauseBook.label(key)} ({reason})", self.clock.now())
+            self.alerts.publish("info", "paused", f"entries paused: {PauseBook.label(key)} ({reason})",
+                                self.clock.now())
         return await self._journal_action("pause", key, refusal, symbol=symbol, strategy=strategy, reason=reason)
 
     async def resume(self, symbol: str | None = None, *, strategy: str | None = None) -> str | None:

@@ -149,7 +149,8 @@ def build_snapshot(e: "Engine") -> EngineSnapshot:
         pnl_today=p.pnl_today, pnl_week=p.pnl_week, fees=p.fees, equity_curve=curve,
         positions=tuple(_position(pos, e) for pos in sorted(p.positions.values(), key=lambda x: x.symbol)),
         open_orders=orders, approvals=approvals, breakers=breakers, alerts=_alerts(e),
-        counters=dict(e.counters) | {"stops": sum(1 for o in e.orders.working.values() if o.purpose is OrderPurpose.STOP)},
+        counters=dict(e.counters) | {
+            "stops": sum(1 for o in e.orders.working.values() if o.purpose is OrderPurpose.STOP)},
         stage=e.profile.stage, stage_started=st.stage_started, pnl_since_stage_start=since_stage,
         drawdown_curve=drawdown_curve(curve), capital=_capital(e), performance=_performance(e),
         paused=paused, approval_required=e.profile.approval.required,

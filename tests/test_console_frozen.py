@@ -32,10 +32,10 @@ LOG_LINES = [
 
 
 def _position(symbol: str, qty: str, avg: str, last: str, stop: str, cap: str = "1000") -> PositionView:
-    q, a, l, s = D(qty), D(avg), D(last), D(stop)
+    q, a, px, s = D(qty), D(avg), D(last), D(stop)
     fees = (a + s) * q * D("0.002")
-    return PositionView(symbol, "long", q, a, l, (l - a) * q, s, ((l - s) / l * 100).quantize(D("0.01")),
-                        loss_at_stop=(a - s) * q + fees, loss_limit=D("101.20"), exposure=q * l,
+    return PositionView(symbol, "long", q, a, px, (px - a) * q, s, ((px - s) / px * 100).quantize(D("0.01")),
+                        loss_at_stop=(a - s) * q + fees, loss_limit=D("101.20"), exposure=q * px,
                         exposure_cap=D(cap), stop_order_id=f"stop-{symbol}")
 
 

@@ -30,11 +30,11 @@ def send_key(app, key: str) -> None:
 PANES = ("#header", "#positions", "#orders", "#approvals", "#pnl", "#capital", "#breakers", "#alerts", "#log")
 
 
-async def until(pilot, condition, timeout: float = 8.0) -> None:
+async def until(pilot, condition, timeout: float = 8.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
+            raise AssertionError(f"condition not reached in time {what}".strip())
         await pilot.pause(0.01)
 
 
@@ -51,7 +51,7 @@ async def test_every_key_acts_while_the_engine_runs_flat_out(make_profile, open_
             # As a terminal delivers it: through the driver, without Pilot's wait for an idle
             # CPU (which never comes while the engine runs flat out).
             send_key(app, key)
-            await until(pilot, check, timeout=5)
+            await until(pilot, check, timeout=8, what=f"after key {key!r} (acted so far: {acted})")
             acted.append(key)
 
         tail, alerts = app.log_tail, app.alerts
@@ -72,9 +72,9 @@ async def test_every_key_acts_while_the_engine_runs_flat_out(make_profile, open_
         assert len(acted) == 19
         # The market kept moving while the keys were handled, and the screen refreshed at its
         # bounded rate (4 Hz), not once per market event.
-        assert engine.counters["ticks"] - ticks0 > 1000
-        assert app.snapshots_painted - painted0 <= elapsed * app.refresh_hz + 5 + len(acted)
-        assert app.snapshots_painted - painted0 >= elapsed * app.refresh_hz / 4
+        ticks, painted = engine.counters["ticks"] - ticks0, app.snapshots_painted - painted0
+        assert ticks > 1000, ticks
+        assert elapsed * app.refresh_hz / 4 <= painted <= elapsed * app.refresh_hz + 5 + len(acted), (painted, elapsed)
 
 
 @pytest.mark.parametrize("first,second", [((80, 24), (160, 48)), ((160, 48), (80, 24))])

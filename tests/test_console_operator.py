@@ -5,7 +5,6 @@ The strategy is silenced here (its signals would open and close positions under 
 every order below is the operator's, through the same gate, queue and order manager."""
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal as D
 
 from conftest import ANY_READINESS, LOOSE_RISK, run_until
@@ -226,7 +225,8 @@ async def test_critical_alerts_stay_until_acknowledged(make_profile, open_engine
 
 # -- snapshot additions -------------------------------------------------------------------------
 async def test_snapshot_carries_risk_meter_capital_and_performance(make_profile, open_engine):
-    eng = await quiet(make_profile, open_engine, stage="micro", stages={"micro": {"max_capital_usd": 5000, "max_position_usd": 1000}})
+    eng = await quiet(make_profile, open_engine, stage="micro",
+                      stages={"micro": {"max_capital_usd": 5000, "max_position_usd": 1000}})
     await open_long(eng, "BTC/USD", risk="5")
     s = eng.snapshot()
     (p,) = s.positions

@@ -23,10 +23,10 @@ class CapitalPane(Widget):
     def show(self, snap: EngineSnapshot) -> None:
         if snap.capital != self.capital:
             self.capital = snap.capital
-            if snap.capital is not None:
-                which = "stage cap" if snap.capital.stage_cap is not None and snap.capital.cap == snap.capital.stage_cap \
-                    else "max capital"
-                self.border_title = f"Capital ({which} {money(snap.capital.cap)})"
+            c = snap.capital
+            if c is not None:
+                which = "stage cap" if c.stage_cap is not None and c.cap == c.stage_cap else "max capital"
+                self.border_title = f"Capital ({which} {money(c.cap)})"
             self.refresh()
 
     def lines(self) -> list[Text]:

@@ -23,6 +23,7 @@ from ._format import printable
 
 CHUNK = 64 * 1024
 BACKLOG = 4 * CHUNK
+REDRAW_LINES = 150  # lines drawn again after a pause, level or search change
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _LEVEL = re.compile(r"\b(DEBUG|INFO|WARNING|ERROR|CRITICAL)\b")
 _RANK = {"DEBUG": 0, "INFO": 1, "WARNING": 2, "ERROR": 3, "CRITICAL": 4}
@@ -102,9 +103,11 @@ class LogTail(RichLog):
     def _redraw(self) -> None:
         self._held = 0
         self.clear()
-        for line in self._buffer:
-            if self._shown(line):
-                self.write(self._highlight(line))
+        # The newest REDRAW_LINES that pass the filter: rendering the whole buffer again took
+        # ~100 ms, long enough for the next key to notice.
+        shown = [line for line in self._buffer if self._shown(line)][-REDRAW_LINES:]
+        for line in shown:
+            self.write(self._highlight(line))
         self._retitle()
 
     def _highlight(self, line: Text) -> Text:
