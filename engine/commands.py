@@ -26,8 +26,10 @@ class OperatorCommands:
         if item is None:
             return False
         order = item.order
-        # Minutes may have passed: the gate judges the order again, on today's numbers.
-        req = self._request(order, "strategy")
+        # Minutes may have passed: the gate judges the order again, on today's numbers, as
+        # coming from whoever asked for it (a manual order is the operator's).
+        source = "operator" if item.signal is not None and item.signal.strategy == "operator" else "strategy"
+        req = self._request(order, source)
         decision = self.gate.evaluate(req, self._context(req))
         self._journal_decision(order, req, decision, item.sizing)
         self.journal.append("approval", self.clock.now(), client_order_id,

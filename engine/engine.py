@@ -156,6 +156,7 @@ class Engine(OperatorCommands, OperatorActions):
             eng = cls(profile, clock, journal, feed, broker, session,
                       profile.feed.speed if speed is None else speed, lpath)
             await eng._restore_latch()
+            await eng.restore_operator_state()  # pauses set before a restart still hold
             journal.append("session", clock.now(), None, {
                 "session": session, "profile": profile.name, "mode": profile.mode, "seed": feed_cfg.seed,
                 "config": profile.model_dump(mode="json"),
