@@ -29,7 +29,8 @@ from typing import Any, Callable
 from ..clock import Clock
 from ..models import Fill, Order, OrderPurpose, OrderStatus, OrderType, Quote, Side
 from ..venue_config import VenueSection
-from .base import Broker, BrokerEvent, OrderUpdate
+from .base import BrokerEvent, OrderUpdate
+from .polling import PollingVenue
 from .ccxt_broker import CLIENT_ID, dec
 from .keys import EnvironmentReport, KeyPair, auth_refused, check_environment, endpoint_environment, redact
 from .retry import Failure, Retrier, RetryPolicy, VenueError
@@ -84,7 +85,7 @@ class _Track:
     fill_n: int = 0
 
 
-class AlpacaBroker(Broker):
+class AlpacaBroker(PollingVenue):
     def __init__(self, venue: VenueSection, mode: str, keys: KeyPair, clock: Clock, symbols: list[str], *,
                  on_api_failure: Callable[[], None] | None = None, sleep: Callable[[float], Any] = asyncio.sleep) -> None:
         if venue.name != "alpaca":
@@ -486,26 +487,7 @@ class AlpacaBroker(Broker):
             out.append(Quote(s, now, bid, ask, dec(q.bid_size), dec(q.ask_size), (bid + ask) / 2))
         return out
 
-    def drain_events(self) -> list[BrokerEvent]:
-        events, self._events = self._events, []
-        return events
-
-    # -- polling --------------------------------------------------------------------------------
-    async def _poll_loop(self) -> None:
-        delay = self.venue.timeouts.poll_seconds
-        while self.connected:
-            await asyncio.sleep(delay)
-            try:
-                await self.poll()
-                delay = self.venue.timeouts.poll_seconds
-            except VenueError as err:
-                delay = min(self.venue.timeouts.backoff_max_seconds, delay * 2)
-                log.warning("venue alpaca: poll failed (%s)", err.kind.value)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("venue alpaca: poll crashed")
-
+    # -- polling (the loop is PollingVenue's) -----------------------------------------------
     async def poll(self) -> None:
         """One list request for every order since the oldest working one; lookups for the rest."""
         from alpaca.trading.enums import QueryOrderStatus

@@ -46,7 +46,8 @@ from urllib.parse import urlsplit
 from ..clock import Clock
 from ..models import Fill, Order, OrderPurpose, OrderStatus, OrderType, Quote, Side
 from ..venue_config import VenueSection
-from .base import Broker, BrokerEvent, OrderUpdate
+from .base import BrokerEvent, OrderUpdate
+from .polling import PollingVenue
 from .keys import (EnvironmentReport, KeyPair, auth_refused, check_environment, endpoint_environment, redact)
 from .retry import Failure, Retrier, RetryPolicy, TokenBucket, VenueError
 
@@ -139,7 +140,7 @@ class _Track:
     submitted_ms: int = 0
 
 
-class CcxtBroker(Broker):
+class CcxtBroker(PollingVenue):
     """Broker over ccxt's async client. See the module docstring for the contract."""
 
     def __init__(self, venue: VenueSection, mode: str, keys: KeyPair, clock: Clock, symbols: list[str], *,
@@ -809,26 +810,7 @@ class CcxtBroker(Broker):
     def on_quote(self, quote: Quote) -> None:
         self._last[quote.symbol] = quote  # prices the minimum-notional check of market orders
 
-    def drain_events(self) -> list[BrokerEvent]:
-        events, self._events = self._events, []
-        return events
-
-    # -- polling --------------------------------------------------------------------------------
-    async def _poll_loop(self) -> None:
-        delay = self.venue.timeouts.poll_seconds
-        while self.connected:
-            await asyncio.sleep(delay)
-            try:
-                await self.poll()
-                delay = self.venue.timeouts.poll_seconds
-            except VenueError as err:
-                delay = min(self.venue.timeouts.backoff_max_seconds, delay * 2)
-                log.warning("venue %s: poll failed (%s)", self.name, err.kind.value)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("venue %s: poll crashed", self.name)
-
+    # -- polling (the loop is PollingVenue's) -----------------------------------------------
     async def poll(self) -> None:
         """One round: new trades, orders that left the book, and unconfirmed submits."""
         async with self._poll_lock:
