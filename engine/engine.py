@@ -21,7 +21,7 @@ from .brokers.paper import PaperBroker
 from .clock import EPOCH_SIM_START, SimClock
 from .feeds import MarketFeed, build_feed
 from .journal import Journal
-from .logsetup import setup_logging
+from .logsetup import drain_logs, setup_logging
 from .models import Alert, Fill, Order, OrderPurpose, OrderStatus, OrderType, Quote, Side, Signal
 from .money import ZERO
 from .orders import OrderManager
@@ -47,6 +47,7 @@ EQUITY_JOURNAL_SECONDS = 60
 BPS = Decimal("0.0001")
 ONE_DAY = timedelta(days=1)
 ONE_MINUTE = timedelta(minutes=1)
+ONE_HOUR = timedelta(hours=1)
 BREAKER_IDLE_INTERVAL = timedelta(seconds=5)
 BREAKER_EQUITY_STEP = Decimal("0.0001")
 YIELD_EVERY = 0.002  # seconds of flat-out work between turns of the loop for keys and the screen
@@ -96,6 +97,9 @@ class Engine(OperatorCommands, OperatorActions):
         self.trades = TradeLog()
         self.market = MarketWatch(profile.risk.max_price_jump_pct)
         self.broker_environment = "paper"  # what the venue says it is; real venues report their own
+        # The gate's context records, refilled per decision (see _context).
+        self._entry_ctx = self._blank_context()
+        self._exit_ctx = self._blank_context()
         self._last_refusal: dict[str, tuple[str | None, datetime]] = {}
         self._stop = asyncio.Event()
         self._snapshot: EngineSnapshot | None = None
@@ -382,7 +386,7 @@ class Engine(OperatorCommands, OperatorActions):
         req = self._request(order, "strategy")
         decision = self.gate.evaluate(req, self._context(req))
         if size.quantity <= 0:
-            decision = Decision(False, decision.checks, "sizing")
+            decision = decision.refused_by("sizing")
         self._journal_decision(order, req, decision, size.rationale)
         if not decision.approved:
             self.counters["refused"] += 1
@@ -477,52 +481,77 @@ class Engine(OperatorCommands, OperatorActions):
             price = q.ask if order.side is Side.BUY else q.bid
         else:
             price = order.stop_price or ZERO
+        entry = order.purpose is OrderPurpose.ENTRY
+        # Positional: keyword calls cost microseconds on the gate's budget.
         return OrderRequest(
             order.symbol, order.side, order.quantity, price,
-            order.protective_stop if order.purpose is OrderPurpose.ENTRY else order.stop_price,
-            order.purpose, source,
-            edge=sig.edge if sig else 1.0, confidence=sig.confidence if sig else 1.0,
-            strategy=sig.strategy if sig else "", readiness=self.strategy.readiness(order.symbol),
-            continuation=order.parent_id is not None,
-        )
+            order.protective_stop if entry else order.stop_price, order.purpose, source,
+            sig.edge if sig else 1.0, sig.confidence if sig else 1.0, sig.strategy if sig else "",
+            self.strategy.readiness(order.symbol), order.parent_id is not None)
+
+    def _blank_context(self) -> RiskContext:
+        return RiskContext(
+            now=self.clock.now(), trading_state=self.state, equity=ZERO, cash=ZERO, day_start_equity=ZERO,
+            pnl_today=ZERO, open_positions=0, position_qty=ZERO, gross_exposure=ZERO, trades_today=0,
+            trades_last_hour=0, seconds_since_last_trade=None, mode=self.profile.mode)
 
     def _context(self, req: OrderRequest) -> RiskContext:
+        """Refill the engine's context record for this decision.
+
+        One record per purpose, refilled in place: the gate reads it synchronously and keeps
+        nothing of it (check values are copied), and building a 26-field object per order cost
+        more than all the checks' arithmetic."""
+        now = self.clock.now()
+        p = self.portfolio
         if req.purpose is not OrderPurpose.ENTRY:
             # Exits and stops are judged only by the trading state and the position they
             # reduce (engine/risk/checks_state.py); the account-wide numbers are not read.
-            p = self.portfolio
-            return RiskContext(
-                now=self.clock.now(), trading_state=self.state, equity=ZERO, cash=p.cash,
-                day_start_equity=ZERO, pnl_today=ZERO, open_positions=len(p.positions),
-                position_qty=self.orders.position_qty(req.symbol), gross_exposure=ZERO,
-                trades_today=0, trades_last_hour=0, seconds_since_last_trade=None)
-        now = self.clock.now()
+            c = self._exit_ctx
+            c.now = now
+            c.trading_state = self.state
+            c.cash = p.cash
+            c.open_positions = len(p.positions)
+            c.position_qty = self.orders.position_qty(req.symbol)
+            return c
         log_ = self.trades
         log_.prune(now)
-        p = self.portfolio
         if p.day_started is None or now - p.day_started >= ONE_DAY:
             p.roll(now)  # a command between batches may be the first to see a new day
-        day_start, week_start = p.day_started, p.week_started
-        last = log_.entries[-1] if log_.entries else None
-        q = self.market.quote(req.symbol)
-        return RiskContext(
-            now=now, trading_state=self.state, equity=p.equity, cash=p.cash,
-            day_start_equity=p.day_start_equity, pnl_today=p.pnl_today, open_positions=len(p.positions),
-            position_qty=self.orders.position_qty(req.symbol), gross_exposure=p.gross_exposure,
-            trades_today=log_.count_since(log_.entries, day_start),
-            trades_last_hour=log_.count_since(log_.entries, now - timedelta(hours=1)),
-            seconds_since_last_trade=None if last is None else (now - last).total_seconds(),
-            week_start_equity=p.week_start_equity, pnl_week=p.pnl_week,
-            symbol_exposure=p.exposure.get(req.symbol, ZERO),
-            exposure_by_symbol=p.exposure,
-            new_positions_today=log_.count_since(log_.opens, day_start),
-            new_positions_week=log_.count_since(log_.opens, week_start),
-            quote=q, quote_age_seconds=None if q is None else (now - q.ts).total_seconds(),
-            last_good_price=self.market.last_good(req.symbol),
-            recent_volume=self.market.recent_volume(req.symbol),
-            venue_connected=self.broker.connected, account_blocked=False,
-            venue_environment=self.broker_environment, mode=self.profile.mode,
-        )
+        day_start = p.day_started
+        entries, opens = log_.entries, log_.opens
+        symbol = req.symbol
+        market = self.market
+        q = market.quote(symbol)
+        c = self._entry_ctx
+        c.now = now
+        c.trading_state = self.state
+        c.equity = p.equity
+        c.cash = p.cash
+        c.day_start_equity = p.day_start_equity
+        c.pnl_today = p.pnl_today
+        c.open_positions = len(p.positions)
+        c.position_qty = self.orders.position_qty(symbol)
+        c.gross_exposure = p.gross_exposure
+        c.trades_today = log_.count_since(entries, day_start)
+        c.trades_last_hour = log_.count_since(entries, now - ONE_HOUR)
+        c.seconds_since_last_trade = (now - entries[-1]).total_seconds() if entries else None
+        c.week_start_equity = p.week_start_equity
+        c.pnl_week = p.pnl_week
+        c.symbol_exposure = p.exposure.get(symbol, ZERO)
+        c.exposure_by_symbol = p.exposure
+        c.new_positions_today = log_.count_since(opens, day_start)
+        c.new_positions_week = log_.count_since(opens, p.week_started)
+        c.quote = q
+        if q is None:
+            c.mid = c.quote_age_seconds = None
+        else:
+            c.mid = (q.bid + q.ask) / 2
+            c.quote_age_seconds = (now - q.ts).total_seconds()
+        c.last_good_price = market.last_good(symbol)
+        c.recent_volume = market.recent_volume(symbol)
+        c.venue_connected = self.broker.connected
+        c.venue_environment = self.broker_environment
+        return c
 
     def _entry_room(self, symbol: str, side: Side) -> Decimal:
         """Quantity an entry may still add in `symbol` at today's price under the position cap."""
@@ -547,7 +576,7 @@ class Engine(OperatorCommands, OperatorActions):
             "approved": d.approved, "failed": d.failed, "purpose": req.purpose, "source": req.source,
             "symbol": req.symbol, "side": req.side, "quantity": req.quantity, "price": req.price,
             "stop": req.stop_price, "edge": req.edge, "confidence": req.confidence, "sizing": sizing,
-            "checks": [c.as_dict() for c in d.checks]})
+            "checks": d.checks_as_dicts()})
 
     # -- breakers -----------------------------------------------------------------------------
     def _evaluate_breakers(self, now: datetime) -> None:
@@ -636,3 +665,4 @@ class Engine(OperatorCommands, OperatorActions):
         self._closed = True
         await self.journal.close()
         log.info("session %s closed", self.session)
+        drain_logs()  # the log file is complete when close() returns

@@ -196,13 +196,13 @@ class Portfolio:
         self.pause_peak = self.equity
 
     def consecutive_losses(self) -> int:
-        n = 0
-        for pnl in reversed(self.closed_trades[self._streak_base:]):
-            if pnl < 0:
-                n += 1
-            else:
-                break
-        return n
+        # Walks back only over the streak: the breakers ask after every fill, and a slice of the
+        # whole trade history each time grew with every trade.
+        trades = self.closed_trades
+        i = len(trades) - 1
+        while i >= self._streak_base and trades[i] < 0:
+            i -= 1
+        return len(trades) - 1 - i
 
     def day_start(self, now: datetime) -> datetime:
         """Midnight of `now`'s day in the venue's time zone."""

@@ -90,6 +90,7 @@ class TradeLog:
     def __init__(self) -> None:
         self.entries: list[datetime] = []
         self.opens: list[datetime] = []
+        self._next_prune: datetime | None = None
 
     def record_entry(self, now: datetime, opens_position: bool) -> None:
         self.entries.append(now)
@@ -97,6 +98,11 @@ class TradeLog:
             self.opens.append(now)
 
     def prune(self, now: datetime) -> None:
+        # Counts reach back a week at most; trimming hourly keeps the lists short without paying
+        # for date arithmetic on every order.
+        if self._next_prune is not None and now < self._next_prune:
+            return
+        self._next_prune = now + timedelta(hours=1)
         horizon = now - timedelta(days=8)
         for d in (self.entries, self.opens):
             if d and d[0] < horizon:

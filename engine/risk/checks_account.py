@@ -4,7 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ..models import Side
-from .gate import CheckResult, OrderRequest, PreTradeCheck, RiskContext
+from .gate import Outcome, OrderRequest, PreTradeCheck, RiskContext
 
 HUNDRED = Decimal(100)
 ZERO = Decimal(0)
@@ -18,10 +18,10 @@ class BuyingPowerCheck(PreTradeCheck):
     def __init__(self, fee_rate: Decimal) -> None:
         self.fee_rate = fee_rate
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         need = req.notional * (1 + self.fee_rate) if req.side is Side.BUY else ZERO
         ok = need <= ctx.cash
-        return CheckResult(self.name, ok, "needs {need:.2f}, cash {cash:.2f}", {"need": need, "cash": ctx.cash})
+        return (ok, "needs {need:.2f}, cash {cash:.2f}", ("need", "cash"), (need, ctx.cash))
 
 
 class CashReserveCheck(PreTradeCheck):
@@ -33,12 +33,12 @@ class CashReserveCheck(PreTradeCheck):
         self.reserve_pct = reserve_pct
         self.frac = reserve_pct / HUNDRED
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         spend = req.notional if req.side is Side.BUY else ZERO
         after = ctx.cash - spend
         floor = ctx.equity * self.frac
-        return CheckResult(self.name, after >= floor, "cash after {after:.2f}, reserve {floor:.2f} ({pct}%)",
-                           {"after": after, "floor": floor, "pct": self.reserve_pct})
+        return (after >= floor, "cash after {after:.2f}, reserve {floor:.2f} ({pct}%)",
+                ("after", "floor", "pct"), (after, floor, self.reserve_pct))
 
 
 class TotalCapitalCheck(PreTradeCheck):
@@ -47,10 +47,10 @@ class TotalCapitalCheck(PreTradeCheck):
     def __init__(self, max_usd: Decimal) -> None:
         self.max_usd = max_usd
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         after = ctx.gross_exposure + req.notional
-        return CheckResult(self.name, after <= self.max_usd, "deployed after {after:.2f}, max {max}",
-                           {"after": after, "max": self.max_usd})
+        return (after <= self.max_usd, "deployed after {after:.2f}, max {max}",
+                ("after", "max"), (after, self.max_usd))
 
 
 class PositionSizeCheck(PreTradeCheck):
@@ -64,14 +64,14 @@ class PositionSizeCheck(PreTradeCheck):
         self.max_usd = max_usd
         self.min_usd = min_usd
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         value = (abs(ctx.position_qty) + req.quantity) * req.price
         cap = ctx.equity * self.frac
         if self.max_usd < cap:
             cap = self.max_usd
         ok = value <= cap and req.notional >= self.min_usd
-        return CheckResult(self.name, ok, "position {value:.2f}, cap {cap:.2f}; order {order:.2f}, min {min}",
-                           {"value": value, "cap": cap, "order": req.notional, "min": self.min_usd})
+        return (ok, "position {value:.2f}, cap {cap:.2f}; order {order:.2f}, min {min}",
+                ("value", "cap", "order", "min"), (value, cap, req.notional, self.min_usd))
 
 
 class SymbolConcentrationCheck(PreTradeCheck):
@@ -81,11 +81,11 @@ class SymbolConcentrationCheck(PreTradeCheck):
         self.max_pct = max_pct
         self.frac = max_pct / HUNDRED
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         after = ctx.symbol_exposure + req.notional
         cap = ctx.equity * self.frac
-        return CheckResult(self.name, after <= cap, "{symbol} exposure after {after:.2f}, cap {cap:.2f}",
-                           {"symbol": req.symbol, "after": after, "cap": cap})
+        return (after <= cap, "{symbol} exposure after {after:.2f}, cap {cap:.2f}",
+                ("symbol", "after", "cap"), (req.symbol, after, cap))
 
 
 class GroupConcentrationCheck(PreTradeCheck):
@@ -100,18 +100,18 @@ class GroupConcentrationCheck(PreTradeCheck):
             for s in members:
                 self.groups_of.setdefault(s, []).append((g, members))
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         groups = self.groups_of.get(req.symbol)
         if not groups:
-            return CheckResult(self.name, True, "{symbol} in no group", {"symbol": req.symbol})
+            return (True, "{symbol} in no group", ("symbol",), (req.symbol,))
         cap = ctx.equity * self.max_pct / HUNDRED
         worst_name, worst = "", ZERO
         for g, members in groups:
             total = sum((ctx.exposure_by_symbol.get(s, ZERO) for s in members), ZERO) + req.notional
             if total >= worst:
                 worst_name, worst = g, total
-        return CheckResult(self.name, worst <= cap, "group {group} exposure after {after:.2f}, cap {cap:.2f}",
-                           {"group": worst_name, "after": worst, "cap": cap})
+        return (worst <= cap, "group {group} exposure after {after:.2f}, cap {cap:.2f}",
+                ("group", "after", "cap"), (worst_name, worst, cap))
 
 
 class MaxOpenPositionsCheck(PreTradeCheck):
@@ -120,10 +120,10 @@ class MaxOpenPositionsCheck(PreTradeCheck):
     def __init__(self, limit: int) -> None:
         self.limit = limit
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         after = ctx.open_positions + (1 if ctx.position_qty == 0 else 0)
-        return CheckResult(self.name, after <= self.limit, "open after {after}, max {limit}",
-                           {"after": after, "limit": self.limit})
+        return (after <= self.limit, "open after {after}, max {limit}",
+                ("after", "limit"), (after, self.limit))
 
 
 class NewPositionsCheck(PreTradeCheck):
@@ -134,12 +134,12 @@ class NewPositionsCheck(PreTradeCheck):
         self.name = f"new_positions_per_{period}"
         self.limit = limit
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         count = ctx.new_positions_today if self.period == "day" else ctx.new_positions_week
         opens = ctx.position_qty == 0 and not req.continuation
         ok = not opens or count < self.limit
-        return CheckResult(self.name, ok, "opened this {period} {count}, max {limit}",
-                           {"period": self.period, "count": count, "limit": self.limit})
+        return (ok, "opened this {period} {count}, max {limit}",
+                ("period", "count", "limit"), (self.period, count, self.limit))
 
 
 class SingleTradeLossCheck(PreTradeCheck):
@@ -154,17 +154,17 @@ class SingleTradeLossCheck(PreTradeCheck):
         self.risk_frac = risk_pct / HUNDRED
         self.fee_rate = fee_rate
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         if req.stop_price is None:
-            return CheckResult(self.name, False, "no stop: loss unbounded", {})
+            return (False, "no stop: loss unbounded", (), ())
         fees = (req.price + req.stop_price) * req.quantity * self.fee_rate
         loss = abs(req.price - req.stop_price) * req.quantity + fees
         # Sizing spends exactly the risk share before fees; fees ride on top of it.
         cap = ctx.equity * self.risk_frac + fees
         if self.max_usd < cap:
             cap = self.max_usd
-        return CheckResult(self.name, loss <= cap, "loss at stop {loss:.2f}, cap {cap:.2f}",
-                           {"loss": loss, "cap": cap})
+        return (loss <= cap, "loss at stop {loss:.2f}, cap {cap:.2f}",
+                ("loss", "cap"), (loss, cap))
 
 
 class LossLimitCheck(PreTradeCheck):
@@ -176,7 +176,7 @@ class LossLimitCheck(PreTradeCheck):
         self.limit_pct = limit_pct
         self.limit_usd = limit_usd
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         if self.period == "day":
             pnl, base = ctx.pnl_today, ctx.day_start_equity
         else:
@@ -185,8 +185,8 @@ class LossLimitCheck(PreTradeCheck):
         limit = base * self.limit_pct / HUNDRED
         if self.limit_usd is not None and self.limit_usd < limit:
             limit = self.limit_usd
-        return CheckResult(self.name, loss < limit, "loss this {period} {loss:.2f}, limit {limit:.2f}",
-                           {"period": self.period, "loss": loss, "limit": limit})
+        return (loss < limit, "loss this {period} {loss:.2f}, limit {limit:.2f}",
+                ("period", "loss", "limit"), (self.period, loss, limit))
 
 
 class StageCapCheck(PreTradeCheck):
@@ -199,13 +199,12 @@ class StageCapCheck(PreTradeCheck):
         self.max_capital = max_capital
         self.max_position = max_position
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         deployed = ctx.gross_exposure + req.notional
         position = (abs(ctx.position_qty) + req.quantity) * req.price
         ok = (self.max_capital is None or deployed <= self.max_capital) and (
             self.max_position is None or position <= self.max_position)
-        return CheckResult(
-            self.name, ok, "stage {stage}: deployed {deployed:.2f} of {cap}, position {position:.2f} of {pos}",
-            {"stage": self.stage, "deployed": deployed, "cap": self.max_capital or "no cap",
-             "position": position, "pos": self.max_position or "no cap"},
+        return (
+            ok, "stage {stage}: deployed {deployed:.2f} of {cap}, position {position:.2f} of {pos}",
+            ("stage", "deployed", "cap", "position", "pos"), (self.stage, deployed, self.max_capital or "no cap", position, self.max_position or "no cap"),
         )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from .gate import CheckResult, OrderRequest, PreTradeCheck, RiskContext
+from .gate import Outcome, OrderRequest, PreTradeCheck, RiskContext
 
 HUNDRED = Decimal(100)
 BPS = Decimal(10000)
@@ -14,16 +14,16 @@ class PriceValidityCheck(PreTradeCheck):
 
     name = "price_valid"
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         q = ctx.quote
         if q is None:
-            return CheckResult(self.name, False, "no quote for {symbol}", {"symbol": req.symbol})
+            return (False, "no quote for {symbol}", ("symbol",), (req.symbol,))
         bid, ask, price = q.bid, q.ask, req.price
         # Finite first: comparing a Decimal NaN raises instead of answering False.
         ok = (bid.is_finite() and ask.is_finite() and price.is_finite()
               and bid > 0 and ask >= bid and price > 0)
-        return CheckResult(self.name, ok, "bid {bid} ask {ask} order {price}",
-                           {"bid": q.bid, "ask": q.ask, "price": req.price})
+        return (ok, "bid {bid} ask {ask} order {price}",
+                ("bid", "ask", "price"), (q.bid, q.ask, req.price))
 
 
 class DataFreshnessCheck(PreTradeCheck):
@@ -32,11 +32,11 @@ class DataFreshnessCheck(PreTradeCheck):
     def __init__(self, max_age: float) -> None:
         self.max_age = max_age
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         age = ctx.quote_age_seconds
         ok = age is not None and age <= self.max_age
-        return CheckResult(self.name, ok, "quote age {age}s, max {max}s",
-                           {"age": "none" if age is None else round(age, 1), "max": self.max_age})
+        return (ok, "quote age {age}s, max {max}s",
+                ("age", "max"), ("none" if age is None else round(age, 1), self.max_age))
 
 
 class SpreadCheck(PreTradeCheck):
@@ -45,14 +45,14 @@ class SpreadCheck(PreTradeCheck):
     def __init__(self, max_bps: Decimal) -> None:
         self.max_bps = max_bps
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         q = ctx.quote
         mid = ctx.mid
         if q is None or mid is None or mid <= 0:
-            return CheckResult(self.name, False, "no usable quote", {})
+            return (False, "no usable quote", (), ())
         bps = (q.ask - q.bid) / mid * BPS
-        return CheckResult(self.name, bps <= self.max_bps, "spread {bps:.1f} bps, max {max}",
-                           {"bps": bps, "max": self.max_bps})
+        return (bps <= self.max_bps, "spread {bps:.1f} bps, max {max}",
+                ("bps", "max"), (bps, self.max_bps))
 
 
 class VolumeCheck(PreTradeCheck):
@@ -64,7 +64,7 @@ class VolumeCheck(PreTradeCheck):
         self.volume_fraction = volume_fraction
         self.book_fraction = book_fraction
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         q = ctx.quote
         touch = None if q is None else (q.ask_size if req.side.value == "buy" else q.bid_size)
         vol = ctx.recent_volume
@@ -72,9 +72,8 @@ class VolumeCheck(PreTradeCheck):
         vol_cap = None if not vol else vol * self.volume_fraction
         book_cap = None if not touch else touch * self.book_fraction
         ok = (vol_cap is None or req.quantity <= vol_cap) and (book_cap is None or req.quantity <= book_cap)
-        return CheckResult(self.name, ok, "qty {qty}, volume cap {vcap}, book cap {bcap}",
-                           {"qty": req.quantity, "vcap": "unknown" if vol_cap is None else vol_cap,
-                            "bcap": "unknown" if book_cap is None else book_cap})
+        return (ok, "qty {qty}, volume cap {vcap}, book cap {bcap}",
+                ("qty", "vcap", "bcap"), (req.quantity, "unknown" if vol_cap is None else vol_cap, "unknown" if book_cap is None else book_cap))
 
 
 class LimitPriceCheck(PreTradeCheck):
@@ -85,13 +84,13 @@ class LimitPriceCheck(PreTradeCheck):
     def __init__(self, max_pct: Decimal) -> None:
         self.max_pct = max_pct
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         mid = ctx.mid
         if mid is None or mid <= 0:
-            return CheckResult(self.name, False, "no usable quote", {})
+            return (False, "no usable quote", (), ())
         dist = abs(req.price - mid) / mid * HUNDRED
-        return CheckResult(self.name, dist <= self.max_pct, "price {dist:.2f}% from mid, max {max}%",
-                           {"dist": dist, "max": self.max_pct})
+        return (dist <= self.max_pct, "price {dist:.2f}% from mid, max {max}%",
+                ("dist", "max"), (dist, self.max_pct))
 
 
 class SpikeCheck(PreTradeCheck):
@@ -102,11 +101,11 @@ class SpikeCheck(PreTradeCheck):
     def __init__(self, max_pct: Decimal) -> None:
         self.max_pct = max_pct
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         mid = ctx.mid
         good = ctx.last_good_price
         if mid is None or good is None or good <= 0:
-            return CheckResult(self.name, mid is not None, "no reference price yet", {})
+            return (mid is not None, "no reference price yet", (), ())
         jump = abs(mid - good) / good * HUNDRED
-        return CheckResult(self.name, jump <= self.max_pct, "move {jump:.2f}% from last good {good}, max {max}%",
-                           {"jump": jump, "good": good, "max": self.max_pct})
+        return (jump <= self.max_pct, "move {jump:.2f}% from last good {good}, max {max}%",
+                ("jump", "good", "max"), (jump, good, self.max_pct))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .gate import CheckResult, OrderRequest, PreTradeCheck, RiskContext
+from .gate import Outcome, OrderRequest, PreTradeCheck, RiskContext
 
 ALL = "*"  # the pause key meaning "every symbol"
 
@@ -62,9 +62,9 @@ class SymbolPausedCheck(PreTradeCheck):
     def __init__(self, book: PauseBook | None = None) -> None:
         self.book = book if book is not None else PauseBook()
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         blocked = self.book.blocking(req.symbol, req.strategy)
         if blocked is None:
-            return CheckResult(self.name, True, "{symbol} not paused", {"symbol": req.symbol})
-        return CheckResult(self.name, False, "{symbol}: entries paused by the operator ({key}: {reason})",
-                           {"symbol": req.symbol, "key": blocked, "reason": self.book.reasons.get(blocked, "")})
+            return (True, "{symbol} not paused", ("symbol",), (req.symbol,))
+        return (False, "{symbol}: entries paused by the operator ({key}: {reason})",
+                ("symbol", "key", "reason"), (req.symbol, blocked, self.book.reasons.get(blocked, "")))

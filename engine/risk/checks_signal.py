@@ -4,7 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ..models import Side
-from .gate import CheckResult, OrderRequest, PreTradeCheck, RiskContext
+from .gate import Outcome, OrderRequest, PreTradeCheck, RiskContext
 
 HUNDRED = Decimal(100)
 
@@ -15,9 +15,9 @@ class MinEdgeCheck(PreTradeCheck):
     def __init__(self, minimum: float) -> None:
         self.minimum = minimum
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
-        return CheckResult(self.name, req.edge >= self.minimum, "edge {edge:.3f}, min {min}",
-                           {"edge": req.edge, "min": self.minimum})
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
+        return (req.edge >= self.minimum, "edge {edge:.3f}, min {min}",
+                ("edge", "min"), (req.edge, self.minimum))
 
 
 class MinConfidenceCheck(PreTradeCheck):
@@ -26,9 +26,9 @@ class MinConfidenceCheck(PreTradeCheck):
     def __init__(self, minimum: float) -> None:
         self.minimum = minimum
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
-        return CheckResult(self.name, req.confidence >= self.minimum, "confidence {conf:.3f}, min {min}",
-                           {"conf": req.confidence, "min": self.minimum})
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
+        return (req.confidence >= self.minimum, "confidence {conf:.3f}, min {min}",
+                ("conf", "min"), (req.confidence, self.minimum))
 
 
 class ReadinessCheck(PreTradeCheck):
@@ -38,10 +38,11 @@ class ReadinessCheck(PreTradeCheck):
 
     def __init__(self, allowed: list[str]) -> None:
         self.allowed = frozenset(allowed)
+        self.allowed_text = ",".join(sorted(self.allowed))
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
-        return CheckResult(self.name, req.readiness in self.allowed, "strategy {state}, allowed {allowed}",
-                           {"state": req.readiness, "allowed": ",".join(sorted(self.allowed))})
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
+        return (req.readiness in self.allowed, "strategy {state}, allowed {allowed}",
+                ("state", "allowed"), (req.readiness, self.allowed_text))
 
 
 class StopLossCheck(PreTradeCheck):
@@ -53,15 +54,14 @@ class StopLossCheck(PreTradeCheck):
         self.min_pct = min_pct
         self.max_pct = max_pct
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         stop = req.stop_price
         if stop is None or stop <= 0 or req.price <= 0:
-            return CheckResult(self.name, False, "no stop loss", {})
+            return (False, "no stop loss", (), ())
         right_side = stop < req.price if req.side is Side.BUY else stop > req.price
         dist = abs(req.price - stop) / req.price * HUNDRED
         ok = right_side and self.min_pct <= dist <= self.max_pct
-        return CheckResult(
-            self.name, ok, "stop {stop} {where} entry {price}: {dist:.2f}% within {lo}-{hi}%",
-            {"stop": stop, "where": ("below" if req.side is Side.BUY else "above") if right_side else "WRONG SIDE of",
-             "price": req.price, "dist": dist, "lo": self.min_pct, "hi": self.max_pct},
+        return (
+            ok, "stop {stop} {where} entry {price}: {dist:.2f}% within {lo}-{hi}%",
+            ("stop", "where", "price", "dist", "lo", "hi"), (stop, ("below" if req.side is Side.BUY else "above") if right_side else "WRONG SIDE of", req.price, dist, self.min_pct, self.max_pct),
         )

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..models import OrderPurpose, Side
-from .gate import CheckResult, OrderRequest, PreTradeCheck, RiskContext, TradingState
+from .gate import Outcome, OrderRequest, PreTradeCheck, RiskContext, TradingState
 
 ALL_PURPOSES = frozenset(OrderPurpose)
 EXITS = frozenset({OrderPurpose.EXIT, OrderPurpose.STOP})
@@ -14,7 +14,7 @@ class TradingStateCheck(PreTradeCheck):
     name = "trading_state"
     applies_to = ALL_PURPOSES
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         state = ctx.trading_state
         if state is TradingState.ACTIVE:
             ok = True
@@ -22,8 +22,8 @@ class TradingStateCheck(PreTradeCheck):
             ok = req.purpose is not OrderPurpose.ENTRY
         else:
             ok = req.purpose in EXITS and req.source in ("operator", "system")
-        return CheckResult(self.name, ok, "state {state.value}, {purpose.value} from {source}",
-                           {"state": state, "purpose": req.purpose, "source": req.source})
+        return (ok, "state {state.value}, {purpose.value} from {source}",
+                ("state", "purpose", "source"), (state, req.purpose, req.source))
 
 
 class ReducesPositionCheck(PreTradeCheck):
@@ -32,12 +32,12 @@ class ReducesPositionCheck(PreTradeCheck):
     name = "reduces_position"
     applies_to = EXITS
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         pos = ctx.position_qty
         opposite = (pos > 0 and req.side is Side.SELL) or (pos < 0 and req.side is Side.BUY)
         ok = opposite and req.quantity <= abs(pos)
-        return CheckResult(self.name, ok, "{side.value} {quantity} against position {position}",
-                           {"side": req.side, "quantity": req.quantity, "position": pos})
+        return (ok, "{side.value} {quantity} against position {position}",
+                ("side", "quantity", "position"), (req.side, req.quantity, pos))
 
 
 class VenueHealthCheck(PreTradeCheck):
@@ -45,11 +45,10 @@ class VenueHealthCheck(PreTradeCheck):
 
     name = "venue_health"
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         env_ok = ctx.venue_environment == ctx.mode
         ok = ctx.venue_connected and not ctx.account_blocked and env_ok
-        return CheckResult(
-            self.name, ok, "connected {connected}, blocked {blocked}, venue {env} for mode {mode}",
-            {"connected": ctx.venue_connected, "blocked": ctx.account_blocked,
-             "env": ctx.venue_environment, "mode": ctx.mode},
+        return (
+            ok, "connected {connected}, blocked {blocked}, venue {env} for mode {mode}",
+            ("connected", "blocked", "env", "mode"), (ctx.venue_connected, ctx.account_blocked, ctx.venue_environment, ctx.mode),
         )

@@ -20,7 +20,7 @@ class TradingState(str, enum.Enum):
     HALTED = "halted"  # latch: nothing leaves except operator close-all
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class OrderRequest:
     symbol: str
     side: Side
@@ -29,16 +29,30 @@ class OrderRequest:
     stop_price: Decimal | None
     purpose: OrderPurpose
     source: str  # "strategy" | "operator" | "system"
-    edge: float = 1.0
-    confidence: float = 1.0
-    strategy: str = ""
-    readiness: str = "ready"
+    edge: float
+    confidence: float
+    strategy: str
+    readiness: str
     # The rest of an entry already counted as a trade (e.g. a limit's market fallback).
-    continuation: bool = False
+    continuation: bool
+    notional: Decimal = field(init=False)  # quantity x price, computed once: half the checks read it
 
-    @property
-    def notional(self) -> Decimal:
-        return self.quantity * self.price
+    def __init__(self, symbol: str, side: Side, quantity: Decimal, price: Decimal, stop_price: Decimal | None,
+                 purpose: OrderPurpose, source: str, edge: float = 1.0, confidence: float = 1.0,
+                 strategy: str = "", readiness: str = "ready", continuation: bool = False) -> None:
+        self.symbol = symbol
+        self.side = side
+        self.quantity = quantity
+        self.price = price
+        self.stop_price = stop_price
+        self.purpose = purpose
+        self.source = source
+        self.edge = edge
+        self.confidence = confidence
+        self.strategy = strategy
+        self.readiness = readiness
+        self.continuation = continuation
+        self.notional = quantity * price
 
 
 @dataclass(slots=True)
@@ -78,10 +92,16 @@ class RiskContext:
             self.mid = (self.quote.bid + self.quote.ask) / 2
 
 
+# What a check's `judge` returns: (passed, template, names, numbers), the names a constant tuple
+# and the numbers in the same order. Plain tuples because the gate builds dozens per order:
+# a NamedTuple, a dataclass or even a dict per check cost several times more; the dict of
+# values is made only when someone reads it (the journal, the approval pane).
+Outcome = tuple  # (bool, str, tuple[str, ...], tuple)
+
+
 class CheckResult(NamedTuple):
     """One check's verdict. `template` is formatted with `values` only when read, so the gate's
-    hot path never pays for string formatting of numbers nobody looks at. A tuple because the
-    gate builds dozens per order and a frozen dataclass costs several times more to construct."""
+    hot path never pays for string formatting of numbers nobody looks at."""
 
     name: str
     passed: bool
@@ -90,54 +110,109 @@ class CheckResult(NamedTuple):
 
     @property
     def detail(self) -> str:
-        try:
-            return self.template.format(**self.values)
-        except (KeyError, ValueError, TypeError):
-            return self.template
+        return _detail(self.template, self.values)
 
     def as_dict(self) -> dict:
-        # The numbers are always kept; the sentence only for a failure, where a reader starts.
-        if self.passed:
-            return {"name": self.name, "passed": True, "values": self.values}
-        return {"name": self.name, "passed": False, "detail": self.detail, "values": self.values}
+        return _check_dict(self.name, self.passed, self.template, self.values)
 
 
-@dataclass(frozen=True, slots=True)
+def _detail(template: str, values: dict) -> str:
+    try:
+        return template.format(**values)
+    except (KeyError, ValueError, TypeError):
+        return template
+
+
+def _check_dict(name: str, passed: bool, template: str, values: dict) -> dict:
+    # The numbers are always kept; the sentence only for a failure, where a reader starts.
+    if passed:
+        return {"name": name, "passed": True, "values": values}
+    return {"name": name, "passed": False, "detail": _detail(template, values), "values": values}
+
+
+def _result(name: str, outcome: Outcome) -> CheckResult:
+    passed, template, keys, numbers = outcome
+    return CheckResult(name, passed, template, dict(zip(keys, numbers)))
+
+
 class Decision:
-    approved: bool
-    checks: tuple[CheckResult, ...]
-    failed: str | None  # name of the first failing check
+    """The gate's verdict on one order and every check's outcome, in the gate's order.
+
+    The outcomes are kept as the checks returned them, next to the shared tuple of names; the
+    CheckResult views are built only when someone reads `checks` (the approval pane, a test)."""
+
+    __slots__ = ("approved", "failed", "_names", "_outcomes", "_checks")
+
+    def __init__(self, approved: bool, checks: tuple[CheckResult, ...] | None, failed: str | None, *,
+                 names: tuple[str, ...] = (), outcomes: list | tuple = ()) -> None:
+        self.approved = approved
+        self.failed = failed  # name of the first failing check
+        self._checks = checks
+        if checks is not None:
+            names = tuple(c.name for c in checks)
+            outcomes = [(c.passed, c.template, tuple(c.values), tuple(c.values.values())) for c in checks]
+        self._names = names
+        self._outcomes = outcomes
+
+    @property
+    def checks(self) -> tuple[CheckResult, ...]:
+        if self._checks is None:
+            self._checks = tuple(_result(n, o) for n, o in zip(self._names, self._outcomes))
+        return self._checks
 
     def as_dict(self) -> dict:
-        return {
-            "approved": self.approved,
-            "failed": self.failed,
-            "checks": [c.as_dict() for c in self.checks],
-        }
+        return {"approved": self.approved, "failed": self.failed, "checks": self.checks_as_dicts()}
+
+    def checks_as_dicts(self) -> list[dict]:
+        return [_check_dict(n, o[0], o[1], dict(zip(o[2], o[3]))) for n, o in zip(self._names, self._outcomes)]
+
+    def refused_by(self, name: str) -> "Decision":
+        """The same outcomes, refused by a rule outside the checks (e.g. sizing found no size)."""
+        return Decision(False, None, name, names=self._names, outcomes=self._outcomes) \
+            if self._checks is None else Decision(False, self._checks, name)
 
     @property
     def failure(self) -> CheckResult | None:
         return next((c for c in self.checks if not c.passed), None)
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Decision) and (self.approved, self.failed, self.checks) == (
+            other.approved, other.failed, other.checks)
+
+    def __repr__(self) -> str:
+        return f"Decision(approved={self.approved}, failed={self.failed!r}, checks={len(self._names)})"
+
 
 class PreTradeCheck:
-    """One small named rule. `applies_to` says which order purposes it judges."""
+    """One small named rule. `applies_to` says which order purposes it judges.
+
+    Subclasses implement `judge`, returning an Outcome; `evaluate` wraps that in a CheckResult
+    for callers outside the gate's hot path."""
 
     name = "check"
     applies_to: frozenset[OrderPurpose] = frozenset({OrderPurpose.ENTRY})
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:  # pragma: no cover
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:  # pragma: no cover
         raise NotImplementedError
+
+    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+        return _result(self.name, self.judge(req, ctx))
 
 
 class RiskGate:
     def __init__(self, checks: Sequence[PreTradeCheck]) -> None:
         self.checks = list(checks)
+        # Per purpose: the names once, and the bound judges so the loop does no attribute lookups.
         self._by_purpose = {
-            p: [c for c in self.checks if p in c.applies_to] for p in OrderPurpose
+            p: (tuple(c.name for c in self.checks if p in c.applies_to),
+                tuple(c.judge for c in self.checks if p in c.applies_to))
+            for p in OrderPurpose
         }
 
     def evaluate(self, req: OrderRequest, ctx: RiskContext) -> Decision:
-        results = tuple(c.evaluate(req, ctx) for c in self._by_purpose[req.purpose])
-        failed = next((r.name for r in results if not r.passed), None)
-        return Decision(failed is None, results, failed)
+        names, judges = self._by_purpose[req.purpose]
+        outcomes = [j(req, ctx) for j in judges]  # every check runs: the record shows all of them
+        for i, o in enumerate(outcomes):
+            if not o[0]:
+                return Decision(False, None, names[i], names=names, outcomes=outcomes)
+        return Decision(True, None, None, names=names, outcomes=outcomes)

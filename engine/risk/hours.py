@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from ..profile import MarketHoursConfig
-from .gate import CheckResult, OrderRequest, PreTradeCheck, RiskContext
+from .gate import Outcome, OrderRequest, PreTradeCheck, RiskContext
 
 EXTENDED_OPEN = time(4, 0)
 EXTENDED_CLOSE = time(20, 0)
@@ -63,18 +63,18 @@ class TradingHoursCheck(PreTradeCheck):
             self._sessions = ExchangeSessions(self.cfg.calendar)
         return self._sessions
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         if self.always:
-            return CheckResult(self.name, True, "24/7 market", {})
+            return (True, "24/7 market", (), ())
         s = self.sessions
         local = ctx.now.astimezone(s.tz)
         try:
             sess = s.session(local.date())
         except CalendarError as exc:
-            return CheckResult(self.name, False, "{why}", {"why": str(exc)})
+            return (False, "{why}", ("why",), (str(exc),))
         if sess is None:
-            return CheckResult(self.name, False, "{day}: market closed (weekend or holiday)",
-                               {"day": local.date().isoformat()})
+            return (False, "{day}: market closed (weekend or holiday)",
+                    ("day",), (local.date().isoformat(),))
         open_, close = sess
         last_entry = close - self.cutoff
         if self.cfg.allow_extended_hours:
@@ -83,6 +83,5 @@ class TradingHoursCheck(PreTradeCheck):
         else:
             start, end = open_, last_entry
         ok = start <= ctx.now <= end
-        return CheckResult(self.name, ok, "{now} local, entries {start}-{end}",
-                           {"now": local.strftime("%H:%M"), "start": start.astimezone(s.tz).strftime("%H:%M"),
-                            "end": end.astimezone(s.tz).strftime("%H:%M")})
+        return (ok, "{now} local, entries {start}-{end}",
+                ("now", "start", "end"), (local.strftime("%H:%M"), start.astimezone(s.tz).strftime("%H:%M"), end.astimezone(s.tz).strftime("%H:%M")))

@@ -1,7 +1,7 @@
 """Throttles: how often the strategy may open a trade."""
 from __future__ import annotations
 
-from .gate import CheckResult, OrderRequest, PreTradeCheck, RiskContext
+from .gate import Outcome, OrderRequest, PreTradeCheck, RiskContext
 
 
 class TradesPerDayThrottle(PreTradeCheck):
@@ -10,10 +10,10 @@ class TradesPerDayThrottle(PreTradeCheck):
     def __init__(self, limit: int) -> None:
         self.limit = limit
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         ok = req.continuation or ctx.trades_today < self.limit
-        return CheckResult(self.name, ok, "trades today {count}, max {limit}",
-                           {"count": ctx.trades_today, "limit": self.limit})
+        return (ok, "trades today {count}, max {limit}",
+                ("count", "limit"), (ctx.trades_today, self.limit))
 
 
 class TradesPerHourThrottle(PreTradeCheck):
@@ -22,10 +22,10 @@ class TradesPerHourThrottle(PreTradeCheck):
     def __init__(self, limit: int) -> None:
         self.limit = limit
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         ok = req.continuation or ctx.trades_last_hour < self.limit
-        return CheckResult(self.name, ok, "trades last hour {count}, max {limit}",
-                           {"count": ctx.trades_last_hour, "limit": self.limit})
+        return (ok, "trades last hour {count}, max {limit}",
+                ("count", "limit"), (ctx.trades_last_hour, self.limit))
 
 
 class MinIntervalThrottle(PreTradeCheck):
@@ -34,8 +34,9 @@ class MinIntervalThrottle(PreTradeCheck):
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def evaluate(self, req: OrderRequest, ctx: RiskContext) -> CheckResult:
+    def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         since = ctx.seconds_since_last_trade
         ok = req.continuation or since is None or since >= self.seconds
-        return CheckResult(self.name, ok, "since last trade {since}, min {min:.0f}s",
-                           {"since": "none yet" if since is None else f"{since:.0f}s", "min": self.seconds})
+        if since is None:
+            return (ok, "since last trade: none yet, min {min:.0f}s", ("since", "min"), (None, self.seconds))
+        return (ok, "since last trade {since:.0f}s, min {min:.0f}s", ("since", "min"), (since, self.seconds))
