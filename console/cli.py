@@ -9,7 +9,7 @@ from typing import Sequence
 
 # Further subcommands live with their features; each module has `register(subparsers)` and
 # sets `handler=` on its parsers. A module not in this build is skipped.
-COMMAND_MODULES = ("console.cli_control", "console.cli_alerts", "console.cli_analytics")
+COMMAND_MODULES = ("console.cli_control", "console.cli_alerts", "console.cli_analytics", "console.cli_stage")
 
 
 class UsageError(Exception):
@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, metavar="N", help="seed of the simulated market (reproducible runs)")
     run.add_argument("--speed", metavar="X", help="simulated seconds per wall second, or 'max'")
     run.add_argument("--live", action="store_true", help="required to run a live profile (asks a typed confirmation)")
+    run.add_argument("--no-mouse", action="store_true",
+                     help="console: no mouse reporting, which floods slow SSH links (= TRADECONSOLE_NO_MOUSE=1)")
+    run.add_argument("--theme", metavar="NAME",
+                     help="console: colour theme, e.g. ansi (the terminal's own 16 colours), ansi-light, "
+                          "textual-dark (= TRADECONSOLE_THEME)")
     chk = sub.add_parser("check-config", help="validate a profile and print the effective config")
     chk.add_argument("path", metavar="PATH")
     for name in COMMAND_MODULES:
@@ -103,6 +108,9 @@ def _check_config(path: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     from engine.headless import parse_duration
 
+    if args.headless and (args.no_mouse or args.theme is not None):
+        raise UsageError("tradeconsole: --no-mouse and --theme are for the console, not --headless")
+    theme = _theme(args.theme)  # a typo is told before a live profile asks for its confirmation
     profile = _load(args.profile)
     _confirm_live(profile, args.live)
     speed = _speed(args.speed)
@@ -112,7 +120,19 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"tradeconsole: {exc}") from None
     if args.headless:
         return asyncio.run(_headless(profile, args.seed, speed, duration))
-    return _console(profile, args.seed, speed, duration)
+    return _console(profile, args.seed, speed, duration, mouse=False if args.no_mouse else None, theme=theme)
+
+
+def _theme(name: str | None) -> str | None:
+    """--theme, checked before anything is opened; None leaves it to TRADECONSOLE_THEME."""
+    if name is None:
+        return None
+    from console.app import known_theme
+
+    problem = known_theme(name)
+    if problem:
+        raise UsageError(f"tradeconsole: --theme: {problem}")
+    return name
 
 
 def _confirm_live(profile, flag: bool) -> None:
@@ -153,13 +173,13 @@ async def _open(profile, seed, speed, *, stdout: bool):
     from engine.feeds.csv_replay import CsvFeedError
     from engine.services import start_services
 
-    from engine.engine import VenueNotWired
     from engine.risk.hours import CalendarError
+    from engine.venue_wiring import VenueStartError
 
     _refuse_second_engine(profile)
     try:
         engine = await Engine.open(profile, seed=seed, speed=speed, log_to_stdout=stdout)
-    except (CsvFeedError, CalendarError, VenueNotWired) as exc:
+    except (CsvFeedError, CalendarError, VenueStartError) as exc:
         print(f"tradeconsole: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     try:
@@ -179,7 +199,7 @@ async def _headless(profile, seed, speed, duration) -> int:
     return await run_headless(engine, duration)
 
 
-def _console(profile, seed, speed, duration) -> int:
+def _console(profile, seed, speed, duration, *, mouse: bool | None = None, theme: str | None = None) -> int:
     import os
 
     from console.app import TradeConsoleApp
@@ -189,8 +209,8 @@ def _console(profile, seed, speed, duration) -> int:
     async def go() -> int:
         engine = await _open(profile, seed, speed, stdout=False)
         try:
-            app = TradeConsoleApp(engine, exit_when_ready=exit_when_ready)
-        except ValueError as exc:  # a bad key remap in the profile
+            app = TradeConsoleApp(engine, exit_when_ready=exit_when_ready, mouse=mouse, theme=theme)
+        except ValueError as exc:  # a bad key remap in the profile, or a bad TRADECONSOLE_THEME
             await engine.close()
             print(f"tradeconsole: {exc}", file=sys.stderr)
             return 2

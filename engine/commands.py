@@ -100,9 +100,13 @@ class OperatorCommands:
         and what is still open stays listed (snapshot counters, alert) instead of hanging."""
         delay = CANCEL_BACKOFF_START
         failed: list[str] = []
+        venue_cancel = getattr(self.broker, "cancel_entries", None)
         for attempt in range(CANCEL_ATTEMPTS):
-            failed = await self.orders.cancel_where(lambda o: o.purpose is OrderPurpose.ENTRY, why)
-            await self.orders.process_events()
+            if venue_cancel is not None:
+                failed = await self._cancel_entries_at_venue(venue_cancel, why)
+            else:
+                failed = await self.orders.cancel_where(lambda o: o.purpose is OrderPurpose.ENTRY, why)
+                await self.orders.process_events()
             self.cancels_outstanding = failed
             if not failed:
                 return
@@ -112,6 +116,25 @@ class OperatorCommands:
         self.alerts.publish("critical", "cancel_failed",
                             f"{why}: still open after {CANCEL_ATTEMPTS} attempts: {', '.join(failed)}",
                             self.clock.now())
+
+    async def _cancel_entries_at_venue(self, venue_cancel, why: str) -> list[str]:
+        """A real venue cancels every entry in one concurrent sweep (engine/brokers/*:
+        `cancel_entries`): never its cancel-all endpoint, which would take the stops too, and it
+        also finds entries placed before a restart. An entry the engine still holds working after
+        the sweep (not yet sent, or one the sweep missed) is cancelled on its own; whatever is
+        left is reported as still open."""
+        failed: set[str] = set()
+        try:
+            failed.update(await venue_cancel())
+        except Exception as exc:  # noqa: BLE001 - a halt reports what is open, it does not crash
+            log.warning("cancel_entries failed: %s", exc)
+        await self.orders.process_events()
+        for cid in [c for c, o in self.orders.working.items() if o.purpose is OrderPurpose.ENTRY]:
+            if not await self.orders.cancel(cid, why):
+                failed.add(cid)
+        await self.orders.process_events()
+        still = {cid for cid, o in self.orders.working.items() if o.purpose is OrderPurpose.ENTRY}
+        return sorted(failed | still)
 
     async def close_all(self, source: str) -> None:
         """Flatten every position; works while halted; idempotent."""

@@ -14,11 +14,13 @@ import time
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
+from typing import Callable
 
 from .alerts import AlertBus
 from .approval import ApprovalQueue
 from .brokers.paper import PaperBroker
-from .clock import EPOCH_SIM_START, SimClock
+from .brokers.base import Broker
+from .clock import EPOCH_SIM_START, Clock, SimClock
 from .feeds import MarketFeed, build_feed
 from .journal import Journal
 from .logsetup import drain_logs, setup_logging
@@ -51,10 +53,6 @@ ONE_HOUR = timedelta(hours=1)
 BREAKER_IDLE_INTERVAL = timedelta(seconds=5)
 BREAKER_EQUITY_STEP = Decimal("0.0001")
 YIELD_EVERY = 0.002  # seconds of flat-out work between turns of the loop for keys and the screen
-
-
-class VenueNotWired(Exception):
-    """A profile names a real venue the engine cannot trade yet."""
 
 
 def paper_store_path(journal: Path) -> Path:
@@ -122,14 +120,14 @@ class Engine(OperatorCommands, OperatorActions):
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    async def open(cls, profile: Profile, *, clock: SimClock | None = None, seed: int | None = None,
+    async def open(cls, profile: Profile, *, clock: Clock | None = None, seed: int | None = None,
                    speed: float | None = None, log_to_stdout: bool = False) -> "Engine":
         if profile.venue.name != "paper":
-            # The venue adapters exist (engine/brokers/ccxt_broker.py, alpaca_broker.py) but the
-            # engine has no venue market-data feed yet: trading a venue on simulated prices would
-            # be wrong, so such a profile is refused rather than quietly run on the paper broker.
-            raise VenueNotWired(f"venue.name: {profile.venue.name} is not wired into the engine yet "
-                                f"(no venue market-data feed); run this profile's checks with paper")
+            # A real venue: its broker, its quotes, wall-clock time, its stage grant; refusals are
+            # VenueStartError (engine/venue_wiring.py).
+            from .venue_wiring import open_venue
+
+            return await open_venue(cls, profile, clock=clock, speed=speed, log_to_stdout=log_to_stdout)
         feed_cfg = profile.feed if seed is None else profile.feed.model_copy(update={"seed": seed})
         jpath = journal_path(profile)
         lpath = log_path(profile)
@@ -156,13 +154,24 @@ class Engine(OperatorCommands, OperatorActions):
         setup_logging(lpath, profile.logging, stdout=log_to_stdout, clock=clock)
         session = await journal.count("session") + 1
         broker = PaperBroker(profile.paper, clock, PaperStore(paper_store_path(jpath)))
+        return await cls._start(profile, clock, journal, feed, broker, session,
+                                profile.feed.speed if speed is None else speed, lpath, seed=feed_cfg.seed)
+
+    @classmethod
+    async def _start(cls, profile: Profile, clock: Clock, journal: Journal, feed: MarketFeed, broker: Broker,
+                     session: int, speed: float, lpath: Path, *, seed: int | None,
+                     wire: Callable[["Engine"], None] | None = None) -> "Engine":
+        """The start both venues share: latch, operator state, session row, recovery, commit.
+        `wire` lets a real venue hook its broker to the engine before anything is read."""
         try:
-            eng = cls(profile, clock, journal, feed, broker, session,
-                      profile.feed.speed if speed is None else speed, lpath)
+            eng = cls(profile, clock, journal, feed, broker, session, speed, lpath)
+            eng.venue_notice = ""  # a venue reached through another base URL says so in the header
+            if wire is not None:
+                wire(eng)
             await eng._restore_latch()
             await eng.restore_operator_state()  # pauses set before a restart still hold
             journal.append("session", clock.now(), None, {
-                "session": session, "profile": profile.name, "mode": profile.mode, "seed": feed_cfg.seed,
+                "session": session, "profile": profile.name, "mode": profile.mode, "seed": seed,
                 "config": profile.model_dump(mode="json"),
             })
             await eng._recover()
@@ -172,7 +181,8 @@ class Engine(OperatorCommands, OperatorActions):
             await broker.close()
             await journal.close()
             raise
-        log.info("session %s started: profile %s, mode %s, journal %s", session, profile.name, profile.mode, jpath)
+        log.info("session %s started: profile %s, mode %s, journal %s", session, profile.name, profile.mode,
+                 journal.path)
         return eng
 
     async def _recover(self) -> None:
@@ -215,7 +225,7 @@ class Engine(OperatorCommands, OperatorActions):
             venue = (await self.broker.positions()).get(d.symbol, ZERO)
             self.portfolio.adopt_quantity(d.symbol, venue, self.quotes.get(d.symbol))
         elif d.kind == "balance_mismatch" and action == "adopt":
-            self.portfolio.cash = (await self.broker.balances())["USD"]
+            self.portfolio.cash = (await self.broker.balances())[self.broker.cash_currency]
         elif d.kind == "quantity_mismatch" and action == "mark_closed":
             self.portfolio.adopt_quantity(d.symbol, ZERO, self.quotes.get(d.symbol))
         elif action == "mark_closed" and d.client_order_id in self.orders.working:
@@ -287,6 +297,12 @@ class Engine(OperatorCommands, OperatorActions):
 
     async def run(self, duration: float | None = None) -> None:
         """Consume the feed until `duration` simulated seconds pass, the feed ends, or stop()."""
+        if getattr(self.feed, "is_async", False):
+            # A real venue's quotes arrive over the network: its own loop (engine/venue_wiring.py),
+            # chosen once here so the simulated path below never awaits a quote.
+            from .venue_wiring import run_venue
+
+            return await run_venue(self, duration)
         await self._preroll_in_steps()
         self.trading_started = self.clock.now()
         start_sim: datetime | None = None

@@ -20,10 +20,13 @@ Pct = Decimal
 
 
 class FeedConfig(Strict):
-    kind: Literal["sim", "csv"] = Field("sim", description="sim: built-in market; csv: replay")
+    kind: Literal["sim", "csv", "venue"] = Field(
+        "sim", description="sim: built-in market; csv: replay; venue: the venue's own quotes "
+                           "(the default, and the only choice, when venue.name is a real venue)")
     seed: int = Field(7, description="random seed of the simulated market")
     speed: float = Field(1.0, ge=0, description="simulated seconds per wall second; 0 = as fast as possible")
-    tick_seconds: float = Field(1.0, gt=0, le=3600, description="simulated seconds between quotes")
+    tick_seconds: float = Field(1.0, gt=0, le=3600,
+                                description="seconds between quotes (sim: simulated; venue: how often quotes are polled)")
     csv_path: str | None = Field(None, description="CSV file for kind: csv")
     spike_probability: float = Field(0.0005, ge=0, le=0.1, description="chance per tick of a price spike")
     gap_probability: float = Field(0.0002, ge=0, le=0.1, description="chance per tick of a price gap")
@@ -244,6 +247,24 @@ class Profile(Strict):
     control: ControlConfig = Field(default_factory=ControlConfig)
     readiness: ReadinessConfig = Field(default_factory=ReadinessConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _feed_follows_venue(cls, data: object) -> object:
+        # A real venue trades on its own quotes: a profile that names one and says nothing of
+        # the feed gets the venue feed, so no testnet profile needs to spell it out.
+        if not isinstance(data, dict):
+            return data
+        venue = data.get("venue")
+        name = venue.get("name") if isinstance(venue, dict) else getattr(venue, "name", None)
+        if name in (None, "paper"):
+            return data
+        feed = data.get("feed")
+        if feed is None:
+            return {**data, "feed": {"kind": "venue"}}
+        if isinstance(feed, dict) and "kind" not in feed:
+            return {**data, "feed": {**feed, "kind": "venue"}}
+        return data
+
     @model_validator(mode="after")
     def _mode_venue(self) -> "Profile":
         if len(set(self.symbols)) != len(self.symbols):
@@ -259,6 +280,11 @@ class Profile(Strict):
             raise _bad("mode", f"paper trades the paper broker; venue {self.venue.name} needs mode testnet or live")
         if self.mode != "paper" and self.venue.name == "paper":
             raise _bad("mode", f"{self.mode} needs a real venue; venue.name is paper")
+        if self.venue.name != "paper" and self.feed.kind != "venue":
+            raise _bad("feed.kind", f"a real venue ({self.venue.name}) trades on its own quotes: use venue "
+                                    f"(or leave feed.kind out), not {self.feed.kind}")
+        if self.venue.name == "paper" and self.feed.kind == "venue":
+            raise _bad("feed.kind", "venue quotes need a real venue; venue.name is paper")
         if self.mode == "live" and self.stage in ("paper", "testnet"):
             raise _bad("stage", f"a live profile needs a live stage (micro, small, medium, standard), not {self.stage}")
         return self

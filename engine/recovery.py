@@ -154,9 +154,10 @@ async def reconcile(e: "Engine", rep: RecoveryReport) -> list[Difference]:
         if a != b:
             diffs.append(Difference("quantity_mismatch", sym, None, str(a), str(b), actions=("adopt", "mark_closed")))
     balances = await e.broker.balances()
-    venue_cash = balances.get("USD")
+    cur = e.broker.cash_currency  # USDT on a crypto spot venue, USD elsewhere
+    venue_cash = balances.get(cur)
     if venue_cash is not None and abs(venue_cash - e.portfolio.cash) > CASH_TOLERANCE:
-        diffs.append(Difference("balance_mismatch", "USD", None, f"{e.portfolio.cash:.2f}", f"{venue_cash:.2f}",
+        diffs.append(Difference("balance_mismatch", cur, None, f"{e.portfolio.cash:.2f}", f"{venue_cash:.2f}",
                                 actions=("adopt",)))
     prefix = e.orders.id_prefix.rsplit("-", 2)[0]  # this profile's ids, any session
     venue_open = {o.client_order_id: o for o in await e.broker.open_orders() if o.client_order_id.startswith(prefix)}

@@ -195,3 +195,6 @@ class EngineSnapshot:
     performance: PerformanceView | None = None
     paused: tuple[PauseView, ...] = ()
     approval_required: bool = True
+    # Set when the profile points the venue at another base URL (an emulator, a proxy), e.g.
+    # "via 127.0.0.1:8080 (emulator)": the header must not let it pass for the venue itself.
+    venue_notice: str = ""

@@ -154,6 +154,7 @@ def build_snapshot(e: "Engine") -> EngineSnapshot:
         stage=e.profile.stage, stage_started=st.stage_started, pnl_since_stage_start=since_stage,
         drawdown_curve=drawdown_curve(curve), capital=_capital(e), performance=_performance(e),
         paused=paused, approval_required=e.profile.approval.required,
+        venue_notice=getattr(e, "venue_notice", ""),
     )
 
 

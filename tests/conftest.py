@@ -6,6 +6,7 @@ to the user's home. Engines run flat out (`feed.speed: 0`) in simulated time.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -120,3 +121,58 @@ def cli_cmd(*args: str) -> list[str]:
 
 def signed(side: str, qty: Decimal) -> Decimal:
     return qty if side == "buy" else -qty
+
+
+# -- the suite-wide secret scan -----------------------------------------------------------------
+# Venue tests hold their fake keys in module constants with these names. After the whole suite,
+# every file the program wrote under pytest's temp tree (journals and their WAL, logs, paper
+# venue books, reports) and every test's captured output and log are searched for those values.
+# Profiles a test wrote on purpose (YAML with a pasted key, to prove it is refused) are inputs,
+# not output, and are skipped.
+SECRET_CONSTANTS = re.compile(r"^(LIVE_)?(KEY|SECRET)$|^(TK|TS|LK|LS)$")
+INPUT_SUFFIXES = {".yaml", ".yml", ".py"}
+_captured: list[tuple[str, str]] = []
+
+
+def _test_secrets() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name, mod in list(sys.modules.items()):
+        if not (name.startswith("test_") or name.startswith("tests.")):
+            continue
+        for attr, value in vars(mod).items():
+            if SECRET_CONSTANTS.match(attr) and isinstance(value, str) and len(value) >= 12:
+                found[value] = f"{name}.{attr}"
+    return found
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    text = "\n".join(content for _, content in report.sections)
+    if report.longrepr is not None:
+        text += "\n" + str(report.longrepr)
+    if text.strip():
+        _captured.append((report.nodeid, text))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    secrets = _test_secrets()
+    if not secrets:
+        return
+    leaks: list[str] = []
+    for nodeid, text in _captured:
+        leaks += [f"{where} in the output of {nodeid}" for value, where in secrets.items() if value in text]
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    roots = [Path(factory.getbasetemp())] if factory is not None and factory._basetemp is not None else []
+    for root in roots:
+        for path in root.rglob("*"):
+            if not path.is_file() or path.suffix in INPUT_SUFFIXES:
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            leaks += [f"{where} in {path}" for value, where in secrets.items() if value.encode() in data]
+    if leaks:
+        # Names and places only: the report itself must not print a secret.
+        session.config.get_terminal_writer().line(
+            "secret scan: test keys reached written output:\n  " + "\n  ".join(sorted(set(leaks))), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

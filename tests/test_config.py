@@ -30,7 +30,7 @@ def problems(text: str, tmp: Path, monkeypatch: pytest.MonkeyPatch, name: str = 
 # -- shipped profiles and defaults --------------------------------------------------------------
 def test_there_are_shipped_profiles():
     names = {p.name for p in CONFIGS}
-    assert {"paper.yaml", "paper-auto.yaml"} <= names
+    assert {"paper.yaml", "paper-auto.yaml", "testnet.yaml", "alpaca-paper.yaml", *STAGE_FILES} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -256,14 +256,63 @@ def test_a_key_in_a_profile_is_refused_without_echoing_it(tmp_path):
     assert len(lines) == 2 and all("environment variables" in line for line in lines)
 
 
-def test_a_real_venue_profile_is_refused_until_it_is_wired(tmp_path):
+def test_a_real_venue_without_its_keys_is_refused_in_one_line(tmp_path):
     import os
     import subprocess
     import sys
 
     prof = tmp_path / "bn.yaml"
     prof.write_text("name: bn\nmode: testnet\nstage: testnet\nvenue:\n  name: binance\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
     res = subprocess.run([sys.executable, "-m", "console", "run", "--headless", "--profile", str(prof)],
-                         capture_output=True, text=True, env=dict(os.environ, TRADECONSOLE_HOME=str(tmp_path)))
+                         capture_output=True, text=True, env=dict(env, TRADECONSOLE_HOME=str(tmp_path)), timeout=60)
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert "venue.name: binance" in res.stderr
+    assert res.stderr == ("tradeconsole: binance: BINANCE_TESTNET_API_KEY is not set: the testnet API key "
+                          "for venue binance\n")
+    assert not (tmp_path / "bn.sqlite").exists()  # refused before anything was opened
+
+
+# -- real venues and stages ----------------------------------------------------------------------
+STAGE_FILES = {"live-micro.yaml": ("micro", 500, 10), "live-small.yaml": ("small", 1000, 50),
+               "live-medium.yaml": ("medium", 2500, 100), "live-standard.yaml": ("standard", 5000, 200)}
+
+
+def test_the_stage_profiles_carry_the_checklists_caps():
+    testnet = load_profile(REPO / "config" / "testnet.yaml")
+    assert (testnet.mode, testnet.stage, testnet.venue.name, testnet.feed.kind) == ("testnet", "testnet", "binance", "venue")
+    assert testnet.venue.base_url is None  # the real testnet unless the user points it elsewhere
+    for name, (stage, cap, pos) in STAGE_FILES.items():
+        p = load_profile(REPO / "config" / name)
+        assert (p.mode, p.stage, p.feed.kind) == ("live", stage, "venue"), name
+        limits = p.stage_limits()
+        assert (limits.max_capital_usd, limits.max_position_usd) == (Decimal(cap), Decimal(pos)), name
+        assert p.sizing.max_order_usd <= limits.max_position_usd and p.risk.max_total_capital_usd == cap
+        # One account, one journal: every live stage file is the same profile at another stage.
+        assert p.name == "live" and p.venue.base_url is None
+    assert load_profile(REPO / "config" / "alpaca-paper.yaml").market_hours.calendar == "XNYS"
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_profiles_name_key_variables_never_values(path: Path):
+    profile = load_profile(path)
+    names = profile.venue.env_names() if profile.venue.name != "paper" else {}
+    for var in names.values():
+        assert var.isupper() and var.endswith(("_KEY", "_SECRET")), var
+    data = yaml.safe_load(path.read_text())
+    keys = (data.get("venue") or {}).get("keys") or {}
+    assert all(k.endswith("_env") or k == "keyring_service" for k in keys), keys
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("mode: testnet\nvenue:\n  name: binance\nfeed:\n  kind: sim\n",
+     "config/x.yaml: feed.kind: a real venue (binance) trades on its own quotes: use venue (or leave feed.kind out), "
+     "not sim"),
+    ("feed:\n  kind: venue\n", "config/x.yaml: feed.kind: venue quotes need a real venue; venue.name is paper"),
+])
+def test_the_feed_follows_the_venue(tmp_path, monkeypatch, text, line):
+    assert problems(text, tmp_path, monkeypatch) == [line]
+
+
+def test_a_venue_profile_gets_the_venue_feed_by_default(tmp_path):
+    p = profile_from_mapping({"mode": "testnet", "venue": {"name": "bybit"}, "feed": {"tick_seconds": 3}})
+    assert p.feed.kind == "venue" and p.feed.tick_seconds == 3

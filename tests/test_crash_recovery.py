@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import random
 import signal
 import sqlite3
@@ -50,11 +51,31 @@ def run_and_kill(profile: Path, home: Path, seed: int, after: float) -> None:
                              "--seed", str(seed), "--duration", "30d"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
+        # Kill while it trades: first wait (bounded) for its first order in the journal, since on
+        # a loaded machine start-up alone can outlast a fixed sleep and the kill would test nothing.
+        journal = Path(yaml.safe_load(profile.read_text())["journal"]["path"])
+        deadline = time.monotonic() + 60
+        while not _has_order(journal):
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the engine placed no order within 60 s"
+            time.sleep(0.05)
         time.sleep(after)
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=10)
+
+
+def _has_order(path: Path) -> bool:
+    if not path.exists():
+        return False
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT 1 FROM events WHERE kind = 'order' LIMIT 1").fetchone() is not None
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return False
+    finally:
+        db.close()
 
 
 def journal_rows(path: Path, kind: str) -> list[tuple]:
@@ -96,7 +117,7 @@ def test_kill_9_then_restart_loses_nothing_and_reports_differences(tmp_path, see
     rng = random.Random(seed)
     home = tmp_path / "home"
     profile_path = write_profile(tmp_path)
-    run_and_kill(profile_path, home, seed, after=rng.uniform(1.2, 2.5))
+    run_and_kill(profile_path, home, seed, after=rng.uniform(0.1, 1.3))
     jpath = tmp_path / "crash.sqlite"
     check_after_restart(jpath)
 
@@ -138,9 +159,13 @@ def test_halt_latch_survives_kill_9(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "console", "run", "--headless", "--profile", str(profile_path),
                              "--duration", "30d"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     try:
-        time.sleep(1.5)
+        # Wait for the engine's first log line (it has started: a fixed sleep lost the race on a
+        # loaded machine, where imports alone can take longer), then give it time to trade.
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready and proc.stdout.readline(), "the headless engine never started"
+        time.sleep(0.5)
         proc.send_signal(signal.SIGINT)  # headless: SIGINT halts, journals, stops
-        proc.wait(timeout=20)
+        proc.communicate(timeout=20)  # reads stdout to the end: a full pipe must not stall it
     finally:
         if proc.poll() is None:
             proc.kill()

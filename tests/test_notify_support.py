@@ -143,8 +143,9 @@ def smtp_receiver() -> Iterator[SmtpReceiver]:
     rx.stop()
 
 
-async def wait_for(pred: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll (yielding to the loop) until `pred()` holds; fail the test after `timeout` wall seconds."""
+async def wait_for(pred: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll (yielding to the loop) until `pred()` holds; fail the test after `timeout` wall seconds
+    (generous: what it waits for takes milliseconds, but CI shares two cores)."""
     end = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > end:
@@ -152,7 +153,7 @@ async def wait_for(pred: Callable[[], bool], timeout: float = 5.0, what: str = "
         await asyncio.sleep(0.02)
 
 
-async def wait_async(fetch: Callable[[], Any], pred: Callable[[Any], bool], timeout: float = 5.0,
+async def wait_async(fetch: Callable[[], Any], pred: Callable[[Any], bool], timeout: float = 20.0,
                      what: str = "condition") -> Any:
     """Like wait_for, for a value that takes an await to read (journal rows)."""
     end = time.monotonic() + timeout

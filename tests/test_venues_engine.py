@@ -1,7 +1,8 @@
 """The engine's own order path over a real-protocol venue: OrderManager + CcxtBroker + the Binance
 emulator. Entry fill -> protective stop at the venue; halt cancels the entries and leaves the
-stop; close-all cancels the stop and flattens. Engine.open still builds the paper broker, so the
-test swaps the broker in after open (what `build_broker` will do once wired)."""
+stop; close-all cancels the stop and flattens. The engine is opened on a paper profile and the
+broker swapped in, to drive the OrderManager directly; tests/test_venues_session.py opens venue
+profiles through `Engine.open` itself."""
 from __future__ import annotations
 
 from datetime import datetime, timezone

@@ -50,12 +50,16 @@ class StatusHeader(Vertical):
             self.set_class(snap.mode == mode, f"-mode-{mode}")
         # Most important first: on a narrow terminal the clock is what gets cut off, not equity.
         mode = f" {snap.mode.upper()} " if snap.mode != "live" else " LIVE · REAL MONEY "
+        # Right after the venue, before anything a narrow screen would cut: an emulator or a
+        # proxy must never pass for the venue itself.
+        notice = ((f" ⚠ {snap.venue_notice}", "bold yellow"),) if snap.venue_notice else ()
         info = Text.assemble(
             (mode, MODE_STYLE.get(snap.mode, "bold white on red")),
             "  ",
             (snap.profile, "bold"),
             ("@", "dim"),
             snap.venue,
+            *notice,
             "  ",
             ("equity ", "dim"),
             (money(snap.equity), "bold"),

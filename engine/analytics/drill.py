@@ -68,6 +68,10 @@ def drill_profile(profile: Any, journal: str | Path) -> Any:
     data["approval"] = {**data["approval"], "required": False}
     if data["feed"]["kind"] != "sim":  # the paper broker needs a market; a replay may be cold
         data["feed"] = {**data["feed"], "kind": "sim", "csv_path": None}
+    # The drill runs on the paper broker whatever venue the profile trades (a testnet profile's
+    # drill must not place orders at the testnet).
+    data["mode"] = "paper"
+    data["venue"] = {**data["venue"], "name": "paper", "base_url": None, "data_url": None}
     data["feed"]["speed"] = 0
     data["journal"] = {"path": str(journal)}
     data["logging"] = {**data["logging"], "path": str(Path(journal).with_suffix(".log"))}

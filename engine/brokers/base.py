@@ -31,6 +31,7 @@ class BrokerError(Exception):
 
 class Broker(ABC):
     name: str = "broker"
+    cash_currency: str = "USD"  # the balance that is the account's cash (crypto spot: its quote asset)
 
     async def connect(self) -> None:
         return None

@@ -149,6 +149,7 @@ class CcxtBroker(PollingVenue):
         if venue.name not in ("binance", "bybit"):
             raise ValueError(f"CcxtBroker does not trade {venue.name}")
         self.venue = venue
+        self.cash_currency = venue.quote_currency
         self.name = venue.name
         self.mode = mode
         self._keys = keys

@@ -1,0 +1,176 @@
+"""A real venue in the engine: its broker, its quotes, wall-clock time, its stage grant.
+
+`Engine.open` hands a profile whose `venue.name` is not paper to `open_venue`, which:
+
+1. builds the broker (engine/brokers/factory.py): keys are read now, so a missing variable or a
+   test key equal to a live one refuses the start before anything is opened;
+2. opens the journal and, for a live profile, refuses a stage its journal does not grant
+   (engine/stages.py);
+3. connects: markets loaded once, account read, environment checked (endpoint vs mode, account
+   active and allowed to trade, buying power, withdrawal permission) - a mismatch refuses to
+   start;
+4. takes the engine's starting cash from the venue (the quote currency, Alpaca's cash) at the
+   first session and from the journal's first session afterwards, so the engine's books and the
+   venue's start equal and later restarts rebuild and reconcile against the same baseline;
+5. builds the venue feed (engine/feeds/venue.py) on one injectable clock (WallClock unless a
+   test passes its own), and no simulated warm-up;
+6. once the Engine exists: the broker's `on_api_failure` feeds the API-failure breaker, the
+   venue's own environment word feeds the venue-health check, a profile pointing the venue at
+   another base URL gets a header notice, and the connection (endpoint, environment, buying
+   power, warnings) is journaled as a `venue` row; warnings go to the alert feed;
+7. after recovery, every order the journal says is working (a stop from before a restart) is
+   looked up by client id, so the new broker tracks it and reports its fills.
+
+Every failure before the engine runs is a `VenueStartError` with one redacted line, which the
+CLI prints and exits 2 with. `run_venue` is the loop `Engine.run` takes for the venue feed.
+"""
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .brokers.keys import EnvironmentMismatch, KeyLoadError, redact
+from .brokers.retry import VenueError
+from .clock import Clock, WallClock
+from .feeds.venue import VenueFeed
+from .journal import Journal
+from .logsetup import setup_logging
+from .profile import Profile, journal_path, log_path
+from .stages import StageNotGranted, require_granted
+from .venue_config import VenueSection, is_loopback_url
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("tradeconsole.venue")
+
+ENV_WORD = {"test": "testnet", "live": "live"}
+
+
+class VenueStartError(Exception):
+    """The venue cannot be traded with this profile now (keys, environment, stage, account):
+    one line, no secret, nothing left open."""
+
+
+def venue_notice(venue: VenueSection) -> str:
+    """What the header says when the venue is reached somewhere other than its own endpoint."""
+    parts = []
+    for what, url in (("", venue.base_url), ("data ", venue.data_url)):
+        if url and (what == "" or url != venue.base_url):
+            kind = "emulator" if is_loopback_url(url) else "proxy"
+            parts.append(f"{what}via {urlsplit(url).netloc} ({kind})")
+    return ", ".join(parts)
+
+
+def environment_word(broker: Any, mode: str) -> str:
+    """The venue's own word for its environment, in the profile's terms (testnet | live), for the
+    venue-health check. The account's answer wins (Alpaca's PA numbers), then the endpoint's;
+    an emulator or proxy has none and plays the environment the profile names (the connect
+    check already refused what it could tell was the other one, and the header says where it is)."""
+    report = getattr(broker, "report", None)
+    env = (getattr(report, "account_env", None) or getattr(broker, "environment", None) or "unknown")
+    return ENV_WORD.get(env, mode)
+
+
+async def _starting_cash(profile: Profile, journal: Journal, broker: Any) -> Decimal:
+    sessions = await journal.rows(kinds=["session"])
+    if sessions:
+        cash = ((sessions[0].data.get("config") or {}).get("paper") or {}).get("starting_cash")
+        if cash is not None:
+            return Decimal(str(cash))
+    balances = await broker.balances()
+    asset = broker.cash_currency
+    cash = balances.get(asset, Decimal(0))
+    if cash <= 0:
+        raise VenueStartError(f"{profile.venue.name}: the account holds no {asset}: nothing to trade with")
+    return cash
+
+
+async def open_venue(cls: type["Engine"], profile: Profile, *, clock: Clock | None, speed: float | None,
+                     log_to_stdout: bool) -> "Engine":
+    from .brokers.factory import build_broker
+
+    clock = clock or WallClock()
+    name = profile.venue.name
+    try:
+        broker = build_broker(profile, clock)
+    except (KeyLoadError, ValueError) as exc:
+        raise VenueStartError(f"{name}: {redact(exc)}") from None
+    jpath = journal_path(profile)
+    lpath = log_path(profile)
+    try:
+        journal = await Journal.open(jpath)
+    except BaseException:
+        await broker.close()
+        raise
+    try:
+        await require_granted(profile, journal)
+        # Before connecting, so the connection's own lines (warnings, key fingerprint) are kept.
+        setup_logging(lpath, profile.logging, stdout=log_to_stdout, clock=clock)
+        await broker.connect()
+        cash = await _starting_cash(profile, journal, broker)
+        session = await journal.count("session") + 1
+    except (StageNotGranted, EnvironmentMismatch, VenueError) as exc:
+        await broker.close()
+        await journal.close()
+        raise VenueStartError(f"{name}: {redact(exc)}") from None
+    except BaseException:
+        await broker.close()
+        await journal.close()
+        raise
+    # The books start where the venue's cash does; the journal's session row says so.
+    profile = profile.model_copy(update={"paper": profile.paper.model_copy(update={"starting_cash": cash})})
+    feed = VenueFeed(broker, profile.symbols, clock, profile.feed.tick_seconds)
+
+    def wire(eng: "Engine") -> None:
+        broker.on_api_failure = eng.api_failures.record
+        eng.broker_environment = environment_word(broker, profile.mode)
+        eng.venue_notice = venue_notice(profile.venue)
+        report = broker.report
+        now = clock.now()
+        eng.journal.append("venue", now, name, {
+            "venue": name, "mode": profile.mode, "endpoint": report.endpoint, "environment": eng.broker_environment,
+            "endpoint_environment": report.endpoint_env, "account_status": report.account_status,
+            "buying_power": report.buying_power, "withdrawals": report.withdrawals,
+            "notice": eng.venue_notice, "warnings": list(broker.warnings), "starting_cash": cash})
+        for w in broker.warnings:
+            eng.alerts.publish("warning", "venue", w, now)
+        if eng.venue_notice:
+            eng.alerts.publish("warning", "venue", f"{name} is reached {eng.venue_notice}, not at its own endpoint", now)
+
+    eng = await cls._start(profile, clock, journal, feed, broker, session,
+                           profile.feed.speed if speed is None else speed, lpath, seed=None, wire=wire)
+    try:
+        await _track_recovered(eng)
+    except BaseException:
+        await eng.close()
+        raise
+    return eng
+
+
+async def _track_recovered(eng: "Engine") -> None:
+    """Orders rebuilt from the journal (a stop placed before the restart) were placed by an
+    earlier broker: look each up by client id so this one tracks it, or its fills would never
+    be heard. One that cannot be looked up now stays listed by reconciliation, never guessed."""
+    for cid in list(eng.orders.working):
+        try:
+            await eng.broker.fetch_order(cid)
+        except VenueError as err:
+            log.warning("venue %s: could not look up %s after the restart: %s", eng.broker.name, cid, err)
+
+
+async def run_venue(eng: "Engine", duration: float | None) -> None:
+    """`Engine.run` for the venue feed: a batch per poll until `duration` seconds of the clock
+    pass or `stop()`. No simulated warm-up: the strategy warms on live quotes."""
+    feed: VenueFeed = eng.feed  # type: ignore[assignment]
+    stop = eng._stop
+    eng.trading_started = eng.clock.now()
+    deadline = None if duration is None else eng.clock.monotonic() + duration
+    while not stop.is_set():
+        batch = await feed.next_batch_async(stop, deadline)
+        if batch is None or stop.is_set():
+            break  # a poll that came back after stop() (a shutdown) is not traded on
+        await eng.on_batch(batch)
+    await eng.journal.flush()
