@@ -141,7 +141,9 @@ def _metrics_tables(m: dict[str, Any], title: str = "") -> list:
             s.add_row(sym, _f(v["trades"]), _f(v["win_rate_pct"]), _f(v["net_pnl"]), _f(v["fees"]),
                       _f(v["profit_factor"]))
         out.append(s)
-    return out
+    from .cli_breakdowns import breakdown_tables
+
+    return out + breakdown_tables(m, title, _f)
 
 
 # -- readiness and attest --------------------------------------------------------------------------
@@ -324,6 +326,16 @@ def _report(args: argparse.Namespace) -> int:
         c.print(f"incidents: {len(inc['breakers'])} breaker critical/trips, {len(inc['halts'])} halts, "
                 f"{len(inc['venue_errors'])} venue errors; positions without a stop: "
                 f"{review['positions_without_stop']['count']}")
+    if rep["notes"]:
+        from rich.table import Table
+
+        t = Table(title="notes", title_justify="left")
+        for col in ("when", "about", "text"):
+            t.add_column(col)
+        for n in rep["notes"]:
+            about = n["about"] if not n["ref"] else f"{n['about']} {n['ref']}"
+            t.add_row(str(n["ts"]), about, n["text"])
+        c.print(t)
     if rep.get("readiness"):
         _print_readiness(rep["readiness"])
     if args.html:

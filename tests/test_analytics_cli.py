@@ -105,7 +105,8 @@ def test_reports_json_and_self_contained_html(home, tmp_path):
         rep = reps[kind] = json.loads(res.stdout)
         assert rep["kind"] == kind and rep["metrics"]["trades"]["trades"] == len(rep["trades"])
         html = page.read_text(encoding="utf-8")
-        assert html.count("<svg") == 4 and "<script" not in html and "https://" not in html
+        # equity, drawdown, P&L histogram, net P&L by symbol, net P&L by market regime
+        assert html.count("<svg") == 5 and "<script" not in html and "https://" not in html
         assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     week = reps["weekly"]["week"]
     assert set(week) >= {"win_rate_pct", "largest_loss", "largest_gain", "incidents", "positions_without_stop"}
@@ -145,3 +146,28 @@ def test_drill_refuses_a_live_profile(monkeypatch, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "refused on a live profile" in err
+
+
+def test_operator_notes_appear_in_every_report_form(home, tmp_path):
+    """The trading journal the checklists ask for: notes on the day, a trade or an alert are in
+    the report (table, JSON and HTML), with what they are about."""
+    from datetime import datetime, timezone
+
+    from engine.analytics.journal_data import append_row
+
+    journal = home / "paper-auto.sqlite"
+    with sqlite3.connect(journal) as db:
+        fill_ref, last_ts = db.execute("SELECT ref, ts FROM events WHERE kind = 'fill' ORDER BY seq LIMIT 1").fetchone()
+    at = datetime.fromisoformat(last_ts)
+    append_row(journal, "note", at, None, {"kind": "day", "text": "choppy open; spreads wide <b>"})
+    append_row(journal, "note", at, fill_ref, {"kind": "trade", "text": "entered late, slipped"})
+    page = tmp_path / "daily.html"
+    res = run(home, "report", "daily", "--profile", PROFILE, "--json", "--html", str(page), "--resamples", "100")
+    assert res.returncode == 0, res.stderr
+    notes = json.loads(res.stdout)["notes"]
+    assert [(n["about"], n["ref"], n["text"]) for n in notes] == [
+        ("day", None, "choppy open; spreads wide <b>"), ("trade", fill_ref, "entered late, slipped")]
+    html = page.read_text(encoding="utf-8")
+    assert "<h2>Notes</h2>" in html and "spreads wide &lt;b&gt;" in html and f"trade {fill_ref}" in html
+    text = run(home, "report", "daily", "--profile", PROFILE)
+    assert text.returncode == 0 and "entered late, slipped" in text.stdout and "notes" in text.stdout

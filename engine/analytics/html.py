@@ -66,6 +66,17 @@ DD_KEYS = [("max_drawdown_pct", "max drawdown %"), ("max_drawdown_usd", "max dra
            ("longest_underwater_s", "longest under water (s)")]
 
 
+AXIS = {"volatility": "vol", "trend": "trend"}
+GROUP_HEAD = ["trades", "win rate %", "average win", "average loss", "profit factor", "expectancy", "net P&L"]
+
+
+def _groups(title: str, label: str, groups: dict[str, dict[str, Any]]) -> str:
+    """A breakdown (docs/metrics.md): one row per group, a group without trades included."""
+    return f"<h2>{escape(title)}</h2>" + _table([label, *GROUP_HEAD], [
+        [escape(g), d["trades"], _v(d["win_rate_pct"]), _v(d["avg_win"]), _v(d["avg_loss"]), _v(d["profit_factor"]),
+         _v(d["expectancy"]), _v(d["net_pnl"])] for g, d in groups.items()])
+
+
 def render(rep: dict[str, Any], m: Metrics) -> str:
     met = rep["metrics"]
     per = rep["period"]
@@ -98,6 +109,10 @@ def render(rep: dict[str, Any], m: Metrics) -> str:
     parts.append(svg.histogram("P&L per closed trade", [float(t.net) for t in m.closed_trades]))
     syms = sorted(met["per_symbol"])
     parts.append(svg.bars("Net P&L by symbol", syms, [float(met["per_symbol"][s]["net_pnl"]) for s in syms]))
+    # Every regime is listed even without trades; with no trade at all the chart says so instead.
+    regimes = [(f"{AXIS[axis]} {g}", float(d["net_pnl"])) for axis, groups in met["per_regime"].items()
+               for g, d in groups.items()] if m.closed_trades else []
+    parts.append(svg.bars("Net P&L by market regime at entry", [lab for lab, _ in regimes], [v for _, v in regimes]))
     parts.append("<h2>Trades</h2>" + _kv(met["trades"], TRADE_KEYS))
     parts.append("<h2>Returns</h2>" + _kv(met["returns"], RETURN_KEYS))
     parts.append("<h2>Drawdown</h2>" + _kv(met["drawdown"], DD_KEYS))
@@ -105,6 +120,10 @@ def render(rep: dict[str, Any], m: Metrics) -> str:
         ["symbol", "trades", "win rate %", "net P&L", "fees", "profit factor", "expectancy"],
         [[escape(s), d["trades"], _v(d["win_rate_pct"]), _v(d["net_pnl"]), _v(d["fees"]), _v(d["profit_factor"]),
           _v(d["expectancy"])] for s, d in sorted(met["per_symbol"].items())]))
+    parts.append(_groups("By strategy", "strategy", met["per_strategy"]))
+    parts.append(_groups("By readiness at entry", "strategy readiness", met["per_readiness"]))
+    parts.append(_groups("By market regime at entry: volatility", "volatility", met["per_regime"]["volatility"]))
+    parts.append(_groups("By market regime at entry: trend", "trend", met["per_regime"]["trend"]))
     ex = met["execution"]
     parts.append("<h2>Execution</h2>" + _kv(ex, [
         ("entries_sent", "entries sent"), ("fill_rate_pct", "fill rate %"), ("limit_fill_rate_pct", "limit fill rate %"),
@@ -127,6 +146,11 @@ def render(rep: dict[str, Any], m: Metrics) -> str:
                             left=2, text_last=True))
         bare = review["positions_without_stop"]
         parts.append(f"<p>positions without a stop: {bare['count']} (stop refusals {bare['stop_refused_alerts']})</p>")
+    if rep.get("notes"):
+        parts.append("<h2>Notes</h2>" + _table(
+            ["when", "about", "text"],
+            [[escape(str(n["ts"])), escape(n["about"] if not n["ref"] else f"{n['about']} {n['ref']}"),
+              escape(n["text"])] for n in rep["notes"]], left=2, text_last=True))
     mc = rep.get("monte_carlo")
     if mc and mc.get("max_drawdown_pct"):
         parts.append("<h2>Monte Carlo</h2>" + _table(["quantity", "value"], [
@@ -137,9 +161,10 @@ def render(rep: dict[str, Any], m: Metrics) -> str:
             ["95th pct max drawdown %", _v(mc["max_drawdown_pct"]["p95"])]]))
     if rep["trades"]:
         parts.append("<h2>Closed trades</h2>" + _table(
-            ["symbol", "opened", "closed", "net", "fees", "stop", "reason"],
+            ["symbol", "opened", "closed", "net", "fees", "stop", "readiness", "volatility", "trend", "reason"],
             [[escape(t["symbol"]), escape(_when(t["opened_at"])), escape(_when(t["closed_at"])), _v(t["net"]), _v(t["fees"]),
-              "yes" if t["stop_covered"] else "no", f"<span class='muted'>{escape(t['reason'])}</span>"]
+              "yes" if t["stop_covered"] else "no", escape(t["readiness"]), escape(t["volatility"]), escape(t["trend"]),
+              f"<span class='muted'>{escape(t['reason'])}</span>"]
              for t in rep["trades"][-200:]], text_last=True))
     parts.append("</body></html>")
     return "\n".join(parts)

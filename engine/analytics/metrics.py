@@ -16,14 +16,17 @@ the CLI calls directly and the console can hand to a worker thread.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from engine.strategy.regime import TREND_LABELS, VOL_LABELS
+
+from .context import READINESS_STATES, annotate_context
 from .journal_data import JournalData, dec
 from .trades import Trade, annotate, closed, execution_stats, rebuild_trades
 
@@ -222,11 +225,35 @@ def trade_stats(trades: Sequence[Trade], capital: Decimal) -> dict[str, Any]:
     }
 
 
+GROUP_KEYS = ("trades", "wins", "losses", "win_rate_pct", "avg_win", "avg_loss", "net_pnl", "fees",
+              "profit_factor", "expectancy", "largest_loss")
+
+
+def per_group(trades: Sequence[Trade], capital: Decimal, key: Callable[[Trade], str],
+              always: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """The trade statistics of each group of trades (`key` names a trade's group). The groups in
+    `always` come first, in that order, even without a trade (0 trades, rates undefined); any
+    other group that has trades follows in name order."""
+    groups: dict[str, list[Trade]] = {g: [] for g in always}
+    for t in trades:
+        groups.setdefault(key(t), []).append(t)
+    order = [*always, *sorted(g for g in groups if g not in always)]
+    return {g: {k: v for k, v in trade_stats(groups[g], capital).items() if k in GROUP_KEYS} for g in order}
+
+
 def per_symbol(trades: Sequence[Trade], capital: Decimal) -> dict[str, dict[str, Any]]:
-    keep = ("trades", "wins", "win_rate_pct", "net_pnl", "fees", "profit_factor", "expectancy", "largest_loss")
-    syms = sorted({t.symbol for t in trades})
-    return {s: {k: v for k, v in trade_stats([t for t in trades if t.symbol == s], capital).items() if k in keep}
-            for s in syms}
+    return per_group(trades, capital, lambda t: t.symbol)
+
+
+def breakdowns(trades: Sequence[Trade], capital: Decimal) -> dict[str, Any]:
+    """By strategy, by the strategy's readiness at entry (every state listed, traded or not), and
+    by the market regime at entry: volatility and trend (docs/metrics.md)."""
+    return {
+        "per_strategy": per_group(trades, capital, lambda t: t.strategy),
+        "per_readiness": per_group(trades, capital, lambda t: t.readiness, READINESS_STATES),
+        "per_regime": {"volatility": per_group(trades, capital, lambda t: t.volatility, VOL_LABELS),
+                       "trend": per_group(trades, capital, lambda t: t.trend, TREND_LABELS)},
+    }
 
 
 def return_stats(points: Sequence[Point], base: Decimal, ppy: int, tz: str) -> dict[str, Any]:
@@ -262,13 +289,17 @@ class Metrics:
     capital: Decimal
     open_trades: int = 0
     abandoned_trades: int = 0
+    per_strategy: dict[str, dict[str, Any]] = field(default_factory=dict)
+    per_readiness: dict[str, dict[str, Any]] = field(default_factory=dict)
+    per_regime: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # volatility, trend
 
     def as_dict(self, *, with_series: bool = False) -> dict[str, Any]:
         ret = dict(self.returns)
         if not with_series:
             ret.pop("daily_returns", None)
         out = {"capital": self.capital, "trades": self.trades, "returns": ret, "drawdown": self.drawdown,
-               "per_symbol": self.per_symbol, "execution": self.execution,
+               "per_symbol": self.per_symbol, "per_strategy": self.per_strategy,
+               "per_readiness": self.per_readiness, "per_regime": self.per_regime, "execution": self.execution,
                "open_trades": self.open_trades, "abandoned_trades": self.abandoned_trades}
         if with_series:
             out["equity"] = [[p.ts.isoformat(), str(p.value)] for p in self.curve]
@@ -286,6 +317,7 @@ def compute(data: JournalData, *, capital: Decimal | None = None, ppy: int = 365
     cap0 = data.starting_capital(Decimal(10000)) if capital is None else capital
     all_trades = rebuild_trades(data.kind("fill"))
     annotate(all_trades, data)
+    annotate_context(all_trades, data)
     curve = equity_curve(data, cap0)
 
     def inside(ts: datetime | None, tl: int) -> bool:
@@ -304,7 +336,7 @@ def compute(data: JournalData, *, capital: Decimal | None = None, ppy: int = 365
         drawdown=drawdown(pts, base), per_symbol=per_symbol(trades, base),
         execution=execution_stats(data, lambda r: inside(r.ts, r.timeline)),
         closed_trades=trades, curve=pts, capital=base, open_trades=len(open_now),
-        abandoned_trades=sum(1 for t in all_trades if t.status == "abandoned"))
+        abandoned_trades=sum(1 for t in all_trades if t.status == "abandoned"), **breakdowns(trades, base))
 
 
 def jsonable(x: Any) -> Any:

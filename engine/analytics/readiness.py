@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from .config import StageCriteria
-from .journal_data import JournalData, Row
+from .journal_data import JournalData, JournalReadError, Row, load
 from .metrics import Metrics, compute, jsonable, periods_per_year
 from .resample import bootstrap_sharpe, bootstrap_trades
 
@@ -140,3 +141,19 @@ def evaluate(profile: Any, data: JournalData, stage: str, *, now: datetime | Non
                       "resamples": resamples, "seed": seed},
         "metrics": m.as_dict(),
     })
+
+
+def summary(profile: Any, journal: str | Path, *, stage: str | None = None, now: datetime | None = None,
+            resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """The verdict and its criteria without the metrics behind them (what the console shows):
+    {stage, verdict, passed, total, criteria, journal}, or {stage, error} when there is nothing to
+    judge (no criteria for the stage, no journal, a file that is not one)."""
+    stage = stage or profile.stage
+    if stage not in profile.readiness.stages:
+        return {"stage": stage, "error": f"no readiness criteria for stage {stage}"}
+    try:
+        data = load(journal)
+    except JournalReadError as exc:
+        return {"stage": stage, "error": str(exc)}
+    rep = evaluate(profile, data, stage, now=now, resamples=resamples, seed=seed)
+    return {k: rep[k] for k in ("stage", "verdict", "passed", "total", "criteria", "journal")}

@@ -68,6 +68,9 @@ def build(profile: Any, data: JournalData, kind: str, *, resamples: int = 2000, 
         "trades": [t.as_dict() for t in m.closed_trades],
         "alerts": {s: sum(1 for a in alerts if a.data.get("severity") == s) for s in ("info", "warning", "critical")},
         "incidents": incidents(sub),
+        # The operator's trading journal: what they noticed, on the day, a trade or an alert.
+        "notes": [{"ts": r.ts, "about": r.data.get("kind"), "ref": r.ref, "text": r.data.get("text", "")}
+                  for r in sub.kind("note")],
     }
     if kind in ("weekly", "stage"):
         rep["week" if kind == "weekly" else "review"] = _review(sub, m)

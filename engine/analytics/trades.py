@@ -38,6 +38,12 @@ class Trade:
     stop_covered: bool | None = None  # a protective stop order was working while it was open
     status: str = "open"  # open | closed | abandoned
     fill_refs: list[str] = field(default_factory=list)
+    # What the entry was taken in (engine/analytics/context.py): the strategy that signalled it
+    # ("operator" for a manual order), the strategy's readiness, and the market regime it read.
+    strategy: str = "unknown"
+    readiness: str = "unknown"
+    volatility: str = "unknown"
+    trend: str = "unknown"
 
     @property
     def net(self) -> Decimal:
@@ -47,7 +53,8 @@ class Trade:
         return {"symbol": self.symbol, "direction": self.direction, "opened_at": self.opened_at.isoformat(),
                 "closed_at": self.closed_at.isoformat() if self.closed_at else None, "realized": str(self.realized),
                 "fees": str(self.fees), "net": str(self.net), "fills": self.fills, "reason": self.reason,
-                "stop_covered": self.stop_covered, "status": self.status}
+                "stop_covered": self.stop_covered, "status": self.status, "strategy": self.strategy,
+                "readiness": self.readiness, "volatility": self.volatility, "trend": self.trend}
 
 
 def _signed(row: Row) -> Decimal:
@@ -105,6 +112,23 @@ def _order_states(orders: list[Row]) -> dict[str, dict[str, Any]]:
     return last
 
 
+def signal_of_order(signals: list[Row], orders: list[Row]) -> dict[str, Row]:
+    """The signal row behind each strategy entry order, by the order's client id.
+
+    The engine journals a signal, then the decision and the order for it, before anything else of
+    that symbol; the first entry order row of the same symbol after a signal is its order. A
+    manual order has no signal row and so no entry here."""
+    pending: dict[str, Row] = {}
+    out: dict[str, Row] = {}
+    for r in sorted(signals + orders, key=lambda x: x.seq):
+        sym = r.data.get("symbol", "")
+        if r.kind == "signal":
+            pending[sym] = r
+        elif r.data.get("purpose") == "entry" and not r.data.get("parent_id") and sym in pending:
+            out[r.ref or ""] = pending.pop(sym)
+    return out
+
+
 def annotate(trades: list[Trade], data: JournalData) -> None:
     """Fill in each trade's entry reason and whether a protective stop covered it."""
     orders = data.kind("order")
@@ -147,17 +171,7 @@ def execution_stats(data: JournalData, keep: Callable[[Row], bool] | None = None
     limits = [cid for cid in parents if states[cid].get("type") == "limit"]
     limit_full = [cid for cid in limits if states[cid].get("status") == "filled"]
 
-    # Signal -> its entry order: the engine journals the signal, then the decision and the order
-    # for it, before anything else of that symbol; the first entry order row of the same symbol
-    # after a signal is its order.
-    pending: dict[str, Row] = {}
-    signal_of: dict[str, Row] = {}
-    for r in sorted(signals + orders, key=lambda x: x.seq):
-        sym = r.data.get("symbol", "")
-        if r.kind == "signal":
-            pending[sym] = r
-        elif r.data.get("purpose") == "entry" and not r.data.get("parent_id") and sym in pending:
-            signal_of[r.ref or ""] = pending.pop(sym)
+    signal_of = signal_of_order(signals, orders)
     fills_by_order: dict[str, list[Row]] = {}
     for f in data.kind("fill"):
         fills_by_order.setdefault(f.ref or "", []).append(f)

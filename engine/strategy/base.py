@@ -4,6 +4,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from ..models import Quote, Signal
+from .regime import Regime
 
 
 class Strategy(ABC):
@@ -20,3 +21,8 @@ class Strategy(ABC):
     def readiness(self, symbol: str) -> str:
         """ready | forming | not_ready: whether the strategy has seen enough data to trust."""
         return "ready"
+
+    def regime(self, symbol: str) -> Regime | None:
+        """The market regime the strategy reads in `symbol` now (volatility, trend), or None when
+        it does not measure one. An entry signal's reason carries it too (regime.tag)."""
+        return None

@@ -7,6 +7,7 @@ the timeframe that has been reading this market right gets the larger say.
   edge       = |weighted vote|, in 0..1
   confidence = weight of the timeframes that agree with the combined direction
 Entries fire when flat; an exit fires when the combined vote turns against an open position.
+An entry's reason ends with the market regime it was taken in (engine/strategy/regime.py).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from decimal import Decimal
 from ..models import Quote, Side, Signal
 from ..profile import RiskLimits, StrategyConfig
 from .base import Strategy
+from .regime import Regime, RegimeTracker, tag
 
 HUNDRED = Decimal(100)
 
@@ -36,6 +38,7 @@ class _Timeframe:
 @dataclass(slots=True)
 class _SymbolState:
     frames: list[_Timeframe]
+    regime: RegimeTracker
     last_signal_bar: float = -1.0
     fast_bar: float = -1.0
     prices: list[float] = field(default_factory=list)
@@ -56,11 +59,14 @@ class EmaTrendStrategy(Strategy):
         self._entry_floor = risk.min_edge / 2
         # Exits need a real reversal, not noise around zero: trend trades live on holding.
         self._exit_floor = risk.min_edge
+        # The regime is read over the strategy's own horizon: the slow EMA's span on the slowest bars.
+        self._regime_window = cfg.slow_period * self._tfs[-1]
 
     def _symbol(self, symbol: str) -> _SymbolState:
         st = self._state.get(symbol)
         if st is None:
-            st = self._state[symbol] = _SymbolState([_Timeframe(s) for s in self._tfs])
+            st = self._state[symbol] = _SymbolState([_Timeframe(s) for s in self._tfs],
+                                                    RegimeTracker(self._regime_window))
         return st
 
     def readiness(self, symbol: str) -> str:
@@ -71,6 +77,10 @@ class EmaTrendStrategy(Strategy):
         if slowest >= self.cfg.warmup_bars:
             return "ready"
         return "forming" if st.frames[0].bars >= self.cfg.warmup_bars else "not_ready"
+
+    def regime(self, symbol: str) -> Regime | None:
+        st = self._state.get(symbol)
+        return None if st is None else st.regime.regime()
 
     def _update_frame(self, tf: _Timeframe, t: float, price: float) -> bool:
         """Feed a price; returns True when a bar closed."""
@@ -102,11 +112,16 @@ class EmaTrendStrategy(Strategy):
         st = self._symbol(quote.symbol)
         t = quote.ts.timestamp()
         price = float(quote.bid + quote.ask) / 2.0
-        fast_closed = False
+        fast_closed = closed = False
         for i, tf in enumerate(st.frames):
             closed = self._update_frame(tf, t, price)
             if i == 0:
                 fast_closed = closed
+        # The regime is fed per bar, never per quote; `closed` is now the slowest timeframe's.
+        if fast_closed:
+            st.regime.on_fast_close(st.frames[0].bar_start, st.frames[0].last_close)
+        if closed:
+            st.regime.on_slow_close(st.frames[-1].bar_start)
         # decide at most once per fast bar: the gate is not asked on every tick
         if not fast_closed or st.frames[-1].bars < self.cfg.warmup_bars:
             return None
@@ -142,6 +157,6 @@ class EmaTrendStrategy(Strategy):
         entry = quote.ask if side is Side.BUY else quote.bid
         stop = entry * (1 - self._stop_frac) if side is Side.BUY else entry * (1 + self._stop_frac)
         frames = " ".join(f"{tf.seconds}s:{tf.last_vote / scale:+.2f}@{tf.hit_rate:.2f}" for tf in st.frames)
-        reason = f"trend {'up' if direction > 0 else 'down'} vote {vote:+.2f} [{frames}]"
+        reason = f"trend {'up' if direction > 0 else 'down'} vote {vote:+.2f} [{frames}] {tag(st.regime.regime())}"
         return Signal(quote.symbol, side, round(edge, 4), round(confidence, 4),
                       stop.quantize(Decimal("0.01")), entry, reason, self.name, quote.ts)
