@@ -28,6 +28,10 @@ class FeedConfig(Strict):
     tick_seconds: float = Field(1.0, gt=0, le=3600,
                                 description="seconds between quotes (sim: simulated; venue: how often quotes are polled)")
     csv_path: str | None = Field(None, description="CSV file for kind: csv")
+    stream: bool = Field(False, description="venue feed: take quotes from the venue's websocket stream, polling "
+                                            "only the symbols it is quiet on (false: poll every tick)")
+    stream_quiet_seconds: float = Field(5.0, gt=0, le=600,
+                                        description="venue stream: a symbol not updated for this long is polled instead")
     spike_probability: float = Field(0.0005, ge=0, le=0.1, description="chance per tick of a price spike")
     gap_probability: float = Field(0.0002, ge=0, le=0.1, description="chance per tick of a price gap")
 
@@ -135,6 +139,9 @@ class MarketHoursConfig(Strict):
     calendar: str = Field("24/7", description="24/7 (crypto) or an exchange calendar code, e.g. XNYS")
     entry_cutoff_minutes: int = Field(15, ge=0, le=240, description="no entries this close to the session close")
     allow_extended_hours: bool = Field(False, description="allow pre-market (from 04:00) and after-hours (to 20:00)")
+    venue_clock_seconds: float = Field(
+        60, ge=0, le=3600, description="a venue with a market clock (Alpaca): read it this often and judge "
+                                       "regular hours by it, the calendar when it is unavailable; 0 = calendar only")
 
     @model_validator(mode="after")
     def _known(self) -> "MarketHoursConfig":

@@ -13,16 +13,23 @@
    first session and from the journal's first session afterwards, so the engine's books and the
    venue's start equal and later restarts rebuild and reconcile against the same baseline;
 5. builds the venue feed (engine/feeds/venue.py) on one injectable clock (WallClock unless a
-   test passes its own), and no simulated warm-up;
+   test passes its own), and no simulated warm-up; with `feed.stream` the feed takes the
+   venue's websocket quotes (engine/feeds/streams.py) and polls only what the stream is quiet
+   on; a venue with a market clock (Alpaca) is read once now for the trading-hours check
+   (engine/market_clock.py);
 6. once the Engine exists: the broker's `on_api_failure` feeds the API-failure breaker, the
    venue's own environment word feeds the venue-health check, a profile pointing the venue at
    another base URL gets a header notice, and the connection (endpoint, environment, buying
-   power, warnings) is journaled as a `venue` row; warnings go to the alert feed;
+   power, warnings) is journaled as a `venue` row; warnings go to the alert feed; the venue's
+   order minimums tell the portfolio what is dust (engine/brokers/minimums.py), its market
+   clock feeds the trading-hours check, and the stream is stopped with the engine's services;
 7. after recovery, every order the journal says is working (a stop from before a restart) is
    looked up by client id, so the new broker tracks it and reports its fills.
 
 Every failure before the engine runs is a `VenueStartError` with one redacted line, which the
-CLI prints and exits 2 with. `run_venue` is the loop `Engine.run` takes for the venue feed.
+CLI prints and exits 2 with. `run_venue` is the loop `Engine.run` takes for the venue feed: it
+also refreshes the market clock at its bounded rate and says when the quotes move between the
+stream and polling.
 """
 from __future__ import annotations
 
@@ -36,6 +43,7 @@ from .brokers.retry import VenueError
 from .clock import Clock, WallClock
 from .feeds.venue import VenueFeed
 from .journal import Journal
+from .market_clock import VenueMarketClock
 from .logsetup import setup_logging
 from .profile import Profile, journal_path, log_path
 from .stages import StageNotGranted, require_granted
@@ -122,10 +130,21 @@ async def open_venue(cls: type["Engine"], profile: Profile, *, clock: Clock | No
         raise
     # The books start where the venue's cash does; the journal's session row says so.
     profile = profile.model_copy(update={"paper": profile.paper.model_copy(update={"starting_cash": cash})})
-    feed = VenueFeed(broker, profile.symbols, clock, profile.feed.tick_seconds)
+    feed = VenueFeed(broker, profile.symbols, clock, profile.feed.tick_seconds, stream=_stream(profile, broker),
+                     quiet_seconds=profile.feed.stream_quiet_seconds)
+    market_clock = await _market_clock(profile, broker)
 
     def wire(eng: "Engine") -> None:
         broker.on_api_failure = eng.api_failures.record
+        if hasattr(broker, "is_dust"):
+            eng.portfolio.is_dust = broker.is_dust
+        eng.market_clock = market_clock
+        if market_clock is not None:
+            for check in eng.gate.checks:
+                if check.name == "trading_hours":
+                    check.venue_clock = market_clock  # type: ignore[attr-defined]
+        if feed.stream is not None:
+            eng.services.append(_FeedStreams(feed))  # stopped by Engine.close with the services
         eng.broker_environment = environment_word(broker, profile.mode)
         eng.venue_notice = venue_notice(profile.venue)
         report = broker.report
@@ -150,6 +169,37 @@ async def open_venue(cls: type["Engine"], profile: Profile, *, clock: Clock | No
     return eng
 
 
+def _stream(profile: Profile, broker: Any):
+    if not profile.feed.stream:
+        return None
+    from .feeds.streams import build_stream
+
+    return build_stream(broker, profile.symbols)
+
+
+async def _market_clock(profile: Profile, broker: Any) -> VenueMarketClock | None:
+    """The venue's market clock for the hours check, read once now (a failed read is not a
+    refusal: the calendar judges until a read succeeds)."""
+    hours = profile.market_hours
+    if not hasattr(broker, "get_clock") or hours.calendar == "24/7" or hours.venue_clock_seconds <= 0:
+        return None
+    mc = VenueMarketClock(broker.get_clock, hours.venue_clock_seconds, broker.name)
+    await mc.refresh()
+    return mc
+
+
+class _FeedStreams:
+    """The feed's stream as an engine service, so `Engine.close` stops it (task and client)."""
+
+    name = "quote-stream"
+
+    def __init__(self, feed: VenueFeed) -> None:
+        self.feed = feed
+
+    async def stop(self) -> None:
+        await self.feed.close()
+
+
 async def _track_recovered(eng: "Engine") -> None:
     """Orders rebuilt from the journal (a stop placed before the restart) were placed by an
     earlier broker: look each up by client id so this one tracks it, or its fills would never
@@ -166,11 +216,42 @@ async def run_venue(eng: "Engine", duration: float | None) -> None:
     pass or `stop()`. No simulated warm-up: the strategy warms on live quotes."""
     feed: VenueFeed = eng.feed  # type: ignore[assignment]
     stop = eng._stop
+    mclock: VenueMarketClock | None = getattr(eng, "market_clock", None)
     eng.trading_started = eng.clock.now()
     deadline = None if duration is None else eng.clock.monotonic() + duration
-    while not stop.is_set():
-        batch = await feed.next_batch_async(stop, deadline)
-        if batch is None or stop.is_set():
-            break  # a poll that came back after stop() (a shutdown) is not traded on
-        await eng.on_batch(batch)
+    said: bool | None = None  # what the alert feed was last told: streaming (True), polling (False)
+    said_at: float | None = None
+    try:
+        while not stop.is_set():
+            if mclock is not None:
+                mclock.maybe_refresh()
+            batch = await feed.next_batch_async(stop, deadline)
+            if batch is None or stop.is_set():
+                break  # a poll that came back after stop() (a shutdown) is not traded on
+            if feed.stream is not None:
+                streaming = feed.source_kind != "poll"
+                # Streaming, or lost / never reached (a failed connect): said at most once a
+                # minute, always ending on the current state, so a stream flapping on a quiet
+                # market does not bury the alert feed.
+                lost = said is True or (said is None and feed.stream.failures > 0)
+                news = (said is not True) if streaming else lost
+                if news and (said_at is None or eng.clock.monotonic() - said_at >= 60):
+                    _say_source(eng, feed, said)
+                    said, said_at = streaming, eng.clock.monotonic()
+            await eng.on_batch(batch)
+    finally:
+        if mclock is not None:
+            await mclock.close()
     await eng.journal.flush()
+
+
+def _say_source(eng: "Engine", feed: VenueFeed, was: bool | None) -> None:
+    """Quotes moved between the stream and polling: the operator hears of it (the stream is the
+    faster source; polling costs request weight)."""
+    now = eng.clock.now()
+    if feed.source_kind != "poll":
+        eng.alerts.publish("info", "feed", f"{eng.broker.name}: quotes streaming", now)
+        return
+    why = f" ({feed.stream.last_error})" if feed.stream is not None and feed.stream.last_error else ""
+    what = "quote stream quiet" if was else "quote stream not connected"
+    eng.alerts.publish("warning", "feed", f"{eng.broker.name}: {what}{why}; polling", now)

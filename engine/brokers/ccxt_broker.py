@@ -796,20 +796,19 @@ class CcxtBroker(PollingVenue):
             tick = await self._retry("book tickers", self.ex.fetch_bids_asks, syms)
         else:
             tick = await self._retry("tickers", self.ex.fetch_tickers, syms)
+        from ..feeds.streams import ticker_quote
+
         now = datetime.now(timezone.utc)  # market data is real time, whatever the engine's clock
-        out = []
-        for s in syms:
-            t = tick.get(s)
-            if not t or t.get("bid") is None or t.get("ask") is None:
-                continue
-            bid, ask = dec(t["bid"]), dec(t["ask"])
-            last = dec(t.get("last")) or (bid + ask) / 2
-            out.append(Quote(s, now, bid, ask, dec(t.get("bidVolume")), dec(t.get("askVolume")), last,
-                             dec(t.get("baseVolume"))))
-        return out
+        return [q for q in (ticker_quote(s, tick.get(s), now) for s in syms) if q is not None]
 
     def on_quote(self, quote: Quote) -> None:
         self._last[quote.symbol] = quote  # prices the minimum-notional check of market orders
+
+    def is_dust(self, symbol: str, quantity: Decimal, price: Decimal) -> bool:
+        """Too small for any order this venue takes (engine/brokers/minimums.py): dust."""
+        from .minimums import below_minimum
+
+        return below_minimum(self.ex, symbol, quantity, price)
 
     # -- polling (the loop is PollingVenue's) -----------------------------------------------
     async def poll(self) -> None:

@@ -10,17 +10,24 @@ to the venue loop once (engine/venue_wiring.py) and the simulated path never awa
 A poll that fails (the broker has already retried, backed off and counted it toward the
 API-failure breaker) yields an empty batch: the engine still processes order events, expires
 approvals and evaluates its breakers, and the stale-data breaker sees the silence.
+
+With a stream (`feed.stream: true`, engine/feeds/streams.py) each tick takes the quotes the
+stream has heard within `stream_quiet_seconds` and polls only the symbols it has not: a healthy
+stream makes no quote requests at all, a failed or mute one falls back to exactly the polling
+above, per symbol, without the feed ever waiting on the stream. `source_kind` says which it was.
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import logging
+from datetime import timedelta
 from typing import Protocol
 
 from ..clock import Clock
 from ..models import Quote
 from ..money import ZERO
+from .streams import QuoteStream
 
 log = logging.getLogger("tradeconsole.feed")
 
@@ -32,15 +39,21 @@ class QuoteSource(Protocol):
 class VenueFeed:
     is_async = True  # Engine.run takes the venue loop for it
 
-    def __init__(self, source: QuoteSource, symbols: list[str], clock: Clock, interval: float) -> None:
+    def __init__(self, source: QuoteSource, symbols: list[str], clock: Clock, interval: float, *,
+                 stream: QuoteStream | None = None, quiet_seconds: float = 5.0) -> None:
         self.source = source
         self.symbols = list(symbols)
         self.clock = clock
         self.interval = interval
+        self.stream = stream
+        self.quiet_seconds = quiet_seconds
         self._due: float | None = None  # clock.monotonic() of the next poll
         self.polls = 0
         self.failures = 0
+        self.streamed = 0  # quotes taken from the stream
         self.last_error = ""
+        # Where the last batch came from: "poll", "stream", or "stream+poll" (some symbols quiet).
+        self.source_kind = "poll"
 
     def next_batch(self) -> list[Quote] | None:
         """A venue has no simulated past to warm a strategy on: nothing to replay synchronously."""
@@ -59,22 +72,41 @@ class VenueFeed:
         if stop.is_set():
             return None
         self._due = max(due, self.clock.monotonic() - self.interval) + self.interval
-        self.polls += 1
-        try:
-            quotes = await self.source.fetch_quotes(self.symbols)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the venue is down or odd: an empty batch, not a dead loop
-            if stop.is_set():
-                return None  # shutting down: the broker closed under the request
-            self.failures += 1
-            self.last_error = str(exc)[:300]  # broker errors are redacted already
-            log.warning("venue quotes failed (%s): %s", type(exc).__name__, self.last_error)
-            return []
+        fresh: dict[str, tuple[Quote, float]] = {}
+        if self.stream is not None:
+            self.stream.start()  # lazily, on the loop that runs the feed; idempotent
+            fresh = self.stream.fresh(self.quiet_seconds)
+        quiet = [s for s in self.symbols if s not in fresh]
+        self.streamed += len(fresh)
+        self.source_kind = "poll" if not fresh else ("stream+poll" if quiet else "stream")
+        polled: list[Quote] = []
+        if quiet:
+            self.polls += 1
+            try:
+                polled = await self.source.fetch_quotes(quiet)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the venue is down or odd: an empty batch, not a dead loop
+                if stop.is_set():
+                    return None  # shutting down: the broker closed under the request
+                self.failures += 1
+                self.last_error = str(exc)[:300]  # broker errors are redacted already
+                log.warning("venue quotes failed (%s): %s", type(exc).__name__, self.last_error)
+                if not fresh:
+                    return []
         ts = self.clock.now()
         # The venues' volume figures are rolling 24 h totals, not what traded since the last
         # quote: reported as unknown (0) so the liquidity check does not take them for a minute's.
-        return [dataclasses.replace(q, ts=ts, volume=ZERO) for q in quotes]
+        # A streamed quote is stamped when it was heard, so the gate's data-age check sees its
+        # real age (the stream sends on change; a quiet book ages until polled).
+        out = [dataclasses.replace(q, ts=ts - timedelta(seconds=age), volume=ZERO)
+               for s in self.symbols if s in fresh for q, age in (fresh[s],)]
+        return out + [dataclasses.replace(q, ts=ts, volume=ZERO) for q in polled]
+
+    async def close(self) -> None:
+        """Stop the stream (its task and client); polling needs nothing closed."""
+        if self.stream is not None:
+            await self.stream.stop()
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> bool:

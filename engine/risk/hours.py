@@ -2,14 +2,21 @@
 
 Crypto profiles ("24/7") never import the calendar package: it costs most of a second at start.
 Session times are looked up once per venue day and cached, so the check stays cheap per order.
+
+A venue with its own market clock (Alpaca) sets `venue_clock` (engine/market_clock.py): regular
+hours are then judged by the venue's last reading, the calendar when it cannot tell.
 """
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from ..profile import MarketHoursConfig
 from .gate import Outcome, OrderRequest, PreTradeCheck, RiskContext
+
+if TYPE_CHECKING:
+    from ..market_clock import VenueMarketClock
 
 EXTENDED_OPEN = time(4, 0)
 EXTENDED_CLOSE = time(20, 0)
@@ -56,6 +63,7 @@ class TradingHoursCheck(PreTradeCheck):
         self.always = cfg.calendar == "24/7"
         self._sessions = sessions
         self.cutoff = timedelta(minutes=cfg.entry_cutoff_minutes)
+        self.venue_clock: VenueMarketClock | None = None  # set by the venue wiring (module docstring)
 
     @property
     def sessions(self) -> ExchangeSessions:
@@ -68,12 +76,16 @@ class TradingHoursCheck(PreTradeCheck):
             return (True, "24/7 market", (), ())
         s = self.sessions
         local = ctx.now.astimezone(s.tz)
+        if self.venue_clock is not None and not self.cfg.allow_extended_hours:
+            state = self.venue_clock.state(ctx.now)
+            if state is not None:
+                return self._by_venue_clock(ctx.now, local, state, s.tz)
         try:
             sess = s.session(local.date())
         except CalendarError as exc:
             return (False, "{why}", ("why",), (str(exc),))
         if sess is None:
-            return (False, "{day}: market closed (weekend or holiday)",
+            return (False, "{day}: market closed (weekend or holiday)" + self._calendar_note(),
                     ("day",), (local.date().isoformat(),))
         open_, close = sess
         last_entry = close - self.cutoff
@@ -83,5 +95,19 @@ class TradingHoursCheck(PreTradeCheck):
         else:
             start, end = open_, last_entry
         ok = start <= ctx.now <= end
-        return (ok, "{now} local, entries {start}-{end}",
+        return (ok, "{now} local, entries {start}-{end}" + self._calendar_note(),
                 ("now", "start", "end"), (local.strftime("%H:%M"), start.astimezone(s.tz).strftime("%H:%M"), end.astimezone(s.tz).strftime("%H:%M")))
+
+    def _by_venue_clock(self, now: datetime, local: datetime, state: tuple, tz: ZoneInfo) -> Outcome:
+        is_open, when = state
+        if not is_open:
+            nxt = when.astimezone(tz).strftime("%a %H:%M") if when is not None else "not announced"
+            return (False, "market closed (venue clock), next open {next_open}", ("next_open",), (nxt,))
+        end = when - self.cutoff
+        return (now <= end, "{now} local, entries until {end} (venue clock)", ("now", "end"),
+                (local.strftime("%H:%M"), end.astimezone(tz).strftime("%H:%M")))
+
+    def _calendar_note(self) -> str:
+        """Said when a venue clock exists but could not be used, so the record shows the fallback."""
+        used = self.venue_clock is not None and not self.cfg.allow_extended_hours
+        return " (calendar: venue clock unavailable)" if used else ""

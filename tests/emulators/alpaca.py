@@ -36,6 +36,9 @@ class AlpacaEmulator(Emulator):
         self.keys = dict(keys)
         self.env = env
         self.is_open = is_open
+        # The market clock's next open / close (GET /v2/clock); None: 16 h / 2 h from now.
+        self.next_open: datetime | None = None
+        self.next_close: datetime | None = None
         self.status = status
         self.trading_blocked = trading_blocked
         markets = [Market(s, s, "USD", Decimal("0.01"), Decimal("0.000000001"), Decimal("0.000000001"), Decimal("1"))
@@ -136,7 +139,8 @@ class AlpacaEmulator(Emulator):
         now = datetime.now(timezone.utc).replace(microsecond=0)
         return web.json_response({
             "timestamp": now.isoformat(), "is_open": self.is_open,
-            "next_open": (now + timedelta(hours=16)).isoformat(), "next_close": (now + timedelta(hours=2)).isoformat(),
+            "next_open": (self.next_open or now + timedelta(hours=16)).isoformat(),
+            "next_close": (self.next_close or now + timedelta(hours=2)).isoformat(),
         })
 
     async def create(self, request: web.Request) -> web.Response:
