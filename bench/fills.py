@@ -54,8 +54,9 @@ def make_strategy():
             if position_qty == 0:
                 return Signal(quote.symbol, Side.BUY, 1.0, 1.0, (quote.ask * stop_frac).quantize(q8),
                               quote.ask, "bench entry", self.name, quote.ts)
-            # The engine decides from its own (fill-updated) position: an exit when it holds one;
-            # if the last exit filled meanwhile, a short entry, so that needs a real stop above.
+            # Held: an exit (the engine asks the strategy after the batch's fills, so this never
+            # meets a position that has just closed). The stop above the bid keeps it a valid
+            # signal for the gate's stop check whichever way it were read.
             return Signal(quote.symbol, Side.SELL, 1.0, 1.0, (quote.bid * stop_up).quantize(q8), quote.bid,
                           "bench exit", self.name, quote.ts)
 

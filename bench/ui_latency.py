@@ -53,7 +53,10 @@ def make_profile(tmp: Path, symbols: list[str], rate: float):
 
 
 async def restore_positions(engine, n: int) -> None:
-    """`n` long positions, each about $100 at today's price, with their stops at the venue."""
+    """`n` long positions, each about $100 at today's price, with their stops at the venue.
+
+    They are the operator's (as if opened by hand), so the strategy's exit signals leave them be
+    and all `n` stay on the screen for the whole measurement."""
     from engine.feeds.sim import spec_for
     from engine.models import Position
 
@@ -64,7 +67,9 @@ async def restore_positions(engine, n: int) -> None:
         price = q.bid if q is not None else Decimal(str(spec_for(symbol).price)).quantize(Decimal("0.01"))
         qty = (Decimal(100) / price).quantize(Decimal("0.000001"))
         stop = (price * Decimal("0.92")).quantize(Decimal("0.01"))
-        pos = Position(symbol, qty, price, last_price=price, stop_price=stop)
+        opener = f"bench-{symbol}"
+        engine.operator_state.manual_orders.add(opener)
+        pos = Position(symbol, qty, price, last_price=price, stop_price=stop, opening_order=opener)
         engine.portfolio.cash -= qty * price  # bought with the account's cash: equity unchanged
         engine.portfolio.restore_position(pos)
         await engine.orders.ensure_stop(symbol)

@@ -9,6 +9,8 @@ import asyncio
 import logging
 from decimal import Decimal, InvalidOperation
 
+from engine.risk.checks_operator import PauseBook
+
 from .bindings import effective_keys
 from .modals import ConfirmModal, HelpModal, NoteModal, QuitModal
 from .order_form import OrderEntryScreen
@@ -220,15 +222,19 @@ class ConsoleActions:
     def action_pause_all(self) -> None:
         self._toggle_pause(None)
 
-    def _toggle_pause(self, symbol: str | None) -> None:
-        label = symbol or "all symbols"
-        resume = self._is_paused(symbol or "*")
+    def action_pause_strategy(self, name: str) -> None:
+        """Pause or resume the entries one strategy asks for (the palette offers it by name)."""
+        self._toggle_pause(None, strategy=name)
+
+    def _toggle_pause(self, symbol: str | None, strategy: str | None = None) -> None:
+        label = f"strategy {strategy}" if strategy else (symbol or "all symbols")
+        resume = self._is_paused(PauseBook.key(symbol, strategy))
 
         async def toggle() -> None:
             if resume:
-                self.report(await self.engine.resume(symbol), f"Entries resumed: {label}")
+                self.report(await self.engine.resume(symbol, strategy=strategy), f"Entries resumed: {label}")
             else:
-                self.report(await self.engine.pause(symbol, reason="console"),
+                self.report(await self.engine.pause(symbol, strategy=strategy, reason="console"),
                             f"Entries paused: {label} (exits and stops keep working)")
 
         self.command(toggle(), "resume" if resume else "pause")

@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import os
-import time
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,16 +22,17 @@ from textual.containers import Horizontal, Vertical
 from textual.worker import Worker, WorkerState
 
 from engine.control.signals import SignalPolicy, policy_for
-from engine.snapshot import EngineSnapshot
 
 from .actions import QUIT_HALT_WAIT, ConsoleActions
 from .bindings import BINDINGS, display_key, effective_keys, validate_keymap
 from .modals import ErrorModal, describe_error
 from .palette import OperatorCommandsProvider
+from .refresh import SnapshotRefresh
 from .widgets import (
     AlertPane, ApprovalPane, BreakerPane, CapitalPane, KeyBar, LogTail, OrdersPane, PnlPane, PositionsPane,
     StatusHeader,
 )
+from .widgets.readiness import ReadinessLine
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -41,10 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("tradeconsole.console")
 
 ENGINE_STOP_WAIT = 5.0
-GC_IDLE = 2.0  # seconds without a key before a full collection may run
-GC_EVERY = 30.0  # at most this often while the operator is idle
-GC_AT_LATEST = 120.0  # and at least this often, typing or not
-GC_NEVER = 1_000_000  # gen-2 threshold that keeps Python from starting full collections itself
 # Environment switches, for terminals where the mouse or colours get in the way (a CLI flag can set
 # the same through the constructor).
 NO_MOUSE_ENV = "TRADECONSOLE_NO_MOUSE"
@@ -61,7 +56,17 @@ def resolve_theme(name: str | None) -> str | None:
     return THEME_ALIASES.get(name.strip().lower(), name.strip())
 
 
-class TradeConsoleApp(ConsoleActions, App[None]):
+def known_theme(name: str) -> str | None:
+    """Why `name` is not a theme the console has (None when it is), without starting an app."""
+    from textual.theme import BUILTIN_THEMES
+
+    wanted = resolve_theme(name)
+    if wanted in BUILTIN_THEMES:
+        return None
+    return f"unknown theme {name!r}; try ansi, ansi-light or one of: {', '.join(sorted(BUILTIN_THEMES))}"
+
+
+class TradeConsoleApp(SnapshotRefresh, ConsoleActions, App[None]):
     # Absolute: Textual resolves a relative path against the module of the class, which for a
     # subclass elsewhere (a benchmark, a test) is the wrong directory.
     CSS_PATH = Path(__file__).with_name("theme.tcss")
@@ -72,7 +77,8 @@ class TradeConsoleApp(ConsoleActions, App[None]):
     COMMANDS = {OperatorCommandsProvider}
 
     def __init__(self, engine: "Engine", *, refresh_hz: float = 4.0, exit_when_ready: bool = False,
-                 mouse: bool | None = None, theme: str | None = None, start_engine: bool = True) -> None:
+                 mouse: bool | None = None, theme: str | None = None, start_engine: bool = True,
+                 duration: float | None = None) -> None:
         if refresh_hz <= 0:
             raise ValueError(f"refresh_hz must be > 0 (got {refresh_hz})")
         # Validate before anything runs: a bad remap is a configuration error, not a runtime one.
@@ -82,6 +88,7 @@ class TradeConsoleApp(ConsoleActions, App[None]):
         self.refresh_hz = refresh_hz
         self.exit_when_ready = exit_when_ready
         self.start_engine = start_engine
+        self.duration = duration  # simulated seconds the engine trades for (None: until quit)
         self.mouse_enabled = (os.environ.get(NO_MOUSE_ENV, "") not in ("1", "true", "yes")) if mouse is None else mouse
         wanted = resolve_theme(theme if theme is not None else os.environ.get(THEME_ENV))
         if wanted is not None:
@@ -91,19 +98,11 @@ class TradeConsoleApp(ConsoleActions, App[None]):
             self.theme = wanted
         self.keymap = keymap
         self.set_keymap(keymap)
-        self.snapshot: EngineSnapshot | None = None
-        self.snapshots_painted = 0
+        self._init_refresh()
         self.engine_close_error: BaseException | None = None
         self._engine_worker: Worker | None = None
-        self._snapshot_failing = False
-        self._render_failing = False
         self._exiting = False
         self._background: set[asyncio.Task] = set()
-        self._gc_tuned = False
-        self._gc_threshold = gc.get_threshold()
-        self._last_key = float("-inf")
-        self._last_full_gc = 0.0
-        self.full_collections = 0
         self._signals: SignalPolicy | None = None
 
     async def run_async(self, *, mouse: bool = True, **kwargs: Any) -> None:
@@ -124,9 +123,12 @@ class TradeConsoleApp(ConsoleActions, App[None]):
         self.breakers = BreakerPane(id="breakers", classes="pane")
         self.alerts = AlertPane(id="alerts", classes="pane")
         self.log_tail = LogTail(Path(self.engine.log_path), id="log", classes="pane")
+        # The go/no-go verdict (engine/analytics/readiness.py), measured off the loop by the line itself.
+        self.readiness_line = ReadinessLine(self.engine, id="readiness")
         self._panes = [self.header, self.positions, self.orders, self.approvals, self.pnl, self.capital,
-                       self.breakers, self.alerts]
+                       self.breakers, self.alerts, self.readiness_line]
         self.header.rearm_key = self.key_for("rearm")
+        self.readiness_line.key = self.key_for("performance")
         yield self.header
         with Horizontal(id="main"):
             with Vertical(id="left"):
@@ -135,6 +137,7 @@ class TradeConsoleApp(ConsoleActions, App[None]):
                 yield self.approvals
             with Vertical(id="right"):
                 yield self.pnl
+                yield self.readiness_line
                 yield self.capital
                 yield self.breakers
                 yield self.alerts
@@ -147,6 +150,7 @@ class TradeConsoleApp(ConsoleActions, App[None]):
         self._signals = policy_for(self.engine, self._signal_exit)
         self._signals.install(asyncio.get_running_loop())
         self.set_interval(1 / self.refresh_hz, self._tick, name="snapshot")
+        self.screen_change_signal.subscribe(self, self._screen_changed)
         # Paint as soon as the screen exists rather than a whole interval later, and only then
         # start the engine (its warm-up would otherwise delay the first screen).
         self.call_after_refresh(self._first_paint)
@@ -163,7 +167,12 @@ class TradeConsoleApp(ConsoleActions, App[None]):
             main.set_class(width < NARROW_COLUMNS, "-narrow")
 
     def _first_paint(self) -> None:
-        self._tick()
+        # All at once: the first screen is one paint whatever it costs.
+        self._collect_garbage()
+        self.refresh_snapshot()
+        self.log_tail.poll()
+        if self.snapshot is not None and self.exit_when_ready:
+            self.call_after_refresh(self._exit_now)
         # Stage P&L needs the journal's earlier sessions; read once, off the key path.
         # Workers get the functions, not coroutines: one cancelled before it starts (quitting at
         # once) then leaves no coroutine that was never awaited.
@@ -178,7 +187,8 @@ class TradeConsoleApp(ConsoleActions, App[None]):
                             group="reconcile", exit_on_error=False)
         if self.start_engine:
             self._engine_worker = self.run_worker(
-                self.engine.run, name="engine", group="engine", exclusive=True, exit_on_error=False
+                functools.partial(self.engine.run, self.duration), name="engine", group="engine", exclusive=True,
+                exit_on_error=False
             )
 
     def key_for(self, binding_id: str) -> str:
@@ -186,82 +196,6 @@ class TradeConsoleApp(ConsoleActions, App[None]):
             if row.id == binding_id:
                 return display_key(row.keys[0])
         raise KeyError(binding_id)
-
-    # ---------------------------------------------------------------- refresh
-
-    def refresh_snapshot(self) -> EngineSnapshot | None:
-        """Take one snapshot and hand it to every pane (and to a screen on top that shows one)."""
-        try:
-            snap = self.engine.snapshot()
-        except Exception as exc:
-            log.exception("engine.snapshot() failed")
-            # One modal per failure streak, not one per tick.
-            if not self._snapshot_failing:
-                self._snapshot_failing = True
-                self.show_error("Cannot read engine state", exc)
-            return None
-        self._snapshot_failing = False
-        self.snapshot = snap
-        failed: list[str] = []
-        panes = list(self._panes)
-        stack = self.screen_stack  # empty while the app shuts down; a last tick may still fire
-        if len(stack) > 1 and hasattr(stack[-1], "show"):
-            panes.append(stack[-1])
-        with self.batch_update():
-            for pane in panes:
-                # A pane that cannot draw must not take the others (or the halt key) down with it.
-                try:
-                    pane.show(snap)
-                except Exception:
-                    log.exception("pane %s failed to render", type(pane).__name__)
-                    failed.append(type(pane).__name__)
-        if failed and not self._render_failing:
-            self.show_error("A pane could not be drawn", f"{', '.join(failed)}: see the log for the traceback.")
-        self._render_failing = bool(failed)
-        self.snapshots_painted += 1
-        return snap
-
-    def _tick(self) -> None:
-        self._collect_garbage()
-        snap = self.refresh_snapshot()
-        self.log_tail.poll()
-        if snap is not None and self.exit_when_ready and self.snapshots_painted == 1:
-            self.call_after_refresh(self._exit_now)
-
-    # ---------------------------------------------------------------- garbage
-
-    async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key):
-            self._last_key = time.monotonic()
-        await super().on_event(event)
-
-    def _collect_garbage(self) -> None:
-        """Full garbage collections when the operator is not typing.
-
-        Rendering churns through objects that outlive a young collection (strips, segments and
-        their caches), so Python's own schedule runs a full collection every second or two, and
-        each walks every live object: 100-250 ms on a small machine, a freeze a key can land in.
-        Once the engine is warm, what exists is frozen out of the collector's sight, automatic
-        full collections are off, and one runs here instead: after GC_IDLE seconds without a key
-        and at most every GC_EVERY seconds, or after GC_AT_LATEST seconds whatever the keys do.
-        Young collections stay automatic (they take a millisecond or two).
-        """
-        now = time.monotonic()
-        if not self._gc_tuned:
-            if getattr(self.engine, "trading_started", None) is None:
-                return
-            gc.freeze()
-            self._gc_threshold = gc.get_threshold()
-            gc.set_threshold(*self._gc_threshold[:2], GC_NEVER)
-            self._gc_tuned = True
-            self._last_full_gc = now
-            return
-        since = now - self._last_full_gc
-        idle = now - self._last_key >= GC_IDLE
-        if (idle and since >= GC_EVERY) or since >= GC_AT_LATEST:
-            gc.collect()
-            self._last_full_gc = time.monotonic()
-            self.full_collections += 1
 
     # ----------------------------------------------------------------- errors
 
@@ -317,9 +251,7 @@ class TradeConsoleApp(ConsoleActions, App[None]):
         if self._signals is not None:
             self._signals.stopping = True  # from here a signal only logs: close() is under way
             await self._signals.settle(QUIT_HALT_WAIT)
-        if self._gc_tuned:  # the collector is the process's, not the screen's: give it back
-            gc.set_threshold(*self._gc_threshold)
-            gc.unfreeze()
+        self._restore_gc()
         self.engine.stop()
         worker = self._engine_worker
         if worker is not None and not worker.is_finished:

@@ -99,7 +99,7 @@ DESCRIPTIONS: dict[str, str] = {
     "ack_alert": "acknowledge the newest unacknowledged critical alert",
     "alert_filter": "alert feed: all -> warning and up -> critical only",
     "history": "trade history, from the journal",
-    "performance": "performance summary against the stage's targets",
+    "performance": "performance summary against the stage's targets, with every go/no-go criterion",
     "log_pause": "log tail: pause / resume following",
     "log_level": "log tail: minimum level DEBUG -> INFO -> WARNING -> ERROR",
     "log_search": "log tail: show only lines containing a text (empty clears)",

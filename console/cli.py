@@ -209,7 +209,8 @@ def _console(profile, seed, speed, duration, *, mouse: bool | None = None, theme
     async def go() -> int:
         engine = await _open(profile, seed, speed, stdout=False)
         try:
-            app = TradeConsoleApp(engine, exit_when_ready=exit_when_ready, mouse=mouse, theme=theme)
+            app = TradeConsoleApp(engine, exit_when_ready=exit_when_ready, mouse=mouse, theme=theme,
+                                  duration=duration)
         except ValueError as exc:  # a bad key remap in the profile, or a bad TRADECONSOLE_THEME
             await engine.close()
             print(f"tradeconsole: {exc}", file=sys.stderr)

@@ -12,6 +12,8 @@ from functools import partial
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.markup import escape
 
+from engine.risk.checks_operator import PauseBook
+
 from .bindings import DESCRIPTIONS, display_key, effective_keys
 
 # (title, action name, binding id) for the commands that need no target.
@@ -56,6 +58,11 @@ class OperatorCommandsProvider(Provider):
             verb = "Resume" if symbol in paused else "Pause"
             yield f"{verb} entries in {symbol}", partial(app.action_pause_symbol, symbol), hint("pause_symbol")
             yield f"New order in {symbol}", partial(app.action_new_order, symbol), hint("new_order")
+        strategy = getattr(getattr(app.engine, "strategy", None), "name", None)
+        if strategy:  # no key of its own: a strategy is paused by name, from here
+            verb = "Resume" if PauseBook.key(strategy=strategy) in paused else "Pause"
+            yield (f"{verb} entries from strategy {strategy}", partial(app.action_pause_strategy, strategy),
+                   "entries it signals are refused; exits and stops keep working")
         for p in snap.positions:
             yield f"Close position {p.symbol}", partial(app.action_close_position, p.symbol), hint("close_position")
             yield f"Move stop of {p.symbol}", partial(app.action_tighten_stop, p.symbol), hint("tighten_stop")

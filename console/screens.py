@@ -12,13 +12,15 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Label, Static, TabbedContent, TabPane
+from textual.widgets import Label, Static, TabbedContent, TabPane
 
 from engine.snapshot import EngineSnapshot, HistoryView
 
 from .bindings import CLOSE_BINDINGS
 from .widgets import KeyBar
-from .widgets._format import DASH, money, money_text, price, qty, short_time, signed_style
+from .widgets._format import DASH, money, money_text, price, printable, qty, short_time, signed_style
+from .widgets._table import CachedTable, cell
+from .widgets.readiness import criteria_table
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -48,8 +50,10 @@ class HistoryScreen(ModalScreen[None]):
         super().__init__()
         self.engine = engine
         self.history: HistoryView | None = None
-        self.fills = DataTable(id="history-fills", zebra_stripes=True, cursor_type="row")
-        self.notes = DataTable(id="history-notes", zebra_stripes=True, cursor_type="row")
+        # Rows arrive a chunk per loop turn; a CachedTable renders the rows on screen once, not
+        # again for every chunk added below them.
+        self.fills = CachedTable(id="history-fills", zebra_stripes=True, cursor_type="row")
+        self.notes = CachedTable(id="history-notes", zebra_stripes=True, cursor_type="row")
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -84,7 +88,8 @@ class HistoryScreen(ModalScreen[None]):
             await asyncio.sleep(0)
         with self.app.batch_update():
             for n in history.notes:
-                self.notes.add_row(short_time(n.ts), n.kind, n.ref or DASH, n.text, key=str(n.seq))
+                row = (cell(short_time(n.ts)), cell(n.kind), cell(n.ref or DASH), cell(printable(n.text)))
+                self.notes.add_cells(row, key=str(n.seq))
         self.history = history
         shown = len(history.fills)
         more = f" (newest {shown} of {history.total_fills})" if history.total_fills > shown else ""
@@ -92,13 +97,12 @@ class HistoryScreen(ModalScreen[None]):
             f"{history.total_fills} fill(s){more}, {len(history.notes)} note(s)")
 
     def _add_fill(self, f) -> None:
-        self.fills.add_row(
-            short_time(f.ts), f.symbol, Text(f.side, "green" if f.side == "buy" else "magenta"),
-            Text(qty(f.quantity), justify="right"), Text(price(f.price), justify="right"),
-            Text(f"{f.fee:,.2f}", justify="right"),
-            Text(f"{f.realized:,.2f}", style=signed_style(f.realized), justify="right"),
-            f.purpose, Text("flat" if f.position_after == 0 else qty(f.position_after), justify="right"),
-            Text(f.client_order_id, style="dim"), key=str(f.seq))
+        self.fills.add_cells((
+            cell(short_time(f.ts)), cell(f.symbol), cell(f.side, "green" if f.side == "buy" else "magenta"),
+            cell(qty(f.quantity), right=True), cell(price(f.price), right=True), cell(f"{f.fee:,.2f}", right=True),
+            cell(f"{f.realized:,.2f}", signed_style(f.realized), right=True), cell(f.purpose),
+            cell("flat" if f.position_after == 0 else qty(f.position_after), right=True),
+            cell(f.client_order_id, "dim")), key=str(f.seq))
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -153,6 +157,7 @@ class PerformanceScreen(ModalScreen[None]):
         super().__init__()
         self.summary = Static("waiting for the engine…", id="perf-summary")
         self.targets = Static("", id="perf-targets")
+        self.criteria = Static("", id="perf-criteria")
         self._shown: tuple | None = None
 
     def compose(self) -> ComposeResult:
@@ -162,15 +167,22 @@ class PerformanceScreen(ModalScreen[None]):
                 yield self.summary
                 yield Label("\nreadiness targets", classes="dim")
                 yield self.targets
+                yield Label("\ngo / no-go, every criterion (as `tradeconsole readiness`)", classes="dim")
+                yield self.criteria
         yield KeyBar()
 
     def show(self, snap: EngineSnapshot) -> None:
-        key = (snap.performance, snap.capital, snap.pnl_since_stage_start, snap.pnl_today, snap.pnl_week)
+        # The verdict is the main screen's readiness line's latest answer; its count of answers
+        # tells a new one from the one already drawn.
+        line = getattr(self.app, "readiness_line", None)
+        checks = None if line is None else line.checks
+        key = (snap.performance, snap.capital, snap.pnl_since_stage_start, snap.pnl_today, snap.pnl_week, checks)
         if key == self._shown:
             return
         self._shown = key
         self.summary.update(performance_table(snap))
         self.targets.update(targets_table(snap))
+        self.criteria.update(criteria_table(line.verdict if line else None, line.checked_at if line else None))
 
     def action_close(self) -> None:
         self.dismiss(None)

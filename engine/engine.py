@@ -292,8 +292,9 @@ class Engine(OperatorCommands, OperatorActions):
 
     async def _preroll_in_steps(self) -> None:
         while not self._prerolled and self.profile.feed.kind == "sim":
-            self.preroll(max_quotes=2000)
-            await asyncio.sleep(0)  # a long warm-up must not freeze the screen
+            # ~10 ms of warm-up at a time: the console's first paint and keys must not wait for it.
+            self.preroll(max_quotes=200)
+            await asyncio.sleep(0)
 
     async def run(self, duration: float | None = None) -> None:
         """Consume the feed until `duration` simulated seconds pass, the feed ends, or stop()."""
@@ -328,8 +329,11 @@ class Engine(OperatorCommands, OperatorActions):
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            elif time.monotonic() - last_yield > YIELD_EVERY:
-                await asyncio.sleep(0)  # let keys and the screen in, even flat out
+                    last_yield = time.monotonic()
+            if time.monotonic() - last_yield > YIELD_EVERY:
+                # Flat out, or paced but behind (the loop was busy, so many batches are due at
+                # once): either way let keys and the screen in between batches.
+                await asyncio.sleep(0)
                 last_yield = time.monotonic()
             if ts > self.clock.now():
                 self.clock.set(ts)
@@ -341,19 +345,14 @@ class Engine(OperatorCommands, OperatorActions):
         new_day, new_week = self.portfolio.roll(now)
         if new_day:
             self.new_period("week" if new_week else "day")
-        signals: list[Signal] = []
-        strategy = self.strategy
-        positions = self.portfolio.positions
         market = self.market
+        broker = self.broker
+        portfolio = self.portfolio
         for q in batch:
             self.quotes[q.symbol] = q
             market.update(q)
-            self.portfolio.mark(q)
-            self.broker.on_quote(q)
-            pos = positions.get(q.symbol)
-            sig = strategy.on_quote(q, pos.quantity if pos is not None else ZERO)
-            if sig is not None:
-                signals.append(sig)
+            portfolio.mark(q)
+            broker.on_quote(q)  # the paper venue matches working orders: stops, limits
         self.counters["ticks"] += len(batch)
         orders = self.orders
         orders.batching = True  # orders decided in this batch share one journal commit
@@ -365,12 +364,23 @@ class Engine(OperatorCommands, OperatorActions):
                 self._expire_approvals(now)
             # Breakers read equity and time: re-read them after any fill, when equity has moved
             # by a basis point since they last looked, and every few seconds for the timed ones.
-            eq = self.portfolio.equity
+            eq = portfolio.equity
             if (orders.fills != fills_before or now >= self._next_breaker_check
                     or abs(eq - self._breaker_equity) > self._breaker_equity * BREAKER_EQUITY_STEP):
                 self._evaluate_breakers(now)
                 self._breaker_equity = eq
                 self._next_breaker_check = now + BREAKER_IDLE_INTERVAL
+            # The strategy decides after this batch's fills are in, with the positions they left:
+            # asked before them, an exit meant for a position its stop had just closed was read
+            # as an entry the other way (and an entry as an exit of the fill it had not seen).
+            strategy = self.strategy
+            positions = portfolio.positions
+            signals: list[Signal] = []
+            for q in batch:
+                pos = positions.get(q.symbol)
+                sig = strategy.on_quote(q, pos.quantity if pos is not None else ZERO)
+                if sig is not None:
+                    signals.append(sig)
             for sig in signals:
                 await self._on_signal(sig)
             self._sample(now)
@@ -451,6 +461,8 @@ class Engine(OperatorCommands, OperatorActions):
             self.trades.record_entry(self.clock.now(), self.orders.position_qty(order.symbol) == 0)
 
     async def _strategy_exit(self, sig: Signal, pos_qty: Decimal) -> None:
+        if self.opened_by_operator(sig.symbol):
+            return  # the operator's position: its stop, the operator or close-all close it
         if any(o.symbol == sig.symbol and o.purpose is OrderPurpose.EXIT for o in self.orders.working.values()):
             return
         await self._exit_position(sig.symbol, "strategy", sig.reason)

@@ -24,6 +24,8 @@ def summary_lines(e: Engine, sim_seconds: float) -> list[str]:
         f"realized P&L     {fmt_usd(p.realized_pnl)}   unrealized {fmt_usd(p.unrealized_pnl)}   fees {fmt_usd(p.fees)}",
         f"closed trades    {len(p.closed_trades)}   wins {sum(1 for t in p.closed_trades if t > 0)}",
         f"open positions   {len(p.positions)}   working orders {len(e.orders.working)}",
+        *(["dust             " + ", ".join(f"{d.symbol} {d.quantity:f} (~{fmt_usd(d.value)})" for d in s.dust)]
+          if s.dust else []),
         f"trading state    {e.state.value}{(' — ' + e.halt_reason) if e.halt_reason else ''}",
     ]
     for b in s.breakers:

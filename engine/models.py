@@ -136,6 +136,9 @@ class Position:
     stop_price: Decimal | None = None
     stop_order_id: str | None = None
     opened_at: datetime | None = None
+    # The client id of the order whose fill opened it: who opened it (the operator's manual orders
+    # are not the strategy's to exit, engine/operator.py). None when unknown (adopted at the venue).
+    opening_order: str | None = None
 
     @property
     def side(self) -> Side | None:

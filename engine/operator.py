@@ -18,6 +18,7 @@ from .money import ZERO
 from .risk.checks_operator import PauseBook, SymbolPausedCheck
 from .risk.gate import CheckResult, Decision
 from .sizing import size_position
+from .manual import ManualOrderSpec, ManualPreview, preview_of, spec_dict
 from .snapshot import HistoryView
 from .snapshot_build import history_view, stage_history
 
@@ -30,60 +31,18 @@ NOTE_MAX_CHARS = 2000
 WHAT_IF_ID = "what-if"  # a what-if never takes a real client id: it is never sent
 
 
-@dataclass(frozen=True, slots=True)
-class ManualOrderSpec:
-    """What the operator typed. Give a quantity, or a risk in $ (sized over the stop distance
-    like a strategy order), or neither (the profile's risk per trade)."""
-
-    symbol: str
-    side: str  # buy | sell
-    quantity: Decimal | None = None
-    risk_usd: Decimal | None = None
-    type: str = "market"  # market | limit
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None  # None: the profile's default stop distance
-    note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ManualPreview:
-    """The order a spec becomes and the gate's verdict on it, as the order form shows it."""
-
-    spec: ManualOrderSpec
-    quantity: Decimal = ZERO
-    price: Decimal = ZERO  # what the gate judges: the limit, or the touch the order would take
-    stop_price: Decimal | None = None
-    notional: Decimal = ZERO
-    loss_at_stop: Decimal | None = None
-    sizing: str = ""
-    decision: Decision | None = None
-    problem: str | None = None  # why the spec could not become an order at all
-
-    @property
-    def approved(self) -> bool:
-        return self.problem is None and self.decision is not None and self.decision.approved
-
-    @property
-    def refusal(self) -> str | None:
-        if self.problem is not None:
-            return self.problem
-        fail = None if self.decision is None else self.decision.failure
-        if fail is None:
-            return None
-        return f"refused by the risk gate: {fail.name} ({fail.detail})"
-
-
 @dataclass(slots=True)
 class OperatorState:
     """What the operator actions remember between calls, created on first use."""
 
-    pinned: dict[int, Alert] = field(default_factory=dict)  # unacknowledged critical alerts
-    scanned_seq: int = 0
     stage_pnl_before: Decimal | None = None  # P&L of earlier sessions in this stage
     stage_started: datetime | None = None  # when the first session at this stage began
     session_start_equity: Decimal | None = None
     max_drawdown_pct: Decimal = ZERO
     perf_cache: tuple = ()
+    # Client ids of the operator's entry orders (queued or sent), this session's and, from the
+    # journal, every earlier one: a position one of them opened is the operator's.
+    manual_orders: set[str] = field(default_factory=set)
 
 
 class OperatorActions:
@@ -129,7 +88,7 @@ class OperatorActions:
         finally:
             self._signals.pop(order.client_order_id, None)
         decision = self.gate.evaluate(req, self._context(req))
-        return _preview_of(spec, order, req.price, sizing, decision)
+        return preview_of(spec, order, req.price, sizing, decision)
 
     def what_if(self, spec: ManualOrderSpec) -> Decision:
         """The gate's decision on `spec` without sending it. A spec that cannot become an order
@@ -145,21 +104,22 @@ class OperatorActions:
         for approval) or the order manager. Journaled with source `operator`."""
         built = self._build_manual(spec, None)
         if isinstance(built, ManualPreview):
-            return await self._journal_action("submit_manual", None, built.problem, spec=_spec_dict(spec))
+            return await self._journal_action("submit_manual", None, built.problem, spec=spec_dict(spec))
         order, sig, sizing = built
         cid = order.client_order_id
         self._signals[cid] = sig  # approve() and the limit fallback re-gate it with these numbers
         req = self._request(order, "operator")
         decision = self.gate.evaluate(req, self._context(req))
         self._journal_decision(order, req, decision, sizing)
-        preview = _preview_of(spec, order, req.price, sizing, decision)
+        preview = preview_of(spec, order, req.price, sizing, decision)
         if not decision.approved:
             self.counters["refused"] += 1
             order.status = OrderStatus.REJECTED
             order.reason = f"risk gate: {decision.failed}"
             self.orders.record(order)
-            return await self._journal_action("submit_manual", cid, preview.refusal, spec=_spec_dict(spec))
+            return await self._journal_action("submit_manual", cid, preview.refusal, spec=spec_dict(spec))
         self.counters["approved"] += 1
+        self.operator_state.manual_orders.add(cid)  # before it can fill: the position is the operator's
         if self.profile.approval.required:
             order.status = OrderStatus.PENDING_APPROVAL
             self.orders.record(order)
@@ -169,7 +129,7 @@ class OperatorActions:
                                 self.clock.now(), client_order_id=cid)
         else:
             await self._send_entry(order, decision)
-        return await self._journal_action("submit_manual", cid, None, spec=_spec_dict(spec),
+        return await self._journal_action("submit_manual", cid, None, spec=spec_dict(spec),
                                           queued=self.profile.approval.required)
 
     def _build_manual(self, spec: ManualOrderSpec, cid: str | None) -> tuple[Order, Signal, str] | ManualPreview:
@@ -341,19 +301,36 @@ class OperatorActions:
         return None
 
     async def restore_operator_state(self) -> int:
-        """Re-apply the journal's pauses and resumes (for Engine.open after a restart); returns
-        how many pause keys are in force."""
+        """Re-apply the journal's pauses and resumes, and learn which orders were the operator's
+        (for Engine.open after a restart); returns how many pause keys are in force."""
         book = self.pause_book
-        if book is None:
-            return 0
+        manual = self.operator_state.manual_orders
         for row in await self.journal.rows(kinds=["operator"]):
             if row.data.get("result") != "done" or row.ref is None:
                 continue
-            if row.data.get("action") == "pause":
+            action = row.data.get("action")
+            if action == "submit_manual":
+                manual.add(row.ref)
+            elif book is None:
+                continue
+            elif action == "pause":
                 book.pause(row.ref, row.data.get("reason") or "operator")
-            elif row.data.get("action") == "resume":
+            elif action == "resume":
                 book.resume(row.ref)
-        return len(book.reasons)
+        return 0 if book is None else len(book.reasons)
+
+    # -- whose position -----------------------------------------------------------------------
+    def opened_by_operator(self, symbol: str) -> bool:
+        """Whether the open position in `symbol` was opened by one of the operator's manual orders.
+
+        Such a position is the operator's: the strategy's exit signals leave it alone (it is closed
+        by its protective stop, the operator, or close-all), because the strategy never decided to
+        hold it. Adding to it by hand does not change whose it is, nor
+        does a manual order added to a position the strategy opened. A position whose opening
+        order is unknown (adopted from the venue at a restart) stays the strategy's to exit, as
+        before this rule."""
+        pos = self.portfolio.positions.get(symbol)
+        return pos is not None and pos.opening_order in self.operator_state.manual_orders
 
     # -- notes and alerts ---------------------------------------------------------------------
     async def add_note(self, text: str, ref: str | None = None, kind: str = "day") -> str | None:
@@ -370,27 +347,15 @@ class OperatorActions:
 
     async def acknowledge_alert(self, seq: int) -> str | None:
         """Mark an alert seen. A critical alert stays on the screen until this is done."""
-        st = self.operator_state
-        alert = st.pinned.get(seq) or next((a for a in self.alerts.recent(10_000) if a.seq == seq), None)
+        alert = self.alerts.acknowledge(seq)
         refusal = None if alert is not None else f"no alert #{seq} on record"
-        if alert is not None:
-            alert.acknowledged = True
-            st.pinned.pop(seq, None)
         return await self._journal_action("acknowledge_alert", str(seq), refusal,
                                           kind=alert.kind if alert else None)
 
     def pinned_alerts(self) -> list[Alert]:
-        """Unacknowledged critical alerts, including those the bounded feed has already dropped."""
-        st = self.operator_state
-        newest = st.scanned_seq
-        for a in self.alerts.recent(200):
-            if a.seq <= st.scanned_seq:
-                break
-            newest = max(newest, a.seq)
-            if a.severity == "critical" and not a.acknowledged:
-                st.pinned[a.seq] = a
-        st.scanned_seq = newest
-        return [a for a in st.pinned.values() if not a.acknowledged]
+        """Unacknowledged critical alerts, newest first, including those the bounded feed has
+        dropped (the alert bus holds them apart from its ring until acknowledged)."""
+        return self.alerts.unacknowledged()
 
     # -- history ------------------------------------------------------------------------------
     async def load_stage_history(self) -> None:
@@ -406,16 +371,3 @@ class OperatorActions:
     async def trade_history(self, limit: int = 500) -> HistoryView:
         """Fills and notes from the journal, newest first (the console calls this from a worker)."""
         return history_view(await self.journal.rows(kinds=["fill", "note"]), limit)
-
-
-def _preview_of(spec: ManualOrderSpec, order: Order, price: Decimal, sizing: str, decision: Decision) -> ManualPreview:
-    stop = order.protective_stop
-    loss = None if stop is None else abs(price - stop) * order.quantity
-    return ManualPreview(spec, order.quantity, price, stop, order.quantity * price, loss, sizing, decision)
-
-
-def _spec_dict(spec: ManualOrderSpec) -> dict:
-    return {"symbol": spec.symbol, "side": spec.side, "quantity": spec.quantity, "risk_usd": spec.risk_usd,
-            "type": spec.type, "limit_price": spec.limit_price, "stop_price": spec.stop_price, "note": spec.note}
-
-

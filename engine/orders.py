@@ -204,6 +204,7 @@ class OrderManager:
         order.fees += f.fee
         if order.remaining > 0:
             order.status = OrderStatus.PARTIALLY_FILLED
+        dust_before = self.portfolio.dust_quantity(f.symbol)
         realized = self.portfolio.apply_fill(f)
         self.fills += 1
         self.journal.append("fill", f.ts, f.client_order_id, {
@@ -211,6 +212,8 @@ class OrderManager:
             "fee": f.fee, "liquidity": f.liquidity, "fill_id": f.fill_id, "realized": realized,
             "purpose": order.purpose, "position_after": self.position_qty(f.symbol),
         })
+        if self.portfolio.dust_quantity(f.symbol) != dust_before:
+            self._journal_dust(f.symbol, dust_before, f)
         log.info("fill %s %s %s %s @ %s fee %s", f.client_order_id, f.symbol, f.side.value, f.quantity, f.price, f.fee)
         if order.purpose is OrderPurpose.ENTRY and order.protective_stop is not None:
             pos = self.portfolio.positions.get(order.symbol)
@@ -222,6 +225,19 @@ class OrderManager:
                                 f"{order.symbol} stopped out at {f.price}", f.ts, client_order_id=order.client_order_id)
         if self.on_fill is not None:
             self.on_fill(f, order, realized)
+
+    def _journal_dust(self, symbol: str, before: Decimal, f: Fill) -> None:
+        """The symbol's dust pile changed (portfolio.py): journal it (a restart restores the pile
+        from the last row) and say so once, as information: dust is not a bare position."""
+        d = self.portfolio.dust.get(symbol)
+        qty = d.quantity if d is not None else ZERO
+        self.journal.append("dust", f.ts, f.client_order_id, {
+            "symbol": symbol, "quantity": qty, "avg": d.avg_price if d is not None else ZERO,
+            "price": d.last_price if d is not None else f.price, "before": before})
+        if qty > before:
+            self.alerts.publish("info", "dust", f"{symbol}: {qty - before:f} left below the venue's minimum order; "
+                                f"held as dust ({qty:f} in all, ~{qty * f.price:.2f})", f.ts,
+                                client_order_id=f.client_order_id)
 
     def position_qty(self, symbol: str) -> Decimal:
         pos = self.portfolio.positions.get(symbol)

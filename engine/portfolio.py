@@ -2,12 +2,19 @@
 
 Built only from fills (never from the venue's numbers), so reconciliation can compare the two.
 Day and week boundaries are in the venue's time zone.
+
+Dust: a remainder a reducing fill leaves below every order the venue would take (a fee paid in
+the bought asset truncates the sale at the venue's step) is set aside in `dust`: still valued in
+equity and P&L at its mark, but no longer a position (no stop is placed for it, the gate does
+not count it, close-all and the strategy do not try to sell it). The venue says what is too
+small (`is_dust`, from the broker's market minimums); without it nothing is dust.
 """
 from __future__ import annotations
 
 from collections import deque
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 from .models import Fill, Position, Quote, Side
@@ -41,6 +48,11 @@ class Portfolio:
         self.exposure: dict[str, Decimal] = {}  # symbol -> |quantity| x mark
         self.closed_trades: list[Decimal] = []  # net P&L of each round trip, oldest first
         self._trade_pnl: dict[str, Decimal] = {}  # running net P&L of each open round trip
+        # Remainders below the venue's minimum order, per symbol (module docstring); valued apart
+        # from `_value` so the exposure figures the gate reads never carry them.
+        self.dust: dict[str, Position] = {}
+        self._dust_value = ZERO
+        self.is_dust: Callable[[str, Decimal, Decimal], bool] | None = None  # (symbol, |qty|, price), venue-set
 
     # -- marks and fills ----------------------------------------------------------------------
     def mark(self, q: Quote) -> None:
@@ -50,6 +62,12 @@ class Portfolio:
             # Mark at the side we would exit on: a long is worth the bid, a short costs the ask.
             pos.last_price = q.bid if pos.quantity > 0 else q.ask
             self._revalue(pos)
+        if self.dust:
+            d = self.dust.get(q.symbol)
+            if d is not None:
+                self._dust_value -= d.quantity * d.last_price
+                d.last_price = q.bid if d.quantity > 0 else q.ask
+                self._dust_value += d.quantity * d.last_price
 
     def _unvalue(self, pos: Position) -> None:
         self._value -= pos.quantity * pos.last_price
@@ -68,13 +86,20 @@ class Portfolio:
         current price, without inventing a trade."""
         pos = self.positions.get(symbol)
         price = (quote.bid + quote.ask) / 2 if quote is not None else (pos.last_price if pos else ZERO)
+        d = self.take_dust(symbol)  # the venue's quantity is the whole holding, dust included
+        if d is not None:
+            pos = self.positions.get(symbol)
         if pos is not None:
             self._unvalue(pos)
             self.cash += pos.quantity * pos.last_price  # the old holding leaves the books at its mark
             del self.positions[symbol]
         if quantity != 0:
             self.cash -= quantity * price
-            self.restore_position(Position(symbol, quantity, price, last_price=price))
+            held = Position(symbol, quantity, price, last_price=price)
+            if price > 0 and self.is_dust is not None and self.is_dust(symbol, abs(quantity), price):
+                self.restore_dust(held)  # nothing could sell it: dust, not a position to protect
+            else:
+                self.restore_position(held)
 
     def restore_position(self, pos: Position) -> None:
         """Put a position in place (recovery, tests, benchmarks), keeping the valuation right."""
@@ -87,8 +112,11 @@ class Portfolio:
     def apply_fill(self, f: Fill) -> Decimal:
         """Apply one fill; returns the realized P&L it booked (before fees)."""
         pos = self.positions.get(f.symbol)
+        if pos is None and f.symbol in self.dust and (self.dust[f.symbol].quantity > 0) != (f.side is Side.BUY):
+            pos = self.take_dust(f.symbol)  # a sale of the dust itself (a swept pile) reduces it
         if pos is None:
-            pos = self.positions[f.symbol] = Position(f.symbol, last_price=f.price, opened_at=f.ts)
+            pos = self.positions[f.symbol] = Position(f.symbol, last_price=f.price, opened_at=f.ts,
+                                                      opening_order=f.client_order_id)
         signed = f.quantity if f.side is Side.BUY else -f.quantity
         realized = ZERO
         self._unvalue(pos)
@@ -106,6 +134,7 @@ class Portfolio:
             if pos.quantity != 0 and (pos.quantity > 0) != (direction > 0):
                 # flipped through zero: the rest opens a new position at the fill price
                 pos.avg_price = f.price
+                pos.opening_order = f.client_order_id
             elif pos.quantity == 0:
                 pos.avg_price = ZERO
         self.cash -= signed * f.price + f.fee
@@ -121,18 +150,75 @@ class Portfolio:
             self.closed_trades.append(running)
             self._trade_pnl.pop(f.symbol, None)
             del self.positions[f.symbol]
+        elif left_over(signed, pos.quantity) and self.is_dust is not None \
+                and self.is_dust(f.symbol, abs(pos.quantity), f.price):
+            # What is left cannot be sold: the round trip is over, the remainder is dust.
+            self.closed_trades.append(running)
+            self._trade_pnl.pop(f.symbol, None)
+            self._set_aside(pos, f.price)
         else:
             self._trade_pnl[f.symbol] = running
         return realized
 
+    # -- dust ---------------------------------------------------------------------------------
+    def _set_aside(self, pos: Position, price: Decimal) -> None:
+        """Move a position's remainder into the symbol's dust pile. A pile that has grown past the
+        venue's minimum (many round trips) is a position again: sellable, listed without a stop."""
+        self._unvalue(pos)
+        del self.positions[pos.symbol]
+        qty, avg, opened = pos.quantity, pos.avg_price, pos.opened_at
+        pile = self.dust.pop(pos.symbol, None)
+        if pile is not None:
+            self._dust_value -= pile.quantity * pile.last_price
+            qty += pile.quantity
+            avg = ZERO if qty == 0 else (pile.avg_price * pile.quantity + pos.avg_price * pos.quantity) / qty
+            opened = pile.opened_at
+        rest = Position(pos.symbol, qty, avg, last_price=pos.last_price, opened_at=opened)
+        if qty != 0 and self.is_dust is not None and not self.is_dust(pos.symbol, abs(qty), price):
+            self.restore_position(rest)
+        else:
+            self.restore_dust(rest)
+
+    def restore_dust(self, d: Position) -> None:
+        """Put a dust pile in place (set aside, or rebuilt from the journal), replacing the symbol's."""
+        old = self.dust.pop(d.symbol, None)
+        if old is not None:
+            self._dust_value -= old.quantity * old.last_price
+        if d.quantity != 0:
+            self.dust[d.symbol] = d
+            self._dust_value += d.quantity * d.last_price
+
+    def take_dust(self, symbol: str) -> Position | None:
+        """The symbol's dust pile back among the positions (a sale of it, the venue's quantity
+        adopted); returns that position, or None when there was no dust."""
+        d = self.dust.pop(symbol, None)
+        if d is None:
+            return None
+        self._dust_value -= d.quantity * d.last_price
+        pos = self.positions.get(symbol)
+        if pos is None:
+            self.restore_position(d)
+            return d
+        self._unvalue(pos)
+        qty = pos.quantity + d.quantity
+        pos.avg_price = ZERO if qty == 0 else (pos.avg_price * pos.quantity + d.avg_price * d.quantity) / qty
+        pos.quantity = qty
+        self._revalue(pos)
+        return pos
+
+    def dust_quantity(self, symbol: str) -> Decimal:
+        d = self.dust.get(symbol)
+        return ZERO if d is None else d.quantity
+
     # -- valuation ----------------------------------------------------------------------------
     @property
     def unrealized_pnl(self) -> Decimal:
-        return sum((p.unrealized_pnl for p in self.positions.values()), ZERO)
+        return sum((p.unrealized_pnl for p in self.positions.values()), ZERO) + sum(
+            (d.unrealized_pnl for d in self.dust.values()), ZERO)
 
     @property
     def equity(self) -> Decimal:
-        return self.cash + self._value
+        return self.cash + self._value + self._dust_value
 
     @property
     def gross_exposure(self) -> Decimal:
@@ -208,3 +294,9 @@ class Portfolio:
         """Midnight of `now`'s day in the venue's time zone."""
         local = now.astimezone(self.tz)
         return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def left_over(signed: Decimal, after: Decimal) -> bool:
+    """True when a fill of `signed` quantity reduced a position that is still on the same side
+    (`after`), i.e. it left a remainder rather than opening, adding or flipping."""
+    return after != 0 and (signed > 0) != (after > 0)

@@ -30,6 +30,16 @@ class PositionView:
 
 
 @dataclass(frozen=True, slots=True)
+class DustView:
+    """A remainder below the venue's minimum order (engine/portfolio.py): held, valued, untradable."""
+
+    symbol: str
+    quantity: Decimal
+    last_price: Decimal
+    value: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class CheckView:
     name: str
     passed: bool
@@ -198,3 +208,4 @@ class EngineSnapshot:
     # Set when the profile points the venue at another base URL (an emulator, a proxy), e.g.
     # "via 127.0.0.1:8080 (emulator)": the header must not let it pass for the venue itself.
     venue_notice: str = ""
+    dust: tuple[DustView, ...] = ()  # not positions: listed apart, beside them

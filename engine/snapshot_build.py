@@ -11,7 +11,7 @@ from .models import OrderPurpose
 from .money import ZERO
 from .risk.checks_operator import PauseBook
 from .snapshot import (
-    AlertView, ApprovalView, BreakerView, CapitalView, CheckView, EngineSnapshot, HistoryView, NoteView,
+    AlertView, ApprovalView, BreakerView, CapitalView, CheckView, DustView, EngineSnapshot, HistoryView, NoteView,
     OrderView, PauseView, PerformanceView, PositionView, TradeRowView,
 )
 
@@ -155,6 +155,8 @@ def build_snapshot(e: "Engine") -> EngineSnapshot:
         drawdown_curve=drawdown_curve(curve), capital=_capital(e), performance=_performance(e),
         paused=paused, approval_required=e.profile.approval.required,
         venue_notice=getattr(e, "venue_notice", ""),
+        dust=tuple(DustView(d.symbol, d.quantity, d.last_price, d.quantity * d.last_price)
+                   for d in sorted(p.dust.values(), key=lambda x: x.symbol)),
     )
 
 

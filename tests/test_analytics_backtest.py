@@ -39,15 +39,17 @@ def test_bundled_csv_is_small_and_regenerates_byte_for_byte():
 
 def test_bundled_csv_backtest_result_is_stable(tmp_path):
     """The shipped profile on the shipped data: the same trades to the last digit, every run.
-    (paper-auto stops after five straight losses here: its consecutive-loss breaker trips and
-    waits for a re-arm that a backtest never gives, which is what the live engine would do.)"""
+    (paper-auto stops entering after five straight losses here: its consecutive-loss breaker
+    trips and waits for a re-arm that a backtest never gives, which is what the live engine would
+    do; the sixth trade is a position already open then, closed later by its exit.)"""
     profile = load_profile(REPO / "config" / "paper-auto.yaml")
     res, m = bt.run_backtest(profile, BUNDLED, tmp_path / "bt.sqlite")
     assert res.quotes == 14_400 and res.batches == 3_600
     assert [str(t.net) for t in m.closed_trades] == [
-        "-4.87996596763200", "-5.49504724600000", "-6.00360838404200", "-5.80999170715445", "-4.74833872160000"]
-    assert m.returns["final_equity"] == Decimal("9973.06304797357155")
-    assert m.trades["fees"] == Decimal("19.57171135")
+        "-8.92536599299236", "-4.07904290035000", "-5.06727706178656", "-11.59904560809770",
+        "-6.68920255003814", "-6.34019266610548"]
+    assert m.returns["final_equity"] == Decimal("9957.29987322062976")
+    assert m.trades["fees"] == Decimal("23.44874998")
     kinds = {r.kind for r in load(tmp_path / "bt.sqlite").rows}
     assert {"session", "fill", "equity", "breaker"} <= kinds
 

@@ -194,7 +194,7 @@ async def test_log_tail_follows_appends_truncation_and_rotation(tmp_path: Path):
         path.write_text("rotated one\nrotated two\n")
         assert pane.poll() == 2
         await pilot.pause()
-        text = [strip.text.rstrip() for strip in pane.lines]
+        text = pane.lines
         assert text[:3] == ["one INFO", "two ERROR", "partial"]
         assert "after truncation" in text and text[-2:] == ["rotated one", "rotated two"]
         with path.open("a") as fh:

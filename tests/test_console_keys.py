@@ -225,16 +225,16 @@ async def test_log_keys_pause_filter_and_search(desk):
         await until(pilot, lambda: "+" in tail.border_title)
         assert len(tail.lines) == shown  # held, not drawn
         await pilot.press("l")
-        assert not tail.paused and any("while paused" in s.text for s in tail.lines)
+        assert not tail.paused and any("while paused" in line for line in tail.lines)
         await pilot.press("L", "L")
-        assert tail.min_level == "WARNING" and all("INFO " not in s.text for s in tail.lines)
+        assert tail.min_level == "WARNING" and all("INFO " not in line for line in tail.lines)
         await pilot.press("L", "L")  # ERROR, then back to DEBUG
         assert tail.min_level == "DEBUG"
         await pilot.press("slash")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
         await pilot.press(*"session", "enter")
         await until(pilot, lambda: tail.search == "session")
-        assert tail.lines and all("session" in s.text.lower() for s in tail.lines)
+        assert tail.lines and all("session" in line.lower() for line in tail.lines)
         assert "/session" in tail.border_title
 
 

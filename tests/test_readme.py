@@ -23,3 +23,16 @@ def test_every_binding_id_is_documented():
 
     ids = list(BINDING_IDS)
     assert ids and all(f"`{i}`" in README for i in ids), ids
+
+
+def test_every_run_option_is_documented():
+    import argparse
+
+    from console.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    run = sub.choices["run"]
+    options = [s for action in run._actions for s in action.option_strings if s.startswith("--") and s != "--help"]
+    assert {"--no-mouse", "--theme", "--live"} <= set(options)
+    missing = [o for o in options if o not in README]
+    assert not missing, f"README's commands section lacks: {missing}"

@@ -99,6 +99,9 @@ class PositionsPane(Vertical):
         self._by_symbol = {p.symbol: p for p in snap.positions}
         self.table.sync({p.symbol: position_cells(p) for p in snap.positions})
         self.border_title = f"Positions ({len(snap.positions)})"
+        # Dust is not a position (no stop, not tradable): named under the table, never lost.
+        self.border_subtitle = ("dust: " + ", ".join(f"{d.symbol} {qty(d.quantity)} (~{d.value:,.2f})" for d in snap.dust)
+                                if snap.dust else "")
 
     def selected(self) -> PositionView | None:
         key = self.table.selected_key()

@@ -1,0 +1,142 @@
+"""A position the operator opened by hand is the operator's: the strategy's exit signals leave it
+alone (its stop, the operator, close-all or a halt close it), while the strategy still exits what
+it opened itself. Whose it is survives a restart (checkpoint and journal)."""
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from conftest import ANY_READINESS, LOOSE_RISK, run_until
+from engine.models import OrderPurpose, Side, Signal
+from engine.operator import ManualOrderSpec
+
+
+def signal(q, side: Side, reason: str) -> Signal:
+    price = (q.bid + q.ask) / 2
+    stop = price * (D("0.95") if side is Side.BUY else D("1.05"))
+    return Signal(q.symbol, side, 0.5, 0.9, stop, price, reason, "ema_trend", q.ts)
+
+
+def enter_once(symbols: set[str]):
+    """A scripted strategy: one entry signal for each of `symbols`, nothing else."""
+    entered: set[str] = set()
+
+    def on_quote(q, pos):
+        if pos == 0 and q.symbol in symbols and q.symbol not in entered:
+            entered.add(q.symbol)
+            return signal(q, Side.BUY, "scripted entry")
+        return None
+
+    return on_quote
+
+
+def exit_signals(once: set[str] = frozenset()):
+    """A scripted strategy: an exit signal on every quote of every symbol held, but only one for
+    the symbols in `once` (so the test can count the exits it asked for)."""
+    sent: set[str] = set()
+
+    def on_quote(q, pos):
+        if pos > 0 and q.symbol not in sent:
+            if q.symbol in once:
+                sent.add(q.symbol)
+            return signal(q, Side.SELL, "scripted exit")
+        return None
+
+    return on_quote
+
+
+def profile(make_profile, **risk):
+    return make_profile(approval={"required": False}, risk={**LOOSE_RISK, **ANY_READINESS, **risk},
+                        orders={"limit_timeout_seconds": 7200})
+
+
+def strategy_exits(eng, symbol: str) -> list:
+    return [o for o in eng.orders.orders.values()
+            if o.symbol == symbol and o.purpose is OrderPurpose.EXIT]
+
+
+async def test_strategy_exits_its_own_position_but_not_the_operators(make_profile, open_engine):
+    eng = await open_engine(profile(make_profile), seed=5)
+    eng.strategy.on_quote = lambda q, pos: None
+    await eng.run(duration=30)
+    assert await eng.submit_manual(ManualOrderSpec("BTC/USD", "buy", risk_usd=D(20))) is None
+    await run_until(eng, lambda: "BTC/USD" in eng.portfolio.positions and eng.orders.stop_order("BTC/USD"), step=2)
+    assert eng.opened_by_operator("BTC/USD")
+
+    eng.strategy.on_quote = enter_once({"ETH/USD"})
+    await run_until(eng, lambda: "ETH/USD" in eng.portfolio.positions and eng.orders.stop_order("ETH/USD"), step=2)
+    assert not eng.opened_by_operator("ETH/USD")
+    opened = eng.portfolio.positions["ETH/USD"].opening_order
+
+    # Exit signals on both: the strategy's own position goes, the operator's stays.
+    eng.strategy.on_quote = exit_signals(once={"ETH/USD"})
+    await run_until(eng, lambda: "ETH/USD" not in eng.portfolio.positions, step=2)
+    await eng.run(duration=120)
+    assert [o.reason for o in strategy_exits(eng, "ETH/USD")] == ["scripted exit"]
+    assert "BTC/USD" in eng.portfolio.positions and eng.orders.stop_order("BTC/USD") is not None
+    assert strategy_exits(eng, "BTC/USD") == []
+    (entry,) = await eng.journal.rows(kinds=["fill"], ref=opened)
+    assert D(entry.data["position_after"]) > 0
+
+    # The operator still closes their own position.
+    assert await eng.close_position("BTC/USD", "done with it") is None
+    await run_until(eng, lambda: "BTC/USD" not in eng.portfolio.positions, step=2)
+
+
+async def test_an_operator_add_on_leaves_a_strategy_position_the_strategys(make_profile, open_engine):
+    # A small risk per trade keeps the strategy's position under its cap, with room to add to it.
+    eng = await open_engine(profile(make_profile, risk_per_trade_pct="0.2"), seed=5)
+    eng.strategy.on_quote = lambda q, pos: None
+    await eng.run(duration=30)
+    eng.strategy.on_quote = enter_once({"ETH/USD"})
+    await run_until(eng, lambda: "ETH/USD" in eng.portfolio.positions and eng.orders.stop_order("ETH/USD"), step=2)
+    eng.strategy.on_quote = lambda q, pos: None
+    held = eng.portfolio.positions["ETH/USD"].quantity
+    assert await eng.submit_manual(ManualOrderSpec("ETH/USD", "buy", quantity=D("0.01"))) is None
+    await run_until(eng, lambda: eng.portfolio.positions["ETH/USD"].quantity > held, step=2)
+    assert not eng.opened_by_operator("ETH/USD")
+    eng.strategy.on_quote = exit_signals(once={"ETH/USD"})
+    await run_until(eng, lambda: "ETH/USD" not in eng.portfolio.positions, step=2)
+
+
+async def test_whose_position_survives_a_restart(make_profile, open_engine):
+    # A far stop: the market after the restart starts elsewhere, and must not stop it out.
+    prof = profile(make_profile, stop_loss_max_pct="60")
+    eng = await open_engine(prof, seed=5)
+    eng.strategy.on_quote = lambda q, pos: None
+    await eng.run(duration=30)
+    stop = (eng.quotes["SOL/USD"].ask / 2).quantize(D("0.01"))
+    assert await eng.submit_manual(ManualOrderSpec("SOL/USD", "buy", risk_usd=D(20), stop_price=stop)) is None
+    await run_until(eng, lambda: "SOL/USD" in eng.portfolio.positions and eng.orders.stop_order("SOL/USD"), step=2)
+    opener = eng.portfolio.positions["SOL/USD"].opening_order
+    await eng.close()  # journals a checkpoint holding the position and who opened it
+
+    again = await open_engine(prof, seed=6)
+    pos = again.portfolio.positions["SOL/USD"]
+    assert pos.opening_order == opener and again.opened_by_operator("SOL/USD")
+    again.strategy.on_quote = exit_signals()
+    await again.run(duration=120)
+    assert "SOL/USD" in again.portfolio.positions and strategy_exits(again, "SOL/USD") == []
+
+
+async def test_an_exit_signal_never_becomes_an_entry_when_the_stop_closes_the_position_first(make_profile,
+                                                                                               open_engine):
+    """The strategy is asked after the batch's fills: when a stop closes a position in the same
+    batch as the strategy's exit signal, the strategy sees it flat and the engine never turns that
+    exit into a short entry."""
+    eng = await open_engine(profile(make_profile), seed=5)
+    eng.strategy.on_quote = lambda q, pos: None
+    await eng.run(duration=30)
+    assert await eng.submit_manual(ManualOrderSpec("BTC/USD", "buy", risk_usd=D(20))) is None
+    await run_until(eng, lambda: "BTC/USD" in eng.portfolio.positions and eng.orders.stop_order("BTC/USD"), step=2)
+    bid = eng.quotes["BTC/USD"].bid
+    assert await eng.tighten_stop("BTC/USD", (bid * D("0.9995")).quantize(D("0.01"))) is None
+    # An exit signal on every quote while held: the operator's position ignores them, and the
+    # quote that trips the stop must not leave a signal behind that reads as a new short.
+    eng.strategy.on_quote = exit_signals()
+    await run_until(eng, lambda: "BTC/USD" not in eng.portfolio.positions, step=2, limit=4 * 3600)
+    await eng.run(duration=60)
+    stops = [o for o in eng.orders.orders.values() if o.symbol == "BTC/USD" and o.purpose is OrderPurpose.STOP
+             and o.filled_qty > 0]
+    assert stops, "the position was closed by its stop"
+    shorts = [o for o in eng.orders.orders.values() if o.purpose is OrderPurpose.ENTRY and o.side is Side.SELL]
+    assert shorts == [] and "BTC/USD" not in eng.portfolio.positions
