@@ -235,6 +235,13 @@ class TradeConsoleApp(SnapshotRefresh, ConsoleActions, App[None]):
         async def leave() -> None:
             if self._signals is not None:
                 await self._signals.settle(QUIT_HALT_WAIT)
+            # Close the engine before touching the terminal: after SIGHUP the terminal is gone,
+            # and Textual's shutdown can block forever writing to it (its output queue is never
+            # drained), which left the process alive, its profile lock held and its journal
+            # without the closing checkpoint. Then leave; if that still hangs, end the process.
+            await self._close_engine()
+            if not self.is_headless:
+                _exit_if_stuck(EXIT_WATCHDOG_SECONDS, self.return_code or 0)
             self._exit_now()
 
         task = asyncio.get_running_loop().create_task(leave())
@@ -247,6 +254,12 @@ class TradeConsoleApp(SnapshotRefresh, ConsoleActions, App[None]):
         self.exit()
 
     async def on_unmount(self) -> None:
+        await self._close_engine()
+        if self._signals is not None:
+            self._signals.uninstall()
+
+    async def _close_engine(self) -> None:
+        """Stop the engine's run, wait for it (bounded), close it. Safe to call twice."""
         self._exiting = True
         if self._signals is not None:
             self._signals.stopping = True  # from here a signal only logs: close() is under way
@@ -263,5 +276,19 @@ class TradeConsoleApp(SnapshotRefresh, ConsoleActions, App[None]):
         except Exception as exc:  # the screen is gone; keep it for the CLI to report
             log.exception("engine.close() failed")
             self.engine_close_error = exc
-        if self._signals is not None:
-            self._signals.uninstall()
+
+
+EXIT_WATCHDOG_SECONDS = 5.0
+
+
+def _exit_if_stuck(seconds: float, code: int) -> None:
+    """End the process if it is still here `seconds` from now. Only after the engine is closed
+    (journal committed, logs written), so nothing is lost; a daemon thread, so a normal exit
+    never waits for it."""
+    import threading
+
+    def watch() -> None:
+        threading.Event().wait(seconds)
+        os._exit(code)
+
+    threading.Thread(target=watch, name="exit-watchdog", daemon=True).start()
