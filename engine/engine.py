@@ -23,7 +23,7 @@ from .brokers.base import Broker
 from .clock import EPOCH_SIM_START, Clock, SimClock
 from .feeds import MarketFeed, build_feed
 from .journal import Journal
-from .logsetup import drain_logs, setup_logging
+from .logsetup import setup_logging
 from .models import Alert, Fill, Order, OrderPurpose, OrderStatus, OrderType, Quote, Side, Signal
 from .money import ZERO
 from .orders import OrderManager
@@ -693,4 +693,3 @@ class Engine(OperatorCommands, OperatorActions):
         self._closed = True
         await self.journal.close()
         log.info("session %s closed", self.session)
-        drain_logs()  # the log file is complete when close() returns

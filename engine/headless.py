@@ -6,7 +6,6 @@ from decimal import Decimal
 
 from .control.signals import policy_for
 from .engine import Engine
-from .logsetup import drain_logs
 from .money import fmt_usd
 
 
@@ -46,7 +45,6 @@ async def run_headless(engine: Engine, duration: float | None) -> int:
         await policy.settle()
         await asyncio.sleep(0)
         await engine.journal.flush()
-        drain_logs()  # the log lines come before the summary, not through it
         began = engine.trading_started or engine.clock.now()
         sim = (engine.clock.now() - began).total_seconds()
         try:

@@ -33,12 +33,6 @@ class ClockStamp(logging.Filter):
         return True
 
 
-def drain_logs() -> None:
-    """Push every record logged so far to its file or stream (before a summary, at close)."""
-    for h in logging.getLogger("tradeconsole").handlers:
-        h.flush()
-
-
 def setup_logging(path: Path, cfg: LoggingConfig, *, stdout: bool = False, clock: Clock | None = None) -> None:
     # The logging HOWTO's optimisations: no caller lookup, thread or process names.
     logging._srcfile = None  # type: ignore[attr-defined]

@@ -42,11 +42,21 @@ class _Streams:
     repeat_seconds: float | None = None
     mute = False
 
-    def _streams_init(self) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.sockets: dict[web.WebSocketResponse, set[str]] = {}
         self.ws_connects = 0
         self.ws_messages: list[Any] = []  # what clients sent, decoded
         self._repeaters: set[asyncio.Task] = set()
+        self._u = 0  # update counter for the dialects that number their messages
+        super().__init__(*args, **kwargs)  # the venue's REST emulator, next in the MRO
+
+    def set_book(self, symbol: str, bid: Any, ask: Any) -> None:
+        super().set_book(symbol, bid, ask)  # type: ignore[misc]
+        self._push(symbol)
+
+    async def stop(self) -> None:
+        await self._close_streams()
+        await super().stop()  # type: ignore[misc]
 
     async def _open(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True)
@@ -94,18 +104,9 @@ class _Streams:
 
 
 class StreamingBinance(_Streams, BinanceEmulator):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._streams_init()
-        self._u = 0
-        super().__init__(*args, **kwargs)
-
     def routes(self, r: web.UrlDispatcher) -> None:
         super().routes(r)
         r.add_get("/ws/{n}", self.stream)
-
-    def set_book(self, symbol: str, bid: Any, ask: Any) -> None:
-        super().set_book(symbol, bid, ask)
-        self._push(symbol)
 
     async def stream(self, request: web.Request) -> web.WebSocketResponse:
         ws = await self._open(request)
@@ -133,24 +134,11 @@ class StreamingBinance(_Streams, BinanceEmulator):
         await ws.send_json({"u": self._u, "s": symbol, "b": dec_str(bid), "B": "5.00000000",
                             "a": dec_str(ask), "A": "5.00000000"})
 
-    async def stop(self) -> None:
-        await self._close_streams()
-        await super().stop()
-
 
 class StreamingBybit(_Streams, BybitEmulator):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._streams_init()
-        self._u = 0
-        super().__init__(*args, **kwargs)
-
     def routes(self, r: web.UrlDispatcher) -> None:
         super().routes(r)
         r.add_get("/v5/public/spot", self.stream)
-
-    def set_book(self, symbol: str, bid: Any, ask: Any) -> None:
-        super().set_book(symbol, bid, ask)
-        self._push(symbol)
 
     async def stream(self, request: web.Request) -> web.WebSocketResponse:
         ws = await self._open(request)
@@ -184,25 +172,13 @@ class StreamingBybit(_Streams, BybitEmulator):
                             "data": {"s": symbol, "b": [[dec_str(bid), "1.500"]], "a": [[dec_str(ask), "2.000"]],
                                      "u": self._u, "seq": self._u}})
 
-    async def stop(self) -> None:
-        await self._close_streams()
-        await super().stop()
-
 
 class StreamingAlpaca(_Streams, AlpacaEmulator):
     ws_refuse_auth = False  # the stream refuses the keys (e.g. a plan without this feed)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._streams_init()
-        super().__init__(*args, **kwargs)
-
     def routes(self, r: web.UrlDispatcher) -> None:
         super().routes(r)
         r.add_get("/v2/iex", self.stream)
-
-    def set_book(self, symbol: str, bid: Any, ask: Any) -> None:
-        super().set_book(symbol, bid, ask)
-        self._push(symbol)
 
     async def stream(self, request: web.Request) -> web.WebSocketResponse:
         ws = await self._open(request)
@@ -239,7 +215,3 @@ class StreamingAlpaca(_Streams, AlpacaEmulator):
         await ws.send_bytes(msgpack.packb([{
             "T": "q", "S": symbol, "bx": "V", "bp": float(bid), "bs": 2, "ax": "V", "ap": float(ask), "as": 3,
             "c": ["R"], "z": "C", "t": msgpack.Timestamp.from_unix(time.time())}]))
-
-    async def stop(self) -> None:
-        await self._close_streams()
-        await super().stop()
