@@ -34,6 +34,8 @@ class Portfolio:
         # drawdown stop always measures from the all-time peak.
         self.pause_peak = starting_cash
         self._streak_base = 0  # closed trades before this index were acknowledged on re-arm
+        # The losing streak, counted forward as trades close: (trade list, base, trades seen, streak).
+        self._streak: tuple[object, int, int, int] = (None, 0, 0, 0)
         self.curve: deque[tuple[datetime, Decimal]] = deque(maxlen=curve_len)
         self._day_key: object = None
         self.day_started: datetime | None = None  # midnight of the current venue day
@@ -282,13 +284,19 @@ class Portfolio:
         self.pause_peak = self.equity
 
     def consecutive_losses(self) -> int:
-        # Walks back only over the streak: the breakers ask after every fill, and a slice of the
-        # whole trade history each time grew with every trade.
+        # Counted forward over the trades closed since the last call: the breakers ask after
+        # every fill, and walking back over the streak grew with every losing trade (a strategy
+        # that only loses made it quadratic in the session's length).
         trades = self.closed_trades
-        i = len(trades) - 1
-        while i >= self._streak_base and trades[i] < 0:
-            i -= 1
-        return len(trades) - 1 - i
+        n = len(trades)
+        owner, base, seen, streak = self._streak
+        if owner is not trades or base != self._streak_base or seen > n:
+            # A new list (restored at start) or a re-arm: count again from the base.
+            base, seen, streak = self._streak_base, self._streak_base, 0
+        for i in range(max(seen, base), n):
+            streak = streak + 1 if trades[i] < 0 else 0
+        self._streak = (trades, base, n, streak)
+        return streak
 
     def day_start(self, now: datetime) -> datetime:
         """Midnight of `now`'s day in the venue's time zone."""
