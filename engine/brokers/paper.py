@@ -46,6 +46,7 @@ class PaperBroker(Broker):
         self.connected = True
         self._store = store
         self._dirty: dict[str, Order] = {}
+        self._dirty_positions: set[str] = set()  # only these are rewritten on persist
         if store is not None:
             self._load(store)
 
@@ -68,8 +69,10 @@ class PaperBroker(Broker):
         """Write what changed since the last call; the engine calls it before its journal commit."""
         if self._store is None or (not self._dirty and not self._cash_dirty):
             return
-        self._store.save(self.cash, self._fill_seq, self._positions, list(self._dirty.values()))
+        self._store.save(self.cash, self._fill_seq, {s: self._positions[s] for s in self._dirty_positions},
+                         list(self._dirty.values()))
         self._dirty.clear()
+        self._dirty_positions.clear()
         self._cash_dirty = False
 
     async def close(self) -> None:
@@ -178,6 +181,7 @@ class PaperBroker(Broker):
         fee = (qty * price * (self._taker if taker else self._maker)).quantize(PRICE_Q)
         signed = qty if buy else -qty
         self._positions[order.symbol] = self._positions.get(order.symbol, ZERO) + signed
+        self._dirty_positions.add(order.symbol)
         self.cash -= signed * price + fee
         self._cash_dirty = True
         self._dirty[order.client_order_id] = order

@@ -53,6 +53,7 @@ class PaperStore:
         return cash, positions, orders, fill_seq
 
     def save(self, cash: Decimal, fill_seq: int, positions: dict[str, Decimal], orders: list[Order]) -> None:
+        """Write the account, and the positions and orders given (those that changed)."""
         db = self.db
         db.execute("BEGIN")
         try:

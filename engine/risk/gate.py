@@ -6,6 +6,7 @@ numbers so the journal and the approval pane can show exactly how close each lim
 from __future__ import annotations
 
 import enum
+from operator import itemgetter
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -97,6 +98,7 @@ class RiskContext:
 # a NamedTuple, a dataclass or even a dict per check cost several times more; the dict of
 # values is made only when someone reads it (the journal, the approval pane).
 Outcome = tuple  # (bool, str, tuple[str, ...], tuple)
+_passed = itemgetter(0)
 
 
 class CheckResult(NamedTuple):
@@ -164,7 +166,11 @@ class Decision:
         return {"approved": self.approved, "failed": self.failed, "checks": self.checks_as_dicts()}
 
     def checks_as_dicts(self) -> list[dict]:
-        return [_check_dict(n, o[0], o[1], dict(zip(o[2], o[3]))) for n, o in zip(self._names, self._outcomes)]
+        # Inline for the passing checks (all of them on an approved order): a call per check
+        # was a third of the journal's cost of a decision.
+        return [{"name": n, "passed": True, "values": dict(zip(o[2], o[3]))} if o[0]
+                else _check_dict(n, False, o[1], dict(zip(o[2], o[3])))
+                for n, o in zip(self._names, self._outcomes)]
 
     def refused_by(self, name: str) -> "Decision":
         """The same outcomes, refused by a rule outside the checks (e.g. sizing found no size)."""
@@ -212,7 +218,7 @@ class RiskGate:
     def evaluate(self, req: OrderRequest, ctx: RiskContext) -> Decision:
         names, judges = self._by_purpose[req.purpose]
         outcomes = [j(req, ctx) for j in judges]  # every check runs: the record shows all of them
-        for i, o in enumerate(outcomes):
-            if not o[0]:
-                return Decision(False, None, names[i], names=names, outcomes=outcomes)
-        return Decision(True, None, None, names=names, outcomes=outcomes)
+        if all(map(_passed, outcomes)):  # the common case, in one C loop
+            return Decision(True, None, None, names=names, outcomes=outcomes)
+        first = next(i for i, o in enumerate(outcomes) if not o[0])
+        return Decision(False, None, names[first], names=names, outcomes=outcomes)
