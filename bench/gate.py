@@ -32,7 +32,10 @@ async def main(n: int) -> None:
             feed={"speed": 0},
             risk={"max_open_positions": 60, "correlated_groups": {"a": symbols[:10], "b": symbols[10:30]},
                   "max_position_pct": 2, "max_symbol_exposure_pct": 2, "max_group_exposure_pct": 50,
-                  "max_new_positions_per_week": 100, "max_new_positions_per_day": 100},
+                  "max_new_positions_per_week": 100, "max_new_positions_per_day": 100,
+                  # The bench strategy is not warmed up: let its order through so the figure is
+                  # for an approved order, the case every live order must pass.
+                  "allowed_readiness": ["ready", "forming", "not_ready"]},
         )
         eng = await Engine.open(profile, seed=1)
         for _ in range(120):  # two minutes of quotes so every symbol has a price and volume

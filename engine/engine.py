@@ -553,10 +553,10 @@ class Engine(OperatorCommands, OperatorActions):
         c = self._entry_ctx
         c.now = now
         c.trading_state = self.state
-        c.equity = p.equity
+        c.equity = eq = p.equity
         c.cash = p.cash
         c.day_start_equity = p.day_start_equity
-        c.pnl_today = p.pnl_today
+        c.pnl_today = eq - p.day_start_equity  # = p.pnl_today, without summing equity again
         c.open_positions = len(p.positions)
         c.position_qty = self.orders.position_qty(symbol)
         c.gross_exposure = p.gross_exposure
@@ -564,7 +564,7 @@ class Engine(OperatorCommands, OperatorActions):
         c.trades_last_hour = log_.count_since(entries, now - ONE_HOUR)
         c.seconds_since_last_trade = (now - entries[-1]).total_seconds() if entries else None
         c.week_start_equity = p.week_start_equity
-        c.pnl_week = p.pnl_week
+        c.pnl_week = eq - p.week_start_equity
         c.symbol_exposure = p.exposure.get(symbol, ZERO)
         c.exposure_by_symbol = p.exposure
         c.new_positions_today = log_.count_since(opens, day_start)
@@ -573,7 +573,7 @@ class Engine(OperatorCommands, OperatorActions):
         if q is None:
             c.mid = c.quote_age_seconds = None
         else:
-            c.mid = (q.bid + q.ask) / 2
+            c.mid = market.mid(symbol)
             c.quote_age_seconds = (now - q.ts).total_seconds()
         c.last_good_price = market.last_good(symbol)
         c.recent_volume = market.recent_volume(symbol)

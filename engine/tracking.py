@@ -15,10 +15,12 @@ GAP_CONFIRM_QUOTES = 3  # a new level that holds this many quotes is a gap, not 
 
 
 class _SymbolWatch:
-    __slots__ = ("quote", "good", "twice_good", "lo", "hi", "away", "volumes", "volume_sum")
+    __slots__ = ("quote", "twice_mid", "mid", "good", "twice_good", "lo", "hi", "away", "volumes", "volume_sum")
 
     def __init__(self) -> None:
         self.quote: Quote | None = None
+        self.twice_mid = Decimal(0)  # bid + ask of `quote`
+        self.mid: Decimal | None = None  # its half, once someone asked
         self.good: Decimal | None = None
         self.twice_good = Decimal(0)
         self.lo = self.hi = Decimal(0)
@@ -40,6 +42,8 @@ class MarketWatch:
         w.quote = q
         self.last_quote_at = q.ts
         twice_mid = q.bid + q.ask
+        w.twice_mid = twice_mid
+        w.mid = None
         if w.good is None or w.lo <= twice_mid <= w.hi:
             if twice_mid > 0 and twice_mid != w.twice_good:
                 self._accept(w, twice_mid)
@@ -71,6 +75,16 @@ class MarketWatch:
     def quote(self, symbol: str) -> Quote | None:
         w = self._s.get(symbol)
         return None if w is None else w.quote
+
+    def mid(self, symbol: str) -> Decimal | None:
+        """Mid of the symbol's latest quote, halved once per quote whoever asks (the gate, on
+        every order in that symbol), and not at all when it is the accepted reference price."""
+        w = self._s.get(symbol)
+        if w is None or w.quote is None:
+            return None
+        if w.mid is None:
+            w.mid = w.good if w.twice_mid == w.twice_good else w.twice_mid / 2
+        return w.mid
 
     def last_good(self, symbol: str) -> Decimal | None:
         w = self._s.get(symbol)
