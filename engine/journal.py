@@ -55,15 +55,24 @@ def _default(value: Any) -> Any:
 
 def _dumps(data: Any) -> str:
     # orjson: the journal encodes every decision with all its checks, and the standard library
-    # encoder was the single largest cost on the order path (5x slower here). Keys other than
-    # str (an enum, a number) need OPT_NON_STR_KEYS, which makes every dump ~40 % slower: only
-    # the rare payload that has one pays for it.
+    # encoder was the single largest cost on the order path (5x slower here). Decimal's own C
+    # __str__ is the default on the fast path (a Python callback per number cost as much as the
+    # rest of the encoding); anything else it refuses goes the slow way, through `_default`.
+    # Keys other than str (an enum, a number) need OPT_NON_STR_KEYS, which makes every dump
+    # ~40 % slower: only the rare payload that has one pays for it.
+    try:
+        return orjson.dumps(data, default=_decimal_str).decode()
+    except orjson.JSONEncodeError:
+        pass
     try:
         return orjson.dumps(data, default=_default).decode()
     except orjson.JSONEncodeError as exc:
         if "Dict key must be" not in str(exc):  # not a key problem: a value that cannot be journaled
             raise
         return orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+_decimal_str = Decimal.__str__
 
 
 @dataclass(frozen=True, slots=True)
