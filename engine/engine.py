@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Callable
 
@@ -24,19 +24,21 @@ from .clock import EPOCH_SIM_START, Clock, SimClock
 from .feeds import MarketFeed, build_feed
 from .journal import Journal
 from .logsetup import setup_logging
-from .models import Alert, Fill, Order, OrderPurpose, OrderStatus, OrderType, Quote, Side, Signal
+from .models import Alert, Fill, Order, Quote, Signal
 from .money import ZERO
 from .orders import OrderManager
 from .commands import OperatorCommands
+from .gate_wiring import GateWiring
+from .restart import RestartWiring
+from .signal_flow import SignalFlow
 from .operator import OperatorActions
 from .portfolio import Portfolio
 from .profile import Profile, journal_path, log_path
-from .risk.breakers import Breaker, BreakerState, is_rise
+from .risk.breakers import Breaker
 from .risk.checks import default_checks
-from .risk.gate import Decision, OrderRequest, RiskContext, RiskGate, TradingState
-from .sizing import size_position
+from .risk.gate import RiskGate, TradingState
 from .snapshot import EngineSnapshot
-from .recovery import checkpoint_record, rebuild, reconcile
+from .recovery import checkpoint_record
 from .brokers.paper_store import PaperStore
 from .snapshot_build import build_snapshot
 from .tracking import MarketWatch, TradeLog
@@ -46,10 +48,7 @@ log = logging.getLogger("tradeconsole.engine")
 
 EQUITY_SAMPLE_SECONDS = 10
 EQUITY_JOURNAL_SECONDS = 60
-BPS = Decimal("0.0001")
-ONE_DAY = timedelta(days=1)
 ONE_MINUTE = timedelta(minutes=1)
-ONE_HOUR = timedelta(hours=1)
 BREAKER_IDLE_INTERVAL = timedelta(seconds=5)
 BREAKER_EQUITY_STEP = Decimal("0.0001")
 YIELD_EVERY = 0.002  # seconds of flat-out work between turns of the loop for keys and the screen
@@ -60,7 +59,7 @@ def paper_store_path(journal: Path) -> Path:
     return journal.with_name(journal.stem + ".paper-venue.sqlite")
 
 
-class Engine(OperatorCommands, OperatorActions):
+class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartWiring):
     def __init__(self, profile: Profile, clock: SimClock, journal: Journal, feed: MarketFeed,
                  broker: PaperBroker, session: int, speed: float, log_file: Path) -> None:
         self.profile = profile
@@ -184,68 +183,6 @@ class Engine(OperatorCommands, OperatorActions):
         log.info("session %s started: profile %s, mode %s, journal %s", session, profile.name, profile.mode,
                  journal.path)
         return eng
-
-    async def _recover(self) -> None:
-        rep = await rebuild(self)
-        self._apply_breaker_state()  # a breaker that held at the crash still holds
-        diffs = await reconcile(self, rep)
-        self.recovery = rep
-        self.reconciliation = diffs
-        if rep.fills_replayed or rep.open_orders or rep.positions or rep.from_checkpoint:
-            self.journal.append("recovery", self.clock.now(), None, {
-                "fills_replayed": rep.fills_replayed, "open_orders": rep.open_orders, "positions": rep.positions,
-                "expired_approvals": rep.expired_approvals, "differences": [d.text for d in diffs]})
-            log.info("recovered %s positions, %s open orders (%s fills replayed)",
-                     rep.positions, rep.open_orders, rep.fills_replayed)
-        if diffs:
-            if self.state is not TradingState.HALTED:
-                self.state = TradingState.REDUCE_ONLY
-            self.alerts.publish("critical", "reconciliation",
-                                f"journal and venue differ in {len(diffs)} place(s): reduce-only until resolved",
-                                self.clock.now())
-
-    async def resolve_difference(self, index: int, action: str) -> str | None:
-        """The operator's answer to one reconciliation difference; journaled. None = done."""
-        if not 0 <= index < len(self.reconciliation):
-            return f"no difference #{index}"
-        d = self.reconciliation[index]
-        if d.resolved:
-            return f"already resolved ({d.resolved})"
-        if action not in d.actions:
-            return f"{action} is not possible here; choose {', '.join(d.actions)}"
-        if d.kind == "unknown_at_venue" and action == "cancel":
-            await self.broker.cancel(d.client_order_id)
-            self.broker.drain_events()
-        elif d.kind == "unknown_at_venue" and action == "adopt":
-            vo = await self.broker.fetch_order(d.client_order_id)
-            if vo is not None and not vo.status.is_terminal:
-                self.orders.orders[vo.client_order_id] = vo
-                self.orders.working[vo.client_order_id] = vo
-        elif d.kind == "quantity_mismatch" and action == "adopt":
-            venue = (await self.broker.positions()).get(d.symbol, ZERO)
-            self.portfolio.adopt_quantity(d.symbol, venue, self.quotes.get(d.symbol))
-        elif d.kind == "balance_mismatch" and action == "adopt":
-            self.portfolio.cash = (await self.broker.balances())[self.broker.cash_currency]
-        elif d.kind == "quantity_mismatch" and action == "mark_closed":
-            self.portfolio.adopt_quantity(d.symbol, ZERO, self.quotes.get(d.symbol))
-        elif action == "mark_closed" and d.client_order_id in self.orders.working:
-            o = self.orders.working.pop(d.client_order_id)
-            o.status = OrderStatus.CANCELLED
-            o.reason = "marked closed by operator after restart"
-            self.orders.record(o)
-        d.resolved = action
-        self.journal.append("reconcile", self.clock.now(), d.client_order_id,
-                            {"difference": d.text, "action": action, "kind": d.kind, "symbol": d.symbol})
-        if all(x.resolved for x in self.reconciliation):
-            self._apply_breaker_state()
-        await self.journal.flush()
-        return None
-
-    async def _restore_latch(self) -> None:
-        last = await self.journal.last(["halt", "rearm"])
-        if last is not None and last.kind == "halt":
-            self.state = TradingState.HALTED
-            self.halt_reason = f"{last.data.get('reason', '')} (from a previous session; re-arm to trade)"
 
     # -- the loop -----------------------------------------------------------------------------
     def stop(self) -> None:
@@ -391,260 +328,8 @@ class Engine(OperatorCommands, OperatorActions):
             self.broker.persist()  # the venue's books are always ahead of what we record
             await self.journal.flush()
 
-    # -- signals to orders --------------------------------------------------------------------
-    async def _on_signal(self, sig: Signal) -> None:
-        self.counters["signals"] += 1
-        pos_qty = self.orders.position_qty(sig.symbol)
-        if pos_qty != 0:
-            await self._strategy_exit(sig, pos_qty)
-            return
-        if sig.symbol in self.approvals.symbols() or any(
-            o.symbol == sig.symbol and o.purpose is OrderPurpose.ENTRY for o in self.orders.working.values()
-        ):
-            return  # one entry per symbol in flight
-        self.journal.append("signal", sig.ts, None, {
-            "symbol": sig.symbol, "side": sig.side, "edge": sig.edge, "confidence": sig.confidence,
-            "stop": sig.stop_price, "price": sig.price, "reason": sig.reason, "strategy": sig.strategy,
-            "readiness": self.strategy.readiness(sig.symbol)})
-        size = size_position(self.portfolio.equity, sig.price, sig.stop_price, self.profile.risk, self.profile.sizing)
-        order = self._entry_order(sig, size.quantity if size.quantity > 0 else ZERO)
-        self._signals[order.client_order_id] = sig
-        req = self._request(order, "strategy")
-        decision = self.gate.evaluate(req, self._context(req))
-        if size.quantity <= 0:
-            decision = decision.refused_by("sizing")
-        self._journal_decision(order, req, decision, size.rationale)
-        if not decision.approved:
-            self.counters["refused"] += 1
-            order.status = OrderStatus.REJECTED
-            order.reason = f"risk gate: {decision.failed}"
-            self.orders.record(order)
-            self._alert_refusal(sig, order, decision, size.rationale)
-            return
-        self.counters["approved"] += 1
-        if self.profile.approval.required:
-            order.status = OrderStatus.PENDING_APPROVAL
-            self.orders.record(order)
-            self.approvals.add(order, sig, decision, size.rationale, self.clock.now())
-            self.alerts.publish("info", "approval_needed",
-                                f"{sig.symbol} {sig.side.value} {order.quantity} awaits approval", sig.ts,
-                                client_order_id=order.client_order_id)
-            return
-        await self._send_entry(order, decision)
-
-    def _alert_refusal(self, sig: Signal, order: Order, decision: Decision, sizing: str) -> None:
-        """Every refusal is journaled; the feed hears of it when the reason changes, or after a
-        quiet spell, so one stubborn limit does not bury every other alert."""
-        last = self._last_refusal.get(sig.symbol)
-        if last is not None and last[0] == decision.failed and (sig.ts - last[1]).total_seconds() < 300:
-            return
-        self._last_refusal[sig.symbol] = (decision.failed, sig.ts)
-        fail = decision.failure
-        detail = fail.detail if fail is not None else sizing
-        self.alerts.publish("info", "gate_refused", f"{sig.symbol} {sig.side.value} refused: {decision.failed} ({detail})",
-                            sig.ts, client_order_id=order.client_order_id)
-
-    def _entry_order(self, sig: Signal, qty: Decimal) -> Order:
-        cfg = self.profile.orders
-        if cfg.entry_type == "limit":
-            off = sig.price * cfg.limit_offset_bps * BPS
-            price = (sig.price - off) if sig.side is Side.BUY else (sig.price + off)
-            return Order(self.orders.new_id(), sig.symbol, sig.side, OrderType.LIMIT, qty, OrderPurpose.ENTRY,
-                         sig.ts, limit_price=price.quantize(Decimal("0.00000001")),
-                         protective_stop=sig.stop_price, reason=sig.reason)
-        return Order(self.orders.new_id(), sig.symbol, sig.side, OrderType.MARKET, qty, OrderPurpose.ENTRY,
-                     sig.ts, protective_stop=sig.stop_price, reason=sig.reason)
-
-    async def _send_entry(self, order: Order, decision: Decision) -> None:
-        if await self.orders.send(order, "strategy", decision):
-            self.counters["orders"] += 1
-            self.trades.record_entry(self.clock.now(), self.orders.position_qty(order.symbol) == 0)
-
-    async def _strategy_exit(self, sig: Signal, pos_qty: Decimal) -> None:
-        if self.opened_by_operator(sig.symbol):
-            return  # the operator's position: its stop, the operator or close-all close it
-        if any(o.symbol == sig.symbol and o.purpose is OrderPurpose.EXIT for o in self.orders.working.values()):
-            return
-        await self._exit_position(sig.symbol, "strategy", sig.reason)
-
-    async def _exit_position(self, symbol: str, source: str, reason: str) -> bool:
-        pos = self.portfolio.positions.get(symbol)
-        if pos is None or pos.quantity == 0:
-            return True
-        side = Side.SELL if pos.quantity > 0 else Side.BUY
-        cfg = self.profile.orders
-        q = self.quotes.get(symbol)
-        if cfg.exit_type == "limit" and q is not None:
-            # Aggressive but bounded: crosses the spread, never deeper than the slippage bound.
-            bound = cfg.exit_slippage_bps * BPS
-            price = q.bid * (1 - bound) if side is Side.SELL else q.ask * (1 + bound)
-            order = Order(self.orders.new_id(), symbol, side, OrderType.LIMIT, abs(pos.quantity), OrderPurpose.EXIT,
-                          self.clock.now(), limit_price=price.quantize(Decimal("0.00000001")), reason=reason)
-        else:
-            order = Order(self.orders.new_id(), symbol, side, OrderType.MARKET, abs(pos.quantity),
-                          OrderPurpose.EXIT, self.clock.now(), reason=reason)
-        req = self._request(order, source)
-        decision = self.gate.evaluate(req, self._context(req))
-        self._journal_decision(order, req, decision, "exit: whole position")
-        if not decision.approved:
-            self.orders.record(order)
-            return False
-        # The stop comes off first, or it could fire too and flip the position.
-        stop = self.orders.stop_order(symbol)
-        if stop is not None:
-            await self.orders.cancel(stop.client_order_id, "exit replaces stop")
-            await self.orders.process_events()
-        ok = await self.orders.send(order, source, decision)
-        if ok:
-            self.counters["orders"] += 1
-        return ok
-
-    # -- the gate -----------------------------------------------------------------------------
-    def _request(self, order: Order, source: str) -> OrderRequest:
-        sig = self._signals.get(order.parent_id or order.client_order_id)
-        q = self.quotes.get(order.symbol)
-        if order.limit_price is not None:
-            price = order.limit_price
-        elif q is not None:
-            price = q.ask if order.side is Side.BUY else q.bid
-        else:
-            price = order.stop_price or ZERO
-        entry = order.purpose is OrderPurpose.ENTRY
-        # Positional: keyword calls cost microseconds on the gate's budget.
-        return OrderRequest(
-            order.symbol, order.side, order.quantity, price,
-            order.protective_stop if entry else order.stop_price, order.purpose, source,
-            sig.edge if sig else 1.0, sig.confidence if sig else 1.0, sig.strategy if sig else "",
-            self.strategy.readiness(order.symbol), order.parent_id is not None)
-
-    def _blank_context(self) -> RiskContext:
-        return RiskContext(
-            now=self.clock.now(), trading_state=self.state, equity=ZERO, cash=ZERO, day_start_equity=ZERO,
-            pnl_today=ZERO, open_positions=0, position_qty=ZERO, gross_exposure=ZERO, trades_today=0,
-            trades_last_hour=0, seconds_since_last_trade=None, mode=self.profile.mode)
-
-    def _context(self, req: OrderRequest) -> RiskContext:
-        """Refill the engine's context record for this decision.
-
-        One record per purpose, refilled in place: the gate reads it synchronously and keeps
-        nothing of it (check values are copied), and building a 26-field object per order cost
-        more than all the checks' arithmetic."""
-        now = self.clock.now()
-        p = self.portfolio
-        if req.purpose is not OrderPurpose.ENTRY:
-            # Exits and stops are judged only by the trading state and the position they
-            # reduce (engine/risk/checks_state.py); the account-wide numbers are not read.
-            c = self._exit_ctx
-            c.now = now
-            c.trading_state = self.state
-            c.cash = p.cash
-            c.open_positions = len(p.positions)
-            c.position_qty = self.orders.position_qty(req.symbol)
-            return c
-        log_ = self.trades
-        log_.prune(now)
-        if p.day_started is None or now - p.day_started >= ONE_DAY:
-            p.roll(now)  # a command between batches may be the first to see a new day
-        day_start = p.day_started
-        entries, opens = log_.entries, log_.opens
-        symbol = req.symbol
-        market = self.market
-        q = market.quote(symbol)
-        c = self._entry_ctx
-        c.now = now
-        c.trading_state = self.state
-        c.equity = eq = p.equity
-        c.cash = p.cash
-        c.day_start_equity = p.day_start_equity
-        c.pnl_today = eq - p.day_start_equity  # = p.pnl_today, without summing equity again
-        c.open_positions = len(p.positions)
-        c.position_qty = self.orders.position_qty(symbol)
-        c.gross_exposure = p.gross_exposure
-        c.trades_today = log_.count_since(entries, day_start)
-        c.trades_last_hour = log_.count_since(entries, now - ONE_HOUR)
-        c.seconds_since_last_trade = (now - entries[-1]).total_seconds() if entries else None
-        c.week_start_equity = p.week_start_equity
-        c.pnl_week = eq - p.week_start_equity
-        c.symbol_exposure = p.exposure.get(symbol, ZERO)
-        c.exposure_by_symbol = p.exposure
-        c.new_positions_today = log_.count_since(opens, day_start)
-        c.new_positions_week = log_.count_since(opens, p.week_started)
-        c.quote = q
-        if q is None:
-            c.mid = c.quote_age_seconds = None
-        else:
-            c.mid = market.mid(symbol)
-            c.quote_age_seconds = (now - q.ts).total_seconds()
-        c.last_good_price = market.last_good(symbol)
-        c.recent_volume = market.recent_volume(symbol)
-        c.venue_connected = self.broker.connected
-        c.venue_environment = self.broker_environment
-        return c
-
-    def _entry_room(self, symbol: str, side: Side) -> Decimal:
-        """Quantity an entry may still add in `symbol` at today's price under the position cap."""
-        q = self.quotes.get(symbol)
-        if q is None:
-            return ZERO
-        price = q.ask if side is Side.BUY else q.bid
-        p = self.portfolio
-        cap = min(p.equity * self.profile.risk.max_position_pct / 100, self.profile.sizing.max_order_usd)
-        held = abs(self.orders.position_qty(symbol)) * price
-        room = (cap - held) / price if price > 0 else ZERO
-        return max(ZERO, room.quantize(Decimal("0.000001"), rounding=ROUND_DOWN))
-
-    def _authorize(self, order: Order, source: str) -> Decision:
-        req = self._request(order, source)
-        decision = self.gate.evaluate(req, self._context(req))
-        self._journal_decision(order, req, decision, "")
-        return decision
-
-    def _journal_decision(self, order: Order, req: OrderRequest, d: Decision, sizing: str) -> None:
-        self.journal.append("decision", self.clock.now(), order.client_order_id, {
-            "approved": d.approved, "failed": d.failed, "purpose": req.purpose, "source": req.source,
-            "symbol": req.symbol, "side": req.side, "quantity": req.quantity, "price": req.price,
-            "stop": req.stop_price, "edge": req.edge, "confidence": req.confidence, "sizing": sizing,
-            "checks": d.checks_as_dicts()})
-
-    # -- breakers -----------------------------------------------------------------------------
-    def _evaluate_breakers(self, now: datetime) -> None:
-        for b in self.breakers:
-            t = b.evaluate()
-            if t is None:
-                continue
-            self.journal.append("breaker", now, b.name, {"old": t.old, "new": t.new, "value": b.value, "limit": b.limit})
-            if not is_rise(t):
-                if t.old is BreakerState.TRIPPED:
-                    self._apply_breaker_state()  # an auto-reset breaker cleared itself
-                continue
-            if b.unit == "latch":
-                continue  # the halt itself already alerted and latched
-            sev = "critical" if t.new in (BreakerState.CRITICAL, BreakerState.TRIPPED) else "warning"
-            self.alerts.publish(sev, "breaker", f"{b.name} {t.new.value}: {b.text().strip()}", now, breaker=b.name)
-            if t.new is BreakerState.TRIPPED:
-                if b.action == "halt":
-                    self.halt(f"breaker:{b.name}", f"{b.name} tripped")
-                else:
-                    self._apply_breaker_state()
-
-    def _apply_breaker_state(self) -> None:
-        if self.state is TradingState.HALTED:
-            return
-        blocked = any(b.state is BreakerState.TRIPPED and b.action == "block" for b in self.breakers)
-        self.state = TradingState.REDUCE_ONLY if blocked else TradingState.ACTIVE
-
     def _on_fill(self, fill: Fill, order: Order, realized: Decimal) -> None:
         self.counters["fills"] += 1
-
-    def new_period(self, period: str) -> None:
-        """A new venue day (or week, which is also a new day) resets the breakers tied to it."""
-        resets = {"day"} if period == "day" else {"day", "week"}
-        for b in self.breakers:
-            if b.reset_on in resets and b.state is not BreakerState.ARMED:
-                old = b.state
-                b.reset()
-                self.journal.append("breaker", self.clock.now(), b.name, {"old": old, "new": b.state, "reset": period})
-        self._apply_breaker_state()
 
     # -- equity, snapshot, shutdown -----------------------------------------------------------
     def _sample(self, now: datetime) -> None:

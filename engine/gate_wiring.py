@@ -1,0 +1,163 @@
+"""The engine's side of the risk gate and the breakers: the request and context each decision
+reads, its journal row, and the breakers' transitions into trading states.
+
+A mixin of `Engine` (engine/engine.py). The checks themselves live in engine/risk/; this is
+where the engine's state is gathered for them, once per decision and without copying.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
+
+from .models import Order, OrderPurpose, Side
+from .money import ZERO
+from .risk.breakers import BreakerState, is_rise
+from .risk.gate import Decision, OrderRequest, RiskContext, TradingState
+
+ONE_DAY = timedelta(days=1)
+ONE_HOUR = timedelta(hours=1)
+
+
+class GateWiring:
+    def _request(self, order: Order, source: str) -> OrderRequest:
+        sig = self._signals.get(order.parent_id or order.client_order_id)
+        q = self.quotes.get(order.symbol)
+        if order.limit_price is not None:
+            price = order.limit_price
+        elif q is not None:
+            price = q.ask if order.side is Side.BUY else q.bid
+        else:
+            price = order.stop_price or ZERO
+        entry = order.purpose is OrderPurpose.ENTRY
+        # Positional: keyword calls cost microseconds on the gate's budget.
+        return OrderRequest(
+            order.symbol, order.side, order.quantity, price,
+            order.protective_stop if entry else order.stop_price, order.purpose, source,
+            sig.edge if sig else 1.0, sig.confidence if sig else 1.0, sig.strategy if sig else "",
+            self.strategy.readiness(order.symbol), order.parent_id is not None)
+
+    def _blank_context(self) -> RiskContext:
+        return RiskContext(
+            now=self.clock.now(), trading_state=self.state, equity=ZERO, cash=ZERO, day_start_equity=ZERO,
+            pnl_today=ZERO, open_positions=0, position_qty=ZERO, gross_exposure=ZERO, trades_today=0,
+            trades_last_hour=0, seconds_since_last_trade=None, mode=self.profile.mode)
+
+    def _context(self, req: OrderRequest) -> RiskContext:
+        """Refill the engine's context record for this decision.
+
+        One record per purpose, refilled in place: the gate reads it synchronously and keeps
+        nothing of it (check values are copied), and building a 26-field object per order cost
+        more than all the checks' arithmetic."""
+        now = self.clock.now()
+        p = self.portfolio
+        if req.purpose is not OrderPurpose.ENTRY:
+            # Exits and stops are judged only by the trading state and the position they
+            # reduce (engine/risk/checks_state.py); the account-wide numbers are not read.
+            c = self._exit_ctx
+            c.now = now
+            c.trading_state = self.state
+            c.cash = p.cash
+            c.open_positions = len(p.positions)
+            c.position_qty = self.orders.position_qty(req.symbol)
+            return c
+        log_ = self.trades
+        log_.prune(now)
+        if p.day_started is None or now - p.day_started >= ONE_DAY:
+            p.roll(now)  # a command between batches may be the first to see a new day
+        day_start = p.day_started
+        entries, opens = log_.entries, log_.opens
+        symbol = req.symbol
+        market = self.market
+        q = market.quote(symbol)
+        c = self._entry_ctx
+        c.now = now
+        c.trading_state = self.state
+        c.equity = eq = p.equity
+        c.cash = p.cash
+        c.day_start_equity = p.day_start_equity
+        c.pnl_today = eq - p.day_start_equity  # = p.pnl_today, without summing equity again
+        c.open_positions = len(p.positions)
+        c.position_qty = self.orders.position_qty(symbol)
+        c.gross_exposure = p.gross_exposure
+        c.trades_today = log_.count_since(entries, day_start)
+        c.trades_last_hour = log_.count_since(entries, now - ONE_HOUR)
+        c.seconds_since_last_trade = (now - entries[-1]).total_seconds() if entries else None
+        c.week_start_equity = p.week_start_equity
+        c.pnl_week = eq - p.week_start_equity
+        c.symbol_exposure = p.exposure.get(symbol, ZERO)
+        c.exposure_by_symbol = p.exposure
+        c.new_positions_today = log_.count_since(opens, day_start)
+        c.new_positions_week = log_.count_since(opens, p.week_started)
+        c.quote = q
+        if q is None:
+            c.mid = c.quote_age_seconds = None
+        else:
+            c.mid = market.mid(symbol)
+            c.quote_age_seconds = (now - q.ts).total_seconds()
+        c.last_good_price = market.last_good(symbol)
+        c.recent_volume = market.recent_volume(symbol)
+        c.venue_connected = self.broker.connected
+        c.venue_environment = self.broker_environment
+        return c
+
+    def _entry_room(self, symbol: str, side: Side) -> Decimal:
+        """Quantity an entry may still add in `symbol` at today's price under the position cap."""
+        q = self.quotes.get(symbol)
+        if q is None:
+            return ZERO
+        price = q.ask if side is Side.BUY else q.bid
+        p = self.portfolio
+        cap = min(p.equity * self.profile.risk.max_position_pct / 100, self.profile.sizing.max_order_usd)
+        held = abs(self.orders.position_qty(symbol)) * price
+        room = (cap - held) / price if price > 0 else ZERO
+        return max(ZERO, room.quantize(Decimal("0.000001"), rounding=ROUND_DOWN))
+
+    def _authorize(self, order: Order, source: str) -> Decision:
+        req = self._request(order, source)
+        decision = self.gate.evaluate(req, self._context(req))
+        self._journal_decision(order, req, decision, "")
+        return decision
+
+    def _journal_decision(self, order: Order, req: OrderRequest, d: Decision, sizing: str) -> None:
+        self.journal.append("decision", self.clock.now(), order.client_order_id, {
+            "approved": d.approved, "failed": d.failed, "purpose": req.purpose, "source": req.source,
+            "symbol": req.symbol, "side": req.side, "quantity": req.quantity, "price": req.price,
+            "stop": req.stop_price, "edge": req.edge, "confidence": req.confidence, "sizing": sizing,
+            "checks": d.checks_as_dicts()})
+
+    # -- breakers -----------------------------------------------------------------------------
+    def _evaluate_breakers(self, now: datetime) -> None:
+        for b in self.breakers:
+            t = b.evaluate()
+            if t is None:
+                continue
+            self.journal.append("breaker", now, b.name, {"old": t.old, "new": t.new, "value": b.value, "limit": b.limit})
+            if not is_rise(t):
+                if t.old is BreakerState.TRIPPED:
+                    self._apply_breaker_state()  # an auto-reset breaker cleared itself
+                continue
+            if b.unit == "latch":
+                continue  # the halt itself already alerted and latched
+            sev = "critical" if t.new in (BreakerState.CRITICAL, BreakerState.TRIPPED) else "warning"
+            self.alerts.publish(sev, "breaker", f"{b.name} {t.new.value}: {b.text().strip()}", now, breaker=b.name)
+            if t.new is BreakerState.TRIPPED:
+                if b.action == "halt":
+                    self.halt(f"breaker:{b.name}", f"{b.name} tripped")
+                else:
+                    self._apply_breaker_state()
+
+    def _apply_breaker_state(self) -> None:
+        if self.state is TradingState.HALTED:
+            return
+        blocked = any(b.state is BreakerState.TRIPPED and b.action == "block" for b in self.breakers)
+        self.state = TradingState.REDUCE_ONLY if blocked else TradingState.ACTIVE
+
+    def new_period(self, period: str) -> None:
+        """A new venue day (or week, which is also a new day) resets the breakers tied to it."""
+        resets = {"day"} if period == "day" else {"day", "week"}
+        for b in self.breakers:
+            if b.reset_on in resets and b.state is not BreakerState.ARMED:
+                old = b.state
+                b.reset()
+                self.journal.append("breaker", self.clock.now(), b.name, {"old": old, "new": b.state, "reset": period})
+        self._apply_breaker_state()
