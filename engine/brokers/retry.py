@@ -1,6 +1,6 @@
 """Retry with bounded, jittered exponential backoff, and the failure classes a venue call falls in.
 
-Every venue adapter maps its library's exceptions onto `Failure` (ccxt_broker / alpaca_broker do),
+Every venue adapter maps its library's exceptions onto `Failure` (ccxt_errors / alpaca_errors do),
 then `with_retry` decides: rate limits and transient failures (timeouts, 5xx, dropped
 connections) back off and retry a bounded number of times, each one counted through
 `on_failure` (the engine wires that to its API-failure breaker); final failures (insufficient

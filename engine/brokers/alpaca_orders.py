@@ -1,0 +1,201 @@
+"""An Alpaca order's life at the broker: submit (never twice: an unknown outcome is looked up by client
+id first), fills as deltas of the order's filled quantity, terminal states, lookups and cancels."""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..models import Fill, Order, OrderPurpose, OrderStatus, OrderType
+from .alpaca_payloads import STATUS
+from .base import OrderUpdate
+from .keys import redact
+from .retry import Failure, VenueError
+from .venue_fields import ZERO, dec
+
+
+@dataclass
+class TrackedOrder:
+    order: Order
+    is_stop: bool
+    terminal_sent: bool = False
+    unconfirmed_since: float | None = None
+    fill_n: int = 0
+
+
+class AlpacaOrderLifecycleMixin:
+    """Part of AlpacaBroker (engine/brokers/alpaca_broker.py), whose __init__ sets the state used here."""
+
+    def _emit(self, cid: str, status: OrderStatus, reason: str = "", vid: str | None = None) -> None:
+        self._events.append(OrderUpdate(cid, status, self.clock.now(), redact(reason)[:300], vid))
+
+    def _reject(self, track: TrackedOrder, reason: str) -> None:
+        track.order.status = OrderStatus.REJECTED
+        self._working.discard(track.order.client_order_id)
+        if not track.terminal_sent:
+            track.terminal_sent = True
+            self._emit(track.order.client_order_id, OrderStatus.REJECTED, reason, track.order.venue_order_id)
+
+    async def submit(self, order: Order) -> None:
+        cid = order.client_order_id
+        if cid in self._tracks:
+            self._emit(cid, OrderStatus.REJECTED, "duplicate client order id")
+            return
+        mine = replace(order, status=OrderStatus.NEW, filled_qty=ZERO, avg_fill_price=ZERO, fees=ZERO)
+        track = TrackedOrder(mine, is_stop=order.type is OrderType.STOP)
+        self._tracks[cid] = track
+        if not self.connected:
+            self._reject(track, "alpaca is not connected")
+            return
+        try:
+            req = self.build_request(order)
+        except ValueError as exc:
+            self._reject(track, str(exc))
+            return
+        # Our copy holds what the venue will hold.
+        mine.quantity = dec(req.qty)
+        if order.limit_price is not None:
+            mine.limit_price = self.round_price(order.limit_price)
+        if order.stop_price is not None:
+            mine.stop_price = self.round_price(order.stop_price)
+        self._working.add(cid)
+        attempt = 0
+        while True:
+            try:
+                raw = await self._call("submit_order", self.client.submit_order, req)
+            except VenueError as err:
+                self.retrier.note(err, f"submit {cid}")
+                if err.kind in (Failure.FINAL, Failure.NOT_FOUND):
+                    self._reject(track, f"refused by alpaca: {err}")
+                    return
+                if attempt >= self.retrier.policy.retries:
+                    if err.kind is Failure.RATE_LIMIT:
+                        self._reject(track, f"alpaca rate limit: gave up after {attempt + 1} tries")
+                    else:
+                        track.unconfirmed_since = track.unconfirmed_since or time.monotonic()
+                    return
+                await self.retrier.backoff(attempt, err.kind)
+                attempt += 1
+                if err.ambiguous:
+                    try:
+                        found = await self._lookup(cid)
+                    except VenueError:
+                        track.unconfirmed_since = track.unconfirmed_since or time.monotonic()
+                        return
+                    if found is not None:
+                        self._accept(track, found)
+                        return
+                continue
+            self._accept(track, raw)
+            return
+
+    async def _lookup(self, cid: str) -> Any | None:
+        async def one() -> Any | None:
+            try:
+                return await self._call("order by client id", self.client.get_order_by_client_id, cid)
+            except VenueError as err:
+                if err.kind is Failure.NOT_FOUND:
+                    return None
+                raise
+
+        return await self.retrier.run(f"lookup {cid}", one)
+
+    def _accept(self, track: TrackedOrder, raw: Any) -> None:
+        o = track.order
+        track.unconfirmed_since = None
+        o.venue_order_id = str(raw.id)
+        if o.status is OrderStatus.NEW:
+            o.status = OrderStatus.SUBMITTED
+            self._emit(o.client_order_id, OrderStatus.SUBMITTED, "", o.venue_order_id)
+        self._apply(track, raw)
+
+    def _apply(self, track: TrackedOrder, raw: Any) -> None:
+        o = track.order
+        if track.terminal_sent:
+            return
+        filled = dec(raw.filled_qty)
+        if filled > o.filled_qty:
+            avg = dec(raw.filled_avg_price)
+            delta = filled - o.filled_qty
+            price = (avg * filled - o.avg_fill_price * o.filled_qty) / delta
+            o.avg_fill_price, o.filled_qty = avg, filled
+            track.fill_n += 1
+            self._events.append(Fill(o.client_order_id, o.symbol, o.side, delta, price, ZERO, self.clock.now(),
+                                     "maker" if o.type is OrderType.LIMIT else "taker",
+                                     f"alpaca:{o.venue_order_id}:{track.fill_n}"))
+        status = STATUS.get(getattr(raw.status, "value", str(raw.status)), OrderStatus.SUBMITTED)
+        if status.is_terminal:
+            track.terminal_sent = True
+            o.status = status
+            self._working.discard(o.client_order_id)
+            reason = "" if status is OrderStatus.FILLED else f"{status.value} at alpaca"
+            self._emit(o.client_order_id, status, reason, o.venue_order_id)
+
+    async def cancel(self, client_order_id: str) -> bool:
+        track = self._tracks.get(client_order_id)
+        if track is None:
+            found = await self._lookup(client_order_id)
+            if found is None:
+                return True
+            track = self._adopt(found)
+        if track.terminal_sent:
+            return True
+        vid = track.order.venue_order_id
+        if vid is None:
+            found = await self._lookup(client_order_id)
+            if found is None:
+                track.unconfirmed_since = None
+                track.terminal_sent = True
+                self._working.discard(client_order_id)
+                self._emit(client_order_id, OrderStatus.CANCELLED, "cancelled: never reached the venue")
+                return True
+            self._accept(track, found)
+            vid = track.order.venue_order_id
+        try:
+            await self._retry(f"cancel {client_order_id}", self.client.cancel_order_by_id, vid)
+        except VenueError as err:
+            if not err.final:
+                return False
+        try:
+            found = await self._lookup(client_order_id)
+        except VenueError:
+            return False
+        if found is not None:
+            self._apply(track, found)
+        return track.terminal_sent
+
+    async def cancel_entries(self, symbols: list[str] | None = None) -> list[str]:
+        """Cancel every open entry order (not stops, not close-all exits), one by one with bounded
+        concurrency; never the venue's cancel-all, which would take the protective stops too.
+        Returns what failed."""
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        syms = symbols or self.symbols
+        targets: set[str] = set()
+        try:
+            listed = await self._retry("open orders", self.client.get_orders,
+                                       GetOrdersRequest(status=QueryOrderStatus.OPEN, symbols=syms, limit=500))
+            for raw in listed:
+                if getattr(raw.type, "value", str(raw.type)) in ("stop", "stop_limit", "trailing_stop"):
+                    continue
+                t = self._tracks.get(raw.client_order_id)
+                if t is None:
+                    t = self._adopt(raw)
+                if not t.is_stop and t.order.purpose is OrderPurpose.ENTRY:
+                    targets.add(t.order.client_order_id)
+        except VenueError:
+            pass  # fall back on what we track
+        targets |= {c for c in self._working if not self._tracks[c].is_stop and self._tracks[c].order.symbol in syms
+                    and self._tracks[c].order.purpose is OrderPurpose.ENTRY}
+        sem = asyncio.Semaphore(min(self.venue.timeouts.halt_concurrency, 8))
+
+        async def one(cid: str) -> str | None:
+            async with sem:
+                try:
+                    return None if await self.cancel(cid) else cid
+                except VenueError:
+                    return cid
+
+        return [c for c in await asyncio.gather(*(one(c) for c in sorted(targets))) if c is not None]

@@ -1,0 +1,154 @@
+"""Cancelling at a ccxt venue: one order by client id, and a halt's sweep of entry orders that never
+touches a stop (no venue cancel-all)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ..models import OrderPurpose, OrderStatus
+from .ccxt_orders import TrackedOrder
+from .ccxt_payloads import STATUS, binance_unified
+from .retry import Failure, VenueError
+
+log = logging.getLogger("tradeconsole.venue")
+
+
+class CcxtCancelMixin:
+    """Part of CcxtBroker (engine/brokers/ccxt_broker.py), whose __init__ sets the state used here."""
+
+    async def cancel(self, client_order_id: str) -> bool:
+        track = self._tracks.get(client_order_id)
+        if track is None:
+            return await self._cancel_foreign(client_order_id)
+        o = track.order
+        if track.terminal_sent:
+            return True
+        params: dict[str, Any] = ({"origClientOrderId": client_order_id} if self.name == "binance"
+                                  else {"orderLinkId": client_order_id})
+        if self.name == "bybit" and track.is_stop:
+            params["trigger"] = True
+        try:
+            if self.name == "binance":
+                # The raw endpoint: its answer carries status and executed quantity, and skipping
+                # ccxt's order parser halves the CPU of a 200-order halt.
+                raw = binance_unified(await self._retry(
+                    f"cancel {client_order_id}", self.ex.privateDeleteOrder,
+                    {"symbol": self.ex.market(o.symbol)["id"], "origClientOrderId": client_order_id}))
+            else:
+                raw = await self._retry(f"cancel {client_order_id}", self.ex.cancel_order, None, o.symbol, params)
+        except VenueError as err:
+            if err.kind in (Failure.NOT_FOUND, Failure.FINAL):
+                # Gone already (filled, cancelled) or never landed: ask the venue what it knows.
+                try:
+                    found = await self._lookup(client_order_id, o.symbol)
+                except VenueError:
+                    return False
+                if found is None:
+                    if track.unconfirmed_since is not None or o.status is OrderStatus.NEW:
+                        self._close_unplaced(track, "cancelled: never reached the venue")
+                        return True
+                    return False
+                await self._apply(track, found)
+                return track.terminal_sent
+            log.warning("venue %s: cancel %s failed: %s", self.name, client_order_id, err)
+            return False
+        if not STATUS.get(str(raw.get("status") or "").lower(), OrderStatus.SUBMITTED).is_terminal:
+            try:
+                raw = await self._lookup(client_order_id, o.symbol) or {"status": "canceled"}
+            except VenueError:
+                raw = {"status": "canceled", "filled": o.filled_qty}
+        await self._apply(track, raw)
+        return True
+
+    def _close_unplaced(self, track: TrackedOrder, reason: str) -> None:
+        track.unconfirmed_since = None
+        track.terminal_sent = True
+        track.order.status = OrderStatus.CANCELLED
+        self._working.discard(track.order.client_order_id)
+        self._emit(track.order.client_order_id, OrderStatus.CANCELLED, reason)
+
+    async def _cancel_foreign(self, cid: str) -> bool:
+        """An order we do not track (from before a restart): find it by client id and cancel it."""
+        for sym in self.symbols:
+            try:
+                found = await self._lookup(cid, sym)
+            except VenueError:
+                return False
+            if found is None:
+                continue
+            self._adopt(found)
+            return await self.cancel(cid)
+        return True  # the venue has no such order
+
+    async def cancel_entries(self, symbols: list[str] | None = None) -> list[str]:
+        """Cancel every open entry order, one request per order, `halt_concurrency` at once.
+
+        Stops (the positions' protection) and exits (close-all) are never touched, so nothing needs re-placing; the
+        venue's cancel-all endpoints (which would take them too) are never used. The orders this
+        broker tracks are cancelled at once; meanwhile the venue's open orders are listed, and any
+        entry there that we do not track (placed before a restart) is cancelled too. Returns the
+        client ids (or `#venue ids`) that could not be cancelled; safe to call again."""
+        syms = list(symbols or sorted({t.order.symbol for t in self._tracks.values()} | set(self.symbols)))
+        sem = asyncio.Semaphore(self.venue.timeouts.halt_concurrency)
+        started: set[str] = set()
+
+        async def one(key: str, sym: str, vid: str | None) -> str | None:
+            async with sem:
+                if not key.startswith("#"):
+                    try:
+                        return None if await self.cancel(key) else key
+                    except VenueError:
+                        return key
+                try:
+                    await self._retry("cancel", self.ex.cancel_order, vid, sym)
+                    return None
+                except VenueError as err:
+                    return None if err.kind is Failure.NOT_FOUND else key
+
+        def launch(key: str, sym: str, vid: str | None) -> asyncio.Task | None:
+            if key in started:
+                return None
+            started.add(key)
+            return asyncio.ensure_future(one(key, sym, vid))
+
+        tasks = [launch(c, self._tracks[c].order.symbol, self._tracks[c].order.venue_order_id)
+                 for c in list(self._working) if self._is_entry(self._tracks[c]) and self._tracks[c].order.symbol in syms]
+        listed = await asyncio.gather(*(self._open_brief(s) for s in syms), return_exceptions=True)
+        for sym, res in zip(syms, listed):
+            if isinstance(res, BaseException):
+                continue  # what we track is being cancelled; a later call retries the listing
+            for cid, vid, is_stop in res:
+                t = self._tracks.get(cid) if cid else None
+                if is_stop or (t is not None and not self._is_entry(t)):
+                    continue  # stops protect; exits (close-all) reduce: both stay
+                # Untracked (placed before a restart): by client id, so it is adopted and reported.
+                tasks.append(launch(cid or f"#{vid}", sym, vid))
+        failed = await asyncio.gather(*(t for t in tasks if t is not None))
+        return [k for k in failed if k is not None]
+
+    @staticmethod
+    def _is_entry(t: TrackedOrder) -> bool:
+        return not t.is_stop and t.order.purpose is OrderPurpose.ENTRY
+
+    async def _open_brief(self, symbol: str) -> list[tuple[str, str, bool]]:
+        """(client id, venue id, is a stop) of each open order, from the raw endpoint (cheap)."""
+        mid = self.ex.market(symbol)["id"]
+        out = []
+        if self.name == "binance":
+            for r in await self._retry(f"open orders {symbol}", self.ex.privateGetOpenOrders, {"symbol": mid}):
+                out.append((r.get("clientOrderId") or "", str(r.get("orderId")), "STOP" in str(r.get("type", ""))))
+            return out
+        cursor = ""
+        for _ in range(50):  # Bybit pages its open orders, 50 at most per page
+            req = {"category": "spot", "symbol": mid, "limit": 50}
+            if cursor:
+                req["cursor"] = cursor
+            res = (await self._retry(f"open orders {symbol}", self.ex.privateGetV5OrderRealtime, req)).get("result") or {}
+            for r in res.get("list") or []:
+                out.append((r.get("orderLinkId") or "", str(r.get("orderId")),
+                            bool(r.get("stopOrderType")) or r.get("orderStatus") == "Untriggered"))
+            cursor = res.get("nextPageCursor") or ""
+            if not cursor:
+                break
+        return out

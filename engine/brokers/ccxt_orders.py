@@ -1,0 +1,224 @@
+"""A ccxt order's life at the broker: submit (never twice: an unknown outcome is looked up by client
+id first), acceptance, fills (a base-asset fee converted to quote), terminal states, lookups."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+
+from ..models import Fill, Order, OrderStatus, OrderType, Side
+from .base import OrderUpdate
+from .ccxt_payloads import STATUS
+from .keys import redact
+from .retry import Failure, VenueError
+from .venue_fields import ZERO, dec
+
+log = logging.getLogger("tradeconsole.venue")
+
+
+@dataclass
+class TrackedOrder:
+    order: Order  # the broker's copy: status, filled, avg price, fees, venue id
+    is_stop: bool
+    trade_ids: set[str] = field(default_factory=set)
+    terminal_sent: bool = False
+    unconfirmed_since: float | None = None  # monotonic time a submit's outcome became unknown
+    submitted_ms: int = 0
+
+
+class CcxtOrderLifecycleMixin:
+    """Part of CcxtBroker (engine/brokers/ccxt_broker.py), whose __init__ sets the state used here."""
+
+    def _emit(self, cid: str, status: OrderStatus, reason: str = "", vid: str | None = None) -> None:
+        self._events.append(OrderUpdate(cid, status, self.clock.now(), redact(reason)[:300], vid))
+
+    def _reject(self, track: TrackedOrder, reason: str) -> None:
+        track.order.status = OrderStatus.REJECTED
+        track.order.reason = reason
+        self._working.discard(track.order.client_order_id)
+        if not track.terminal_sent:
+            track.terminal_sent = True
+            self._emit(track.order.client_order_id, OrderStatus.REJECTED, reason, track.order.venue_order_id)
+
+    async def submit(self, order: Order) -> None:
+        cid = order.client_order_id
+        if cid in self._tracks:
+            self._emit(cid, OrderStatus.REJECTED, "duplicate client order id")
+            return
+        mine = replace(order, status=OrderStatus.NEW, filled_qty=ZERO, avg_fill_price=ZERO, fees=ZERO)
+        track = TrackedOrder(mine, is_stop=order.type is OrderType.STOP, submitted_ms=int(time.time() * 1000))
+        self._tracks[cid] = track
+        if not self.connected:
+            self._reject(track, f"{self.name} is not connected")
+            return
+        try:
+            ctype, amount, price, params = self.prepare(order)
+        except ValueError as exc:
+            self._reject(track, str(exc))
+            return
+        # Our copy holds what the venue will hold: the rounded amount and prices.
+        mine.quantity = dec(amount)
+        if price is not None:
+            mine.limit_price = dec(price)
+        if "triggerPrice" in params:
+            mine.stop_price = dec(params["triggerPrice"])
+        self._working.add(cid)
+        self._trade_cursor.setdefault(order.symbol, track.submitted_ms - 5000)
+        side = order.side.value
+        attempt = 0
+        while True:
+            try:
+                raw = await self._call("create_order", self.ex.create_order, order.symbol, ctype, side,
+                                       amount, price, dict(params))
+            except VenueError as err:
+                self.retrier.note(err, f"submit {cid}")
+                if err.kind in (Failure.FINAL, Failure.NOT_FOUND):
+                    self._reject(track, f"refused by {self.name}: {err}")
+                    return
+                if attempt >= self.retrier.policy.retries:
+                    if err.kind is Failure.RATE_LIMIT:  # never processed: safe to give up
+                        self._reject(track, f"{self.name} rate limit: gave up after {attempt + 1} tries")
+                    else:
+                        self._unconfirmed(track, err)
+                    return
+                await self.retrier.backoff(attempt, err.kind)
+                attempt += 1
+                if err.ambiguous:
+                    # It may have landed: look it up by client id before anything is sent again.
+                    try:
+                        found = await self._lookup(cid, order.symbol)
+                    except VenueError as lerr:
+                        self._unconfirmed(track, lerr)
+                        return
+                    if found is not None:
+                        log.info("venue %s: %s found after %s; not sent again", self.name, cid, err.kind.value)
+                        await self._accept(track, found)
+                        return
+                continue
+            await self._accept(track, raw)
+            return
+
+    def _unconfirmed(self, track: TrackedOrder, err: VenueError) -> None:
+        """The venue may or may not have it: never send again; the poller keeps looking."""
+        if track.unconfirmed_since is None:
+            track.unconfirmed_since = time.monotonic()
+        log.warning("venue %s: %s outcome unknown (%s); looking it up by client id", self.name,
+                    track.order.client_order_id, err.kind.value)
+
+    async def _accept(self, track: TrackedOrder, raw: dict) -> None:
+        o = track.order
+        vid = str(raw.get("id")) if raw.get("id") is not None else o.venue_order_id
+        track.unconfirmed_since = None
+        if vid:
+            o.venue_order_id = vid
+            self._by_venue_id[vid] = o.client_order_id
+        if o.status is OrderStatus.NEW:
+            o.status = OrderStatus.SUBMITTED
+            self._emit(o.client_order_id, OrderStatus.SUBMITTED, "", vid)
+        embedded = [t for t in (raw.get("trades") or []) if t.get("id")]
+        for t in embedded:
+            self._apply_trade(track, t)
+        if raw.get("status") is None and o.type is OrderType.MARKET:
+            # Bybit acknowledges with ids only: read the state now so a market fill is not a poll away.
+            try:
+                looked = await self._lookup(o.client_order_id, o.symbol)
+            except VenueError:
+                looked = None
+            if looked is not None:
+                raw = looked
+        await self._apply(track, raw)
+
+    def _apply_trade(self, track: TrackedOrder, t: dict) -> None:
+        tid = str(t.get("id"))
+        if tid in track.trade_ids or track.terminal_sent:
+            return
+        track.trade_ids.add(tid)
+        o = track.order
+        qty = dec(t.get("amount"))
+        price = dec(t.get("price"))
+        if qty <= 0:
+            return
+        fee = t.get("fee") or {}
+        fee_cost = dec(fee.get("cost"))
+        fee_ccy = fee.get("currency")
+        m = self.ex.market(o.symbol)
+        moved = qty
+        if fee_cost and fee_ccy == m["base"]:
+            # Paid in the asset bought: the fill moves less base; the fee is its quote value.
+            moved = qty - fee_cost if o.side is Side.BUY else qty + fee_cost
+            fee_q = fee_cost * price
+        elif fee_cost and fee_ccy not in (None, m["quote"]):
+            log.warning("venue %s: fee of %s paid in %s, not converted", self.name, o.client_order_id, fee_ccy)
+            fee_q = ZERO
+        else:
+            fee_q = fee_cost
+        total = o.filled_qty + qty
+        o.avg_fill_price = (o.avg_fill_price * o.filled_qty + price * qty) / total
+        o.filled_qty = total
+        o.fees += fee_q
+        if o.status is OrderStatus.SUBMITTED:
+            o.status = OrderStatus.PARTIALLY_FILLED
+        self._events.append(Fill(o.client_order_id, o.symbol, o.side, moved, price, fee_q, self.clock.now(),
+                                 t.get("takerOrMaker") or "taker", f"{self.name}:{tid}"))
+
+    async def _apply(self, track: TrackedOrder, raw: dict) -> None:
+        """Bring our copy up to the venue's order: missing fills first, then a terminal state."""
+        o = track.order
+        if track.terminal_sent:
+            return
+        status = STATUS.get(str(raw.get("status") or "").lower())
+        filled = dec(raw.get("filled"))
+        if status is None or not status.is_terminal:
+            return
+        if filled > o.filled_qty:
+            await self._catch_up_fills(track, raw, filled)
+        track.terminal_sent = True
+        o.status = status
+        self._working.discard(o.client_order_id)
+        reason = "" if status is OrderStatus.FILLED else f"{status.value} at {self.name}"
+        self._emit(o.client_order_id, status, reason, o.venue_order_id)
+
+    async def _catch_up_fills(self, track: TrackedOrder, raw: dict, filled: Decimal) -> None:
+        o = track.order
+        try:
+            trades = await self._retry("order trades", self.ex.fetch_my_trades, o.symbol, None, None,
+                                       self._order_trade_params(o))
+            for t in trades:
+                if str(t.get("order")) == str(o.venue_order_id):
+                    self._apply_trade(track, t)
+        except VenueError as err:
+            log.warning("venue %s: trades of %s unavailable (%s)", self.name, o.client_order_id, err.kind.value)
+        if filled > o.filled_qty:
+            # The venue says more filled than its trades show: book the rest at the order's numbers.
+            rest = filled - o.filled_qty
+            cost = dec(raw.get("cost")) or dec(raw.get("average")) * filled
+            known = o.avg_fill_price * o.filled_qty
+            price = (cost - known) / rest if cost > known else dec(raw.get("average")) or dec(raw.get("price"))
+            tid = f"{o.venue_order_id}-rest"
+            self._apply_trade(track, {"id": tid, "amount": rest, "price": price, "fee": None})
+
+    def _order_trade_params(self, o: Order) -> dict:
+        return {"orderId": o.venue_order_id} if o.venue_order_id else {}
+
+    async def _lookup(self, cid: str, symbol: str) -> dict | None:
+        """The venue's order with this client id (retried), or None if the venue has none."""
+        async def one() -> dict | None:
+            try:
+                if self.name == "binance":
+                    return await self._call("fetch_order", self.ex.fetch_order, None, symbol,
+                                            {"origClientOrderId": cid})
+                m = self.ex.market(symbol)
+                for fn in (self.ex.privateGetV5OrderRealtime, self.ex.privateGetV5OrderHistory):
+                    res = await self._call("order lookup", fn, {"category": "spot", "symbol": m["id"],
+                                                                "orderLinkId": cid})
+                    items = ((res or {}).get("result") or {}).get("list") or []
+                    if items:
+                        return self.ex.parse_order(items[0], m)
+                return None
+            except VenueError as err:
+                if err.kind is Failure.NOT_FOUND:
+                    return None
+                raise
+
+        return await self.retrier.run(f"lookup {cid}", one)
