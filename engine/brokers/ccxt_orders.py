@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ..models import Fill, Order, OrderStatus, OrderType, Side
-from .base import OrderUpdate
 from .ccxt_payloads import STATUS
-from .keys import redact
 from .retry import Failure, VenueError
 from .venue_fields import ZERO, dec
 
@@ -30,28 +28,12 @@ class TrackedOrder:
 class CcxtOrderLifecycleMixin:
     """Part of CcxtBroker (engine/brokers/ccxt_broker.py), whose __init__ sets the state used here."""
 
-    def _emit(self, cid: str, status: OrderStatus, reason: str = "", vid: str | None = None) -> None:
-        self._events.append(OrderUpdate(cid, status, self.clock.now(), redact(reason)[:300], vid))
-
-    def _reject(self, track: TrackedOrder, reason: str) -> None:
-        track.order.status = OrderStatus.REJECTED
-        track.order.reason = reason
-        self._working.discard(track.order.client_order_id)
-        if not track.terminal_sent:
-            track.terminal_sent = True
-            self._emit(track.order.client_order_id, OrderStatus.REJECTED, reason, track.order.venue_order_id)
-
     async def submit(self, order: Order) -> None:
-        cid = order.client_order_id
-        if cid in self._tracks:
-            self._emit(cid, OrderStatus.REJECTED, "duplicate client order id")
+        track = self._start_submit(order, lambda mine: TrackedOrder(
+            mine, is_stop=order.type is OrderType.STOP, submitted_ms=int(time.time() * 1000)))
+        if track is None:
             return
-        mine = replace(order, status=OrderStatus.NEW, filled_qty=ZERO, avg_fill_price=ZERO, fees=ZERO)
-        track = TrackedOrder(mine, is_stop=order.type is OrderType.STOP, submitted_ms=int(time.time() * 1000))
-        self._tracks[cid] = track
-        if not self.connected:
-            self._reject(track, f"{self.name} is not connected")
-            return
+        mine, cid = track.order, order.client_order_id
         try:
             ctype, amount, price, params = self.prepare(order)
         except ValueError as exc:

@@ -4,19 +4,54 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .base import Broker, BrokerEvent
+from dataclasses import replace
+from typing import Any, Callable
+
+from ..models import Order, OrderStatus
+from .base import Broker, BrokerEvent, OrderUpdate
+from .keys import redact
 from .retry import VenueError
+from .venue_fields import ZERO
 
 log = logging.getLogger("tradeconsole.venue")
 
 
 class PollingVenue(Broker):
-    """Subclasses set `self.venue` (a VenueSection), `self.connected`, `self._events` and
+    """Subclasses set `self.venue` (a VenueSection), `self.connected`, `self._events`,
+    `self._working` (ids of working orders), `self._tracks` (by client id), `self.clock` and
     implement `poll()`; the loop backs off while the venue errors and never dies of one error."""
 
     def drain_events(self) -> list[BrokerEvent]:
         events, self._events = self._events, []
         return events
+
+    def _emit(self, cid: str, status: OrderStatus, reason: str = "", vid: str | None = None) -> None:
+        # A venue's error text can echo request parameters: redacted and bounded before it
+        # becomes an order's reason on screen and in the journal.
+        self._events.append(OrderUpdate(cid, status, self.clock.now(), redact(reason)[:300], vid))
+
+    def _start_submit(self, order: Order, make_track: Callable[[Order], Any]) -> Any | None:
+        """Track the broker's own copy of a submitted order (the venue's `TrackedOrder`, from
+        `make_track`), or refuse it at once: a client id seen before, or no connection."""
+        cid = order.client_order_id
+        if cid in self._tracks:
+            self._emit(cid, OrderStatus.REJECTED, "duplicate client order id")
+            return None
+        track = make_track(replace(order, status=OrderStatus.NEW, filled_qty=ZERO, avg_fill_price=ZERO, fees=ZERO))
+        self._tracks[cid] = track
+        if not self.connected:
+            self._reject(track, f"{self.name} is not connected")
+            return None
+        return track
+
+    def _reject(self, track, reason: str) -> None:
+        """Refuse a tracked order (the venue's own `TrackedOrder`) once: one terminal event."""
+        track.order.status = OrderStatus.REJECTED
+        track.order.reason = reason
+        self._working.discard(track.order.client_order_id)
+        if not track.terminal_sent:
+            track.terminal_sent = True
+            self._emit(track.order.client_order_id, OrderStatus.REJECTED, reason, track.order.venue_order_id)
 
     async def _poll_loop(self) -> None:
         delay = self.venue.timeouts.poll_seconds
