@@ -1,32 +1,37 @@
 """Load a YAML profile into a `Profile`, or explain in one line per problem what is wrong."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from .profile import Profile
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A repeated key is an error: with plain YAML the last one silently wins, and a limit set
-    twice is a limit someone thinks is set to the other value."""
+# YAML is imported on first use: the console's default start (the built-in profile) reads no file,
+# and the import is a measurable share of that start on a small machine.
+@functools.cache
+def _unique_key_loader() -> type:
+    import yaml
 
+    class _UniqueKeyLoader(yaml.SafeLoader):
+        """A repeated key is an error: with plain YAML the last one silently wins, and a limit set
+        twice is a limit someone thinks is set to the other value."""
 
-def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: dict[object, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
-        seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=deep)
+    def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return loader.construct_mapping(node, deep=deep)
 
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+    _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+    return _UniqueKeyLoader
 
 
 class ConfigError(Exception):
@@ -107,8 +112,10 @@ def load_profile(path: str | Path | None) -> Profile:
         raise ConfigError([f"{source}: no such file"]) from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{source}: cannot read ({exc.__class__.__name__})"]) from None
+    import yaml
+
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -125,4 +132,6 @@ def load_profile(path: str | Path | None) -> Profile:
 
 
 def effective_yaml(profile: Profile) -> str:
+    import yaml
+
     return yaml.safe_dump(profile.model_dump(mode="json"), sort_keys=False)

@@ -99,7 +99,20 @@ def _size_step(units: float) -> Decimal:
 # Standard normal deviates by table lookup: ~10x cheaper than Random.gauss; tails cut at ~4.0 sigma
 # (gaps and spikes supply the fat tails).
 _NORMAL_BITS = 14
-_NORMAL = tuple(NormalDist().inv_cdf((i + 0.5) / (1 << _NORMAL_BITS)) for i in range(1 << _NORMAL_BITS))
+
+
+def _normal_table(bits: int) -> tuple[float, ...]:
+    """inv_cdf at the 2**bits cell midpoints. Built at import, so it is on every start's path:
+    only the lower half is computed and the upper half mirrored, which is bit-identical because
+    the midpoints are exact binary fractions symmetric about 0.5 and NormalDist.inv_cdf is odd
+    around it to the last bit (both halves share every rounding step, then differ only in sign)."""
+    n = 1 << bits
+    inv_cdf = NormalDist().inv_cdf
+    lower = [inv_cdf((i + 0.5) / n) for i in range(n // 2)]
+    return tuple(lower + [-z for z in reversed(lower)])
+
+
+_NORMAL = _normal_table(_NORMAL_BITS)
 _exp = math.exp
 _SIZE_BITS = 8
 _SIZE_MASK = (1 << _SIZE_BITS) - 1
