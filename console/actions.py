@@ -12,10 +12,12 @@ from decimal import Decimal, InvalidOperation
 from engine.risk.checks_operator import PauseBook
 
 from .bindings import effective_keys
-from .modals import ConfirmModal, HelpModal, NoteModal, QuitModal
-from .order_form import OrderEntryScreen
-from .screens import HistoryScreen, PerformanceScreen
 from .widgets._format import price, qty
+
+# The dialogs and screens (console/modals.py, screens.py, order_form.py) are imported by the action
+# that opens them, not here: none is on the first screen, and importing them delayed it.
+# TradeConsoleApp imports them in the background soon after the first paint (DIALOG_MODULES), so a
+# key that opens one does not wait for the import either.
 
 log = logging.getLogger("tradeconsole.console")
 
@@ -64,6 +66,8 @@ class ConsoleActions:
         self.refresh_snapshot()
 
     def action_close_all(self) -> None:
+        from .modals import ConfirmModal
+
         working, positions = self.engine.exposure()
 
         async def close_all() -> None:
@@ -85,6 +89,8 @@ class ConsoleActions:
         )
 
     def action_rearm(self) -> None:
+        from .modals import ConfirmModal
+
         snap = self.snapshot
         if snap is None:
             state = "Trading state unknown"
@@ -127,6 +133,8 @@ class ConsoleActions:
         self.command(approve(), "approve")
 
     def action_reject(self) -> None:
+        from .modals import ConfirmModal
+
         approval = self._selected_approval()
         if approval is None:
             return
@@ -148,6 +156,8 @@ class ConsoleActions:
     # ------------------------------------------------------------ per-row keys
 
     def action_close_position(self, symbol: str | None = None) -> None:
+        from .modals import ConfirmModal
+
         pos = self.positions.get(symbol) if symbol else self.positions.selected()
         if pos is None:
             self.notify("No position selected.", severity="warning")
@@ -166,6 +176,8 @@ class ConsoleActions:
         )
 
     def action_tighten_stop(self, symbol: str | None = None) -> None:
+        from .modals import ConfirmModal
+
         pos = self.positions.get(symbol) if symbol else self.positions.selected()
         if pos is None:
             self.notify("No position selected.", severity="warning")
@@ -242,6 +254,8 @@ class ConsoleActions:
     # ------------------------------------------------------------ notes, alerts
 
     def action_note(self, kind: str = "day", ref: str | None = None) -> None:
+        from .modals import NoteModal
+
         async def save(kind: str, ref: str, text: str) -> None:
             self.report(await self.engine.add_note(text, ref or None, kind), f"Note saved ({kind})", title="No note")
 
@@ -276,21 +290,29 @@ class ConsoleActions:
         return self.get_screen(name)
 
     def action_new_order(self, symbol: str | None = None) -> None:
+        from .order_form import OrderEntryScreen
+
         form = self._kept("order", lambda: OrderEntryScreen(self.engine, symbol or self._focused_symbol()))
         if form.is_mounted:
             form.prepare(symbol or self._focused_symbol())
         self.push_screen(form)
 
     def action_history(self) -> None:
+        from .screens import HistoryScreen
+
         self.push_screen(self._kept("history", lambda: HistoryScreen(self.engine)))
 
     def action_performance(self) -> None:
+        from .screens import PerformanceScreen
+
         screen = self._kept("performance", PerformanceScreen)
         self.push_screen(screen)
         if self.snapshot is not None:
             screen.show(self.snapshot)
 
     def action_help(self) -> None:
+        from .modals import HelpModal
+
         self.push_screen(self._kept("help", lambda: HelpModal(effective_keys(self.keymap))))
 
     def action_log_pause(self) -> None:
@@ -301,6 +323,8 @@ class ConsoleActions:
         self.notify(f"Log: {self.log_tail.cycle_level()} and above", timeout=2)
 
     def action_log_search(self) -> None:
+        from .modals import ConfirmModal
+
         self.push_screen(
             ConfirmModal("Search the log", "Show only lines containing this text (empty shows everything).",
                          reason="optional", value=self.log_tail.search, placeholder="text", confirm_label="Filter"),
@@ -311,6 +335,8 @@ class ConsoleActions:
 
     async def action_quit(self) -> None:
         # Overrides App.action_quit so ctrl+q also asks before leaving exposure behind.
+        from .modals import QuitModal
+
         if self._exiting or isinstance(self.screen, QuitModal):
             return
         working, positions = self.engine.exposure()

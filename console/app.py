@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import logging
 import os
 from collections.abc import Awaitable
@@ -25,7 +26,6 @@ from engine.control.signals import SignalPolicy, policy_for
 
 from .actions import QUIT_HALT_WAIT, ConsoleActions
 from .bindings import BINDINGS, display_key, effective_keys, validate_keymap
-from .modals import ErrorModal, describe_error
 from .palette import OperatorCommandsProvider
 from .refresh import SnapshotRefresh
 from .widgets import (
@@ -48,6 +48,12 @@ THEME_ALIASES = {"ansi": "ansi-dark", "ansi-dark": "ansi-dark", "ansi-light": "a
 # Below these sizes the layout drops what matters least (see theme.tcss: .-short, .-narrow).
 SHORT_ROWS = 32
 NARROW_COLUMNS = 100
+# The dialogs and full screens are not on the first screen, so they are not imported before it
+# (console/actions.py imports each where it opens); this long after the first paint they are
+# imported in the background, one module per loop turn, so the first key that opens one does not
+# wait for its import.
+DIALOG_MODULES = ("console.modals", "console.screens", "console.order_form")
+DIALOG_IMPORT_DELAY = 1.0
 
 
 def resolve_theme(name: str | None) -> str | None:
@@ -78,7 +84,7 @@ class TradeConsoleApp(SnapshotRefresh, ConsoleActions, App[None]):
 
     def __init__(self, engine: "Engine", *, refresh_hz: float = 4.0, exit_when_ready: bool = False,
                  mouse: bool | None = None, theme: str | None = None, start_engine: bool = True,
-                 duration: float | None = None) -> None:
+                 duration: float | None = None, start_gc_paused: bool = False) -> None:
         if refresh_hz <= 0:
             raise ValueError(f"refresh_hz must be > 0 (got {refresh_hz})")
         # Validate before anything runs: a bad remap is a configuration error, not a runtime one.
@@ -98,7 +104,9 @@ class TradeConsoleApp(SnapshotRefresh, ConsoleActions, App[None]):
             self.theme = wanted
         self.keymap = keymap
         self.set_keymap(keymap)
-        self._init_refresh()
+        # start_gc_paused: the caller turned automatic garbage collection off for the start, and
+        # it comes back on after the first frame (console/refresh.py, _end_start_gc).
+        self._init_refresh(start_gc_paused)
         self.engine_close_error: BaseException | None = None
         self._engine_worker: Worker | None = None
         self._exiting = False
@@ -151,11 +159,16 @@ class TradeConsoleApp(SnapshotRefresh, ConsoleActions, App[None]):
         self._signals.install(asyncio.get_running_loop())
         self.set_interval(1 / self.refresh_hz, self._tick, name="snapshot")
         self.screen_change_signal.subscribe(self, self._screen_changed)
-        # Paint as soon as the screen exists rather than a whole interval later, and only then
-        # start the engine (its warm-up would otherwise delay the first screen).
-        self.call_after_refresh(self._first_paint)
         self.approvals.table.focus()
         self._fit(self.size.width, self.size.height)
+        # The panes get the engine's state before the screen is first painted, rather than a whole
+        # interval later: the first frame is the full screen, all at once whatever it costs, and
+        # not empty panes that a second full frame then fills. Only after it does the engine
+        # start (its warm-up would otherwise delay that frame).
+        self._collect_garbage()
+        self.refresh_snapshot()
+        self.log_tail.poll()
+        self.call_after_refresh(self._first_paint)
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit(event.size.width, event.size.height)
@@ -167,12 +180,8 @@ class TradeConsoleApp(SnapshotRefresh, ConsoleActions, App[None]):
             main.set_class(width < NARROW_COLUMNS, "-narrow")
 
     def _first_paint(self) -> None:
-        # All at once: the first screen is one paint whatever it costs.
-        self._collect_garbage()
-        self.refresh_snapshot()
-        self.log_tail.poll()
-        if self.snapshot is not None and self.exit_when_ready:
-            self.call_after_refresh(self._exit_now)
+        """The first frame, with the engine's state in it, is on the screen."""
+        self._end_start_gc()
         # Stage P&L needs the journal's earlier sessions; read once, off the key path.
         # Workers get the functions, not coroutines: one cancelled before it starts (quitting at
         # once) then leaves no coroutine that was never awaited.
@@ -190,6 +199,14 @@ class TradeConsoleApp(SnapshotRefresh, ConsoleActions, App[None]):
                 functools.partial(self.engine.run, self.duration), name="engine", group="engine", exclusive=True,
                 exit_on_error=False
             )
+        self.set_timer(DIALOG_IMPORT_DELAY, self._import_dialogs)
+        if self.snapshot is not None and self.exit_when_ready:
+            self._exit_now()
+
+    def _import_dialogs(self, names: tuple[str, ...] = DIALOG_MODULES) -> None:
+        if names and not self._exiting:
+            importlib.import_module(names[0])
+            self.call_later(self._import_dialogs, names[1:])
 
     def key_for(self, binding_id: str) -> str:
         for row in effective_keys(self.keymap):
@@ -200,6 +217,8 @@ class TradeConsoleApp(SnapshotRefresh, ConsoleActions, App[None]):
     # ----------------------------------------------------------------- errors
 
     def show_error(self, title: str, error: BaseException | str | None) -> None:
+        from .modals import ErrorModal, describe_error
+
         message = error if isinstance(error, str) else describe_error(error)
         self.push_screen(ErrorModal(title, message))
 
