@@ -300,6 +300,20 @@ class TradeConsoleApp(SnapshotRefresh, ConsoleActions, App[None]):
 EXIT_WATCHDOG_SECONDS = 5.0
 
 
+def _flush_log_files(wait: float = 0.5) -> None:
+    """Write out what the log handlers hold, from a thread other than the stuck one: a handler
+    whose lock is not free within `wait` is left (its owner may be what is stuck)."""
+    for handler in logging.getLogger("tradeconsole").handlers:
+        lock = handler.lock
+        if lock is not None and lock.acquire(timeout=wait):
+            # A disk or terminal that is gone leaves nothing to tell: the exit goes on.
+            try:
+                with contextlib.suppress(Exception):
+                    handler.flush()
+            finally:
+                lock.release()
+
+
 def _exit_if_stuck(seconds: float, code: int) -> None:
     """End the process if it is still here `seconds` from now. Only after the engine is closed
     (journal committed, logs written), so nothing is lost; a daemon thread, so a normal exit
@@ -308,6 +322,7 @@ def _exit_if_stuck(seconds: float, code: int) -> None:
 
     def watch() -> None:
         threading.Event().wait(seconds)
+        _flush_log_files()  # the log file is flushed once per loop turn (engine/logsetup.py)
         os._exit(code)
 
     threading.Thread(target=watch, name="exit-watchdog", daemon=True).start()

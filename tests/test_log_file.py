@@ -1,0 +1,61 @@
+"""The log file the log pane follows: written per record, flushed once per loop turn."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+
+import pytest
+
+from console.app import _flush_log_files
+from engine.clock import SimClock
+from engine.logsetup import LoopFlushedFileHandler, setup_logging
+from engine.profile import LoggingConfig
+
+T0 = datetime(2026, 3, 2, 14, 30, 5, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def log_file(tmp_path):
+    path = tmp_path / "tc.log"
+    setup_logging(path, LoggingConfig(), clock=SimClock(T0))
+    yield path
+    for h in list(logging.getLogger("tradeconsole").handlers):
+        logging.getLogger("tradeconsole").removeHandler(h)
+        h.close()
+
+
+def test_outside_a_loop_each_record_is_on_disk_at_once(log_file):
+    logging.getLogger("tradeconsole.x").info("first %s", 1)
+    assert log_file.read_text() == "2026-03-02 14:30:05 INFO    tradeconsole.x: first 1\n"
+
+
+@pytest.mark.asyncio
+async def test_inside_a_loop_records_reach_the_file_when_the_turn_ends(log_file):
+    log = logging.getLogger("tradeconsole.x")
+    for i in range(3):
+        log.info("fill %s", i)
+    assert log_file.read_text() == "", "flushed per record, not per turn"
+    await asyncio.sleep(0)
+    assert log_file.read_text().count("fill") == 3
+
+
+@pytest.mark.asyncio
+async def test_the_exit_watchdog_flushes_what_a_stuck_loop_never_did(log_file):
+    logging.getLogger("tradeconsole.x").warning("last words")
+    assert "last words" not in log_file.read_text()
+    _flush_log_files()
+    assert "last words" in log_file.read_text()
+
+
+def test_rollover_at_the_counted_size_keeps_the_backups(tmp_path):
+    path = tmp_path / "r.log"
+    path.write_text("x" * 9_990)  # an existing file counts toward the limit
+    h = LoopFlushedFileHandler(path, max_bytes=10_000, backups=2)
+    h.setFormatter(logging.Formatter("%(message)s"))
+    rec = logging.LogRecord("tradeconsole", logging.INFO, __file__, 1, "y" * 20, None, None)
+    h.emit(rec)  # 9,990 + 21 crosses the limit: the next record starts a new file
+    h.emit(rec)
+    h.close()
+    assert (tmp_path / "r.log.1").read_text() == "x" * 9_990 + "y" * 20 + "\n"
+    assert path.read_text() == "y" * 20 + "\n"
