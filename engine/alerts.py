@@ -41,6 +41,17 @@ class AlertBus:
             fn(alert)
         return alert
 
+    def restore(self, kind: str, message: str, ts: datetime, data: dict) -> Alert:
+        """Hold again a critical alert a previous session raised and nobody acknowledged.
+
+        It gets this session's next number and is shown pinned like a new one, but subscribers
+        (outbound channels) are not told again: they were told when it was raised."""
+        self._seq += 1
+        alert = Alert("critical", kind, message, ts, self._seq, data=dict(data))
+        self._alerts.append(alert)
+        self._unacknowledged[alert.seq] = alert
+        return alert
+
     def recent(self, n: int = 50) -> list[Alert]:
         """Newest first, from the ring."""
         out = []

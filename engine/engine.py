@@ -347,7 +347,7 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
     def _journal_alert(self, alert: Alert) -> None:
         if not self._closed:
             self.journal.append("alert", alert.ts, alert.kind, {
-                "severity": alert.severity, "message": alert.message, "data": alert.data})
+                "severity": alert.severity, "message": alert.message, "data": alert.data, "seq": alert.seq})
         log.log(logging.WARNING if alert.severity != "info" else logging.INFO, "alert %s %s: %s",
                 alert.severity, alert.kind, alert.message)
 

@@ -65,6 +65,10 @@ def checkpoint_record(e: "Engine") -> dict:
                       for x in p.positions.values()],
         "open_orders": [order_dict(o) for o in e.orders.working.values()],
         "breakers": {b.name: b.state.value for b in e.breakers},
+        # Critical alerts nobody has acknowledged yet, by this session's numbers (restart.py).
+        "session": e.session,
+        "pinned": [{"seq": a.seq, "kind": a.kind, "message": a.message, "ts": a.ts, "data": a.data}
+                   for a in e.alerts.unacknowledged()],
     }
 
 

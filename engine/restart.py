@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+from datetime import datetime
+
 from .models import OrderStatus
 from .money import ZERO
 from .recovery import rebuild, reconcile
@@ -18,6 +20,7 @@ log = logging.getLogger("tradeconsole.engine")
 
 class RestartWiring:
     async def _recover(self) -> None:
+        await self._restore_pinned_alerts()
         rep = await rebuild(self)
         self._apply_breaker_state()  # a breaker that held at the crash still holds
         diffs = await reconcile(self, rep)
@@ -78,3 +81,45 @@ class RestartWiring:
         if last is not None and last.kind == "halt":
             self.state = TradingState.HALTED
             self.halt_reason = f"{last.data.get('reason', '')} (from a previous session; re-arm to trade)"
+
+    async def _restore_pinned_alerts(self) -> None:
+        """Critical alerts an earlier session raised and nobody acknowledged are pinned again.
+
+        The last checkpoint lists those held then, by (session, alert number); the rows after it
+        add the criticals raised since, move the ones a later start restored under new numbers
+        (`alert_restored`) and drop the acknowledged. What is left is held again here, each
+        journaled as restored under this session's number so its acknowledgement can be matched
+        after yet another restart."""
+        cp = await self.journal.last(["checkpoint"])
+        held: dict[tuple[int, int], dict] = {}
+        session, after = 0, 0
+        if cp is not None:
+            after, session = cp.seq, cp.data.get("session", 0)
+            for a in cp.data.get("pinned", []):
+                held[(session, a["seq"])] = a
+        for row in await self.journal.rows(kinds=["session", "alert", "alert_restored", "operator"],
+                                           after_seq=after):
+            d = row.data
+            if row.kind == "session":
+                session = d.get("session", session + 1)
+            elif row.kind == "alert":
+                if d.get("severity") == "critical" and "seq" in d:
+                    held[(session, d["seq"])] = {"seq": d["seq"], "kind": row.ref, "message": d["message"],
+                                                 "ts": row.ts, "data": d.get("data") or {}}
+            elif row.kind == "alert_restored":
+                held.pop(tuple(d["origin"]), None)
+                held[(session, d["seq"])] = d
+            elif d.get("action") == "acknowledge_alert" and d.get("result") == "done" and row.ref:
+                held.pop((session, int(row.ref)), None)
+        restored = 0
+        for (s, _seq), a in sorted(held.items()):
+            if s == self.session:
+                continue  # raised by this start itself: live already
+            restored += 1
+            ts = a["ts"] if isinstance(a["ts"], datetime) else datetime.fromisoformat(a["ts"])
+            alert = self.alerts.restore(a["kind"], a["message"], ts, a["data"])
+            self.journal.append("alert_restored", self.clock.now(), alert.kind, {
+                "seq": alert.seq, "origin": [s, a["seq"]], "kind": alert.kind, "message": alert.message,
+                "ts": ts, "data": alert.data})
+        if restored:
+            log.info("%d unacknowledged critical alert(s) from earlier sessions pinned again", restored)

@@ -87,3 +87,51 @@ async def test_the_alert_feed_shows_it_pinned_until_the_ack_key(make_profile, op
             await pilot.pause(0.02)
         assert all("stop_refused" not in line.plain for line in app.alerts.lines())
         assert "to acknowledge" not in app.alerts.border_title
+
+
+# -- across restarts -----------------------------------------------------------------------------
+async def _reopen(eng, make_profile, open_engine):
+    await eng.close()
+    return await open_engine(make_profile(risk=LOOSE_RISK), seed=4)
+
+
+async def test_an_unacknowledged_critical_is_pinned_again_after_a_restart_and_not_sent_twice(
+        make_profile, open_engine):
+    eng = await quiet_engine(make_profile, open_engine)
+    raised = eng.alerts.publish("critical", "stop_refused", "ETH/USD: protective stop refused", eng.clock.now(),
+                                symbol="ETH/USD")
+    eng.alerts.publish("critical", "exit_unfilled", "BTC/USD: exit not filled", eng.clock.now())
+    eng.alerts.publish("warning", "noise", "a warning is not held", eng.clock.now())
+    assert await eng.acknowledge_alert(eng.alerts.unacknowledged()[0].seq) is None  # the BTC one
+    again = await _reopen(eng, make_profile, open_engine)
+    (held,) = again.pinned_alerts()
+    assert (held.kind, held.message, held.ts, held.data) == (
+        "stop_refused", "ETH/USD: protective stop refused", raised.ts, {"symbol": "ETH/USD"})
+    assert [a.seq for a in again.snapshot().alerts if a.severity == "critical" and not a.acknowledged] == [held.seq]
+    # Restored, not raised again: no new alert row for outbound channels to resend.
+    assert len(await again.journal.rows(kinds=["alert"], ref="stop_refused")) == 1
+    (restored,) = await again.journal.rows(kinds=["alert_restored"])
+    assert restored.data["seq"] == held.seq
+
+
+async def test_acknowledged_after_the_restart_it_stays_gone_at_the_next(make_profile, open_engine):
+    eng = await quiet_engine(make_profile, open_engine)
+    eng.alerts.publish("critical", "stop_refused", "ETH/USD: protective stop refused", eng.clock.now())
+    second = await _reopen(eng, make_profile, open_engine)
+    third = await _reopen(second, make_profile, open_engine)
+    (held,) = third.pinned_alerts()  # carried through a second restart under its newest number
+    assert await third.acknowledge_alert(held.seq) is None
+    fourth = await _reopen(third, make_profile, open_engine)
+    assert fourth.pinned_alerts() == []
+
+
+async def test_a_critical_raised_after_the_last_checkpoint_survives_a_crash(make_profile, open_engine):
+    eng = await quiet_engine(make_profile, open_engine)
+    eng.alerts.publish("critical", "stop_refused", "SOL/USD: protective stop refused", eng.clock.now())
+    await eng.journal.flush()
+    # A crash: no closing checkpoint; only the journal's connection is let go.
+    eng._closed = True
+    await eng.broker.close()
+    await eng.journal.close()
+    again = await open_engine(make_profile(risk=LOOSE_RISK), seed=4)
+    assert [a.message for a in again.pinned_alerts()] == ["SOL/USD: protective stop refused"]
