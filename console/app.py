@@ -13,6 +13,7 @@ import functools
 import importlib
 import logging
 import os
+import threading
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,9 +50,8 @@ THEME_ALIASES = {"ansi": "ansi-dark", "ansi-dark": "ansi-dark", "ansi-light": "a
 SHORT_ROWS = 32
 NARROW_COLUMNS = 100
 # The dialogs and full screens are not on the first screen, so they are not imported before it
-# (console/actions.py imports each where it opens); this long after the first paint they are
-# imported in the background, one module per loop turn, so the first key that opens one does not
-# wait for its import.
+# (console/actions.py imports each where it opens); this long after the first paint a thread
+# imports them (`_import_dialogs`), so the first key that opens one does not wait for its import.
 DIALOG_MODULES = ("console.modals", "console.screens", "console.order_form")
 DIALOG_IMPORT_DELAY = 1.0
 
@@ -203,10 +203,24 @@ class TradeConsoleApp(SnapshotRefresh, ConsoleActions, App[None]):
         if self.snapshot is not None and self.exit_when_ready:
             self._exit_now()
 
-    def _import_dialogs(self, names: tuple[str, ...] = DIALOG_MODULES) -> None:
-        if names and not self._exiting:
-            importlib.import_module(names[0])
-            self.call_later(self._import_dialogs, names[1:])
+    def _import_dialogs(self) -> threading.Thread | None:
+        """Import the dialogs in a thread of its own. On the loop, even one module per turn held
+        a key pressed meanwhile for up to ~100 ms (bench/ui_latency.py's tail); a thread gets the
+        interpreter in slices of a few milliseconds, so keys barely wait. Not a daemon: an exit
+        during the imports waits for them rather than tear the interpreter down under one."""
+        if self._exiting:
+            return None
+
+        def load() -> None:
+            for name in DIALOG_MODULES:
+                try:
+                    importlib.import_module(name)
+                except Exception:  # the action that opens it imports it again and reports
+                    log.exception("background import of %s failed", name)
+
+        thread = threading.Thread(target=load, name="dialog-import")
+        thread.start()
+        return thread
 
     def key_for(self, binding_id: str) -> str:
         for row in effective_keys(self.keymap):

@@ -99,16 +99,16 @@ async def test_collection_resumes_after_the_first_frame_and_is_unfrozen_on_exit(
     assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
-async def test_the_dialogs_are_imported_after_the_first_frame(make_profile, open_engine, monkeypatch):
+async def test_the_dialogs_are_imported_after_the_first_frame_off_the_loop(make_profile, open_engine, monkeypatch):
     import console.app as app_module
 
-    seen: list[tuple[str, ...]] = []
+    threads: list = []
     original = TradeConsoleApp._import_dialogs
 
     @functools.wraps(original)
-    def recorded(self, names=app_module.DIALOG_MODULES):
-        seen.append(names)
-        return original(self, names)
+    def recorded(self):
+        threads.append(original(self))
+        return threads[-1]
 
     monkeypatch.setattr(app_module, "DIALOG_IMPORT_DELAY", 0.05)
     monkeypatch.setattr(TradeConsoleApp, "_import_dialogs", recorded)
@@ -116,11 +116,12 @@ async def test_the_dialogs_are_imported_after_the_first_frame(make_profile, open
     app = TradeConsoleApp(engine, start_engine=False)
     async with app.run_test(size=(100, 40)) as pilot:
         for _ in range(100):
-            if seen and not seen[-1]:
+            if threads:
                 break
             await pilot.pause(0.02)
         assert app.snapshots_painted >= 1
-    # One module per loop turn, then the empty remainder ends the chain.
-    modules = app_module.DIALOG_MODULES
-    assert seen == [modules[i:] for i in range(len(modules) + 1)]
-    assert all(name in sys.modules for name in modules)
+    (thread,) = threads
+    assert thread.name == "dialog-import"
+    thread.join(10)
+    assert not thread.is_alive()
+    assert all(name in sys.modules for name in app_module.DIALOG_MODULES)
