@@ -70,6 +70,7 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
         self.speed = speed
         self.log_path = log_file
         self.session = session
+        journal.before_commit = broker.persist  # the venue's books ahead of every commit
         self.alerts = AlertBus()
         self.alerts.subscribe(self._journal_alert)
         self.portfolio = Portfolio(profile.paper.starting_cash, profile.venue.timezone)
@@ -325,8 +326,7 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
             orders.batching = False
         await orders.dispatch()
         if self.journal.pending:
-            self.broker.persist()  # the venue's books are always ahead of what we record
-            await self.journal.flush()
+            await self.journal.flush()  # the venue's books first (journal.before_commit)
 
     def _on_fill(self, fill: Fill, order: Order, realized: Decimal) -> None:
         self.counters["fills"] += 1

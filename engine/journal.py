@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import aiosqlite
 import orjson
@@ -98,6 +98,10 @@ class Journal:
         self.rows_written = 0
         self._last_ts: datetime | None = None
         self._last_iso = ""
+        # Run before every commit. The engine sets the paper venue's persist here: rows about
+        # fills are committed only once the venue's own books hold them (a venue is always ahead
+        # of what we record), whichever path commits.
+        self.before_commit: Callable[[], None] | None = None
 
     @classmethod
     async def open(cls, path: str | Path) -> "Journal":
@@ -156,6 +160,8 @@ class Journal:
             return
         async with self._flush_lock:
             while self._buffer:
+                if self.before_commit is not None:
+                    self.before_commit()
                 rows, self._buffer = self._buffer, []
                 await self._db.executemany(
                     "INSERT INTO events(ts, kind, ref, data) VALUES (?, ?, ?, ?)", rows

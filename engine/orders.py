@@ -113,7 +113,9 @@ class OrderManager:
         """Commit the journal (the outbox rows), then send every order waiting in the outbox."""
         if not self._outbox:
             return
-        await self.journal.flush()  # outbox: committed before the venue can know of it
+        # Outbox: committed before the venue can know of it (and after the venue's books hold
+        # whatever the rows being committed learned from it: journal.before_commit).
+        await self.journal.flush()
         while self._outbox:
             cid = next(iter(self._outbox))
             order, then = self._outbox.pop(cid)

@@ -3,7 +3,8 @@
 A real venue keeps its books whatever happens to our process; so does the paper broker, so that
 a restart after `kill -9` meets an independent account to reconcile the journal against. Writes
 are synchronous and batched per engine batch (`PaperBroker.persist()`), and always happen before
-the journal commits what it learned, as a real venue is always ahead of what we have recorded.
+the journal commits what it learned (the journal calls persist before each commit), as a real
+venue is always ahead of what we have recorded.
 """
 from __future__ import annotations
 
