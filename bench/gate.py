@@ -2,7 +2,8 @@
 
 Builds a real engine (paper profile, 60 symbols, correlated groups), puts 50 positions in its
 portfolio, and times what the engine does per order: gather the RiskContext, then run every
-pre-trade check. Prints p50/p99 latency and checks per second; the last line is the figure.
+pre-trade check. Prints p50/p99 latency and checks per second; the last line is the figure
+(wall clock). A second pass on the thread's CPU clock is printed for context.
 """
 from __future__ import annotations
 
@@ -64,15 +65,27 @@ async def main(n: int) -> None:
             t1 = time.perf_counter_ns()
             if i >= 500:  # warm-up
                 samples.append(t1 - t0)
+        # The same again timed on the thread's CPU clock: on a shared virtual machine the wall
+        # clock also counts time the host gave to others, and this shows how much of the tail
+        # that is. Context only: the figure is the wall-clock p99 above.
+        cpu = []
+        for _ in range(n):
+            c0 = time.thread_time_ns()
+            req = eng._request(order, "strategy")
+            gate.evaluate(req, eng._context(req))
+            cpu.append(time.thread_time_ns() - c0)
         await eng.close()
     assert decision is not None
     samples.sort()
+    cpu.sort()
     p50 = samples[len(samples) // 2] / 1000
     p99 = samples[int(len(samples) * 0.99)] / 1000
     checks = len(decision.checks)
     mean = statistics.fmean(samples) / 1e9
     print(f"positions open: 50, checks per order: {checks}, approved: {decision.approved} "
           f"(first failure: {decision.failed})")
+    print(f"on the thread's CPU clock: p50 {cpu[len(cpu) // 2] / 1000:.1f} us, "
+          f"p99 {cpu[int(len(cpu) * 0.99)] / 1000:.1f} us (time the host took away not counted)")
     print(f"p50 {p50:.1f} us, p99 {p99:.1f} us, {checks / mean:,.0f} checks/s, {1 / mean:,.0f} orders/s")
     print(f"gate: {p99:.1f} us p99 (target <= 50 us)")
 
