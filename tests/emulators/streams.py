@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import msgpack
 from aiohttp import WSMsgType, web
@@ -69,6 +69,29 @@ class _Streams:
             t.add_done_callback(self._repeaters.discard)
         return ws
 
+    async def _serve_json(self, request: web.Request,
+                          on_message: Callable[[web.WebSocketResponse, dict], Awaitable[None]]) -> web.WebSocketResponse:
+        """One client of a JSON dialect: every text message recorded, then handed to the venue's
+        `on_message`; the client's subscriptions go when it does."""
+        ws = await self._open(request)
+        try:
+            async for msg in ws:
+                if msg.type is not WSMsgType.TEXT:
+                    continue
+                d = json.loads(msg.data)
+                self.ws_messages.append(d)
+                await on_message(ws, d)
+        finally:
+            self.sockets.pop(ws, None)
+        return ws
+
+    async def _subscribe(self, ws: web.WebSocketResponse, symbols: set[str], ack: dict) -> None:
+        """Add `symbols` to the client's subscriptions, acknowledge, then send each one's book."""
+        self.sockets[ws] |= symbols
+        await ws.send_json(ack)
+        for s in symbols:
+            await self._send_book(ws, s)
+
     async def _repeat(self, ws: web.WebSocketResponse) -> None:
         while not ws.closed:
             await asyncio.sleep(self.repeat_seconds or 1)
@@ -109,24 +132,14 @@ class StreamingBinance(_Streams, BinanceEmulator):
         r.add_get("/ws/{n}", self.stream)
 
     async def stream(self, request: web.Request) -> web.WebSocketResponse:
-        ws = await self._open(request)
-        try:
-            async for msg in ws:
-                if msg.type is not WSMsgType.TEXT:
-                    continue
-                d = json.loads(msg.data)
-                self.ws_messages.append(d)
-                if d.get("method") != "SUBSCRIBE":
-                    continue
-                wanted = {p.split("@")[0].upper() for p in d.get("params", []) if p.endswith("@bookTicker")}
-                syms = {s for s in self.core.markets if s in wanted}
-                self.sockets[ws] |= syms
-                await ws.send_json({"result": None, "id": d.get("id")})
-                for s in syms:
-                    await self._send_book(ws, s)
-        finally:
-            self.sockets.pop(ws, None)
-        return ws
+        return await self._serve_json(request, self._on_message)
+
+    async def _on_message(self, ws: web.WebSocketResponse, d: dict) -> None:
+        if d.get("method") != "SUBSCRIBE":
+            return
+        wanted = {p.split("@")[0].upper() for p in d.get("params", []) if p.endswith("@bookTicker")}
+        await self._subscribe(ws, {s for s in self.core.markets if s in wanted},
+                              {"result": None, "id": d.get("id")})
 
     async def _send_quote(self, ws: web.WebSocketResponse, symbol: str) -> None:
         bid, ask = self.core.books[symbol]
@@ -141,28 +154,18 @@ class StreamingBybit(_Streams, BybitEmulator):
         r.add_get("/v5/public/spot", self.stream)
 
     async def stream(self, request: web.Request) -> web.WebSocketResponse:
-        ws = await self._open(request)
-        try:
-            async for msg in ws:
-                if msg.type is not WSMsgType.TEXT:
-                    continue
-                d = json.loads(msg.data)
-                self.ws_messages.append(d)
-                op = d.get("op")
-                if op == "ping":
-                    await ws.send_json({"success": True, "ret_msg": "pong", "conn_id": "emu", "req_id": d.get("req_id"),
-                                        "op": "ping"})
-                elif op == "subscribe":
-                    syms = {a.split(".")[2] for a in d.get("args", []) if a.startswith("orderbook.1.")}
-                    syms &= set(self.core.markets)
-                    self.sockets[ws] |= syms
-                    await ws.send_json({"success": True, "ret_msg": "", "conn_id": "emu", "req_id": d.get("req_id"),
-                                        "op": "subscribe"})
-                    for s in syms:
-                        await self._send_book(ws, s)
-        finally:
-            self.sockets.pop(ws, None)
-        return ws
+        return await self._serve_json(request, self._on_message)
+
+    async def _on_message(self, ws: web.WebSocketResponse, d: dict) -> None:
+        op = d.get("op")
+        if op == "ping":
+            await ws.send_json({"success": True, "ret_msg": "pong", "conn_id": "emu", "req_id": d.get("req_id"),
+                                "op": "ping"})
+        elif op == "subscribe":
+            syms = {a.split(".")[2] for a in d.get("args", []) if a.startswith("orderbook.1.")}
+            await self._subscribe(ws, syms & set(self.core.markets),
+                                  {"success": True, "ret_msg": "", "conn_id": "emu", "req_id": d.get("req_id"),
+                                   "op": "subscribe"})
 
     async def _send_quote(self, ws: web.WebSocketResponse, symbol: str) -> None:
         bid, ask = self.core.books[symbol]
