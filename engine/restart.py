@@ -116,7 +116,7 @@ class RestartWiring:
             if s == self.session:
                 continue  # raised by this start itself: live already
             restored += 1
-            ts = a["ts"] if isinstance(a["ts"], datetime) else datetime.fromisoformat(a["ts"])
+            ts = datetime.fromisoformat(a["ts"])  # every source here is a journal row: ISO text
             alert = self.alerts.restore(a["kind"], a["message"], ts, a["data"])
             self.journal.append("alert_restored", self.clock.now(), alert.kind, {
                 "seq": alert.seq, "origin": [s, a["seq"]], "kind": alert.kind, "message": alert.message,
