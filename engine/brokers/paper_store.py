@@ -8,6 +8,7 @@ venue is always ahead of what we have recorded.
 """
 from __future__ import annotations
 
+import functools
 import sqlite3
 from dataclasses import asdict
 from decimal import Decimal
@@ -26,13 +27,20 @@ CREATE TABLE IF NOT EXISTS orders (
 """
 
 _D = lambda v: None if v is None else Decimal(v)  # noqa: E731
+_ORDERS_PER_STATEMENT = 500  # x 13 parameters, under SQLite's 32,766
+
+
+@functools.lru_cache(maxsize=256)
+def _upsert(table: str, width: int, rows: int) -> str:
+    one = "(" + ",".join("?" * width) + ")"
+    return f"INSERT OR REPLACE INTO {table} VALUES " + ",".join([one] * rows)
 
 
 class PaperStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # autocommit off; one transaction per persist(). WAL + NORMAL survives a process kill.
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
@@ -56,19 +64,22 @@ class PaperStore:
     def save(self, cash: Decimal, fill_seq: int, positions: dict[str, Decimal], orders: list[Order]) -> None:
         """Write the account, and the positions and orders given (those that changed)."""
         db = self.db
+        # One statement per table for all its rows: this runs on the engine's loop before every
+        # journal commit, and a statement per row cost several times the writing itself.
         db.execute("BEGIN")
         try:
-            db.executemany("INSERT OR REPLACE INTO account(key, value) VALUES (?, ?)",
-                           [("cash", str(cash)), ("fill_seq", str(fill_seq))])
-            db.executemany("INSERT OR REPLACE INTO positions(symbol, quantity) VALUES (?, ?)",
-                           [(s, str(q)) for s, q in positions.items()])
-            db.executemany(
-                "INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(o.client_order_id, o.symbol, o.side.value, o.type.value, o.purpose.value, str(o.quantity),
-                  None if o.limit_price is None else str(o.limit_price),
-                  None if o.stop_price is None else str(o.stop_price), o.status.value, str(o.filled_qty),
-                  str(o.avg_fill_price), str(o.fees), o.venue_order_id) for o in orders],
-            )
+            db.execute("INSERT OR REPLACE INTO account(key, value) VALUES ('cash', ?), ('fill_seq', ?)",
+                       (str(cash), str(fill_seq)))
+            if positions:
+                db.execute(_upsert("positions", 2, len(positions)),
+                           [v for s, q in positions.items() for v in (s, str(q))])
+            for i in range(0, len(orders), _ORDERS_PER_STATEMENT):
+                chunk = orders[i:i + _ORDERS_PER_STATEMENT]
+                db.execute(_upsert("orders", 13, len(chunk)), [v for o in chunk for v in (
+                    o.client_order_id, o.symbol, o.side.value, o.type.value, o.purpose.value, str(o.quantity),
+                    None if o.limit_price is None else str(o.limit_price),
+                    None if o.stop_price is None else str(o.stop_price), o.status.value, str(o.filled_qty),
+                    str(o.avg_fill_price), str(o.fees), o.venue_order_id)])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
