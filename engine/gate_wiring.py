@@ -15,26 +15,27 @@ from .risk.breakers import BreakerState, is_rise
 from .risk.gate import Decision, OrderRequest, RiskContext, TradingState
 
 ONE_DAY = timedelta(days=1)
-ONE_HOUR = timedelta(hours=1)
+# Module constants: an enum member read through its class costs a lookup on every order.
+ENTRY, BUY = OrderPurpose.ENTRY, Side.BUY
 
 
 class GateWiring:
     def _request(self, order: Order, source: str) -> OrderRequest:
         sig = self._signals.get(order.parent_id or order.client_order_id)
-        q = self.quotes.get(order.symbol)
-        if order.limit_price is not None:
-            price = order.limit_price
-        elif q is not None:
-            price = q.ask if order.side is Side.BUY else q.bid
-        else:
-            price = order.stop_price or ZERO
-        entry = order.purpose is OrderPurpose.ENTRY
+        symbol, side, purpose = order.symbol, order.side, order.purpose
+        price = order.limit_price
+        if price is None:
+            q = self.quotes.get(symbol)
+            if q is not None:
+                price = q.ask if side is BUY else q.bid
+            else:
+                price = order.stop_price or ZERO
         # Positional: keyword calls cost microseconds on the gate's budget.
         return OrderRequest(
-            order.symbol, order.side, order.quantity, price,
-            order.protective_stop if entry else order.stop_price, order.purpose, source,
+            symbol, side, order.quantity, price,
+            order.protective_stop if purpose is ENTRY else order.stop_price, purpose, source,
             sig.edge if sig else 1.0, sig.confidence if sig else 1.0, sig.strategy if sig else "",
-            self.strategy.readiness(order.symbol), order.parent_id is not None)
+            self.strategy.readiness(symbol), order.parent_id is not None)
 
     def _blank_context(self) -> RiskContext:
         return RiskContext(
@@ -50,7 +51,7 @@ class GateWiring:
         more than all the checks' arithmetic."""
         now = self.clock.now()
         p = self.portfolio
-        if req.purpose is not OrderPurpose.ENTRY:
+        if req.purpose is not ENTRY:
             # Exits and stops are judged only by the trading state and the position they
             # reduce (engine/risk/checks_state.py); the account-wide numbers are not read.
             c = self._exit_ctx
@@ -61,14 +62,11 @@ class GateWiring:
             c.position_qty = self.orders.position_qty(req.symbol)
             return c
         log_ = self.trades
-        log_.prune(now)
-        if p.day_started is None or now - p.day_started >= ONE_DAY:
-            p.roll(now)  # a command between batches may be the first to see a new day
-        day_start = p.day_started
-        entries, opens = log_.entries, log_.opens
+        if not log_.fresh(now, p.day_started):
+            if p.day_started is None or now - p.day_started >= ONE_DAY:
+                p.roll(now)  # a command between batches may be the first to see a new day
+            log_.refresh(now, p.day_started, p.week_started)
         symbol = req.symbol
-        market = self.market
-        q = market.quote(symbol)
         c = self._entry_ctx
         c.now = now
         c.trading_state = self.state
@@ -79,23 +77,25 @@ class GateWiring:
         c.open_positions = len(p.positions)
         c.position_qty = self.orders.position_qty(symbol)
         c.gross_exposure = p.gross_exposure
-        c.trades_today = log_.count_since(entries, day_start)
-        c.trades_last_hour = log_.count_since(entries, now - ONE_HOUR)
+        c.trades_today = log_.trades_today
+        c.trades_last_hour = log_.trades_last_hour
+        entries = log_.entries
         c.seconds_since_last_trade = (now - entries[-1]).total_seconds() if entries else None
         c.week_start_equity = p.week_start_equity
         c.pnl_week = eq - p.week_start_equity
         c.symbol_exposure = p.exposure.get(symbol, ZERO)
         c.exposure_by_symbol = p.exposure
-        c.new_positions_today = log_.count_since(opens, day_start)
-        c.new_positions_week = log_.count_since(opens, p.week_started)
-        c.quote = q
-        if q is None:
-            c.mid = c.quote_age_seconds = None
+        c.new_positions_today = log_.opened_today
+        c.new_positions_week = log_.opened_week
+        w = self.market.watch(symbol)
+        if w is None:
+            c.quote = c.mid = c.quote_age_seconds = c.last_good_price = c.recent_volume = None
         else:
-            c.mid = market.mid(symbol)
+            c.quote = q = w.quote
+            c.mid = w.mid if w.mid is not None else w.halve()
             c.quote_age_seconds = (now - q.ts).total_seconds()
-        c.last_good_price = market.last_good(symbol)
-        c.recent_volume = market.recent_volume(symbol)
+            c.last_good_price = w.good
+            c.recent_volume = w.volume_sum if w.volumes else None
         c.venue_connected = self.broker.connected
         c.venue_environment = self.broker_environment
         return c
@@ -105,7 +105,7 @@ class GateWiring:
         q = self.quotes.get(symbol)
         if q is None:
             return ZERO
-        price = q.ask if side is Side.BUY else q.bid
+        price = q.ask if side is BUY else q.bid
         p = self.portfolio
         cap = min(p.equity * self.profile.risk.max_position_pct / 100, self.profile.sizing.max_order_usd)
         held = abs(self.orders.position_qty(symbol)) * price

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from .models import Quote
 
 HUNDRED = Decimal(100)
 VOLUME_WINDOW = timedelta(seconds=60)  # traded volume the liquidity check compares against
+ONE_HOUR = timedelta(hours=1)
+ONE_DAY = timedelta(days=1)
+ONE_TICK = timedelta(microseconds=1)  # datetime's resolution
 GAP_CONFIRM_QUOTES = 3  # a new level that holds this many quotes is a gap, not a spike
 
 
@@ -27,6 +30,12 @@ class _SymbolWatch:
         self.away = 0
         self.volumes: deque[tuple[datetime, Decimal]] = deque()
         self.volume_sum = Decimal(0)
+
+    def halve(self) -> Decimal:
+        """The mid, halved once per quote whoever asks (the gate, on every order in the symbol),
+        and not at all when it is the accepted reference price."""
+        self.mid = self.good if self.twice_mid == self.twice_good else self.twice_mid / 2
+        return self.mid
 
 
 class MarketWatch:
@@ -76,15 +85,15 @@ class MarketWatch:
         w = self._s.get(symbol)
         return None if w is None else w.quote
 
+    def watch(self, symbol: str) -> _SymbolWatch | None:
+        """What is kept of the symbol, once it has had a quote (the gate reads it directly)."""
+        return self._s.get(symbol)
+
     def mid(self, symbol: str) -> Decimal | None:
-        """Mid of the symbol's latest quote, halved once per quote whoever asks (the gate, on
-        every order in that symbol), and not at all when it is the accepted reference price."""
         w = self._s.get(symbol)
         if w is None or w.quote is None:
             return None
-        if w.mid is None:
-            w.mid = w.good if w.twice_mid == w.twice_good else w.twice_mid / 2
-        return w.mid
+        return w.halve() if w.mid is None else w.mid
 
     def last_good(self, symbol: str) -> Decimal | None:
         w = self._s.get(symbol)
@@ -98,25 +107,56 @@ class MarketWatch:
 class TradeLog:
     """Entry times (for throttles) and position-opening times (for new-position limits).
 
-    Sorted lists searched by bisection: the gate asks four counts per order, and walking the
-    day's trades each time grew with every trade."""
+    The gate asks four counts per order. They change only when an entry is recorded, the venue
+    day rolls, or a trade leaves the last hour, so `refresh` recounts (by bisection) only then
+    and an order in between pays for two time comparisons."""
 
     def __init__(self) -> None:
         self.entries: list[datetime] = []
         self.opens: list[datetime] = []
         self._next_prune: datetime | None = None
+        # The counts as of `counted_at`, valid for the day that started at `day_from` until `due`.
+        self.trades_today = self.trades_last_hour = self.opened_today = self.opened_week = 0
+        self.counted_at: datetime | None = None
+        self.due: datetime | None = None
+        self.day_from: datetime | None = None
 
     def record_entry(self, now: datetime, opens_position: bool) -> None:
         self.entries.append(now)
         if opens_position:
             self.opens.append(now)
+        self.due = None
+
+    def fresh(self, now: datetime, day_start: datetime | None) -> bool:
+        """Whether the counts of the last `refresh` still hold at `now` for this venue day."""
+        due = self.due
+        # `counted_at <= now` too: a clock set back would bring aged-out trades back in the hour.
+        return due is not None and self.counted_at <= now < due and day_start is self.day_from
+
+    def refresh(self, now: datetime, day_start: datetime, week_start: datetime) -> None:
+        """Recount for `now`, and work out when a count could next change by time alone."""
+        self.prune(now)
+        entries, opens = self.entries, self.opens
+        since = bisect_left(entries, now - ONE_HOUR)
+        self.trades_last_hour = len(entries) - since
+        self.trades_today = self.count_since(entries, day_start)
+        self.opened_today = self.count_since(opens, day_start)
+        self.opened_week = self.count_since(opens, week_start)
+        # The portfolio's day roll is tried again from 24 h after the day's start (its own test).
+        due = day_start.astimezone(timezone.utc) + ONE_DAY
+        if self._next_prune < due:
+            due = self._next_prune
+        if since < len(entries):  # the oldest trade in the hour leaves it one tick after its hour
+            due = min(due, entries[since] + ONE_HOUR + ONE_TICK)
+        self.counted_at, self.due, self.day_from = now, due, day_start
 
     def prune(self, now: datetime) -> None:
         # Counts reach back a week at most; trimming hourly keeps the lists short without paying
         # for date arithmetic on every order.
         if self._next_prune is not None and now < self._next_prune:
             return
-        self._next_prune = now + timedelta(hours=1)
+        self._next_prune = now + ONE_HOUR
+        self.due = None
         horizon = now - timedelta(days=8)
         for d in (self.entries, self.opens):
             if d and d[0] < horizon:

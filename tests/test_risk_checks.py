@@ -370,6 +370,15 @@ def test_daily_loss_usd_cap_applies_when_tighter(pnl, expected):
     assert ok(LossLimitCheck("day", D(2), D(500)), c=ctx(pnl_today=D("-200"))) is False  # % is tighter
 
 
+def test_loss_limit_follows_a_new_starting_equity():
+    # The limit is worked out once per starting equity: a new day's equity must move it at once.
+    check = LossLimitCheck("day", D(2), None)
+    for start, pnl, limit, expected in [("10000", "-199", "200", True), ("10000", "-199", "200", True),
+                                        ("5000", "-199", "100", False), ("5000.00", "-99", "100.00", True)]:
+        r = check.evaluate(req(), ctx(day_start_equity=D(start), pnl_today=D(pnl)))
+        assert r.passed is expected and str(r.values["limit"]) == limit
+
+
 # -- throttles --------------------------------------------------------------------------------
 @pytest.mark.parametrize("count, cont, expected", [(19, False, True), (20, False, False), (21, False, False),
                                                    (20, True, True), (0, False, True)])

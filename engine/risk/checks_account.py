@@ -8,6 +8,7 @@ from .gate import Outcome, OrderRequest, PreTradeCheck, RiskContext
 
 HUNDRED = Decimal(100)
 ZERO = Decimal(0)
+BUY = Side.BUY  # read through the class, an enum member costs a lookup per order
 
 
 class BuyingPowerCheck(PreTradeCheck):
@@ -17,11 +18,12 @@ class BuyingPowerCheck(PreTradeCheck):
 
     def __init__(self, fee_rate: Decimal) -> None:
         self.fee_rate = fee_rate
+        self.with_fees = 1 + fee_rate
 
     def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
-        need = req.notional * (1 + self.fee_rate) if req.side is Side.BUY else ZERO
-        ok = need <= ctx.cash
-        return (ok, "needs {need:.2f}, cash {cash:.2f}", ("need", "cash"), (need, ctx.cash))
+        need = req.notional * self.with_fees if req.side is BUY else ZERO
+        cash = ctx.cash
+        return (need <= cash, "needs {need:.2f}, cash {cash:.2f}", ("need", "cash"), (need, cash))
 
 
 class CashReserveCheck(PreTradeCheck):
@@ -34,8 +36,7 @@ class CashReserveCheck(PreTradeCheck):
         self.frac = reserve_pct / HUNDRED
 
     def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
-        spend = req.notional if req.side is Side.BUY else ZERO
-        after = ctx.cash - spend
+        after = ctx.cash - (req.notional if req.side is BUY else ZERO)
         floor = ctx.equity * self.frac
         return (after >= floor, "cash after {after:.2f}, reserve {floor:.2f} ({pct}%)",
                 ("after", "floor", "pct"), (after, floor, self.reserve_pct))
@@ -69,9 +70,9 @@ class PositionSizeCheck(PreTradeCheck):
         cap = ctx.equity * self.frac
         if self.max_usd < cap:
             cap = self.max_usd
-        ok = value <= cap and req.notional >= self.min_usd
-        return (ok, "position {value:.2f}, cap {cap:.2f}; order {order:.2f}, min {min}",
-                ("value", "cap", "order", "min"), (value, cap, req.notional, self.min_usd))
+        notional, least = req.notional, self.min_usd
+        return (value <= cap and notional >= least, "position {value:.2f}, cap {cap:.2f}; order {order:.2f}, min {min}",
+                ("value", "cap", "order", "min"), (value, cap, notional, least))
 
 
 class SymbolConcentrationCheck(PreTradeCheck):
@@ -105,9 +106,16 @@ class GroupConcentrationCheck(PreTradeCheck):
         if not groups:
             return (True, "{symbol} in no group", ("symbol",), (req.symbol,))
         cap = ctx.equity * self.max_pct / HUNDRED
+        held = ctx.exposure_by_symbol
         worst_name, worst = "", ZERO
         for g, members in groups:
-            total = sum((ctx.exposure_by_symbol.get(s, ZERO) for s in members), ZERO) + req.notional
+            # A member not held adds nothing, not even to the exponent: the sum starts at ZERO.
+            total = ZERO
+            for s in members:
+                v = held.get(s)
+                if v is not None:
+                    total += v
+            total += req.notional
             if total >= worst:
                 worst_name, worst = g, total
         return (worst <= cap, "group {group} exposure after {after:.2f}, cap {cap:.2f}",
@@ -121,7 +129,7 @@ class MaxOpenPositionsCheck(PreTradeCheck):
         self.limit = limit
 
     def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
-        after = ctx.open_positions + (1 if ctx.position_qty == 0 else 0)
+        after = ctx.open_positions + (1 if ctx.position_qty == ZERO else 0)
         return (after <= self.limit, "open after {after}, max {limit}",
                 ("after", "limit"), (after, self.limit))
 
@@ -133,10 +141,11 @@ class NewPositionsCheck(PreTradeCheck):
         self.period = period
         self.name = f"new_positions_per_{period}"
         self.limit = limit
+        self.daily = period == "day"
 
     def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
-        count = ctx.new_positions_today if self.period == "day" else ctx.new_positions_week
-        opens = ctx.position_qty == 0 and not req.continuation
+        count = ctx.new_positions_today if self.daily else ctx.new_positions_week
+        opens = ctx.position_qty == ZERO and not req.continuation
         ok = not opens or count < self.limit
         return (ok, "opened this {period} {count}, max {limit}",
                 ("period", "count", "limit"), (self.period, count, self.limit))
@@ -155,10 +164,12 @@ class SingleTradeLossCheck(PreTradeCheck):
         self.fee_rate = fee_rate
 
     def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
-        if req.stop_price is None:
+        stop = req.stop_price
+        if stop is None:
             return (False, "no stop: loss unbounded", (), ())
-        fees = (req.price + req.stop_price) * req.quantity * self.fee_rate
-        loss = abs(req.price - req.stop_price) * req.quantity + fees
+        price, qty = req.price, req.quantity
+        fees = (price + stop) * qty * self.fee_rate
+        loss = abs(price - stop) * qty + fees
         # Sizing spends exactly the risk share before fees; fees ride on top of it.
         cap = ctx.equity * self.risk_frac + fees
         if self.max_usd < cap:
@@ -175,16 +186,24 @@ class LossLimitCheck(PreTradeCheck):
         self.name = f"{'daily' if period == 'day' else 'weekly'}_loss"
         self.limit_pct = limit_pct
         self.limit_usd = limit_usd
+        self.daily = period == "day"
+        # (starting equity, the limit worked out for it), one tuple so a reader never pairs them wrong
+        self._limit_for: tuple[Decimal | None, Decimal] = (None, ZERO)
 
     def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
-        if self.period == "day":
+        if self.daily:
             pnl, base = ctx.pnl_today, ctx.day_start_equity
         else:
             pnl, base = ctx.pnl_week, ctx.week_start_equity
-        loss = -pnl if pnl < 0 else ZERO
-        limit = base * self.limit_pct / HUNDRED
-        if self.limit_usd is not None and self.limit_usd < limit:
-            limit = self.limit_usd
+        known, limit = self._limit_for
+        if base is not known:
+            # The limit moves only with the period's starting equity (the engine keeps the same
+            # object all period), so it is worked out once a period, not once an order.
+            limit = base * self.limit_pct / HUNDRED
+            if self.limit_usd is not None and self.limit_usd < limit:
+                limit = self.limit_usd
+            self._limit_for = (base, limit)
+        loss = -pnl if pnl < ZERO else ZERO
         return (loss < limit, "loss this {period} {loss:.2f}, limit {limit:.2f}",
                 ("period", "loss", "limit"), (self.period, loss, limit))
 

@@ -63,7 +63,9 @@ class SymbolPausedCheck(PreTradeCheck):
         self.book = book if book is not None else PauseBook()
 
     def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
-        blocked = self.book.blocking(req.symbol, req.strategy)
+        book = self.book
+        # Nothing paused is the usual case: answered without a call.
+        blocked = book.blocking(req.symbol, req.strategy) if book.reasons else None
         if blocked is None:
             return (True, "{symbol} not paused", ("symbol",), (req.symbol,))
         return (False, "{symbol}: entries paused by the operator ({key}: {reason})",

@@ -7,6 +7,8 @@ from ..models import Side
 from .gate import Outcome, OrderRequest, PreTradeCheck, RiskContext
 
 HUNDRED = Decimal(100)
+ZERO = Decimal(0)
+BUY = Side.BUY  # read through the class, an enum member costs a lookup per order
 
 
 class MinEdgeCheck(PreTradeCheck):
@@ -56,12 +58,15 @@ class StopLossCheck(PreTradeCheck):
 
     def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
         stop = req.stop_price
-        if stop is None or stop <= 0 or req.price <= 0:
+        price = req.price
+        if stop is None or stop <= ZERO or price <= ZERO:
             return (False, "no stop loss", (), ())
-        right_side = stop < req.price if req.side is Side.BUY else stop > req.price
-        dist = abs(req.price - stop) / req.price * HUNDRED
-        ok = right_side and self.min_pct <= dist <= self.max_pct
+        buy = req.side is BUY
+        right_side = stop < price if buy else stop > price
+        dist = abs(price - stop) / price * HUNDRED
+        lo, hi = self.min_pct, self.max_pct
         return (
-            ok, "stop {stop} {where} entry {price}: {dist:.2f}% within {lo}-{hi}%",
-            ("stop", "where", "price", "dist", "lo", "hi"), (stop, ("below" if req.side is Side.BUY else "above") if right_side else "WRONG SIDE of", req.price, dist, self.min_pct, self.max_pct),
+            right_side and lo <= dist <= hi, "stop {stop} {where} entry {price}: {dist:.2f}% within {lo}-{hi}%",
+            ("stop", "where", "price", "dist", "lo", "hi"),
+            (stop, ("below" if buy else "above") if right_side else "WRONG SIDE of", price, dist, lo, hi),
         )

@@ -6,11 +6,10 @@ numbers so the journal and the approval pane can show exactly how close each lim
 from __future__ import annotations
 
 import enum
-from operator import itemgetter
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from ..models import OrderPurpose, Side
 
@@ -98,7 +97,6 @@ class RiskContext:
 # a NamedTuple, a dataclass or even a dict per check cost several times more; the dict of
 # values is made only when someone reads it (the journal, the approval pane).
 Outcome = tuple  # (bool, str, tuple[str, ...], tuple)
-_passed = itemgetter(0)
 
 
 class CheckResult(NamedTuple):
@@ -208,17 +206,41 @@ class PreTradeCheck:
 class RiskGate:
     def __init__(self, checks: Sequence[PreTradeCheck]) -> None:
         self.checks = list(checks)
-        # Per purpose: the names once, and the bound judges so the loop does no attribute lookups.
+        # Per purpose: one function calling the bound judges (no attribute lookups per order).
         self._by_purpose = {
-            p: (tuple(c.name for c in self.checks if p in c.applies_to),
-                tuple(c.judge for c in self.checks if p in c.applies_to))
+            p: _compile(tuple(c.name for c in self.checks if p in c.applies_to),
+                        tuple(c.judge for c in self.checks if p in c.applies_to))
             for p in OrderPurpose
         }
 
     def evaluate(self, req: OrderRequest, ctx: RiskContext) -> Decision:
-        names, judges = self._by_purpose[req.purpose]
-        outcomes = [j(req, ctx) for j in judges]  # every check runs: the record shows all of them
-        if all(map(_passed, outcomes)):  # the common case, in one C loop
-            return Decision(True, None, None, names=names, outcomes=outcomes)
-        first = next(i for i, o in enumerate(outcomes) if not o[0])
-        return Decision(False, None, names[first], names=names, outcomes=outcomes)
+        return self._by_purpose[req.purpose](req, ctx)
+
+
+def _refused(names: tuple[str, ...], outcomes: list) -> Decision:
+    first = next(i for i, o in enumerate(outcomes) if not o[0])
+    return Decision(False, None, names[first], names=names, outcomes=outcomes)
+
+
+def _compile(names: tuple[str, ...], judges: tuple) -> Callable[[OrderRequest, RiskContext], Decision]:
+    """The gate's loop over one purpose's judges, written out as straight-line code.
+
+    A loop calls every judge from one call site, which the interpreter cannot specialise for 29
+    different functions; one line per judge lets each call site specialise, and the all-passed
+    test becomes a chain of `and`s: about a fifth less time for the checks (bench/gate.py). The
+    source is built from indices only, never from a check's name or any other text."""
+    n = len(judges)
+    params = ", ".join(f"j{i}" for i in range(n))
+    calls = "".join(f"        o{i} = j{i}(req, ctx)\n" for i in range(n))  # every check runs
+    outcomes = ", ".join(f"o{i}" for i in range(n))
+    passed = " and ".join(f"o{i}[0]" for i in range(n)) or "True"
+    src = (f"def bind({params}):\n"
+           f"    def evaluate(req, ctx):\n{calls}"
+           f"        outcomes = [{outcomes}]\n"
+           f"        if {passed}:\n"
+           f"            return Decision(True, None, None, names=names, outcomes=outcomes)\n"
+           f"        return refused(names, outcomes)\n"
+           f"    return evaluate\n")
+    scope = {"Decision": Decision, "refused": _refused, "names": names}
+    exec(compile(src, f"<risk gate: {n} checks>", "exec"), scope)
+    return scope["bind"](*judges)
