@@ -376,7 +376,7 @@ class ConsoleActions:
             await asyncio.sleep(0.1)
 
     async def _close_all_and_quit(self) -> None:
-        await self.engine.close_all("console")
+        await self.engine.close_all("console", stop_entries=True)
         self.refresh_snapshot()
         positions = await self._await_flat()
         if positions:

@@ -136,10 +136,17 @@ class OperatorCommands:
         still = {cid for cid, o in self.orders.working.items() if o.purpose is OrderPurpose.ENTRY}
         return sorted(failed | still)
 
-    async def close_all(self, source: str) -> None:
-        """Flatten every position; works while halted; idempotent."""
+    async def close_all(self, source: str, *, stop_entries: bool = False) -> None:
+        """Flatten every position; works while halted; idempotent.
+
+        `stop_entries` (close all, then quit): the strategy opens nothing more in this session,
+        or its next entry would keep the operator from ever leaving flat. Not a pause: it is
+        not restored at the next start, which trades as configured."""
         now = self.clock.now()
-        self.journal.append("close_all", now, None, {"source": source, "positions": len(self.portfolio.positions)})
+        if stop_entries:
+            self.entries_stopped = True
+        self.journal.append("close_all", now, None, {"source": source, "positions": len(self.portfolio.positions),
+                                                     "entries_stopped": self.entries_stopped})
         await self._cancel_entries_with_retry("close-all")
         for item in self.approvals.take_all():
             self._finish_pending(item.order, OrderStatus.REJECTED, "close-all", "rejected_by_close_all")

@@ -23,6 +23,8 @@ class SignalFlow:
         if pos_qty != 0:
             await self._strategy_exit(sig, pos_qty)
             return
+        if self.entries_stopped:
+            return  # close-all on the way out (engine/commands.py): leaving flat, nothing new
         if sig.symbol in self.approvals.symbols() or any(
             o.symbol == sig.symbol and o.purpose is OrderPurpose.ENTRY for o in self.orders.working.values()
         ):

@@ -406,3 +406,25 @@ async def test_exposure_counts_working_entries_approvals_and_positions(make_prof
     assert eng.exposure() == (len(eng.snapshot().approvals), 0)
     await eng.reject(eng.snapshot().approvals[0].client_order_id, "no")
     assert eng.exposure() == (len(eng.snapshot().approvals), 0)
+
+
+async def test_close_all_on_the_way_out_stops_new_entries_for_this_session_only(make_profile, open_engine):
+    profile = make_profile(approval={"required": False}, risk=LOOSE_RISK)
+    eng = await open_engine(profile, seed=4)
+    await run_until(eng, lambda: bool(eng.portfolio.positions))
+    mark = await last_seq(eng)
+    await eng.close_all("console", stop_entries=True)
+    await eng.run(duration=3600)  # an hour in which this strategy entered again before (see below)
+
+    assert eng.portfolio.positions == {} and eng.exposure() == (0, 0)
+    assert not [r for r in await rows(eng, "decision", after=mark) if r.data["purpose"] == "entry"]
+    (row,) = await rows(eng, "close_all", after=mark)
+    assert row.data["entries_stopped"] is True
+    await eng.close()
+
+    # Not a pause: the next session trades as configured, and enters again.
+    again = await open_engine(profile, seed=4)
+    assert again.entries_stopped is False
+    mark = await last_seq(again)
+    await run_until(again, lambda: bool(again.portfolio.positions), limit=3600 * 4)
+    assert [r for r in await rows(again, "decision", after=mark) if r.data["purpose"] == "entry"]
