@@ -139,6 +139,9 @@ def status_lines(r: dict[str, Any]) -> list[str]:
         stop = "NO STOP" if p["stop_price"] is None else f"stop {p['stop_price']} ({p['stop_distance_pct']} % away)"
         lines.append(f"  {p['symbol']:<10} {p['side']:<5} {p['quantity']} @ {p['avg_price']}   last {p['last_price']}   "
                      f"uPnL {_usd(p['unrealized_pnl'])}   {stop}")
+    if r.get("dust"):
+        lines.append("dust          " + ", ".join(f"{d['symbol']} {d['quantity']} (~{_usd(d['value'])})" for d in r["dust"])
+                     + "   below the venue's minimum order: no stop, not tradable")
     orders = r["open_orders"]
     kinds: dict[str, int] = {}
     for o in orders:

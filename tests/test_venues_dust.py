@@ -153,6 +153,13 @@ async def test_close_all_at_binance_leaves_dust_the_engine_holds_without_a_stop(
         from engine.headless import summary_lines
 
         assert any(line.startswith("dust") and f"{SYM} {held:f}" in line for line in summary_lines(eng, 0))
+        from console.cli_control import status_lines
+        from engine.control.server import status_reply
+
+        reply = status_reply(eng)
+        assert reply["positions"] == [] and [(x["symbol"], x["quantity"]) for x in reply["dust"]] == [(SYM, held)]
+        assert any(line.startswith("dust") and f"{SYM} {held}" in line and "no stop" in line
+                   for line in status_lines(reply))
         assert f"held as dust ({held:f} in all" in note.message
         # The gate does not count it: with one position allowed, a new entry elsewhere passes.
         eng.strategy = Script("ETH/USDT")

@@ -249,6 +249,9 @@ def status_reply(e: Engine) -> dict[str, Any]:
              "last_price": p.last_price, "unrealized_pnl": p.unrealized_pnl, "stop_price": p.stop_price,
              "stop_distance_pct": p.stop_distance_pct}
             for p in s.positions],
+        # Remainders below the venue's minimum order: held and valued, but not positions.
+        "dust": [{"symbol": d.symbol, "quantity": d.quantity, "last_price": d.last_price, "value": d.value}
+                 for d in s.dust],
         "open_orders": [
             {"client_order_id": o.client_order_id, "symbol": o.symbol, "side": o.side, "type": o.type,
              "purpose": o.purpose, "quantity": o.quantity, "filled_qty": o.filled_qty, "price": o.price,
