@@ -3,7 +3,6 @@ id first), fills as deltas of the order's filled quantity, terminal states, look
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,35 +41,8 @@ class AlpacaOrderLifecycleMixin:
         if order.stop_price is not None:
             mine.stop_price = self.round_price(order.stop_price)
         self._working.add(cid)
-        attempt = 0
-        while True:
-            try:
-                raw = await self._call("submit_order", self.client.submit_order, req)
-            except VenueError as err:
-                self.retrier.note(err, f"submit {cid}")
-                if err.kind in (Failure.FINAL, Failure.NOT_FOUND):
-                    self._reject(track, f"refused by alpaca: {err}")
-                    return
-                if attempt >= self.retrier.policy.retries:
-                    if err.kind is Failure.RATE_LIMIT:
-                        self._reject(track, f"alpaca rate limit: gave up after {attempt + 1} tries")
-                    else:
-                        track.unconfirmed_since = track.unconfirmed_since or time.monotonic()
-                    return
-                await self.retrier.backoff(attempt, err.kind)
-                attempt += 1
-                if err.ambiguous:
-                    try:
-                        found = await self._lookup(cid)
-                    except VenueError:
-                        track.unconfirmed_since = track.unconfirmed_since or time.monotonic()
-                        return
-                    if found is not None:
-                        self._accept(track, found)
-                        return
-                continue
-            self._accept(track, raw)
-            return
+        await self._send_new_order(track, lambda: self._call("submit_order", self.client.submit_order, req),
+                                   lambda: self._lookup(cid), self._accept)
 
     async def _lookup(self, cid: str) -> Any | None:
         async def one() -> Any | None:

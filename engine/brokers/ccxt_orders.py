@@ -48,45 +48,12 @@ class CcxtOrderLifecycleMixin:
         self._working.add(cid)
         self._trade_cursor.setdefault(order.symbol, track.submitted_ms - 5000)
         side = order.side.value
-        attempt = 0
-        while True:
-            try:
-                raw = await self._call("create_order", self.ex.create_order, order.symbol, ctype, side,
-                                       amount, price, dict(params))
-            except VenueError as err:
-                self.retrier.note(err, f"submit {cid}")
-                if err.kind in (Failure.FINAL, Failure.NOT_FOUND):
-                    self._reject(track, f"refused by {self.name}: {err}")
-                    return
-                if attempt >= self.retrier.policy.retries:
-                    if err.kind is Failure.RATE_LIMIT:  # never processed: safe to give up
-                        self._reject(track, f"{self.name} rate limit: gave up after {attempt + 1} tries")
-                    else:
-                        self._unconfirmed(track, err)
-                    return
-                await self.retrier.backoff(attempt, err.kind)
-                attempt += 1
-                if err.ambiguous:
-                    # It may have landed: look it up by client id before anything is sent again.
-                    try:
-                        found = await self._lookup(cid, order.symbol)
-                    except VenueError as lerr:
-                        self._unconfirmed(track, lerr)
-                        return
-                    if found is not None:
-                        log.info("venue %s: %s found after %s; not sent again", self.name, cid, err.kind.value)
-                        await self._accept(track, found)
-                        return
-                continue
-            await self._accept(track, raw)
-            return
-
-    def _unconfirmed(self, track: TrackedOrder, err: VenueError) -> None:
-        """The venue may or may not have it: never send again; the poller keeps looking."""
-        if track.unconfirmed_since is None:
-            track.unconfirmed_since = time.monotonic()
-        log.warning("venue %s: %s outcome unknown (%s); looking it up by client id", self.name,
-                    track.order.client_order_id, err.kind.value)
+        await self._send_new_order(
+            track,
+            lambda: self._call("create_order", self.ex.create_order, order.symbol, ctype, side, amount, price,
+                               dict(params)),
+            lambda: self._lookup(cid, order.symbol),
+            self._accept)
 
     async def _accept(self, track: TrackedOrder, raw: dict) -> None:
         o = track.order

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-
+import time
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from ..models import Order, OrderStatus
 from .base import Broker, BrokerEvent, OrderUpdate
 from .keys import redact
-from .retry import VenueError
+from .retry import Failure, VenueError
 from .venue_fields import ZERO
 
 log = logging.getLogger("tradeconsole.venue")
@@ -52,6 +53,55 @@ class PollingVenue(Broker):
         if not track.terminal_sent:
             track.terminal_sent = True
             self._emit(track.order.client_order_id, OrderStatus.REJECTED, reason, track.order.venue_order_id)
+
+    async def _send_new_order(self, track, send: Callable[[], Awaitable[Any]],
+                              lookup: Callable[[], Awaitable[Any | None]],
+                              accept: Callable[[Any, Any], Any]) -> None:
+        """Send a tracked order once, and never twice.
+
+        A failure the venue surely did not act on is retried with backoff; one it may have
+        acted on (a timeout, a dropped connection) is first looked up by client id. Out of
+        retries, or with the lookup failing too, the order is left unconfirmed: the poller keeps
+        looking for it. `accept(track, raw)` takes the venue's answer (it may be a coroutine)."""
+        cid = track.order.client_order_id
+        attempt = 0
+        while True:
+            try:
+                raw = await send()
+            except VenueError as err:
+                self.retrier.note(err, f"submit {cid}")
+                if err.kind in (Failure.FINAL, Failure.NOT_FOUND):
+                    self._reject(track, f"refused by {self.name}: {err}")
+                    return
+                if attempt >= self.retrier.policy.retries:
+                    if err.kind is Failure.RATE_LIMIT:  # never processed: safe to give up
+                        self._reject(track, f"{self.name} rate limit: gave up after {attempt + 1} tries")
+                    else:
+                        self._unconfirmed(track, err)
+                    return
+                await self.retrier.backoff(attempt, err.kind)
+                attempt += 1
+                if not err.ambiguous:
+                    continue
+                try:
+                    raw = await lookup()
+                except VenueError as lerr:
+                    self._unconfirmed(track, lerr)
+                    return
+                if raw is None:
+                    continue
+                log.info("venue %s: %s found after %s; not sent again", self.name, cid, err.kind.value)
+            accepted = accept(track, raw)
+            if inspect.isawaitable(accepted):
+                await accepted
+            return
+
+    def _unconfirmed(self, track, err: VenueError) -> None:
+        """The venue may or may not have it: never send again; the poller keeps looking."""
+        if track.unconfirmed_since is None:
+            track.unconfirmed_since = time.monotonic()
+        log.warning("venue %s: %s outcome unknown (%s); looking it up by client id", self.name,
+                    track.order.client_order_id, err.kind.value)
 
     async def _poll_loop(self) -> None:
         delay = self.venue.timeouts.poll_seconds
