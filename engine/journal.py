@@ -165,8 +165,13 @@ class Journal:
                 )
             await db.commit()
             writer = _open_writer(p)
+        except BaseException:
+            await db.close()
+            raise
+        try:
             checkpointer = await aiosqlite.connect(p)
-        except Exception:
+        except BaseException:
+            writer.close()
             await db.close()
             raise
         return cls(db, p, checkpointer, writer)
