@@ -4,18 +4,12 @@ One file per profile, WAL mode, schema versioned. It is the source of truth for 
 recovery, so callers `await flush()` before they treat a state change as done (the outbox rule:
 an order's intent is committed before it is sent). Appends are buffered and committed in groups:
 at tick rate a commit per row would cost more than the whole trading path.
-
-Reads and WAL checkpoints go through aiosqlite threads: they can be large or slow. The commit
-runs on the loop's own thread (`_writer`), because orders wait for it and a group of rows is
-small: handing it to a thread cost two thread wake-ups, ~0.25 ms each on a 2-core VM, which was
-more than SQLite's own work and cut filled orders per second by a quarter.
 """
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -32,9 +26,9 @@ CHECKPOINT_BYTES = 4_000_000
 # per flush size is prepared once and kept: sizes repeat, batch after batch.
 INSERT_ROWS = 1_000
 CACHED_STATEMENTS = 512
-# How long a commit waits for another process's write lock. Nothing else writes this file while an
-# engine runs (one engine per journal), so this only bounds a stray writer; it blocks the loop.
-WRITE_LOCK_TIMEOUT_SECONDS = 2.0
+# How long a commit waits for another process's write lock (SQLite's busy timeout). Nothing else
+# writes this file while an engine runs (one engine per journal); orders wait, the loop does not.
+WRITE_LOCK_TIMEOUT_SECONDS = 5.0
 
 log = logging.getLogger("tradeconsole.journal")
 
@@ -94,23 +88,6 @@ def _insert_sql(n: int) -> str:
     return "INSERT INTO events(ts, kind, ref, data) VALUES " + ",".join(["(?, ?, ?, ?)"] * n)
 
 
-def _open_writer(path: Path) -> sqlite3.Connection:
-    # Autocommit: a flush is one multi-row INSERT, which SQLite commits on its own.
-    db = sqlite3.connect(path, isolation_level=None, timeout=WRITE_LOCK_TIMEOUT_SECONDS,
-                         cached_statements=CACHED_STATEMENTS)
-    try:
-        # NORMAL in WAL mode survives a process kill (only an OS crash can lose the tail).
-        db.execute("PRAGMA synchronous=NORMAL")
-        # No checkpoint inside a commit: copying the WAL back and its two fsyncs made every few
-        # hundredth outbox commit, and so the orders waiting on it, several times slower. The
-        # checkpointer connection does it in the background (`_start_checkpoint`).
-        db.execute("PRAGMA wal_autocheckpoint=0")
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
 @dataclass(frozen=True, slots=True)
 class JournalRow:
     seq: int
@@ -121,17 +98,15 @@ class JournalRow:
 
 
 class Journal:
-    def __init__(self, db: aiosqlite.Connection, path: Path, checkpointer: aiosqlite.Connection | None = None,
-                 writer: sqlite3.Connection | None = None) -> None:
+    def __init__(self, db: aiosqlite.Connection, path: Path, checkpointer: aiosqlite.Connection | None = None) -> None:
         self._db = db
         self.path = path
-        # The commit's connection, on the loop's thread (see the module's note); reads use `_db`.
-        self._writer = writer
         # WAL checkpoints run on a connection of their own, off the order path (see `open`).
         self._checkpointer = checkpointer
         self._checkpoint_task: asyncio.Task | None = None
         self._since_checkpoint = 0
         self._buffer: list[tuple[str, str, str | None, str]] = []
+        self._flush_lock = asyncio.Lock()
         self._closed = False
         self.rows_written = 0
         self._last_ts: datetime | None = None
@@ -145,12 +120,18 @@ class Journal:
     async def open(cls, path: str | Path) -> "Journal":
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        # The reading connection; it also lays down the schema. Commits go through `_writer`.
-        db = await aiosqlite.connect(p, isolation_level=None)
+        # Autocommit: a flush is one multi-row INSERT, which SQLite commits on its own (one
+        # round trip to the connection's thread instead of an insert and a commit).
+        db = await aiosqlite.connect(p, isolation_level=None, cached_statements=CACHED_STATEMENTS,
+                                     timeout=WRITE_LOCK_TIMEOUT_SECONDS)
         try:
             await db.execute("PRAGMA journal_mode=WAL")
-            # Never checkpoint from here either: the checkpointer connection does it, PASSIVE,
-            # which never blocks the writer.
+            # NORMAL in WAL mode survives a process kill (only an OS crash can lose the tail).
+            await db.execute("PRAGMA synchronous=NORMAL")
+            # No checkpoint inside a commit: copying the WAL back and its two fsyncs made every
+            # few hundredth outbox commit, and so the orders waiting on it, several times slower.
+            # A second connection checkpoints in the background instead (`_start_checkpoint`);
+            # PASSIVE never blocks the writer.
             await db.execute("PRAGMA wal_autocheckpoint=0")
             await db.executescript(_SCHEMA)
             async with db.execute("SELECT value FROM meta WHERE key='schema_version'") as cur:
@@ -164,22 +145,16 @@ class Journal:
                     f"{p}: journal schema {row[0]} is newer than this tradeconsole ({SCHEMA_VERSION})"
                 )
             await db.commit()
-            writer = _open_writer(p)
-        except BaseException:
-            await db.close()
-            raise
-        try:
             checkpointer = await aiosqlite.connect(p)
-        except BaseException:
-            writer.close()
+        except Exception:
             await db.close()
             raise
-        return cls(db, p, checkpointer, writer)
+        return cls(db, p, checkpointer)
 
     @property
     def pending(self) -> int:
-        """Rows appended but not yet committed."""
-        return len(self._buffer)
+        """Rows appended but not yet committed (plus a flush in progress)."""
+        return len(self._buffer) + (1 if self._flush_lock.locked() else 0)
 
     def append(self, kind: str, ts: datetime, ref: str | None, data: dict[str, Any]) -> None:
         if self._closed:
@@ -193,41 +168,47 @@ class Journal:
         await self.flush()
 
     async def flush(self) -> None:
-        """Commit everything appended so far, in one transaction.
+        """Commit everything appended so far; concurrent callers share commits.
 
-        It never awaits, so no other task runs in the middle of it (no lock needed), and if the
-        commit fails the rows stay buffered, in order, for the next try."""
+        A failed commit puts its rows back in front of the buffer, in order, for the next try."""
         if not self._buffer:
+            if self._flush_lock.locked():
+                async with self._flush_lock:
+                    pass
             return
-        if self.before_commit is not None:
-            self.before_commit()
-        rows, self._buffer = self._buffer, []
-        try:
-            self._commit(rows)
-        except BaseException:
-            self._buffer[:0] = rows  # back in front, in order
-            raise
-        self.rows_written += len(rows)
-        self._since_checkpoint += sum(len(r[3]) for r in rows)
-        if self._since_checkpoint >= CHECKPOINT_BYTES:
-            self._start_checkpoint()
+        async with self._flush_lock:
+            while self._buffer:
+                if self.before_commit is not None:
+                    self.before_commit()
+                rows, self._buffer = self._buffer, []
+                await self._commit(rows)
+            if self._since_checkpoint >= CHECKPOINT_BYTES:
+                self._start_checkpoint()
 
-    def _commit(self, rows: list[tuple[str, str, str | None, str]]) -> None:
-        db = self._writer
-        if len(rows) <= INSERT_ROWS:
-            # One statement for many rows, committed on its own: executemany paid a trip through
-            # the GIL per row, and orders wait on this commit.
-            db.execute(_insert_sql(len(rows)), [v for r in rows for v in r])
-            return
-        db.execute("BEGIN IMMEDIATE")  # a big flush commits whole or not at all
+    async def _commit(self, rows: list[tuple[str, str, str | None, str]]) -> None:
+        # On aiosqlite's thread, although its two thread wake-ups cost more than SQLite's work
+        # (~0.25 ms each on a 2-core VM; committed on the loop's own thread, orders filled a
+        # quarter faster): the loop must never wait on the disk, and a halt must be able to land
+        # while an outbox commit is in flight, before its orders are sent.
+        done = 0
         try:
-            for i in range(0, len(rows), INSERT_ROWS):
-                chunk = rows[i:i + INSERT_ROWS]
-                db.execute(_insert_sql(len(chunk)), [v for r in chunk for v in r])
-            db.execute("COMMIT")
+            while done < len(rows):
+                # One statement for many rows, committed on its own (autocommit): executemany
+                # paid a trip through the GIL per row. A flush past INSERT_ROWS commits in parts,
+                # in order; its orders go only after the last.
+                chunk = rows[done:done + INSERT_ROWS]
+                try:
+                    await self._db.execute(_insert_sql(len(chunk)), [v for r in chunk for v in r])
+                except asyncio.CancelledError:
+                    done += len(chunk)  # the statement still runs to its end on that thread
+                    raise
+                done += len(chunk)
         except BaseException:
-            db.execute("ROLLBACK")
+            self._buffer[:0] = rows[done:]  # rows appended meanwhile stay after them
             raise
+        finally:
+            self.rows_written += done
+            self._since_checkpoint += sum(len(r[3]) for r in rows[:done])
 
     def _start_checkpoint(self) -> None:
         if self._checkpointer is None or (self._checkpoint_task is not None and not self._checkpoint_task.done()):
@@ -294,9 +275,6 @@ class Journal:
             await self.flush()
         finally:
             self._closed = True
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
             if self._checkpoint_task is not None:
                 await asyncio.gather(self._checkpoint_task, return_exceptions=True)
             if self._checkpointer is not None:
