@@ -22,49 +22,57 @@ def _hold_write_lock(path) -> sqlite3.Connection:
     return other
 
 
+class WriteLockHeld:
+    """Another process holds the write lock: the first statement times out, nothing commits."""
+
+    error, match = sqlite3.OperationalError, "locked"
+
+    def __init__(self, path) -> None:
+        self.db = _hold_write_lock(path)
+
+    def clear(self) -> None:
+        self.db.execute("ROLLBACK")
+        self.db.close()
+
+
+class RowRefused:
+    """SQLite refuses row 4: with 3 rows per statement, rows 0-2 are already committed."""
+
+    error, match = sqlite3.IntegrityError, "disk says no"
+
+    def __init__(self, path) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("""CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.data = '{"i":4}'
+                           BEGIN SELECT RAISE(ABORT, 'disk says no'); END""")
+
+    def clear(self) -> None:
+        self.db.execute("DROP TRIGGER refuse")
+        self.db.close()
+
+
 @pytest.mark.asyncio
-async def test_a_commit_that_cannot_get_the_write_lock_keeps_its_rows_for_the_next(tmp_path, monkeypatch):
+@pytest.mark.parametrize("fault, per_statement, committed", [(WriteLockHeld, 1_000, 0), (RowRefused, 3, 3)],
+                         ids=["write-lock-held", "refused-midway"])
+async def test_a_failed_commit_puts_back_exactly_the_rows_it_did_not_commit(
+        tmp_path, monkeypatch, fault, per_statement, committed):
     monkeypatch.setattr(journal_mod, "WRITE_LOCK_TIMEOUT_SECONDS", 0.05)
+    monkeypatch.setattr(journal_mod, "INSERT_ROWS", per_statement)
     path = tmp_path / "j.sqlite"
     j = await Journal.open(path)
     try:
-        for i in range(5):
+        for i in range(7):
             j.append("note", T0, None, {"i": i})
-        other = _hold_write_lock(path)
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
+        f = fault(path)
+        with pytest.raises(f.error, match=f.match):
             await j.flush()
-        assert j.pending == 5, "a failed commit dropped rows"
-        assert j.rows_written == 0
-        j.append("note", T0, None, {"i": 5})  # appended after the failure: stays after them
-        other.execute("ROLLBACK")
-        other.close()
+        assert j.pending == 7 - committed, "a failed commit dropped rows, or kept committed ones"
+        assert j.rows_written == committed
+        j.append("note", T0, None, {"i": 7})  # appended after the failure: stays after them
+        f.clear()
         await j.flush()
         assert j.pending == 0
-        assert [r.data["i"] for r in await j.rows(["note"])] == list(range(6))
-        assert j.rows_written == 6
-    finally:
-        await j.close()
-
-
-@pytest.mark.asyncio
-async def test_a_flush_in_parts_that_fails_midway_retries_only_the_rows_not_committed(tmp_path, monkeypatch):
-    monkeypatch.setattr(journal_mod, "INSERT_ROWS", 3)
-    path = tmp_path / "j.sqlite"
-    j = await Journal.open(path)
-    try:
-        db = sqlite3.connect(path, isolation_level=None)
-        db.execute("""CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.data = '{"i":4}'
-                      BEGIN SELECT RAISE(ABORT, 'disk says no'); END""")
-        for i in range(7):  # statements of rows 0-2 (commits), 3-5 (fails on 4), 6
-            j.append("note", T0, None, {"i": i})
-        with pytest.raises(sqlite3.IntegrityError, match="disk says no"):
-            await j.flush()
-        assert j.pending == 4 and j.rows_written == 3
-        db.execute("DROP TRIGGER refuse")
-        db.close()
-        await j.flush()
-        assert [r.data["i"] for r in await j.rows(["note"])] == list(range(7)), "lost or repeated rows"
-        assert j.rows_written == 7
+        assert [r.data["i"] for r in await j.rows(["note"])] == list(range(8)), "lost or repeated rows"
+        assert j.rows_written == 8
     finally:
         await j.close()
 
