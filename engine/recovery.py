@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from .models import Fill, Order, OrderPurpose, OrderStatus, OrderType, Position, Side
 
 if TYPE_CHECKING:
+    from .journal import JournalRow
     from .engine import Engine
 
 log = logging.getLogger("tradeconsole.recovery")
@@ -88,12 +89,12 @@ def order_from(d: dict, ts: datetime) -> Order:
                  parent_id=d.get("parent_id"))
 
 
-async def rebuild(e: "Engine") -> RecoveryReport:
-    """Positions, cash, P&L, open orders and breaker states from the journal."""
+async def rebuild(e: "Engine", cp: "JournalRow | None") -> RecoveryReport:
+    """Positions, cash, P&L, open orders and breaker states from the journal: the last
+    checkpoint `cp` (the caller has read it), then the rows after it."""
     rep = RecoveryReport()
     j = e.journal
     p = e.portfolio
-    cp = await j.last(["checkpoint"])
     after = 0
     open_orders: dict[str, dict] = {}
     if cp is not None:

@@ -10,6 +10,7 @@ import logging
 
 from datetime import datetime
 
+from .journal import JournalRow
 from .models import OrderStatus
 from .money import ZERO
 from .recovery import rebuild, reconcile
@@ -20,8 +21,9 @@ log = logging.getLogger("tradeconsole.engine")
 
 class RestartWiring:
     async def _recover(self) -> None:
-        await self._restore_pinned_alerts()
-        rep = await rebuild(self)
+        cp = await self.journal.last(["checkpoint"])  # read once: both start from it
+        await self._restore_pinned_alerts(cp)
+        rep = await rebuild(self, cp)
         self._apply_breaker_state()  # a breaker that held at the crash still holds
         diffs = await reconcile(self, rep)
         self.recovery = rep
@@ -82,7 +84,7 @@ class RestartWiring:
             self.state = TradingState.HALTED
             self.halt_reason = f"{last.data.get('reason', '')} (from a previous session; re-arm to trade)"
 
-    async def _restore_pinned_alerts(self) -> None:
+    async def _restore_pinned_alerts(self, cp: JournalRow | None) -> None:
         """Critical alerts an earlier session raised and nobody acknowledged are pinned again.
 
         The last checkpoint lists those held then, by (session, alert number); the rows after it
@@ -90,7 +92,6 @@ class RestartWiring:
         (`alert_restored`) and drop the acknowledged. What is left is held again here, each
         journaled as restored under this session's number so its acknowledgement can be matched
         after yet another restart."""
-        cp = await self.journal.last(["checkpoint"])
         held: dict[tuple[int, int], dict] = {}
         session, after = 0, 0
         if cp is not None:
