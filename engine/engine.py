@@ -371,7 +371,7 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
         await stop_services(self)
         p = self.portfolio
         self.journal.append("checkpoint", self.clock.now(), None, checkpoint_record(self))
-        self.broker.persist()
+        await self.broker.persist()
         await self.broker.close()
         self.journal.append("session_end", self.clock.now(), None, {
             "equity": p.equity, "realized": p.realized_pnl, "positions": len(p.positions),

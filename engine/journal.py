@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 import aiosqlite
 import orjson
@@ -111,10 +111,10 @@ class Journal:
         self.rows_written = 0
         self._last_ts: datetime | None = None
         self._last_iso = ""
-        # Run before every commit. The engine sets the paper venue's persist here: rows about
+        # Awaited before every commit. The engine sets the paper venue's persist here: rows about
         # fills are committed only once the venue's own books hold them (a venue is always ahead
         # of what we record), whichever path commits.
-        self.before_commit: Callable[[], None] | None = None
+        self.before_commit: Callable[[], Awaitable[None]] | None = None
 
     @classmethod
     async def open(cls, path: str | Path) -> "Journal":
@@ -179,7 +179,7 @@ class Journal:
         async with self._flush_lock:
             while self._buffer:
                 if self.before_commit is not None:
-                    self.before_commit()
+                    await self.before_commit()
                 rows, self._buffer = self._buffer, []
                 await self._commit(rows)
             if self._since_checkpoint >= CHECKPOINT_BYTES:

@@ -126,7 +126,7 @@ class OrderManager:
             await self.broker.submit(order)
             if then is not None:
                 await then()
-        self.broker.persist()
+        await self.broker.persist()
 
     def _drop_unsent(self, order: Order, reason: str) -> None:
         order.status = OrderStatus.CANCELLED

@@ -99,7 +99,7 @@ async def test_before_commit_runs_first_and_its_rows_go_in_the_same_commit(tmp_p
     j = await Journal.open(tmp_path / "j.sqlite")
     seen = []
 
-    def venue_books_first():
+    async def venue_books_first():
         seen.append(j.pending)
         j.append("note", T0, None, {"i": "venue"})
 

@@ -2,16 +2,26 @@
 could be the last before a kill -9), each fill the journal holds is already in the venue's file."""
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections import Counter
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import orjson
 import pytest
 
-from conftest import ANY_READINESS, LOOSE_RISK
+from conftest import ANY_READINESS, LOOSE_RISK, run_until
+from engine.brokers import paper_store
+from engine.brokers.paper import PaperBroker
+from engine.brokers.paper_store import PaperStore
+from engine.clock import SimClock
 from engine.engine import paper_store_path
 from engine.journal import Journal
+from engine.models import Order, OrderPurpose, OrderType, Side
+from engine.profile import PaperConfig
+
+T0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
 
 
 def journal_fills(path) -> Counter:
@@ -57,3 +67,59 @@ async def test_every_journal_commit_finds_its_fills_already_in_the_venue_books(
     await eng.run(duration=4 * 3600)
     # Resting limits and latency make fills arrive on later quotes, in batches that also send.
     assert checked["commits"] > 50 and checked["fills"] > 20, checked
+
+
+async def test_the_venue_writes_its_books_off_the_loop_and_the_journal_waits_for_them(make_profile, open_engine):
+    """Another writer holds the venue file's lock: the loop keeps turning, and no journal row is
+    committed until the venue's books hold what it sent."""
+    eng = await open_engine(make_profile(approval={"required": True}, risk={**LOOSE_RISK, **ANY_READINESS}))
+    await run_until(eng, lambda: bool(eng.snapshot().approvals))
+    cid = eng.snapshot().approvals[0].client_order_id
+    vpath = paper_store_path(eng.journal.path)
+    lock = sqlite3.connect(vpath, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # SQLite's busy timeout lets the venue's write wait 5 s for it
+    try:
+        approving = asyncio.get_running_loop().create_task(eng.approve(cid))
+        for _ in range(40):  # bounded: about 0.2 s of loop turns while the venue's write waits
+            await asyncio.sleep(0.005)
+        assert not approving.done(), "the venue's write blocked the loop"
+        assert eng.broker._persisting.locked(), "the approval never reached the venue's write"
+        committed = eng.journal.rows_written
+        eng.journal.append("note", eng.clock.now(), None, {"after": "the send"})
+        flushing = asyncio.get_running_loop().create_task(eng.journal.flush())
+        for _ in range(10):
+            await asyncio.sleep(0.005)
+        assert not flushing.done() and eng.journal.rows_written == committed, \
+            "the journal committed while the venue's books lacked the order"
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    await approving
+    await flushing
+    assert cid in venue_filled(vpath)
+    assert [r.data for r in await eng.journal.rows(["note"])] == [{"after": "the send"}]
+
+
+async def test_a_failed_venue_write_is_kept_and_written_with_the_next(tmp_path, monkeypatch):
+    monkeypatch.setattr(paper_store, "WRITE_LOCK_TIMEOUT_SECONDS", 0.05)
+    vpath = tmp_path / "v.paper-venue.sqlite"
+    broker = PaperBroker(PaperConfig(latency_ms=1000), SimClock(T0), PaperStore(vpath))
+    await broker.persist()  # nothing changed: nothing written, no error
+    lock = sqlite3.connect(vpath, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        await broker.submit(Order("c-1", "BTC/USD", Side.BUY, OrderType.LIMIT, Decimal("0.5"), OrderPurpose.ENTRY,
+                                  T0, limit_price=Decimal("100")))
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await broker.persist()
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    await broker.submit(Order("c-2", "ETH/USD", Side.BUY, OrderType.LIMIT, Decimal("2"), OrderPurpose.ENTRY,
+                              T0, limit_price=Decimal("10")))
+    await broker.persist()
+    assert venue_filled(vpath) == {"c-1": Decimal(0), "c-2": Decimal(0)}
+    await broker.close()
+    again = PaperBroker(PaperConfig(latency_ms=1000), SimClock(T0), PaperStore(vpath))
+    assert sorted(o.client_order_id for o in await again.open_orders()) == ["c-1", "c-2"]
+    await again.close()

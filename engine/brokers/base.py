@@ -63,7 +63,7 @@ class Broker(ABC):
     def drain_events(self) -> list[BrokerEvent]:
         """Events since the last call, oldest first."""
 
-    def persist(self) -> None:
+    async def persist(self) -> None:
         """Paper venues write their own books here; real venues keep theirs."""
         return None
 

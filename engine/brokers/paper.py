@@ -7,6 +7,7 @@ quotes) and a small latency before an order can trade.
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -47,6 +48,7 @@ class PaperBroker(Broker):
         self._store = store
         self._dirty: dict[str, Order] = {}
         self._dirty_positions: set[str] = set()  # only these are rewritten on persist
+        self._persisting = asyncio.Lock()
         if store is not None:
             self._load(store)
 
@@ -65,18 +67,28 @@ class PaperBroker(Broker):
                 self._working.setdefault(o.symbol, {})[o.client_order_id] = o
                 self._eligible_at[o.client_order_id] = now
 
-    def persist(self) -> None:
-        """Write what changed since the last call; the engine calls it before its journal commit."""
-        if self._store is None or (not self._dirty and not self._cash_dirty):
+    async def persist(self) -> None:
+        """Write what changed since the last call; the engine awaits it before its journal commit."""
+        if self._store is None:
             return
-        self._store.save(self.cash, self._fill_seq, {s: self._positions[s] for s in self._dirty_positions},
-                         list(self._dirty.values()))
-        self._dirty.clear()
-        self._dirty_positions.clear()
-        self._cash_dirty = False
+        async with self._persisting:  # one write at a time, in the order asked
+            if not self._dirty and not self._cash_dirty:
+                return
+            orders, positions = self._dirty, self._dirty_positions
+            self._dirty, self._dirty_positions, self._cash_dirty = {}, set(), False
+            try:
+                await self._store.save(self.cash, self._fill_seq, {s: self._positions[s] for s in positions},
+                                       list(orders.values()))
+            except BaseException:
+                # Not written (or not known to be): marked again for the next write. Changes made
+                # meanwhile are the same objects, so nothing is written twice in one go.
+                self._dirty = {**orders, **self._dirty}
+                self._dirty_positions |= positions
+                self._cash_dirty = True
+                raise
 
     async def close(self) -> None:
-        self.persist()
+        await self.persist()
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -2,14 +2,20 @@
 
 A real venue keeps its books whatever happens to our process; so does the paper broker, so that
 a restart after `kill -9` meets an independent account to reconcile the journal against. Writes
-are synchronous and batched per engine batch (`PaperBroker.persist()`), and always happen before
-the journal commits what it learned (the journal calls persist before each commit), as a real
-venue is always ahead of what we have recorded.
+are batched per engine batch (`PaperBroker.persist()`), and always happen before the journal
+commits what it learned (the journal awaits persist before each commit), as a real venue is
+always ahead of what we have recorded.
+
+The rows are encoded on the loop (the venue's objects change there) and written on a thread of
+the store's own: on the loop, a write and the WAL checkpoints SQLite runs inside some commits
+held the loop for 0.5 ms typically and up to 15 ms (bench/fills.py), and with it the screen and F12.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +34,9 @@ CREATE TABLE IF NOT EXISTS orders (
 
 _D = lambda v: None if v is None else Decimal(v)  # noqa: E731
 _ORDERS_PER_STATEMENT = 500  # x 13 parameters, under SQLite's 32,766
+# How long a write waits for another process's lock on the venue's file before it fails; a failed
+# write is kept and tried again with the next (PaperBroker.persist).
+WRITE_LOCK_TIMEOUT_SECONDS = 5.0
 
 
 @functools.lru_cache(maxsize=256)
@@ -40,11 +49,14 @@ class PaperStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # autocommit off; one transaction per persist(). WAL + NORMAL survives a process kill.
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256,
+                                  timeout=WRITE_LOCK_TIMEOUT_SECONDS)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
         self.path = path
+        # One thread, so writes land in the order they were asked for.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paper-venue-store")
 
     def load(self) -> tuple[Decimal | None, dict[str, Decimal], dict[str, Order], int]:
         acct = dict(self.db.execute("SELECT key, value FROM account"))
@@ -61,31 +73,38 @@ class PaperStore:
             orders[cid] = o
         return cash, positions, orders, fill_seq
 
-    def save(self, cash: Decimal, fill_seq: int, positions: dict[str, Decimal], orders: list[Order]) -> None:
+    async def save(self, cash: Decimal, fill_seq: int, positions: dict[str, Decimal], orders: list[Order]) -> None:
         """Write the account, and the positions and orders given (those that changed)."""
+        # Encoded here, before the first await: the thread must never read objects the loop mutates.
+        account = (str(cash), str(fill_seq))
+        position_rows = [v for s, q in positions.items() for v in (s, str(q))]
+        order_rows = [(
+            o.client_order_id, o.symbol, o.side.value, o.type.value, o.purpose.value, str(o.quantity),
+            None if o.limit_price is None else str(o.limit_price),
+            None if o.stop_price is None else str(o.stop_price), o.status.value, str(o.filled_qty),
+            str(o.avg_fill_price), str(o.fees), o.venue_order_id) for o in orders]
+        await asyncio.get_running_loop().run_in_executor(
+            self._writer, self._write, account, position_rows, order_rows)
+
+    def _write(self, account: tuple[str, str], position_rows: list[str], order_rows: list[tuple]) -> None:
         db = self.db
-        # One statement per table for all its rows: this runs on the engine's loop before every
-        # journal commit, and a statement per row cost several times the writing itself.
+        # One statement per table for all its rows: a statement per row cost several times the
+        # writing itself. One transaction, so a kill leaves the books before or after, never half.
         db.execute("BEGIN")
         try:
-            db.execute("INSERT OR REPLACE INTO account(key, value) VALUES ('cash', ?), ('fill_seq', ?)",
-                       (str(cash), str(fill_seq)))
-            if positions:
-                db.execute(_upsert("positions", 2, len(positions)),
-                           [v for s, q in positions.items() for v in (s, str(q))])
-            for i in range(0, len(orders), _ORDERS_PER_STATEMENT):
-                chunk = orders[i:i + _ORDERS_PER_STATEMENT]
-                db.execute(_upsert("orders", 13, len(chunk)), [v for o in chunk for v in (
-                    o.client_order_id, o.symbol, o.side.value, o.type.value, o.purpose.value, str(o.quantity),
-                    None if o.limit_price is None else str(o.limit_price),
-                    None if o.stop_price is None else str(o.stop_price), o.status.value, str(o.filled_qty),
-                    str(o.avg_fill_price), str(o.fees), o.venue_order_id)])
+            db.execute("INSERT OR REPLACE INTO account(key, value) VALUES ('cash', ?), ('fill_seq', ?)", account)
+            if position_rows:
+                db.execute(_upsert("positions", 2, len(position_rows) // 2), position_rows)
+            for i in range(0, len(order_rows), _ORDERS_PER_STATEMENT):
+                chunk = order_rows[i:i + _ORDERS_PER_STATEMENT]
+                db.execute(_upsert("orders", 13, len(chunk)), [v for row in chunk for v in row])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
 
     def close(self) -> None:
+        self._writer.shutdown(wait=True)  # a write still in flight finishes first
         self.db.close()
 
 
