@@ -126,7 +126,7 @@ class OrderManager:
             await self.broker.submit(order)
             if then is not None:
                 await then()
-        await self.broker.persist()
+        self.broker.persist_soon()  # under way while the engine goes on; every commit awaits it
 
     def _drop_unsent(self, order: Order, reason: str) -> None:
         order.status = OrderStatus.CANCELLED

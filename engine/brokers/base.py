@@ -67,6 +67,10 @@ class Broker(ABC):
         """Paper venues write their own books here; real venues keep theirs."""
         return None
 
+    def persist_soon(self) -> None:
+        """Paper venues start writing their books here without waiting; real venues keep theirs."""
+        return None
+
     def on_quote(self, quote: Quote) -> None:
         """Paper venues match on market data; real venues ignore this."""
         return None

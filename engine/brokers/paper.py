@@ -8,6 +8,7 @@ quotes) and a small latency before an order can trade.
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -16,7 +17,7 @@ from ..clock import Clock
 from ..models import Fill, Order, OrderStatus, OrderType, Quote, Side
 from ..money import ZERO
 from ..profile import PaperConfig
-from .base import Broker, BrokerEvent, OrderUpdate
+from .base import Broker, BrokerError, BrokerEvent, OrderUpdate
 from .paper_store import PaperStore
 
 BPS = Decimal("0.0001")
@@ -48,7 +49,8 @@ class PaperBroker(Broker):
         self._store = store
         self._dirty: dict[str, Order] = {}
         self._dirty_positions: set[str] = set()  # only these are rewritten on persist
-        self._persisting = asyncio.Lock()
+        self._writing: set[asyncio.Future] = set()  # writes queued on the store's thread
+        self._write_error: BaseException | None = None  # a write that failed since the last persist()
         if store is not None:
             self._load(store)
 
@@ -67,25 +69,39 @@ class PaperBroker(Broker):
                 self._working.setdefault(o.symbol, {})[o.client_order_id] = o
                 self._eligible_at[o.client_order_id] = now
 
-    async def persist(self) -> None:
-        """Write what changed since the last call; the engine awaits it before its journal commit."""
-        if self._store is None:
+    def persist_soon(self) -> None:
+        """Start writing what changed since the last call, on the store's thread, and return."""
+        if self._store is None or (not self._dirty and not self._cash_dirty):
             return
-        async with self._persisting:  # one write at a time, in the order asked
-            if not self._dirty and not self._cash_dirty:
-                return
-            orders, positions = self._dirty, self._dirty_positions
-            self._dirty, self._dirty_positions, self._cash_dirty = {}, set(), False
-            try:
-                await self._store.save(self.cash, self._fill_seq, {s: self._positions[s] for s in positions},
-                                       list(orders.values()))
-            except BaseException:
-                # Not written (or not known to be): marked again for the next write. Changes made
-                # meanwhile are the same objects, so nothing is written twice in one go.
-                self._dirty = {**orders, **self._dirty}
-                self._dirty_positions |= positions
-                self._cash_dirty = True
-                raise
+        orders, positions = self._dirty, self._dirty_positions
+        self._dirty, self._dirty_positions, self._cash_dirty = {}, set(), False
+        write = self._store.save_soon(self.cash, self._fill_seq, {s: self._positions[s] for s in positions},
+                                      list(orders.values()))
+        self._writing.add(write)
+        write.add_done_callback(functools.partial(self._written, orders, positions))
+
+    def _written(self, orders: dict[str, Order], positions: set[str], write: asyncio.Future) -> None:
+        self._writing.discard(write)
+        error = BrokerError("paper venue write cancelled", final=False) if write.cancelled() else write.exception()
+        if error is not None:
+            # Not in the file: marked again for the next write. Changes made meanwhile are to
+            # the same objects, so nothing is written twice in one go.
+            self._dirty = {**orders, **self._dirty}
+            self._dirty_positions |= positions
+            self._cash_dirty = True
+            self._write_error = self._write_error or error
+
+    async def persist(self) -> None:
+        """Write what changed, and wait until every write asked so far is in the venue's file; the
+        engine awaits it before each journal commit. Raises if one of them failed."""
+        self.persist_soon()
+        while self._writing:
+            # Each write's `_written` was added before this wait's own callback, so it has run
+            # (and taken the write out of the set) by the time the wait returns.
+            await asyncio.wait(list(self._writing))
+        error, self._write_error = self._write_error, None
+        if error is not None:
+            raise error
 
     async def close(self) -> None:
         await self.persist()

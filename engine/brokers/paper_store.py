@@ -73,9 +73,12 @@ class PaperStore:
             orders[cid] = o
         return cash, positions, orders, fill_seq
 
-    async def save(self, cash: Decimal, fill_seq: int, positions: dict[str, Decimal], orders: list[Order]) -> None:
-        """Write the account, and the positions and orders given (those that changed)."""
-        # Encoded here, before the first await: the thread must never read objects the loop mutates.
+    def save_soon(self, cash: Decimal, fill_seq: int, positions: dict[str, Decimal],
+                  orders: list[Order]) -> asyncio.Future:
+        """Start writing the account, and the positions and orders given (those that changed).
+
+        The write is queued on the store's thread at once; the future is done when it is in the file."""
+        # Encoded here, on the loop: the thread must never read objects the loop mutates.
         account = (str(cash), str(fill_seq))
         position_rows = [v for s, q in positions.items() for v in (s, str(q))]
         order_rows = [(
@@ -83,8 +86,7 @@ class PaperStore:
             None if o.limit_price is None else str(o.limit_price),
             None if o.stop_price is None else str(o.stop_price), o.status.value, str(o.filled_qty),
             str(o.avg_fill_price), str(o.fees), o.venue_order_id) for o in orders]
-        await asyncio.get_running_loop().run_in_executor(
-            self._writer, self._write, account, position_rows, order_rows)
+        return asyncio.get_running_loop().run_in_executor(self._writer, self._write, account, position_rows, order_rows)
 
     def _write(self, account: tuple[str, str], position_rows: list[str], order_rows: list[tuple]) -> None:
         db = self.db
