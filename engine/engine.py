@@ -49,6 +49,7 @@ log = logging.getLogger("tradeconsole.engine")
 EQUITY_SAMPLE_SECONDS = 10
 EQUITY_JOURNAL_SECONDS = 60
 ONE_MINUTE = timedelta(minutes=1)
+ONE_HOUR = timedelta(hours=1)
 BREAKER_IDLE_INTERVAL = timedelta(seconds=5)
 BREAKER_EQUITY_STEP = Decimal("0.0001")
 YIELD_EVERY = 0.002  # seconds of flat-out work between turns of the loop for keys and the screen
@@ -106,6 +107,7 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
         self._next_breaker_check = datetime.min.replace(tzinfo=timezone.utc)
         self._breaker_equity = self.portfolio.equity
         self._next_journal_equity: datetime | None = None
+        self._next_forget = datetime.min.replace(tzinfo=timezone.utc)  # finished orders, hourly
         self._closed = False
         self.cancels_outstanding: list[str] = []
         self.services: list = []
@@ -299,6 +301,10 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
             fills_before = orders.fills
             await orders.process_events()
             await orders.on_time()
+            if now >= self._next_forget:
+                for cid in orders.forget_finished(now):
+                    self._signals.pop(cid, None)
+                self._next_forget = now + ONE_HOUR
             if len(self.approvals):
                 self._expire_approvals(now)
             # Breakers read equity and time: re-read them after any fill, when equity has moved

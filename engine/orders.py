@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import timedelta
+from collections import deque
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Awaitable, Callable
 
@@ -23,6 +24,10 @@ from .profile import OrderConfig
 from .risk.gate import Decision
 
 log = logging.getLogger("tradeconsole.orders")
+# How long a finished order stays in memory after its last change: long enough for any late venue
+# event about it (a fill racing its cancel); after that only the journal has it. Without a bound,
+# an engine running for weeks kept every order it ever decided, refusals included (thousands a day).
+KEEP_FINISHED = timedelta(days=1)
 
 Authorize = Callable[[Order, str], Decision]
 
@@ -35,6 +40,9 @@ def order_record(o: Order) -> dict:
         "avg_fill_price": o.avg_fill_price, "fees": o.fees, "venue_order_id": o.venue_order_id,
         "reason": o.reason, "protective_stop": o.protective_stop, "parent_id": o.parent_id,
     }
+
+
+_FINISHED = frozenset(s for s in OrderStatus if s.is_terminal)
 
 
 class OrderManager:
@@ -71,13 +79,29 @@ class OrderManager:
         self.latched: Callable[[], bool] = lambda: False  # the halt latch, engine-set
         self.batching = False
         self._outbox: dict[str, tuple[Order, Callable[[], Awaitable[None]] | None]] = {}
+        self._finished: deque[tuple[datetime, str]] = deque()  # (when, id) as orders reach an end state
 
     def new_id(self) -> str:
         self._n += 1
         return f"{self.id_prefix}{self._n}"
 
     def _journal_order(self, o: Order) -> None:
-        self.journal.append("order", self.clock.now(), o.client_order_id, order_record(o))
+        now = self.clock.now()
+        self.journal.append("order", now, o.client_order_id, order_record(o))
+        if o.status in _FINISHED:
+            self._finished.append((now, o.client_order_id))
+
+    def forget_finished(self, now: datetime) -> list[str]:
+        """Drop from memory the orders finished more than KEEP_FINISHED ago; returns their ids."""
+        horizon = now - KEEP_FINISHED
+        finished, gone = self._finished, []
+        while finished and finished[0][0] < horizon:
+            cid = finished.popleft()[1]
+            o = self.orders.get(cid)
+            if o is not None and o.status in _FINISHED and cid not in self.working:
+                del self.orders[cid]
+                gone.append(cid)
+        return gone
 
     # -- sending ------------------------------------------------------------------------------
     async def send(self, order: Order, source: str, decision: Decision | None = None,
