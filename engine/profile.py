@@ -53,7 +53,7 @@ class StrategyConfig(Strict):
     slow_period: int = Field(21, ge=3, description="slow EMA length in bars")
     adapt_rate: float = Field(0.05, gt=0, le=1, description="how fast timeframe weights follow their hit rate")
     edge_scale: float = Field(0.004, gt=0, description="EMA spread (fraction of price) that counts as full edge")
-    warmup_bars: int = Field(30, ge=1, description="bars on the slowest timeframe before the first signal")
+    warmup_bars: int = Field(30, ge=1, description="bars a timeframe needs before it votes; entries while the slowest one is still warming are 'forming'")
 
     @model_validator(mode="after")
     def _periods(self) -> "StrategyConfig":

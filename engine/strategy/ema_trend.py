@@ -8,6 +8,11 @@ the timeframe that has been reading this market right gets the larger say.
   confidence = weight of the timeframes that agree with the combined direction
 Entries fire when flat; an exit fires when the combined vote turns against an open position.
 An entry's reason ends with the market regime it was taken in (engine/strategy/regime.py).
+
+Readiness: a timeframe votes once it has `warmup_bars` bars. Entries start with the fastest
+("forming": the slow timeframes still warming, which the gate refuses unless the profile allows
+forming); exits and "ready" wait for all of them. The simulated market prerolls past all of this;
+a replay or a real venue starts cold.
 """
 from __future__ import annotations
 
@@ -123,12 +128,20 @@ class EmaTrendStrategy(Strategy):
         if closed:
             st.regime.on_slow_close(st.frames[-1].bar_start)
         # decide at most once per fast bar: the gate is not asked on every tick
-        if not fast_closed or st.frames[-1].bars < self.cfg.warmup_bars:
+        if not fast_closed:
             return None
+        # Only warm timeframes vote. Shorter bars warm first, so they are a prefix of the frames:
+        # some warm is "forming" (entries only, which the gate's readiness check refuses unless
+        # the profile allows forming), all warm is "ready".
+        warmup = self.cfg.warmup_bars
+        frames = [tf for tf in st.frames if tf.bars >= warmup]
+        if not frames:
+            return None
+        forming = len(frames) < len(st.frames)
         scale = self.cfg.edge_scale
         total_w = 0.0
         vote = 0.0
-        for tf in st.frames:
+        for tf in frames:
             w = max(tf.hit_rate, 0.05)
             total_w += w
             v = tf.last_vote / scale
@@ -137,12 +150,14 @@ class EmaTrendStrategy(Strategy):
         if vote == 0:
             return None
         direction = 1 if vote > 0 else -1
-        agree = sum(max(tf.hit_rate, 0.05) for tf in st.frames if tf.last_vote * direction > 0)
+        agree = sum(max(tf.hit_rate, 0.05) for tf in frames if tf.last_vote * direction > 0)
         confidence = agree / total_w
         edge = abs(vote)
         qty = position_qty
         side = Side.BUY if direction > 0 else Side.SELL
-        if qty:  # holding: only an exit against the position interests us
+        if qty:  # holding: only an exit against the position interests us, and only when ready:
+            if forming:  # a trend exit read on the short bars alone would cut a position early
+                return None
             holding_long = qty > 0
             if (holding_long and direction < 0) or (not holding_long and direction > 0):
                 if edge >= self._exit_floor and confidence >= 0.5:
@@ -156,7 +171,10 @@ class EmaTrendStrategy(Strategy):
             return None
         entry = quote.ask if side is Side.BUY else quote.bid
         stop = entry * (1 - self._stop_frac) if side is Side.BUY else entry * (1 + self._stop_frac)
-        frames = " ".join(f"{tf.seconds}s:{tf.last_vote / scale:+.2f}@{tf.hit_rate:.2f}" for tf in st.frames)
-        reason = f"trend {'up' if direction > 0 else 'down'} vote {vote:+.2f} [{frames}] {tag(st.regime.regime())}"
+        votes = " ".join(f"{tf.seconds}s:{tf.last_vote / scale:+.2f}@{tf.hit_rate:.2f}" for tf in frames)
+        if forming:
+            slowest = st.frames[-1]
+            votes += f" {slowest.seconds}s:forming {slowest.bars}/{warmup}"
+        reason = f"trend {'up' if direction > 0 else 'down'} vote {vote:+.2f} [{votes}] {tag(st.regime.regime())}"
         return Signal(quote.symbol, side, round(edge, 4), round(confidence, 4),
                       stop.quantize(Decimal("0.01")), entry, reason, self.name, quote.ts)
