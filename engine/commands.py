@@ -152,7 +152,7 @@ class OperatorCommands:
             self._finish_pending(item.order, OrderStatus.REJECTED, "close-all", "rejected_by_close_all")
         await self.orders.process_events()
         for symbol in list(self.portfolio.positions):
-            if any(o.symbol == symbol and o.purpose is OrderPurpose.EXIT for o in self.orders.working.values()):
+            if self.orders.has_working(symbol, OrderPurpose.EXIT):
                 continue
             await self._exit_position(symbol, "operator", "close-all")
         self.alerts.publish("warning", "close_all", f"close-all by {source}", now)

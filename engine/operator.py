@@ -71,8 +71,7 @@ class OperatorActions:
         return refusal
 
     def _entry_in_flight(self, symbol: str) -> bool:
-        return symbol in self.approvals.symbols() or any(
-            o.symbol == symbol and o.purpose is OrderPurpose.ENTRY for o in self.orders.working.values())
+        return symbol in self.approvals.symbols() or self.orders.has_working(symbol, OrderPurpose.ENTRY)
 
     # -- manual orders ------------------------------------------------------------------------
     def preview(self, spec: ManualOrderSpec) -> ManualPreview:
@@ -201,7 +200,7 @@ class OperatorActions:
         pos = self.portfolio.positions.get(symbol)
         if pos is None or pos.quantity == 0:
             refusal = f"no open position in {symbol}"
-        elif any(o.symbol == symbol and o.purpose is OrderPurpose.EXIT for o in self.orders.working.values()):
+        elif self.orders.has_working(symbol, OrderPurpose.EXIT):
             refusal = f"{symbol} is already being closed"
         else:
             ok = await self._exit_position(symbol, "operator", reason)
@@ -251,7 +250,7 @@ class OperatorActions:
             return f"no open position in {symbol}"
         if not (new_stop.is_finite() and new_stop > 0):
             return f"stop must be a price above 0 (got {new_stop})"
-        if any(o.symbol == symbol and o.purpose is OrderPurpose.EXIT for o in self.orders.working.values()):
+        if self.orders.has_working(symbol, OrderPurpose.EXIT):
             return f"{symbol} is being closed"
         long = pos.quantity > 0
         q = self.quotes.get(symbol)

@@ -11,7 +11,8 @@ import logging
 from collections import deque
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Awaitable, Callable
+from types import MappingProxyType
+from typing import Awaitable, Callable, Mapping
 
 from .alerts import AlertBus
 from .brokers.base import Broker, OrderUpdate
@@ -70,7 +71,10 @@ class OrderManager:
         self.id_prefix = f"tc{tag}-{session}-"
         self._n = 0
         self.orders: dict[str, Order] = {}
-        self.working: dict[str, Order] = {}
+        self._working: dict[str, Order] = {}
+        # Read-only outside: `track` and `untrack` keep the per-symbol index in step with it.
+        self.working: Mapping[str, Order] = MappingProxyType(self._working)
+        self._working_by_symbol: dict[str, dict[str, Order]] = {}
         self._limit_deadline: dict[str, object] = {}
         self.fills = 0
         self.on_fill: Callable[[Fill, Order, Decimal], None] | None = None
@@ -84,6 +88,28 @@ class OrderManager:
     def new_id(self) -> str:
         self._n += 1
         return f"{self.id_prefix}{self._n}"
+
+    # -- working orders -----------------------------------------------------------------------
+    def track(self, order: Order) -> None:
+        """`order` is working (sent, or found working at the venue)."""
+        self._working[order.client_order_id] = order
+        self._working_by_symbol.setdefault(order.symbol, {})[order.client_order_id] = order
+
+    def untrack(self, cid: str) -> Order | None:
+        """`cid` is working no more; returns the order if it was."""
+        order = self._working.pop(cid, None)
+        if order is not None:
+            same = self._working_by_symbol.get(order.symbol)
+            if same is not None:
+                same.pop(cid, None)
+                if not same:
+                    del self._working_by_symbol[order.symbol]
+        return order
+
+    def has_working(self, symbol: str, purpose: OrderPurpose) -> bool:
+        """Whether an order of this purpose is working in `symbol` (asked per signal: indexed)."""
+        same = self._working_by_symbol.get(symbol)
+        return same is not None and any(o.purpose is purpose for o in same.values())
 
     def _journal_order(self, o: Order) -> None:
         now = self.clock.now()
@@ -122,7 +148,7 @@ class OrderManager:
         order.status = OrderStatus.SUBMITTED
         order.submitted_at = self.clock.now()
         self.orders[order.client_order_id] = order
-        self.working[order.client_order_id] = order
+        self.track(order)
         if order.type is OrderType.LIMIT and order.purpose in (OrderPurpose.ENTRY, OrderPurpose.EXIT):
             self._limit_deadline[order.client_order_id] = order.submitted_at + timedelta(
                 seconds=self.cfg.limit_timeout_seconds
@@ -155,7 +181,7 @@ class OrderManager:
     def _drop_unsent(self, order: Order, reason: str) -> None:
         order.status = OrderStatus.CANCELLED
         order.reason = reason
-        self.working.pop(order.client_order_id, None)
+        self.untrack(order.client_order_id)
         self._limit_deadline.pop(order.client_order_id, None)
         self._journal_order(order)
 
@@ -209,7 +235,7 @@ class OrderManager:
         order.status = ev.status
         order.reason = ev.reason or order.reason
         if ev.status.is_terminal:
-            self.working.pop(order.client_order_id, None)
+            self.untrack(order.client_order_id)
             self._limit_deadline.pop(order.client_order_id, None)
         self._journal_order(order)
         if ev.status is OrderStatus.REJECTED:
@@ -285,7 +311,7 @@ class OrderManager:
         qty = abs(pos.quantity)
         if current is not None and current.remaining == qty and current.stop_price == pos.stop_price:
             return
-        if any(o.purpose is OrderPurpose.EXIT and o.symbol == symbol for o in self.working.values()):
+        if self.has_working(symbol, OrderPurpose.EXIT):
             return  # an exit is flattening it; a stop now could flip the position
         stop = Order(self.new_id(), symbol, Side.SELL if pos.quantity > 0 else Side.BUY, OrderType.STOP,
                      qty, OrderPurpose.STOP, self.clock.now(), stop_price=pos.stop_price,

@@ -57,7 +57,7 @@ class RestartWiring:
             vo = await self.broker.fetch_order(d.client_order_id)
             if vo is not None and not vo.status.is_terminal:
                 self.orders.orders[vo.client_order_id] = vo
-                self.orders.working[vo.client_order_id] = vo
+                self.orders.track(vo)
         elif d.kind == "quantity_mismatch" and action == "adopt":
             venue = (await self.broker.positions()).get(d.symbol, ZERO)
             self.portfolio.adopt_quantity(d.symbol, venue, self.quotes.get(d.symbol))
@@ -66,7 +66,7 @@ class RestartWiring:
         elif d.kind == "quantity_mismatch" and action == "mark_closed":
             self.portfolio.adopt_quantity(d.symbol, ZERO, self.quotes.get(d.symbol))
         elif action == "mark_closed" and d.client_order_id in self.orders.working:
-            o = self.orders.working.pop(d.client_order_id)
+            o = self.orders.untrack(d.client_order_id)
             o.status = OrderStatus.CANCELLED
             o.reason = "marked closed by operator after restart"
             self.orders.record(o)

@@ -25,9 +25,7 @@ class SignalFlow:
             return
         if self.entries_stopped:
             return  # close-all on the way out (engine/commands.py): leaving flat, nothing new
-        if sig.symbol in self.approvals.symbols() or any(
-            o.symbol == sig.symbol and o.purpose is OrderPurpose.ENTRY for o in self.orders.working.values()
-        ):
+        if self._entry_in_flight(sig.symbol):
             return  # one entry per symbol in flight
         self.journal.append("signal", sig.ts, None, {
             "symbol": sig.symbol, "side": sig.side, "edge": sig.edge, "confidence": sig.confidence,
@@ -90,7 +88,7 @@ class SignalFlow:
     async def _strategy_exit(self, sig: Signal, pos_qty: Decimal) -> None:
         if self.opened_by_operator(sig.symbol):
             return  # the operator's position: its stop, the operator or close-all close it
-        if any(o.symbol == sig.symbol and o.purpose is OrderPurpose.EXIT for o in self.orders.working.values()):
+        if self.orders.has_working(sig.symbol, OrderPurpose.EXIT):
             return
         await self._exit_position(sig.symbol, "strategy", sig.reason)
 
