@@ -139,9 +139,12 @@ class TradeLog:
         entries, opens = self.entries, self.opens
         since = bisect_left(entries, now - ONE_HOUR)
         self.trades_last_hour = len(entries) - since
-        self.trades_today = self.count_since(entries, day_start)
-        self.opened_today = self.count_since(opens, day_start)
-        self.opened_week = self.count_since(opens, week_start)
+        # The bounds in the clock's own zone, as the entries are: comparing datetimes of two zones
+        # asks both for their offset at every step of a bisection (~20x slower with a ZoneInfo).
+        day, week = day_start.astimezone(now.tzinfo), week_start.astimezone(now.tzinfo)
+        self.trades_today = self.count_since(entries, day)
+        self.opened_today = self.count_since(opens, day)
+        self.opened_week = self.count_since(opens, week)
         # The portfolio's day roll is tried again from 24 h after the day's start (its own test).
         due = day_start.astimezone(timezone.utc) + ONE_DAY
         if self._next_prune < due:
