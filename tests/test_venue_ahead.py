@@ -80,7 +80,9 @@ async def test_the_venue_writes_its_books_off_the_loop_and_the_journal_waits_for
     lock.execute("BEGIN IMMEDIATE")  # SQLite's busy timeout lets the venue's write wait 5 s for it
     try:
         approving = asyncio.get_running_loop().create_task(eng.approve(cid))
-        for _ in range(40):  # bounded: about 0.2 s of loop turns while the venue's write waits
+        for _ in range(400):  # bounded (2 s, under the 5 s the venue's write waits for the lock)
+            if approving.done():
+                break
             await asyncio.sleep(0.005)
         assert approving.done() and approving.result() is True
         # Sent, and its write still waiting for the lock: on the loop, the write would have held
