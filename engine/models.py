@@ -38,14 +38,15 @@ class OrderStatus(str, enum.Enum):
 
     @property
     def is_terminal(self) -> bool:
-        return self in _TERMINAL
+        return self in TERMINAL_STATUSES
 
     @property
     def is_working(self) -> bool:
         return self in (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED)
 
 
-_TERMINAL = frozenset(
+# A set, for hot paths that test membership without the property call.
+TERMINAL_STATUSES = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
 )
 

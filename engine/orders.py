@@ -18,7 +18,7 @@ from .alerts import AlertBus
 from .brokers.base import Broker, OrderUpdate
 from .clock import Clock
 from .journal import Journal
-from .models import Fill, Order, OrderPurpose, OrderStatus, OrderType, Side
+from .models import TERMINAL_STATUSES, Fill, Order, OrderPurpose, OrderStatus, OrderType, Side
 from .money import ZERO
 from .portfolio import Portfolio
 from .profile import OrderConfig
@@ -41,9 +41,6 @@ def order_record(o: Order) -> dict:
         "avg_fill_price": o.avg_fill_price, "fees": o.fees, "venue_order_id": o.venue_order_id,
         "reason": o.reason, "protective_stop": o.protective_stop, "parent_id": o.parent_id,
     }
-
-
-_FINISHED = frozenset(s for s in OrderStatus if s.is_terminal)
 
 
 class OrderManager:
@@ -114,7 +111,7 @@ class OrderManager:
     def _journal_order(self, o: Order) -> None:
         now = self.clock.now()
         self.journal.append("order", now, o.client_order_id, order_record(o))
-        if o.status in _FINISHED:
+        if o.status in TERMINAL_STATUSES:
             self._finished.append((now, o.client_order_id))
 
     def forget_finished(self, now: datetime) -> list[str]:
@@ -124,7 +121,7 @@ class OrderManager:
         while finished and finished[0][0] < horizon:
             cid = finished.popleft()[1]
             o = self.orders.get(cid)
-            if o is not None and o.status in _FINISHED and cid not in self.working:
+            if o is not None and o.status in TERMINAL_STATUSES and cid not in self.working:
                 del self.orders[cid]
                 gone.append(cid)
         return gone
