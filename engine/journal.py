@@ -107,6 +107,10 @@ class Journal:
         self._since_checkpoint = 0
         self._buffer: list[tuple[str, str, str | None, str]] = []
         self._flush_lock = asyncio.Lock()
+        # A statement whose flush was cancelled still runs to its end on the connection's thread:
+        # kept here with its rows until its outcome is known (`_settle`), so a failure there is
+        # retried instead of counted as committed.
+        self._in_flight: tuple[asyncio.Future, list[tuple[str, str, str | None, str]]] | None = None
         self._closed = False
         self.rows_written = 0
         self._last_ts: datetime | None = None
@@ -153,8 +157,9 @@ class Journal:
 
     @property
     def pending(self) -> int:
-        """Rows appended but not yet committed (plus a flush in progress)."""
-        return len(self._buffer) + (1 if self._flush_lock.locked() else 0)
+        """Rows appended but not yet committed (plus a flush in progress, or a cancelled one's
+        statement whose outcome is not known yet)."""
+        return len(self._buffer) + (1 if self._flush_lock.locked() or self._in_flight is not None else 0)
 
     def append(self, kind: str, ts: datetime, ref: str | None, data: dict[str, Any]) -> None:
         if self._closed:
@@ -171,12 +176,13 @@ class Journal:
         """Commit everything appended so far; concurrent callers share commits.
 
         A failed commit puts its rows back in front of the buffer, in order, for the next try."""
-        if not self._buffer:
+        if not self._buffer and self._in_flight is None:
             if self._flush_lock.locked():
                 async with self._flush_lock:
                     pass
             return
         async with self._flush_lock:
+            await self._settle()
             while self._buffer:
                 if self.before_commit is not None:
                     await self.before_commit()
@@ -197,18 +203,41 @@ class Journal:
                 # paid a trip through the GIL per row. A flush past INSERT_ROWS commits in parts,
                 # in order; its orders go only after the last.
                 chunk = rows[done:done + INSERT_ROWS]
+                statement = asyncio.ensure_future(self._db.execute(_insert_sql(len(chunk)), [v for r in chunk for v in r]))
                 try:
-                    await self._db.execute(_insert_sql(len(chunk)), [v for r in chunk for v in r])
+                    await asyncio.shield(statement)
                 except asyncio.CancelledError:
-                    done += len(chunk)  # the statement still runs to its end on that thread
+                    # The shielded statement runs on whatever cancelled us: not put back (that
+                    # could commit it twice), settled by the next flush.
+                    self._in_flight = (statement, chunk)
+                    done += len(chunk)
                     raise
+                self._committed(chunk)
                 done += len(chunk)
         except BaseException:
             self._buffer[:0] = rows[done:]  # rows appended meanwhile stay after them
             raise
+
+    async def _settle(self) -> None:
+        """Learn how a cancelled flush's statement ended; a failed one's rows go back in front."""
+        if self._in_flight is None:
+            return
+        statement, chunk = self._in_flight
+        try:
+            await asyncio.wait([statement])
         finally:
-            self.rows_written += done
-            self._since_checkpoint += sum(len(r[3]) for r in rows[:done])
+            if statement.done():
+                self._in_flight = None
+                if statement.cancelled() or statement.exception() is not None:
+                    log.warning("journal: a commit cut short failed (%s); its %d rows are committed again",
+                                "cancelled" if statement.cancelled() else statement.exception(), len(chunk))
+                    self._buffer[:0] = chunk
+                else:
+                    self._committed(chunk)
+
+    def _committed(self, chunk: list[tuple[str, str, str | None, str]]) -> None:
+        self.rows_written += len(chunk)
+        self._since_checkpoint += sum(len(r[3]) for r in chunk)
 
     def _start_checkpoint(self) -> None:
         if self._checkpointer is None or (self._checkpoint_task is not None and not self._checkpoint_task.done()):

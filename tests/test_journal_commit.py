@@ -139,3 +139,53 @@ async def test_a_halt_that_lands_while_the_outbox_commits_keeps_the_entry_from_l
     assert await eng.broker.fetch_order(cid) is None, "the venue got an order sent after the halt"
     statuses = [r.data["status"] for r in await eng.journal.rows(["order"], ref=cid)]
     assert statuses[-2:] == ["submitted", "cancelled"]
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_flush_whose_statement_then_fails_commits_its_rows_again(tmp_path, monkeypatch):
+    # Cancelling a flush cannot stop its statement: it runs to its end on aiosqlite's thread.
+    # If it then fails there, those rows were neither committed nor put back: lost, silently.
+    monkeypatch.setattr(journal_mod, "WRITE_LOCK_TIMEOUT_SECONDS", 0.2)
+    path = tmp_path / "j.sqlite"
+    j = await Journal.open(path)
+    try:
+        for i in range(7):
+            j.append("note", T0, None, {"i": i})
+        lock = WriteLockHeld(path)
+        flushing = asyncio.create_task(j.flush())
+        await asyncio.sleep(0.05)  # its statement is waiting for the lock on the thread
+        flushing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await flushing
+        assert j.pending >= 1, "rows whose statement has not ended are shown as committed"
+        assert j.rows_written == 0
+        # The next flush learns the statement failed, and tries its rows again (still locked).
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await j.flush()
+        assert j.pending == 7 and j.rows_written == 0
+        lock.clear()
+        j.append("note", T0, None, {"i": 7})
+        await j.flush()
+        assert [r.data["i"] for r in await j.rows(["note"])] == list(range(8)), "lost or repeated rows"
+        assert j.rows_written == 8 and j.pending == 0
+    finally:
+        await j.close()
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_flush_whose_statement_commits_is_not_committed_twice(tmp_path):
+    j = await Journal.open(tmp_path / "j.sqlite")
+    try:
+        for i in range(5):
+            j.append("note", T0, None, {"i": i})
+        flushing = asyncio.create_task(j.flush())
+        await asyncio.sleep(0)  # the statement is on its way to the thread
+        flushing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await flushing
+        j.append("note", T0, None, {"i": 5})
+        await j.flush()
+        assert [r.data["i"] for r in await j.rows(["note"])] == list(range(6))
+        assert j.rows_written == 6 and j.pending == 0
+    finally:
+        await j.close()
