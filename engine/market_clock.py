@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
+from .tasks import stop_task
+
 log = logging.getLogger("tradeconsole.venue")
 
 
@@ -89,12 +91,7 @@ class VenueMarketClock:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping
-                pass
+        await stop_task(task)
 
     def state(self, now: datetime) -> tuple[bool, datetime | None] | None:
         """(open, the next transition) at `now` by the last reading, or None when it cannot tell:

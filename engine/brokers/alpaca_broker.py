@@ -123,19 +123,12 @@ class AlpacaBroker(AlpacaOrderLifecycleMixin, AlpacaPollingMixin, AlpacaPayloadM
             log.warning("venue alpaca: %s", w)
         self.environment = self.report.endpoint_env
         self.connected = True
-        if self.venue.timeouts.poll_seconds > 0:
-            self._poll_task = asyncio.get_running_loop().create_task(self._poll_loop(), name="poll-alpaca")
+        self._start_polling()
         log.info("venue alpaca connected (%s, %s), key %s", self.mode, self.environment, self._keys.api_key.fingerprint())
 
     async def close(self) -> None:
         self.connected = False
-        if self._poll_task is not None:
-            self._poll_task.cancel()
-            try:
-                await self._poll_task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._poll_task = None
+        await self._stop_polling()
         for c in (self.client, self.data):
             if c is not None:
                 await asyncio.to_thread(c._session.close)

@@ -192,20 +192,13 @@ class CcxtBroker(CcxtOrderLifecycleMixin, CcxtCancelMixin, CcxtPollingMixin, Ccx
             raise
         self.environment = self.report.endpoint_env
         self.connected = True
-        if self.venue.timeouts.poll_seconds > 0:
-            self._poll_task = asyncio.get_running_loop().create_task(self._poll_loop(), name=f"poll-{self.name}")
+        self._start_polling()
         log.info("venue %s connected (%s, %s), key %s", self.name, self.mode, self.environment,
                  self._keys.api_key.fingerprint())
 
     async def close(self) -> None:
         self.connected = False
-        if self._poll_task is not None:
-            self._poll_task.cancel()
-            try:
-                await self._poll_task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._poll_task = None
+        await self._stop_polling()
         if self.ex is not None:
             await self.ex.close()
             self.ex = None

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any, Awaitable, Callable
 
 from ..models import Order, OrderStatus
+from ..tasks import stop_task
 from .base import Broker, BrokerEvent, OrderUpdate
 from .keys import redact
 from .retry import Failure, VenueError
@@ -19,8 +20,8 @@ log = logging.getLogger("tradeconsole.venue")
 
 class PollingVenue(Broker):
     """Subclasses set `self.venue` (a VenueSection), `self.connected`, `self._events`,
-    `self._working` (ids of working orders), `self._tracks` (by client id), `self.clock` and
-    implement `poll()`; the loop backs off while the venue errors and never dies of one error."""
+    `self._working` (ids of working orders), `self._tracks` (by client id), `self.clock`,
+    `self._poll_task` (None) and implement `poll()`; the loop backs off while the venue errors and never dies of one error."""
 
     def drain_events(self) -> list[BrokerEvent]:
         events, self._events = self._events, []
@@ -102,6 +103,14 @@ class PollingVenue(Broker):
             track.unconfirmed_since = time.monotonic()
         log.warning("venue %s: %s outcome unknown (%s); looking it up by client id", self.name,
                     track.order.client_order_id, err.kind.value)
+
+    def _start_polling(self) -> None:
+        if self.venue.timeouts.poll_seconds > 0:
+            self._poll_task = asyncio.get_running_loop().create_task(self._poll_loop(), name=f"poll-{self.name}")
+
+    async def _stop_polling(self) -> None:
+        task, self._poll_task = self._poll_task, None
+        await stop_task(task)
 
     async def _poll_loop(self) -> None:
         delay = self.venue.timeouts.poll_seconds

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..models import Quote
+from ..tasks import stop_task
 
 log = logging.getLogger("tradeconsole.feed")
 
@@ -130,12 +131,7 @@ class QuoteStream:
     async def stop(self) -> None:
         self._closed = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping
-                pass
+        await stop_task(task)
         await self._reset()
 
     async def _session(self) -> None:  # pragma: no cover - abstract

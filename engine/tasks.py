@@ -1,0 +1,26 @@
+"""Stopping a background task (a venue's poll loop, a quote stream, a clock reading)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+log = logging.getLogger("tradeconsole.tasks")
+
+
+async def stop_task(task: asyncio.Task | None) -> None:
+    """Cancel `task` and wait for it to end.
+
+    What the task itself raised on its way out is of no use to a caller that is stopping it
+    (logged at debug); the caller's own cancellation, arriving meanwhile, is not swallowed."""
+    if task is None:
+        return
+    if not task.done():
+        task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+    except Exception:  # noqa: BLE001 - it ended; we were stopping it anyway
+        log.debug("task %s failed while stopping", task.get_name(), exc_info=True)
