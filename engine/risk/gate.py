@@ -160,7 +160,7 @@ def _compile_rows(names: CheckNames, sample: list | tuple) -> Callable[[list], l
         items.append(f'        {{"name": N{i}, "passed": True, "values": {{{", ".join(values)}}}}}'
                      f" if o{i}[0] and o{i}[2] is T{i} else row(N{i}, o{i}),\n")
     unpack = "".join(f"o{i}, " for i in range(len(items)))
-    src = (f"def encode(outcomes):\n"
+    src = ("def encode(outcomes):\n"
            + (f"    {unpack}= outcomes\n" if items else "")
            + "    return [\n" + "".join(items) + "    ]\n")
     exec(compile(src, f"<decision rows: {len(items)} checks>", "exec"), scope)
