@@ -12,8 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .profile_base import Strict
-from .profile_base import bad as _bad
+from .profile_base import Strict, all_or_nothing, bad as _bad
 from .venue_config import VenueSection as VenueConfig
 
 Pct = Decimal
@@ -57,10 +56,12 @@ class StrategyConfig(Strict):
 
     @model_validator(mode="after")
     def _periods(self) -> "StrategyConfig":
+        problems = []
         if self.fast_period >= self.slow_period:
-            raise _bad("fast_period", f"must be below slow_period ({self.slow_period}) (got {self.fast_period})")
+            problems.append(_bad("fast_period", f"must be below slow_period ({self.slow_period}) (got {self.fast_period})"))
         if any(t <= 0 for t in self.timeframes):
-            raise _bad("timeframes", "every timeframe must be > 0 seconds")
+            problems.append(_bad("timeframes", "every timeframe must be > 0 seconds"))
+        all_or_nothing("StrategyConfig", problems)
         return self
 
 
@@ -116,22 +117,24 @@ class RiskLimits(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "RiskLimits":
+        problems = []
         if self.stop_loss_min_pct > self.stop_loss_max_pct:
-            raise _bad("stop_loss_min_pct", f"must be <= stop_loss_max_pct ({self.stop_loss_max_pct}) (got {self.stop_loss_min_pct})")
-        if not self.stop_loss_min_pct <= self.stop_loss_default_pct <= self.stop_loss_max_pct:
-            raise _bad(
+            problems.append(_bad("stop_loss_min_pct", f"must be <= stop_loss_max_pct ({self.stop_loss_max_pct}) (got {self.stop_loss_min_pct})"))
+        elif not self.stop_loss_min_pct <= self.stop_loss_default_pct <= self.stop_loss_max_pct:
+            problems.append(_bad(
                 "stop_loss_default_pct",
                 f"must be within {self.stop_loss_min_pct}..{self.stop_loss_max_pct} (got {self.stop_loss_default_pct})",
-            )
+            ))
         if self.drawdown_pause_pct >= self.drawdown_stop_pct:
-            raise _bad("drawdown_pause_pct", f"must be below drawdown_stop_pct ({self.drawdown_stop_pct}) (got {self.drawdown_pause_pct})")
+            problems.append(_bad("drawdown_pause_pct", f"must be below drawdown_stop_pct ({self.drawdown_stop_pct}) (got {self.drawdown_pause_pct})"))
         for group, members in self.correlated_groups.items():
             if len(members) < 2:
-                raise _bad(f"correlated_groups.{group}", "a group needs at least two symbols")
+                problems.append(_bad(f"correlated_groups.{group}", "a group needs at least two symbols"))
         if self.max_new_positions_per_day > self.max_new_positions_per_week:
-            raise _bad("max_new_positions_per_day", f"must be <= max_new_positions_per_week ({self.max_new_positions_per_week}) (got {self.max_new_positions_per_day})")
+            problems.append(_bad("max_new_positions_per_day", f"must be <= max_new_positions_per_week ({self.max_new_positions_per_week}) (got {self.max_new_positions_per_day})"))
         if self.max_trades_per_hour > self.max_trades_per_day:
-            raise _bad("max_trades_per_hour", f"must be <= max_trades_per_day ({self.max_trades_per_day}) (got {self.max_trades_per_hour})")
+            problems.append(_bad("max_trades_per_hour", f"must be <= max_trades_per_day ({self.max_trades_per_day}) (got {self.max_trades_per_hour})"))
+        all_or_nothing("RiskLimits", problems)
         return self
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import typing
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
 class Strict(BaseModel):
@@ -25,3 +25,10 @@ class Strict(BaseModel):
 def bad(loc_field: str, message: str) -> PydanticCustomError:
     # The field name rides in the message context so the loader can point at it.
     return PydanticCustomError("cross_field", "{field}: {msg}", {"field": loc_field, "msg": message})
+
+
+def all_or_nothing(model: str, problems: list[PydanticCustomError]) -> None:
+    """Raise every cross-field problem found at once (each becomes its own line), not just the first:
+    a trader fixing a profile should not meet its mistakes one run at a time."""
+    if problems:
+        raise ValidationError.from_exception_data(model, [InitErrorDetails(type=p, loc=(), input=None) for p in problems])

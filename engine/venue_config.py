@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
-from .profile_base import Strict, bad
+from .profile_base import Strict, all_or_nothing, bad
 
 VenueName = Literal["paper", "binance", "bybit", "alpaca"]
 REAL_VENUES = ("binance", "bybit", "alpaca")
@@ -97,19 +97,21 @@ class VenueSection(Strict):
 
     @model_validator(mode="after")
     def _urls(self) -> "VenueSection":
+        problems = []
         for field in ("base_url", "data_url"):
             url = getattr(self, field)
             if url is None:
                 continue
             parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise bad(field, f"must be http(s)://host[:port] (got {url!r})")
-            if parts.scheme == "http" and not _loopback(parts.hostname):
-                raise bad(field, "plain http is only allowed to a loopback host (an emulator)")
-            if parts.username or parts.password:
-                raise bad(field, "must not carry credentials")
+            if parts.username or parts.password:  # first, and never echoed: it may hold a secret
+                problems.append(bad(field, "must not carry credentials"))
+            elif parts.scheme not in ("http", "https") or not parts.hostname:
+                problems.append(bad(field, f"must be http(s)://host[:port] (got {url!r})"))
+            elif parts.scheme == "http" and not _loopback(parts.hostname):
+                problems.append(bad(field, "plain http is only allowed to a loopback host (an emulator)"))
         if self.data_url is not None and self.name != "alpaca":
-            raise bad("data_url", "only alpaca has a separate market-data endpoint")
+            problems.append(bad("data_url", "only alpaca has a separate market-data endpoint"))
+        all_or_nothing("VenueSection", problems)
         return self
 
     def env_names(self) -> dict[str, str]:

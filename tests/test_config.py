@@ -148,6 +148,21 @@ def test_inconsistent_limits_are_one_clear_line(tmp_path, monkeypatch, text, lin
     assert problems(text, tmp_path, monkeypatch) == [line]
 
 
+def test_every_inconsistency_gets_its_own_line_in_one_run(tmp_path, monkeypatch):
+    # Not the first one only: fixing a profile one error per run is how limits get fudged.
+    lines = problems("risk:\n  stop_loss_min_pct: 16\n  drawdown_pause_pct: 30\n  max_trades_per_hour: 21\n"
+                     "  correlated_groups: {majors: [BTC/USD]}\n"
+                     "strategy:\n  fast_period: 21\n  timeframes: [60, 0]\n", tmp_path, monkeypatch)
+    assert sorted(lines) == sorted([
+        "config/x.yaml: risk.stop_loss_min_pct: must be <= stop_loss_max_pct (15) (got 16)",
+        "config/x.yaml: risk.drawdown_pause_pct: must be below drawdown_stop_pct (25) (got 30)",
+        "config/x.yaml: risk.max_trades_per_hour: must be <= max_trades_per_day (20) (got 21)",
+        "config/x.yaml: risk.correlated_groups.majors: a group needs at least two symbols",
+        "config/x.yaml: strategy.fast_period: must be below slow_period (21) (got 21)",
+        "config/x.yaml: strategy.timeframes: every timeframe must be > 0 seconds",
+    ])
+
+
 @pytest.mark.parametrize("mapping", [
     {"risk": {"stop_loss_default_pct": 5}},
     {"risk": {"stop_loss_default_pct": 15}},

@@ -154,6 +154,9 @@ def test_venue_section_defaults_and_validation():
         venue(base_url="http://example.com")
     with pytest.raises(ValidationError, match="must not carry credentials"):
         venue(base_url="https://user:pw@example.com")
+    with pytest.raises(ValidationError, match="must not carry credentials") as bad_scheme:
+        venue(base_url="ftp://user:hunter2@example.com")  # wrong scheme too: the URL is not echoed
+    assert "hunter2" not in str(bad_scheme.value)
     with pytest.raises(ValidationError, match="only alpaca"):
         venue(data_url="http://127.0.0.1:1")
     with pytest.raises(ValidationError):

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ..profile_base import Strict, bad
+from ..profile_base import Strict, all_or_nothing, bad
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -55,22 +55,24 @@ class AlertsConfig(Strict):
 
     @model_validator(mode="after")
     def _names(self) -> "AlertsConfig":
+        problems = []
         for name in self.channels:
             if not CHANNEL_NAME.match(name):
-                raise bad(f"channels.{name}", "channel names are 1-40 letters, digits, '_', '.' or '-'")
+                problems.append(bad(f"channels.{name}", "channel names are 1-40 letters, digits, '_', '.' or '-'"))
         for kind, rule in self.routes.items():
             if not KIND_NAME.match(kind):
-                raise bad(f"routes.{kind}", "event kinds are lower-case letters, digits and '_' (e.g. breaker)")
+                problems.append(bad(f"routes.{kind}", "event kinds are lower-case letters, digits and '_' (e.g. breaker)"))
             for name in [*rule.add, *rule.mute]:
                 if name not in self.channels:
-                    raise bad(f"routes.{kind}", f"names unknown channel {name!r}")
+                    problems.append(bad(f"routes.{kind}", f"names unknown channel {name!r}"))
             both = sorted(set(rule.add) & set(rule.mute))
             if both:
-                raise bad(f"routes.{kind}", f"channel {both[0]!r} is both added and muted")
+                problems.append(bad(f"routes.{kind}", f"channel {both[0]!r} is both added and muted"))
         envs: dict[str, str] = {}
         for name, ch in self.channels.items():
             if ch.url_env in envs:
                 # Two channels on one URL would deliver every alert twice.
-                raise bad(f"channels.{name}.url_env", f"{ch.url_env} is already used by channel {envs[ch.url_env]!r}")
+                problems.append(bad(f"channels.{name}.url_env", f"{ch.url_env} is already used by channel {envs[ch.url_env]!r}"))
             envs[ch.url_env] = name
+        all_or_nothing("AlertsConfig", problems)
         return self
