@@ -207,8 +207,8 @@ class Journal:
                 try:
                     await asyncio.shield(statement)
                 except asyncio.CancelledError:
-                    # The shielded statement runs on whatever cancelled us: not put back (that
-                    # could commit it twice), settled by the next flush.
+                    # Shielded, the statement goes on whatever cancelled us. Not put back (it
+                    # could then commit twice): the next flush learns how it ended (`_settle`).
                     self._in_flight = (statement, chunk)
                     done += len(chunk)
                     raise

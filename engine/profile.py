@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .profile_base import Strict, all_or_nothing, bad as _bad
+from .profile_base import Strict, bad as _bad, raise_problems
 from .venue_config import VenueSection as VenueConfig
 
 Pct = Decimal
@@ -61,7 +61,7 @@ class StrategyConfig(Strict):
             problems.append(_bad("fast_period", f"must be below slow_period ({self.slow_period}) (got {self.fast_period})"))
         if any(t <= 0 for t in self.timeframes):
             problems.append(_bad("timeframes", "every timeframe must be > 0 seconds"))
-        all_or_nothing("StrategyConfig", problems)
+        raise_problems("StrategyConfig", problems)
         return self
 
 
@@ -134,7 +134,7 @@ class RiskLimits(Strict):
             problems.append(_bad("max_new_positions_per_day", f"must be <= max_new_positions_per_week ({self.max_new_positions_per_week}) (got {self.max_new_positions_per_day})"))
         if self.max_trades_per_hour > self.max_trades_per_day:
             problems.append(_bad("max_trades_per_hour", f"must be <= max_trades_per_day ({self.max_trades_per_day}) (got {self.max_trades_per_hour})"))
-        all_or_nothing("RiskLimits", problems)
+        raise_problems("RiskLimits", problems)
         return self
 
 

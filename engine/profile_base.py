@@ -27,7 +27,7 @@ def bad(loc_field: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("cross_field", "{field}: {msg}", {"field": loc_field, "msg": message})
 
 
-def all_or_nothing(model: str, problems: list[PydanticCustomError]) -> None:
+def raise_problems(model: str, problems: list[PydanticCustomError]) -> None:
     """Raise every cross-field problem found at once (each becomes its own line), not just the first:
     a trader fixing a profile should not meet its mistakes one run at a time."""
     if problems:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
-from .profile_base import Strict, all_or_nothing, bad
+from .profile_base import Strict, bad, raise_problems
 
 VenueName = Literal["paper", "binance", "bybit", "alpaca"]
 REAL_VENUES = ("binance", "bybit", "alpaca")
@@ -111,7 +111,7 @@ class VenueSection(Strict):
                 problems.append(bad(field, "plain http is only allowed to a loopback host (an emulator)"))
         if self.data_url is not None and self.name != "alpaca":
             problems.append(bad("data_url", "only alpaca has a separate market-data endpoint"))
-        all_or_nothing("VenueSection", problems)
+        raise_problems("VenueSection", problems)
         return self
 
     def env_names(self) -> dict[str, str]:

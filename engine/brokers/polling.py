@@ -21,7 +21,8 @@ log = logging.getLogger("tradeconsole.venue")
 class PollingVenue(Broker):
     """Subclasses set `self.venue` (a VenueSection), `self.connected`, `self._events`,
     `self._working` (ids of working orders), `self._tracks` (by client id), `self.clock`,
-    `self._poll_task` (None) and implement `poll()`; the loop backs off while the venue errors and never dies of one error."""
+    `self._poll_task` (None) and implement `poll()`; the loop backs off while the venue errors
+    and never dies of one error."""
 
     def drain_events(self) -> list[BrokerEvent]:
         events, self._events = self._events, []

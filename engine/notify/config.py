@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ..profile_base import Strict, all_or_nothing, bad
+from ..profile_base import Strict, bad, raise_problems
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -74,5 +74,5 @@ class AlertsConfig(Strict):
                 # Two channels on one URL would deliver every alert twice.
                 problems.append(bad(f"channels.{name}.url_env", f"{ch.url_env} is already used by channel {envs[ch.url_env]!r}"))
             envs[ch.url_env] = name
-        all_or_nothing("AlertsConfig", problems)
+        raise_problems("AlertsConfig", problems)
         return self
