@@ -210,6 +210,18 @@ def _start_refusals() -> tuple[type[Exception], ...]:
     return CsvFeedError, CalendarError, VenueStartError
 
 
+def _close_error() -> type[Exception]:
+    from engine.engine import EngineCloseError
+
+    return EngineCloseError
+
+
+def _close_failed(exc: BaseException) -> int:
+    """The run ended but its last writes did not land: one line, and an exit status that says so."""
+    print(f"tradeconsole: {exc}", file=sys.stderr)
+    return 1
+
+
 async def _open(profile, seed, speed, *, stdout: bool):
     from engine.engine import Engine
     from engine.services import start_services
@@ -234,7 +246,10 @@ async def _headless(profile, seed, speed, duration) -> int:
 
     # Simulated and replayed markets run flat out headless unless --speed says otherwise.
     engine = await _open(profile, seed, 0.0 if speed is None else speed, stdout=True)
-    return await run_headless(engine, duration)
+    try:
+        return await run_headless(engine, duration)
+    except _close_error() as exc:
+        return _close_failed(exc)
 
 
 def _console(profile, seed, speed, duration, *, mouse: bool | None = None, theme: str | None = None,
@@ -255,7 +270,12 @@ def _console(profile, seed, speed, duration, *, mouse: bool | None = None, theme
             print(f"tradeconsole: {exc}", file=sys.stderr)
             return 2
         await app.run_async()
-        await engine.close()
+        try:
+            await engine.close()  # done already unless the app never got to it
+        except _close_error() as exc:
+            return _close_failed(exc)
+        if app.engine_close_error is not None:
+            return _close_failed(app.engine_close_error)
         return app.return_code or 0
 
     return asyncio.run(go())

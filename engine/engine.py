@@ -60,6 +60,10 @@ def paper_store_path(journal: Path) -> Path:
     return journal.with_name(journal.stem + ".paper-venue.sqlite")
 
 
+class EngineCloseError(Exception):
+    """Something could not be written at close; everything was closed anyway."""
+
+
 class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartWiring):
     def __init__(self, profile: Profile, clock: SimClock, journal: Journal, feed: MarketFeed,
                  broker: PaperBroker, session: int, speed: float, log_file: Path) -> None:
@@ -369,6 +373,11 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
         return self._snapshot
 
     async def close(self) -> None:
+        """Stop the services, close the venue (the paper venue writes its books), then the journal.
+
+        Every part is closed whatever fails before it: a journal left open keeps the process alive
+        after it is done (aiosqlite's thread), which for an unattended run means never exiting.
+        What could not be written is raised afterwards, as one EngineCloseError."""
         if self._closed:
             return
         self.stop()
@@ -377,11 +386,22 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
         await stop_services(self)
         p = self.portfolio
         self.journal.append("checkpoint", self.clock.now(), None, checkpoint_record(self))
-        await self.broker.persist()
-        await self.broker.close()
+        failures: list[str] = []
+        try:
+            await self.broker.close()
+        except Exception as exc:  # noqa: BLE001 - told below, after the journal is closed too
+            failures.append(f"the venue's books were not saved ({exc})")
         self.journal.append("session_end", self.clock.now(), None, {
             "equity": p.equity, "realized": p.realized_pnl, "positions": len(p.positions),
             "state": self.state.value, "counters": dict(self.counters)})
         self._closed = True
-        await self.journal.close()
+        try:
+            # Commits only what the venue's books hold (journal.before_commit): after a failed
+            # venue write, the last rows stay out, and the next start reconciles against both.
+            await self.journal.close()
+        except Exception as exc:  # noqa: BLE001
+            failures.append(f"the journal's last {self.journal.pending} rows were not committed ({exc})")
+        if failures:
+            log.error("session %s closed, but %s", self.session, "; ".join(failures))
+            raise EngineCloseError(f"{self.journal.path}: session {self.session} closed, but " + "; ".join(failures))
         log.info("session %s closed", self.session)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -174,3 +175,29 @@ def test_live_needs_a_live_profile_the_flag_and_a_typed_confirmation(tmp_path):
     assert no_tty.returncode == 2 and "typed confirmation" in no_tty.stderr
     paper_with_flag = run_cli(tmp_path, "run", "--headless", "--live", "--duration", "1m", timeout=30)
     assert paper_with_flag.returncode == 2 and "--live given" in paper_with_flag.stderr
+
+
+_FAIL_AT_CLOSE = """
+import sys
+from engine.brokers import paper
+close = paper.PaperBroker.close
+async def close_on_a_failing_disk(self):
+    self._store.db.execute("PRAGMA query_only = 1")  # every write from here on fails
+    self._cash_dirty = True
+    await close(self)
+paper.PaperBroker.close = close_on_a_failing_disk
+from console.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_headless_run_whose_last_write_fails_exits_1_with_one_line(tmp_path):
+    # The venue's file refuses writes as the run closes: the process must still exit (not hang on the journal's
+    # thread), say what was not written in one line, and not look like a clean run (exit 0).
+    res = subprocess.run([sys.executable, "-c", _FAIL_AT_CLOSE, "run", "--headless", "--duration", "10m", "--seed", "1"],
+                         capture_output=True, text=True, cwd=REPO, env=cli_env(tmp_path / "home"), timeout=90)
+    assert res.returncode == 1, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("tradeconsole: ") and "paper.paper-venue.sqlite: attempt to write a readonly" in last
+    assert "tradeconsole headless summary" in res.stdout  # the run itself finished and said so

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections import Counter
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -113,7 +114,7 @@ async def test_a_failed_venue_write_is_kept_and_written_with_the_next(tmp_path, 
     try:
         await broker.submit(Order("c-1", "BTC/USD", Side.BUY, OrderType.LIMIT, Decimal("0.5"), OrderPurpose.ENTRY,
                                   T0, limit_price=Decimal("100")))
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
+        with pytest.raises(paper_store.PaperStoreError, match=r"v\.paper-venue\.sqlite: database is locked"):
             await broker.persist()
     finally:
         lock.execute("ROLLBACK")
@@ -126,3 +127,39 @@ async def test_a_failed_venue_write_is_kept_and_written_with_the_next(tmp_path, 
     again = PaperBroker(PaperConfig(latency_ms=1000), SimClock(T0), PaperStore(vpath))
     assert sorted(o.client_order_id for o in await again.open_orders()) == ["c-1", "c-2"]
     await again.close()
+
+
+async def test_a_close_whose_venue_write_fails_still_closes_everything_and_says_so(
+        make_profile, open_engine, monkeypatch):
+    # A journal left open keeps the process alive (aiosqlite's thread): an unattended run that
+    # failed its last write would never exit. And the journal must not claim what the venue lacks.
+    from engine.engine import EngineCloseError
+
+    monkeypatch.setattr(paper_store, "WRITE_LOCK_TIMEOUT_SECONDS", 0.05)
+    eng = await open_engine(make_profile(approval={"required": False}, risk={**LOOSE_RISK, **ANY_READINESS}))
+    await run_until(eng, lambda: eng.orders.fills > 0)
+    jpath, vpath = eng.journal.path, paper_store_path(eng.journal.path)
+    committed = eng.journal.rows_written
+    sessions_before = [t for t in threading.enumerate() if "connection_worker" in t.name]
+    assert sessions_before, "the journal's connection threads were expected"
+    lock = sqlite3.connect(vpath, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        eng.broker._cash_dirty = True  # something left to write at close
+        with pytest.raises(EngineCloseError) as failed:
+            await eng.close()
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    text = str(failed.value)
+    assert f"{vpath}: database is locked" in text and "not committed" in text
+    assert eng.closed and eng.journal.rows_written == committed  # checkpoint and session_end held back
+    for t in sessions_before:
+        t.join(timeout=5)
+        assert not t.is_alive(), "the journal's thread outlived close(): the process could not exit"
+    await eng.close()  # closed once: nothing more to do, nothing raised
+    db = sqlite3.connect(jpath)
+    try:
+        assert db.execute("SELECT COUNT(*) FROM events WHERE kind = 'session_end'").fetchone()[0] == 0
+    finally:
+        db.close()

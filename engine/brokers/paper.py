@@ -51,6 +51,7 @@ class PaperBroker(Broker):
         self._dirty_positions: set[str] = set()  # only these are rewritten on persist
         self._writing: set[asyncio.Future] = set()  # writes queued on the store's thread
         self._write_error: BaseException | None = None  # a write that failed since the last persist()
+        self._unsaved = False  # closed with changes its file does not hold
         if store is not None:
             self._load(store)
 
@@ -102,12 +103,18 @@ class PaperBroker(Broker):
         error, self._write_error = self._write_error, None
         if error is not None:
             raise error
+        if self._unsaved:
+            raise BrokerError("the paper venue closed without saving its last changes", final=True)
 
     async def close(self) -> None:
-        await self.persist()
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        try:
+            await self.persist()
+        finally:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+                # What its file never got: no later journal commit may claim it (persist raises).
+                self._unsaved = bool(self._dirty) or self._cash_dirty
 
     # -- requests -----------------------------------------------------------------------------
     async def submit(self, order: Order) -> None:

@@ -45,6 +45,10 @@ def _upsert(table: str, width: int, rows: int) -> str:
     return f"INSERT OR REPLACE INTO {table} VALUES " + ",".join([one] * rows)
 
 
+class PaperStoreError(Exception):
+    """The venue's file refused a write (locked past the timeout, disk full, ...)."""
+
+
 class PaperStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,8 +105,10 @@ class PaperStore:
                 chunk = order_rows[i:i + _ORDERS_PER_STATEMENT]
                 db.execute(_upsert("orders", 13, len(chunk)), [v for row in chunk for v in row])
             db.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):  # "database is locked" alone does not say which file
+                raise PaperStoreError(f"{self.path}: {exc}") from exc
             raise
 
     def close(self) -> None:
@@ -110,4 +116,4 @@ class PaperStore:
         self.db.close()
 
 
-__all__ = ["PaperStore", "asdict"]
+__all__ = ["PaperStore", "PaperStoreError", "asdict"]
