@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 TIMEOUT = 120.0  # a check that takes longer than this is abandoned (and its process killed)
+REAP_SECONDS = 2.0  # a killed child is waited for this long
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -48,6 +49,13 @@ class Probe:
         finally:
             self.stop()
             self._proc = None
+            # Reaped here, even when this check was cancelled (the console quitting): a child left
+            # to the garbage collector outlives the loop that should close its pipes.
+            if proc.returncode is None:
+                try:
+                    await asyncio.wait_for(proc.wait(), REAP_SECONDS)
+                except asyncio.TimeoutError:
+                    pass
         try:
             return orjson.loads(out)
         except orjson.JSONDecodeError:

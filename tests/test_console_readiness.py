@@ -3,6 +3,8 @@ the engine's journal (off the loop, in a child process), the performance key or 
 opens the performance screen with every criterion, and a closed trade brings a new check."""
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -10,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import console.readiness_probe as probe_mod
 import console.widgets.readiness as readiness_line
 from console.app import TradeConsoleApp
 from console.screens import PerformanceScreen
@@ -134,3 +137,27 @@ async def test_without_criteria_or_journal_the_line_says_why(tmp_path, journal):
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause(0.3)
         assert app.readiness_line.text.endswith("no journal") and app.readiness_line.checks == 0
+
+
+async def test_a_check_cut_short_reaps_its_child(monkeypatch):
+    # The console quitting cancels a check mid-way: its child must be killed and waited for, not
+    # left to the garbage collector after the loop that owns its pipes has closed.
+    started: list[asyncio.subprocess.Process] = []
+    real_exec = asyncio.create_subprocess_exec
+
+    async def slow_child(*args, **kw):
+        proc = await real_exec(sys.executable, "-c", "import time; time.sleep(30)", **kw)
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(probe_mod.asyncio, "create_subprocess_exec", slow_child)
+    checking = asyncio.get_running_loop().create_task(probe_mod.Probe().ask(frozen_profile(), "unused.sqlite"))
+    for _ in range(200):  # bounded: 10 s for the child to start
+        if started:
+            break
+        await asyncio.sleep(0.05)
+    checking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await checking
+    (proc,) = started
+    assert proc.returncode is not None, "the child was left running or unreaped"
