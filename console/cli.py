@@ -203,11 +203,13 @@ def _refuse_second_engine(profile) -> None:
 def _start_refusals() -> tuple[type[Exception], ...]:
     """What a start refuses with (one line to print). Looked up only once a start has failed, so a
     paper start does not import the venue wiring just to name its error."""
+    from engine.brokers.paper_store import PaperStoreError
     from engine.feeds.csv_replay import CsvFeedError
+    from engine.journal import JournalError
     from engine.risk.hours import CalendarError
     from engine.venue_wiring import VenueStartError
 
-    return CsvFeedError, CalendarError, VenueStartError
+    return CsvFeedError, CalendarError, VenueStartError, JournalError, PaperStoreError
 
 
 def _close_error() -> type[Exception]:

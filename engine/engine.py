@@ -41,6 +41,7 @@ from .snapshot import EngineSnapshot
 from .recovery import checkpoint_record
 from .brokers.paper_store import PaperStore
 from .snapshot_build import build_snapshot
+from .tasks import close_after_failed_start
 from .tracking import MarketWatch, TradeLog
 from .breaker_set import ApiFailureCounter, build_breakers
 
@@ -155,12 +156,13 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
                 clock = SimClock(start)
             if feed is None:
                 feed = build_feed(feed_cfg, profile.symbols, clock.now())
+            setup_logging(lpath, profile.logging, stdout=log_to_stdout, clock=clock)
+            session = await journal.count("session") + 1
+            broker = PaperBroker(profile.paper, clock, PaperStore(paper_store_path(jpath)))
         except BaseException:
+            # Leave nothing open behind a failed start (an open journal thread would hang exit).
             await journal.close()
             raise
-        setup_logging(lpath, profile.logging, stdout=log_to_stdout, clock=clock)
-        session = await journal.count("session") + 1
-        broker = PaperBroker(profile.paper, clock, PaperStore(paper_store_path(jpath)))
         return await cls._start(profile, clock, journal, feed, broker, session,
                                 profile.feed.speed if speed is None else speed, lpath, seed=feed_cfg.seed)
 
@@ -184,9 +186,7 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
             await eng._recover()
             await journal.flush()
         except BaseException:
-            # Leave nothing open behind a failed start (an open journal thread would hang exit).
-            await broker.close()
-            await journal.close()
+            await close_after_failed_start(broker, journal)
             raise
         log.info("session %s started: profile %s, mode %s, journal %s", session, profile.name, profile.mode,
                  journal.path)

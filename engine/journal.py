@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -150,8 +151,10 @@ class Journal:
                 )
             await db.commit()
             checkpointer = await aiosqlite.connect(p)
-        except Exception:
+        except Exception as exc:
             await db.close()
+            if isinstance(exc, sqlite3.Error):  # not a database, locked, unreadable: say which file
+                raise JournalError(f"{p}: {exc}") from None
             raise
         return cls(db, p, checkpointer)
 

@@ -1,8 +1,10 @@
-"""Stopping a background task (a venue's poll loop, a quote stream, a clock reading)."""
+"""Stopping things: a background task (a venue's poll loop, a quote stream, a clock reading), and
+what a failed start had opened."""
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 log = logging.getLogger("tradeconsole.tasks")
 
@@ -24,3 +26,15 @@ async def stop_task(task: asyncio.Task | None) -> None:
             raise
     except Exception:  # noqa: BLE001 - it ended; we were stopping it anyway
         log.debug("task %s failed while stopping", task.get_name(), exc_info=True)
+
+
+async def close_after_failed_start(broker: Any, journal: Any) -> None:
+    """Close the venue, then the journal, however the first goes: an open journal's thread would
+    keep the process from exiting after the start's error is told. A failure closing the venue is
+    logged, not raised: the start's own error is the one to tell."""
+    try:
+        await broker.close()
+    except Exception:  # noqa: BLE001
+        log.exception("closing the venue after a failed start")
+    finally:
+        await journal.close()

@@ -47,6 +47,7 @@ from .market_clock import VenueMarketClock
 from .logsetup import setup_logging
 from .profile import Profile, journal_path, log_path
 from .stages import StageNotGranted, require_granted
+from .tasks import close_after_failed_start
 from .venue_config import VenueSection, is_loopback_url
 
 if TYPE_CHECKING:
@@ -121,18 +122,20 @@ async def open_venue(cls: type["Engine"], profile: Profile, *, clock: Clock | No
         cash = await _starting_cash(profile, journal, broker)
         session = await journal.count("session") + 1
     except (StageNotGranted, EnvironmentMismatch, VenueError) as exc:
-        await broker.close()
-        await journal.close()
+        await close_after_failed_start(broker, journal)
         raise VenueStartError(f"{name}: {redact(exc)}") from None
     except BaseException:
-        await broker.close()
-        await journal.close()
+        await close_after_failed_start(broker, journal)
         raise
     # The books start where the venue's cash does; the journal's session row says so.
     profile = profile.model_copy(update={"paper": profile.paper.model_copy(update={"starting_cash": cash})})
-    feed = VenueFeed(broker, profile.symbols, clock, profile.feed.tick_seconds, stream=_stream(profile, broker),
-                     quiet_seconds=profile.feed.stream_quiet_seconds)
-    market_clock = await _market_clock(profile, broker)
+    try:
+        feed = VenueFeed(broker, profile.symbols, clock, profile.feed.tick_seconds, stream=_stream(profile, broker),
+                         quiet_seconds=profile.feed.stream_quiet_seconds)
+        market_clock = await _market_clock(profile, broker)
+    except BaseException:
+        await close_after_failed_start(broker, journal)
+        raise
 
     def wire(eng: "Engine") -> None:
         broker.on_api_failure = eng.api_failures.record

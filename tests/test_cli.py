@@ -201,3 +201,16 @@ def test_a_headless_run_whose_last_write_fails_exits_1_with_one_line(tmp_path):
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("tradeconsole: ") and "paper.paper-venue.sqlite: attempt to write a readonly" in last
     assert "tradeconsole headless summary" in res.stdout  # the run itself finished and said so
+
+
+@pytest.mark.parametrize("damaged", ["paper.sqlite", "paper.paper-venue.sqlite"], ids=["journal", "venue-books"])
+def test_a_damaged_journal_or_venue_file_is_one_line_and_exit_2(tmp_path, damaged):
+    # Not a traceback; and the venue's file failing after the journal opened must not leave the
+    # journal's thread running (that process never exited).
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / damaged).write_bytes(b"not a database, whatever its name says " * 8)
+    res = run_cli(tmp_path, "run", "--headless", "--duration", "1m", home=home, timeout=60)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [f"tradeconsole: {home / damaged}: file is not a database"]

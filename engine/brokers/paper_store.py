@@ -55,9 +55,13 @@ class PaperStore:
         # autocommit off; one transaction per persist(). WAL + NORMAL survives a process kill.
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256,
                                   timeout=WRITE_LOCK_TIMEOUT_SECONDS)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:  # not a database, locked, unreadable: say which file
+            self.db.close()
+            raise PaperStoreError(f"{path}: {exc}") from None
         self.path = path
         # One thread, so writes land in the order they were asked for.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paper-venue-store")
