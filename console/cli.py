@@ -206,10 +206,11 @@ def _start_refusals() -> tuple[type[Exception], ...]:
     from engine.brokers.paper_store import PaperStoreError
     from engine.feeds.csv_replay import CsvFeedError
     from engine.journal import JournalError
+    from engine.logsetup import LogFileError
     from engine.risk.hours import CalendarError
     from engine.venue_wiring import VenueStartError
 
-    return CsvFeedError, CalendarError, VenueStartError, JournalError, PaperStoreError
+    return CsvFeedError, CalendarError, VenueStartError, JournalError, PaperStoreError, LogFileError
 
 
 def _close_error() -> type[Exception]:

@@ -124,7 +124,10 @@ class Journal:
     @classmethod
     async def open(cls, path: str | Path) -> "Journal":
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"{p}: cannot create its folder ({exc.strerror or exc})") from None
         # Autocommit: a flush is one multi-row INSERT, which SQLite commits on its own (one
         # round trip to the connection's thread instead of an insert and a commit).
         db = await aiosqlite.connect(p, isolation_level=None, cached_statements=CACHED_STATEMENTS,

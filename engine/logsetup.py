@@ -21,6 +21,10 @@ FORMAT = "%(clock)s %(levelname)-7s %(name)s: %(message)s"
 _MARK = "_tradeconsole_handler"
 
 
+class LogFileError(Exception):
+    """The log file (logging.path) cannot be created or opened."""
+
+
 class ClockStamp(logging.Filter):
     """Stamp records with the engine's clock, so a simulated or replayed run logs its own time."""
 
@@ -108,8 +112,11 @@ def setup_logging(path: Path, cfg: LoggingConfig, *, stdout: bool = False, clock
         if getattr(h, _MARK, False):
             root.removeHandler(h)
             h.close()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fh = LoopFlushedFileHandler(path, cfg.max_bytes, cfg.backups)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = LoopFlushedFileHandler(path, cfg.max_bytes, cfg.backups)
+    except OSError as exc:
+        raise LogFileError(f"{path}: cannot open the log file ({exc.strerror or exc})") from None
     fh.setFormatter(logging.Formatter(FORMAT))
     fh.addFilter(ClockStamp(clock))
     setattr(fh, _MARK, True)

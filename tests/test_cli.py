@@ -214,3 +214,17 @@ def test_a_damaged_journal_or_venue_file_is_one_line_and_exit_2(tmp_path, damage
     assert res.returncode == 2, res.stderr[-2000:]
     assert "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines() == [f"tradeconsole: {home / damaged}: file is not a database"]
+
+
+@pytest.mark.parametrize("section, name, what", [("journal", "j.sqlite", "cannot create its folder"),
+                                                  ("logging", "x.log", "cannot open the log file")])
+def test_a_journal_or_log_path_that_cannot_be_created_is_one_line_and_exit_2(tmp_path, section, name, what):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way of a folder")
+    target = blocker / name
+    prof = tmp_path / "p.yaml"
+    prof.write_text(f"{section}:\n  path: {target}\n")
+    res = run_cli(tmp_path, "run", "--headless", "--duration", "1m", "--profile", str(prof), timeout=60)
+    assert res.returncode == 2, res.stderr[-2000:]
+    (line,) = res.stderr.strip().splitlines()  # the OS's reason in brackets: a file is in the way
+    assert line.startswith(f"tradeconsole: {target}: {what} (") and "Traceback" not in res.stderr
