@@ -15,7 +15,7 @@ import json
 import sys
 import time
 from decimal import Decimal
-from typing import Any
+from typing import Any, Coroutine
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 CLOSE_WAIT_DEFAULT = 15.0
@@ -78,6 +78,17 @@ def _ask(profile, payload: dict[str, Any]) -> tuple[dict[str, Any] | None, int |
         return None, EXIT_UNREACHABLE
 
 
+def _offline(work: Coroutine[Any, Any, dict[str, Any]], what: str) -> dict[str, Any] | None:
+    """What the journal says (no engine running), or None after one line on why it cannot be read."""
+    from engine.journal import JournalError
+
+    try:
+        return asyncio.run(work)
+    except JournalError as exc:
+        print(f"tradeconsole: could not {what} the journal: {exc}", file=sys.stderr)
+        return None
+
+
 def _pid(pid: int) -> str:
     return f"pid {pid}" if pid > 0 else "pid unknown"
 
@@ -107,7 +118,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     profile = load_or_exit(args.profile)
     reply, code = _ask(profile, {"cmd": "status"})
     if reply is None:
-        info = asyncio.run(offline_status(profile))
+        info = _offline(offline_status(profile), "read")
+        if info is None:
+            return EXIT_USAGE
         if args.json:
             _emit_json(info)
         else:
@@ -201,7 +214,9 @@ def cmd_halt(args: argparse.Namespace) -> int:
     profile = load_or_exit(args.profile)
     reply, _ = _ask(profile, {"cmd": "halt", "reason": reason})
     if reply is None:
-        info = asyncio.run(offline_halt(profile, reason))
+        info = _offline(offline_halt(profile, reason), "latch the halt in")
+        if info is None:
+            return EXIT_USAGE
         if args.json:
             _emit_json({"ok": True, "running": False, "latched_in_journal": True, **info})
         elif info["engine_pid"] is not None:

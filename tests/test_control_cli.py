@@ -228,6 +228,20 @@ async def test_no_engine_halt_latches_the_journal_for_the_next_start(tmp_path, c
         await eng.close()
 
 
+async def test_no_engine_status_and_halt_on_a_damaged_journal_say_so_and_exit_2(tmp_path, capsys):
+    # A halt that could not be latched must never look latched; and no traceback.
+    from console.cli import main
+
+    prof = write_profile(tmp_path)
+    (tmp_path / "cli.sqlite").write_bytes(b"not a database, whatever its name says " * 8)
+    assert await asyncio.to_thread(main, ["halt", "--reason", "venue outage", "--profile", str(prof)]) == 2
+    out = capsys.readouterr()
+    assert out.err.strip() == f"tradeconsole: could not latch the halt in the journal: {tmp_path / 'cli.sqlite'}: file is not a database"
+    assert "latched" not in out.out
+    assert await asyncio.to_thread(main, ["status", "--profile", str(prof)]) == 2
+    assert capsys.readouterr().err.startswith("tradeconsole: could not read the journal: ")
+
+
 async def test_cli_exit_codes_refused_and_socket_off(tmp_path, capsys, monkeypatch):
     from console.cli import main
 
