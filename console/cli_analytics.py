@@ -185,6 +185,7 @@ def _print_readiness(rep: dict[str, Any]) -> None:
 
 def _attest(args: argparse.Namespace) -> int:
     from engine.analytics.journal_data import append_row
+    from engine.journal import JournalError
     from engine.profile import journal_path
 
     profile = _profile(args.profile)
@@ -348,6 +349,7 @@ def _drill(args: argparse.Namespace) -> int:
 
     from engine.analytics.drill import run_drill
     from engine.analytics.journal_data import append_row
+    from engine.journal import JournalError
     from engine.profile import journal_path
 
     profile = _profile(args.profile)
@@ -358,7 +360,11 @@ def _drill(args: argparse.Namespace) -> int:
     scratch = main.with_name(f"{main.stem}.drill-{stamp:%Y%m%dT%H%M%SZ}.sqlite")
     res = asyncio.run(run_drill(profile, scratch, seed=args.seed))
     out = {"profile": profile.name, "mode": profile.mode, **res.as_dict()}
-    append_row(main, "drill", datetime.now(timezone.utc), "pass" if res.passed else "fail", out)
+    try:
+        append_row(main, "drill", datetime.now(timezone.utc), "pass" if res.passed else "fail", out)
+        unrecorded = None
+    except JournalError as exc:  # the result is still shown; the readiness record lacks it
+        unrecorded = exc
     if args.json:
         _dump(out)
     else:
@@ -371,6 +377,9 @@ def _drill(args: argparse.Namespace) -> int:
             t.add_row(s["name"], "[green]ok[/]" if s["ok"] else "[red]FAILED[/]", f"{s['ms']:.1f}", s["detail"])
         c = _console()
         c.print(t)
+        where = f"journaled in {main}" if unrecorded is None else "NOT journaled"
         c.print(f"[bold {'green' if res.passed else 'red'}]{'PASS' if res.passed else 'FAIL'}[/]  "
-                f"journaled in {main}; drill journal {scratch}")
+                f"{where}; drill journal {scratch}")
+    if unrecorded is not None:
+        return _fail(f"drill: the result could not be journaled: {unrecorded}")
     return 0 if res.passed else 1

@@ -171,3 +171,14 @@ def test_operator_notes_appear_in_every_report_form(home, tmp_path):
     assert "<h2>Notes</h2>" in html and "spreads wide &lt;b&gt;" in html and f"trade {fill_ref}" in html
     text = run(home, "report", "daily", "--profile", PROFILE)
     assert text.returncode == 0 and "entered late, slipped" in text.stdout and "notes" in text.stdout
+
+
+def test_a_drill_whose_result_cannot_be_journaled_shows_it_and_says_so(tmp_path):
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "paper-auto.sqlite").write_bytes(b"not a database, whatever its name says " * 8)
+    res = run(home, "drill", "--profile", PROFILE, "--seed", "3")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "PASS  NOT journaled" in res.stdout  # the drill ran: its result is not lost from view
+    assert res.stderr.strip().splitlines() == [
+        f"tradeconsole: drill: the result could not be journaled: {home / 'paper-auto.sqlite'}: file is not a database"]
