@@ -195,8 +195,11 @@ def _attest(args: argparse.Namespace) -> int:
     if not text:
         return _fail("attest: --text must not be empty")
     now = datetime.now(timezone.utc)
-    append_row(journal_path(profile), "attestation", now, args.item, {"item": args.item, "text": text,
-                                                                       "at": now.isoformat()})
+    try:
+        append_row(journal_path(profile), "attestation", now, args.item, {"item": args.item, "text": text,
+                                                                           "at": now.isoformat()})
+    except JournalError as exc:
+        return _fail(f"attest: not recorded: {exc}")
     stages = [s for s, c in profile.readiness.stages.items() if args.item in c.attestations]
     print(f"attested {args.item} at {now:%Y-%m-%d %H:%M:%S} UTC"
           + (f" (required by: {', '.join(stages)})" if stages else " (no stage of this profile requires it)"))

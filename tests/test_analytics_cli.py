@@ -173,7 +173,7 @@ def test_operator_notes_appear_in_every_report_form(home, tmp_path):
     assert text.returncode == 0 and "entered late, slipped" in text.stdout and "notes" in text.stdout
 
 
-def test_a_drill_whose_result_cannot_be_journaled_shows_it_and_says_so(tmp_path):
+def test_a_drill_or_attestation_that_cannot_be_journaled_says_so(tmp_path):
     home = tmp_path / "h"
     home.mkdir()
     (home / "paper-auto.sqlite").write_bytes(b"not a database, whatever its name says " * 8)
@@ -182,3 +182,7 @@ def test_a_drill_whose_result_cannot_be_journaled_shows_it_and_says_so(tmp_path)
     assert "PASS  NOT journaled" in res.stdout  # the drill ran: its result is not lost from view
     assert res.stderr.strip().splitlines() == [
         f"tradeconsole: drill: the result could not be journaled: {home / 'paper-auto.sqlite'}: file is not a database"]
+    res = run(home, "attest", "runbook_read", "--text", "read it", "--profile", PROFILE)
+    assert res.returncode == 2 and res.stdout == ""  # never "attested"
+    assert res.stderr.strip().splitlines() == [
+        f"tradeconsole: attest: not recorded: {home / 'paper-auto.sqlite'}: file is not a database"]
