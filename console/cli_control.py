@@ -80,11 +80,13 @@ def _ask(profile, payload: dict[str, Any]) -> tuple[dict[str, Any] | None, int |
 
 def _offline(work: Coroutine[Any, Any, dict[str, Any]], what: str) -> dict[str, Any] | None:
     """What the journal says (no engine running), or None after one line on why it cannot be read."""
+    import sqlite3
+
     from engine.journal import JournalError
 
     try:
         return asyncio.run(work)
-    except JournalError as exc:
+    except (JournalError, sqlite3.Error) as exc:  # damaged; or locked past the timeout by a stuck engine
         print(f"tradeconsole: could not {what} the journal: {exc}", file=sys.stderr)
         return None
 
