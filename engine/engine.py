@@ -388,19 +388,21 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
         self.journal.append("checkpoint", self.clock.now(), None, checkpoint_record(self))
         failures: list[str] = []
         try:
-            await self.broker.close()
-        except Exception as exc:  # noqa: BLE001 - told below, after the journal is closed too
-            failures.append(f"the venue's books were not saved ({exc})")
-        self.journal.append("session_end", self.clock.now(), None, {
-            "equity": p.equity, "realized": p.realized_pnl, "positions": len(p.positions),
-            "state": self.state.value, "counters": dict(self.counters)})
-        self._closed = True
-        try:
-            # Commits only what the venue's books hold (journal.before_commit): after a failed
-            # venue write, the last rows stay out, and the next start reconciles against both.
-            await self.journal.close()
-        except Exception as exc:  # noqa: BLE001
-            failures.append(f"the journal's last {self.journal.pending} rows were not committed ({exc})")
+            try:
+                await self.broker.close()
+            except Exception as exc:  # noqa: BLE001 - told below, after the journal is closed too
+                failures.append(f"the venue's books were not saved ({exc})")
+            self.journal.append("session_end", self.clock.now(), None, {
+                "equity": p.equity, "realized": p.realized_pnl, "positions": len(p.positions),
+                "state": self.state.value, "counters": dict(self.counters)})
+        finally:  # even when this close is itself cancelled
+            self._closed = True
+            try:
+                # Commits only what the venue's books hold (journal.before_commit): after a failed
+                # venue write, the last rows stay out, and the next start reconciles against both.
+                await self.journal.close()
+            except Exception as exc:  # noqa: BLE001
+                failures.append(f"the journal's last {self.journal.pending} rows were not committed ({exc})")
         if failures:
             log.error("session %s closed, but %s", self.session, "; ".join(failures))
             raise EngineCloseError(f"{self.journal.path}: session {self.session} closed, but " + "; ".join(failures))

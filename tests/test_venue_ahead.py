@@ -163,3 +163,27 @@ async def test_a_close_whose_venue_write_fails_still_closes_everything_and_says_
         assert db.execute("SELECT COUNT(*) FROM events WHERE kind = 'session_end'").fetchone()[0] == 0
     finally:
         db.close()
+
+
+async def test_a_close_cancelled_while_the_venue_write_waits_still_closes_the_journal(
+        make_profile, open_engine, monkeypatch):
+    monkeypatch.setattr(paper_store, "WRITE_LOCK_TIMEOUT_SECONDS", 1.0)
+    eng = await open_engine(make_profile(approval={"required": False}, risk={**LOOSE_RISK, **ANY_READINESS}))
+    await run_until(eng, lambda: eng.orders.fills > 0)
+    threads = [t for t in threading.enumerate() if "connection_worker" in t.name]
+    lock = sqlite3.connect(paper_store_path(eng.journal.path), isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        eng.broker._cash_dirty = True
+        closing = asyncio.get_running_loop().create_task(eng.close())
+        await asyncio.sleep(0.2)  # its venue write is waiting for the lock
+        closing.cancel()  # e.g. a second Ctrl-C, or a shutdown that gives up waiting
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert eng.closed
+    for t in threads:
+        t.join(timeout=5)
+        assert not t.is_alive(), "the journal's thread outlived a cancelled close(): the process could not exit"
