@@ -213,12 +213,6 @@ def _start_refusals() -> tuple[type[Exception], ...]:
     return CsvFeedError, CalendarError, VenueStartError, JournalError, PaperStoreError, LogFileError
 
 
-def _close_error() -> type[Exception]:
-    from engine.engine import EngineCloseError
-
-    return EngineCloseError
-
-
 def _close_failed(exc: BaseException) -> int:
     """The run ended but its last writes did not land: one line, and an exit status that says so."""
     print(f"tradeconsole: {exc}", file=sys.stderr)
@@ -245,13 +239,14 @@ async def _open(profile, seed, speed, *, stdout: bool):
 
 
 async def _headless(profile, seed, speed, duration) -> int:
+    from engine.engine import EngineCloseError
     from engine.headless import run_headless
 
     # Simulated and replayed markets run flat out headless unless --speed says otherwise.
     engine = await _open(profile, seed, 0.0 if speed is None else speed, stdout=True)
     try:
         return await run_headless(engine, duration)
-    except _close_error() as exc:
+    except EngineCloseError as exc:
         return _close_failed(exc)
 
 
@@ -260,6 +255,7 @@ def _console(profile, seed, speed, duration, *, mouse: bool | None = None, theme
     import os
 
     from console.app import TradeConsoleApp
+    from engine.engine import EngineCloseError
 
     exit_when_ready = os.environ.get("TRADECONSOLE_EXIT_WHEN_READY") == "1"
 
@@ -275,7 +271,7 @@ def _console(profile, seed, speed, duration, *, mouse: bool | None = None, theme
         await app.run_async()
         try:
             await engine.close()  # done already unless the app never got to it
-        except _close_error() as exc:
+        except EngineCloseError as exc:
             return _close_failed(exc)
         if app.engine_close_error is not None:
             return _close_failed(app.engine_close_error)
