@@ -45,11 +45,24 @@ class ConfigError(Exception):
 _SECRET_WORDS = ("key", "secret", "token", "password", "passphrase")
 
 
+def _may_hold_secret(path: tuple) -> bool:
+    """A field that names where a secret lives (`*_env`, anything under `keys`): a wrong value
+    there is most likely the secret itself, pasted in place of its variable's name."""
+    return any(str(p).lower().endswith("_env") or any(w in str(p).lower() for w in _SECRET_WORDS) for p in path)
+
+
 def _describe(err: dict[str, Any]) -> tuple[str, str]:
     loc = ".".join(str(p) for p in err["loc"])
     kind = err["type"]
     ctx = err.get("ctx") or {}
     got = err.get("input")
+    if kind not in ("cross_field", "extra_forbidden", "missing") and _may_hold_secret(err["loc"]):
+        # Never echo the value: it may be a live key or a token-bearing URL.
+        if str(err["loc"][-1]).lower().endswith("_env"):
+            return loc, ("must be the NAME of an environment variable (capitals, digits, _), "
+                         "not its value: the value stays in the environment")
+        msg = err["msg"]
+        return loc, f"{msg[0].lower()}{msg[1:]} (the value is not shown: it may be a secret)"
     if kind == "cross_field":
         # raised by a model validator: the field rides in the context
         field = f"{loc}.{ctx['field']}" if loc else ctx["field"]

@@ -271,6 +271,29 @@ def test_a_key_in_a_profile_is_refused_without_echoing_it(tmp_path):
     assert len(lines) == 2 and all("environment variables" in line for line in lines)
 
 
+@pytest.mark.parametrize("where, field", [
+    (("venue", "keys"), "test_key_env"),
+    (("venue", "keys"), "live_secret_env"),
+    (("alerts", "heartbeat"), "url_env"),
+])
+def test_a_secret_pasted_where_its_variable_name_belongs_is_never_echoed(where, field):
+    # The likeliest mistake in these fields is the value itself (a key, a token-bearing URL).
+    pasted = "tgram://123456789:AAEh-pasted-token/9876" if field == "url_env" else "FAKEKEYVALUEzzq7777SECRET"
+    section = {"name": "binance", "keys": {field: pasted}} if where[0] == "venue" else {"heartbeat": {field: pasted}}
+    with pytest.raises(ConfigError) as exc:
+        profile_from_mapping({where[0]: section}, "p.yaml")
+    assert exc.value.lines == [f"p.yaml: {'.'.join(where)}.{field}: must be the NAME of an environment variable "
+                               "(capitals, digits, _), not its value: the value stays in the environment"]
+    assert "pasted" not in str(exc.value) and "FAKEKEY" not in str(exc.value)
+
+
+def test_a_wrong_shape_under_keys_says_what_was_expected_without_the_value():
+    with pytest.raises(ConfigError) as exc:
+        profile_from_mapping({"venue": {"name": "binance", "keys": "AKIA-LIVE-KEY-9"}}, "p.yaml")
+    assert exc.value.lines == ["p.yaml: venue.keys: input should be a valid dictionary or instance of VenueKeys "
+                               "(the value is not shown: it may be a secret)"]
+
+
 def test_a_real_venue_without_its_keys_is_refused_in_one_line(tmp_path):
     import os
     import subprocess
