@@ -38,8 +38,10 @@ def test_schema_refuses_what_would_silently_misroute():
         "p.yaml: alerts.routes.halt: channel 'a' is both added and muted"]
     assert problems({"channels": {"a": ch, "b": {"url_env": "TC_A"}}}) == [
         "p.yaml: alerts.channels.b.url_env: TC_A is already used by channel 'a'"]
-    assert problems({"channels": {"a": {"url_env": "json://host/token"}}})[0].startswith(
-        "p.yaml: alerts.channels.a.url_env: must match")  # a URL pasted where its variable's name goes
+    # A URL pasted where its variable's name goes: refused, and never echoed (it holds the token).
+    assert problems({"channels": {"a": {"url_env": "json://host/token"}}}) == [
+        "p.yaml: alerts.channels.a.url_env: must be the NAME of an environment variable (capitals, digits, _), "
+        "not its value: the value stays in the environment"]
     assert problems({"channels": {"a": {"url_env": "TC_A", "severities": ["urgent"]}}})[0].startswith(
         "p.yaml: alerts.channels.a.severities.0: must be one of")
     assert problems({"channels": {"a": {"url_env": "TC_A", "colour": "red"}}}) == [
