@@ -317,8 +317,11 @@ class OrderManager:
 
         async def retire_old() -> None:
             # Only once the new stop is at the venue does the old one go: never bare.
-            if old is not None:
-                await self.cancel(old.client_order_id, "stop replaced")
+            if old is not None and not await self.cancel(old.client_order_id, "stop replaced"):
+                self.alerts.publish("critical", "stop_not_replaced",
+                                    f"{symbol}: two stops working: the venue did not cancel the old stop "
+                                    f"{old.client_order_id}; if both fire the position flips. Cancel it by hand",
+                                    self.clock.now(), client_order_id=old.client_order_id)
 
         if await self.send(stop, "system", then=retire_old):
             pos.stop_order_id = stop.client_order_id

@@ -69,6 +69,22 @@ class SignalFlow:
         self.alerts.publish("info", "gate_refused", f"{sig.symbol} {sig.side.value} refused: {decision.failed} ({detail})",
                             sig.ts, client_order_id=order.client_order_id)
 
+    def _hold_exit(self, order: Order, stop: Order, source: str) -> None:
+        order.status = OrderStatus.CANCELLED
+        order.reason = f"not sent: the venue did not cancel stop {stop.client_order_id}"
+        self.orders.record(order)
+        now = self.clock.now()
+        # The strategy asks again on every quote: say it once per stop, or after a quiet spell.
+        last = self._last_refusal.get(order.symbol)
+        if source == "strategy" and last is not None and last[0] == stop.client_order_id \
+                and (now - last[1]).total_seconds() < 300:
+            return
+        self._last_refusal[order.symbol] = (stop.client_order_id, now)
+        self.alerts.publish("warning" if source == "strategy" else "critical", "exit_held",
+                            f"{order.symbol}: exit not sent: the venue did not cancel its protective stop "
+                            f"{stop.client_order_id}, which stays in place (an exit beside it could flip "
+                            f"the position)", now, client_order_id=order.client_order_id)
+
     def _entry_order(self, sig: Signal, qty: Decimal) -> Order:
         cfg = self.profile.orders
         if cfg.entry_type == "limit":
@@ -117,7 +133,11 @@ class SignalFlow:
         # The stop comes off first, or it could fire too and flip the position.
         stop = self.orders.stop_order(symbol)
         if stop is not None:
-            await self.orders.cancel(stop.client_order_id, "exit replaces stop")
+            if not await self.orders.cancel(stop.client_order_id, "exit replaces stop"):
+                # The venue kept the stop: it may have fired already, or fire yet, and an exit
+                # beside it could flip the position. The stop stays; the next exit tries again.
+                self._hold_exit(order, stop, source)
+                return False
             await self.orders.process_events()
         ok = await self.orders.send(order, source, decision)
         if ok:

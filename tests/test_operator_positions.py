@@ -140,3 +140,73 @@ async def test_an_exit_signal_never_becomes_an_entry_when_the_stop_closes_the_po
     assert stops, "the position was closed by its stop"
     shorts = [o for o in eng.orders.orders.values() if o.purpose is OrderPurpose.ENTRY and o.side is Side.SELL]
     assert shorts == [] and "BTC/USD" not in eng.portfolio.positions
+
+
+def refuse_cancels(eng, cids: set[str]) -> list[str]:
+    """The venue answers no to cancelling these orders (a stop it says is triggering, a request
+    that failed after its retries); every other cancel goes through. Returns the refused asks."""
+    refused: list[str] = []
+    real = eng.broker.cancel
+
+    async def cancel(cid: str) -> bool:
+        if cid in cids:
+            refused.append(cid)
+            return False
+        return await real(cid)
+
+    eng.broker.cancel = cancel
+    return refused
+
+
+async def test_an_exit_is_never_sent_beside_a_stop_the_venue_would_not_cancel(make_profile, open_engine):
+    eng = await open_engine(profile(make_profile), seed=5)
+    eng.strategy.on_quote = lambda q, pos: None
+    await eng.run(duration=30)  # prices and volume for the gate's market checks
+    eng.strategy.on_quote = enter_once({"ETH/USD"})
+    await run_until(eng, lambda: "ETH/USD" in eng.portfolio.positions and eng.orders.stop_order("ETH/USD"), step=2)
+    held = eng.portfolio.positions["ETH/USD"].quantity
+    stop = eng.orders.stop_order("ETH/USD").client_order_id
+    refused = refuse_cancels(eng, {stop})
+
+    # The strategy asks to exit on every quote: not one exit reaches the venue, the stop stays,
+    # and the feed hears of it once, not once per quote.
+    eng.strategy.on_quote = exit_signals()
+    await eng.run(duration=30)
+    assert len(refused) > 1  # asked again on later quotes
+    assert eng.portfolio.positions["ETH/USD"].quantity == held
+    assert eng.orders.stop_order("ETH/USD").client_order_id == stop and stop in eng.orders.working
+    exits = strategy_exits(eng, "ETH/USD")
+    assert exits and all(o.status.value == "cancelled" for o in exits)
+    assert [await eng.broker.fetch_order(o.client_order_id) for o in exits] == [None] * len(exits)
+    (row,) = (await eng.journal.rows(kinds=["order"], ref=exits[0].client_order_id))
+    assert row.data["status"] == "cancelled" and stop in row.data["reason"]
+    held_alerts = [a for a in eng.alerts.recent(200) if a.kind == "exit_held"]
+    assert len(held_alerts) == 1 and held_alerts[0].severity == "warning" and stop in held_alerts[0].message
+
+    # Close-all meets the same refusal: the operator is told at once, loudly.
+    await eng.close_all("operator")
+    assert eng.portfolio.positions["ETH/USD"].quantity == held
+    assert [a.severity for a in eng.alerts.recent(200) if a.kind == "exit_held"][0] == "critical"
+
+    # Once the venue lets the stop go, the next exit flattens the position.
+    refused_more = refuse_cancels(eng, set())
+    await run_until(eng, lambda: "ETH/USD" not in eng.portfolio.positions, step=2)
+    assert refused_more == []
+
+
+async def test_a_stop_move_the_venue_half_refuses_says_two_stops_are_working(make_profile, open_engine):
+    eng = await open_engine(profile(make_profile), seed=5)
+    eng.strategy.on_quote = lambda q, pos: None
+    await eng.run(duration=30)  # prices and volume for the gate's market checks
+    eng.strategy.on_quote = enter_once({"ETH/USD"})
+    await run_until(eng, lambda: "ETH/USD" in eng.portfolio.positions and eng.orders.stop_order("ETH/USD"), step=2)
+    eng.strategy.on_quote = lambda q, pos: None
+    old = eng.orders.stop_order("ETH/USD").client_order_id
+    refuse_cancels(eng, {old})
+    bid = eng.quotes["ETH/USD"].bid
+    assert await eng.tighten_stop("ETH/USD", (bid * D("0.97")).quantize(D("0.01"))) is None
+    await eng.run(duration=2)
+    new = eng.orders.stop_order("ETH/USD").client_order_id
+    assert new != old and {old, new} <= set(eng.orders.working)
+    (alert,) = [a for a in eng.alerts.unacknowledged() if a.kind == "stop_not_replaced"]
+    assert old in alert.message and "two stops" in alert.message
