@@ -158,12 +158,18 @@ def refuse_cancels(eng, cids: set[str]) -> list[str]:
     return refused
 
 
-async def test_an_exit_is_never_sent_beside_a_stop_the_venue_would_not_cancel(make_profile, open_engine):
+async def strategy_holding_eth(make_profile, open_engine):
+    """An engine whose strategy has opened ETH/USD, its protective stop working."""
     eng = await open_engine(profile(make_profile), seed=5)
     eng.strategy.on_quote = lambda q, pos: None
     await eng.run(duration=30)  # prices and volume for the gate's market checks
     eng.strategy.on_quote = enter_once({"ETH/USD"})
     await run_until(eng, lambda: "ETH/USD" in eng.portfolio.positions and eng.orders.stop_order("ETH/USD"), step=2)
+    return eng
+
+
+async def test_an_exit_is_never_sent_beside_a_stop_the_venue_would_not_cancel(make_profile, open_engine):
+    eng = await strategy_holding_eth(make_profile, open_engine)
     held = eng.portfolio.positions["ETH/USD"].quantity
     stop = eng.orders.stop_order("ETH/USD").client_order_id
     refused = refuse_cancels(eng, {stop})
@@ -195,11 +201,7 @@ async def test_an_exit_is_never_sent_beside_a_stop_the_venue_would_not_cancel(ma
 
 
 async def test_a_stop_move_the_venue_half_refuses_says_two_stops_are_working(make_profile, open_engine):
-    eng = await open_engine(profile(make_profile), seed=5)
-    eng.strategy.on_quote = lambda q, pos: None
-    await eng.run(duration=30)  # prices and volume for the gate's market checks
-    eng.strategy.on_quote = enter_once({"ETH/USD"})
-    await run_until(eng, lambda: "ETH/USD" in eng.portfolio.positions and eng.orders.stop_order("ETH/USD"), step=2)
+    eng = await strategy_holding_eth(make_profile, open_engine)
     eng.strategy.on_quote = lambda q, pos: None
     old = eng.orders.stop_order("ETH/USD").client_order_id
     refuse_cancels(eng, {old})
