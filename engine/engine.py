@@ -295,8 +295,10 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
         portfolio = self.portfolio
         for q in batch:
             self.quotes[q.symbol] = q
-            market.update(q)
-            portfolio.mark(q)
+            if market.update(q):
+                # Not at a lone spike: one bad print would move equity and trip the loss and
+                # drawdown breakers (a gap that holds is taken after GAP_CONFIRM_QUOTES).
+                portfolio.mark(q)
             broker.on_quote(q)  # the paper venue matches working orders: stops, limits
         self.counters["ticks"] += len(batch)
         orders = self.orders

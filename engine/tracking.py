@@ -44,7 +44,9 @@ class MarketWatch:
         self._s: dict[str, _SymbolWatch] = {}
         self.last_quote_at: datetime | None = None
 
-    def update(self, q: Quote) -> None:
+    def update(self, q: Quote) -> bool:
+        """Take a quote; True when its mid is a price to value positions at: within the jump
+        band of the last good one, or a new level that has held (a gap), never a lone spike."""
         w = self._s.get(q.symbol)
         if w is None:
             w = self._s[q.symbol] = _SymbolWatch()
@@ -53,16 +55,19 @@ class MarketWatch:
         twice_mid = q.bid + q.ask
         w.twice_mid = twice_mid
         w.mid = None
+        sane = twice_mid > 0
         if w.good is None or w.lo <= twice_mid <= w.hi:
-            if twice_mid > 0 and twice_mid != w.twice_good:
+            if sane and twice_mid != w.twice_good:
                 self._accept(w, twice_mid)
             w.away = 0
         else:
             # A spike reverts within a tick; a level that holds is a gap and becomes the reference.
             w.away += 1
-            if w.away >= GAP_CONFIRM_QUOTES and twice_mid > 0:
+            if w.away >= GAP_CONFIRM_QUOTES and sane:
                 self._accept(w, twice_mid)
                 w.away = 0
+            else:
+                sane = False
         vol = q.volume
         if vol:
             t = q.ts
@@ -72,6 +77,7 @@ class MarketWatch:
             vols = w.volumes
             while vols[0][0] < cutoff:
                 w.volume_sum -= vols.popleft()[1]
+        return sane
 
     def _accept(self, w: "_SymbolWatch", twice_mid: Decimal) -> None:
         # Compared in doubled prices so the hot path never divides.
