@@ -110,7 +110,9 @@ class RiskLimits(Strict):
     max_book_fraction: Decimal = Field(Decimal(1), gt=0, le=10, description="order size as a multiple of the top-of-book size")
     max_data_age_seconds: float = Field(10, gt=0, description="oldest quote an entry may be priced on")
     max_limit_distance_pct: Pct = Field(Decimal(2), gt=0, le=50, description="limit price distance from mid")
-    max_price_jump_pct: Pct = Field(Decimal(5), gt=0, le=100, description="move from the last good price treated as a spike")
+    max_price_jump_pct: Pct = Field(Decimal(5), gt=0, le=100,
+                                    description="move from the last good price treated as a spike: refused by the "
+                                                "gate, and positions are not marked at it until it holds for 3 quotes")
     portfolio_day_stop_pct: Pct = Field(Decimal(5), gt=0, le=100, description="portfolio down this much today: no new trades today")
     portfolio_week_alert_pct: Pct = Field(Decimal(10), gt=0, le=100, description="portfolio down this much this week: critical alert for review")
     portfolio_total_pause_pct: Pct = Field(Decimal(20), gt=0, le=100, description="portfolio down this much from starting capital: pause until re-armed")
