@@ -124,6 +124,9 @@ class Fill:
     ts: datetime
     liquidity: str  # "maker" | "taker"
     fill_id: str = ""
+    # A fee the venue charged in a third asset (Binance's BNB), e.g. "0.00042 BNB": not in `fee`,
+    # nor in cash or P&L, since the engine has no price for that asset; journaled and alerted.
+    unbooked_fee: str = ""
 
 
 @dataclass(slots=True)

@@ -78,6 +78,7 @@ class OrderManager:
         # How much more of a symbol an entry may buy/sell now under the position cap (engine-set).
         self.entry_room: Callable[[str, Side], Decimal] | None = None
         self.latched: Callable[[], bool] = lambda: False  # the halt latch, engine-set
+        self._unbooked_assets: set[str] = set()  # third-asset fees the operator has been told of
         self.batching = False
         self._outbox: dict[str, tuple[Order, Callable[[], Awaitable[None]] | None]] = {}
         self._finished: deque[tuple[datetime, str]] = deque()  # (when, id) as orders reach an end state
@@ -256,11 +257,16 @@ class OrderManager:
         dust_before = self.portfolio.dust_quantity(f.symbol)
         realized = self.portfolio.apply_fill(f)
         self.fills += 1
-        self.journal.append("fill", f.ts, f.client_order_id, {
+        row = {
             "symbol": f.symbol, "side": f.side, "quantity": f.quantity, "price": f.price,
             "fee": f.fee, "liquidity": f.liquidity, "fill_id": f.fill_id, "realized": realized,
             "purpose": order.purpose, "position_after": self.position_qty(f.symbol),
-        })
+        }
+        if f.unbooked_fee:
+            row["unbooked_fee"] = f.unbooked_fee
+        self.journal.append("fill", f.ts, f.client_order_id, row)
+        if f.unbooked_fee:
+            self._say_unbooked_fee(f)
         if self.portfolio.dust_quantity(f.symbol) != dust_before:
             self._journal_dust(f.symbol, dust_before, f)
         log.info("fill %s %s %s %s @ %s fee %s", f.client_order_id, f.symbol, f.side.value, f.quantity, f.price, f.fee)
@@ -274,6 +280,18 @@ class OrderManager:
                                 f"{order.symbol} stopped out at {f.price}", f.ts, client_order_id=order.client_order_id)
         if self.on_fill is not None:
             self.on_fill(f, order, realized)
+
+    def _say_unbooked_fee(self, f: Fill) -> None:
+        """A fee paid in an asset the engine cannot price (on the fill's row): the operator is told
+        once per asset, since P&L, the loss limits and the fee figures all leave it out."""
+        asset = f.unbooked_fee.rsplit(" ", 1)[-1]
+        if asset in self._unbooked_assets:
+            return
+        self._unbooked_assets.add(asset)
+        self.alerts.publish("warning", "unbooked_fee",
+                            f"{f.symbol}: fee paid in {asset} ({f.unbooked_fee}) is not in P&L, the loss limits or "
+                            f"the fee figures; each one is on its fill's journal row (unbooked_fee)",
+                            f.ts, client_order_id=f.client_order_id)
 
     def _journal_dust(self, symbol: str, before: Decimal, f: Fill) -> None:
         """The symbol's dust pile changed (portfolio.py): journal it (a restart restores the pile

@@ -209,3 +209,34 @@ async def test_the_positions_pane_names_the_dust_under_the_table():
         pane.show(snap())  # the dust sold or adopted: the line goes
         await pilot.pause()
         assert pane.border_subtitle == ""
+
+
+async def test_a_fee_paid_in_a_third_asset_is_on_the_fill_row_and_said_once(tmp_path, monkeypatch):
+    # Binance with "pay fees in BNB": the fee leaves the BNB balance, so the trade's own assets
+    # move in full, and the engine, with no BNB price, books no fee but must not hide it.
+    emu = await BinanceEmulator({KEY: SECRET}, fee_in="BNB",
+                                balances={"USDT": 100000, "BTC": 0, "ETH": 0, "BNB": 10}).start()
+    set_keys(monkeypatch, "binance", KEY, SECRET)
+    eng = await start(venue_profile(tmp_path, "binance", emu.url))
+    runner = asyncio.create_task(eng.run())
+    try:
+        eng.strategy = Script(SYM)
+        await until(lambda: SYM in eng.portfolio.positions and eng.orders.stop_order(SYM) is not None, "entry + stop")
+        await eng.close_all("operator")
+        await until(lambda: SYM not in eng.portfolio.positions and not eng.orders.working, "flat after close-all")
+        fills = await eng.journal.rows(kinds=["fill"])
+        assert len(fills) >= 2  # the entry and the exit, each charged in BNB
+        for r in fills:
+            amount, asset = r.data["unbooked_fee"].split()
+            assert asset == "BNB" and D(amount) > 0 and D(r.data["fee"]) == 0
+        charged = sum(D(r.data["unbooked_fee"].split()[0]) for r in fills)
+        assert D(10) - emu.core.free["BNB"] == charged  # every BNB the venue took is on a row
+        assert eng.portfolio.dust == {} and emu.core.free["BTC"] == 0  # nothing shaved off the base
+        (said,) = [a for a in eng.alerts.recent(200) if a.kind == "unbooked_fee"]
+        assert said.severity == "warning" and "BNB" in said.message and "not in P&L" in said.message
+        eng.stop()
+        await asyncio.wait_for(runner, 5)
+    finally:
+        eng.stop()
+        await eng.close()
+        await emu.stop()

@@ -93,12 +93,13 @@ class CcxtOrderLifecycleMixin:
         fee_ccy = fee.get("currency")
         m = self.ex.market(o.symbol)
         moved = qty
+        unbooked = ""
         if fee_cost and fee_ccy == m["base"]:
             # Paid in the asset bought: the fill moves less base; the fee is its quote value.
             moved = qty - fee_cost if o.side is Side.BUY else qty + fee_cost
             fee_q = fee_cost * price
         elif fee_cost and fee_ccy not in (None, m["quote"]):
-            log.warning("venue %s: fee of %s paid in %s, not converted", self.name, o.client_order_id, fee_ccy)
+            unbooked = f"{fee_cost:f} {fee_ccy}"  # no price for it here: the engine says so (orders.py)
             fee_q = ZERO
         else:
             fee_q = fee_cost
@@ -109,7 +110,7 @@ class CcxtOrderLifecycleMixin:
         if o.status is OrderStatus.SUBMITTED:
             o.status = OrderStatus.PARTIALLY_FILLED
         self._events.append(Fill(o.client_order_id, o.symbol, o.side, moved, price, fee_q, self.clock.now(),
-                                 t.get("takerOrMaker") or "taker", f"{self.name}:{tid}"))
+                                 t.get("takerOrMaker") or "taker", f"{self.name}:{tid}", unbooked))
 
     async def _apply(self, track: TrackedOrder, raw: dict) -> None:
         """Bring our copy up to the venue's order: missing fills first, then a terminal state."""

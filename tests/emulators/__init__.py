@@ -246,7 +246,7 @@ class Core:
         self.by_cid: dict[str, EmOrder] = {}
         self.trades: list[EmTrade] = []
         self.fee_rate = fee_rate
-        self.fee_in = fee_in  # "quote" or "received" (the asset the trade brings in)
+        self.fee_in = fee_in  # "quote", "received" (the asset the trade brings in), or a third asset
         self._ids = itertools.count(1000)
         self._tids = itertools.count(5000)
 
@@ -339,7 +339,19 @@ class Core:
         m = self.markets[o.symbol]
         cost = qty * px
         self._unlock(o)
-        if o.side == "BUY":
+        if self.fee_in not in ("quote", "received"):
+            # Paid in a third asset (Binance's BNB): charged from its own balance, at a nominal
+            # 1:1000 of the trade's quote value.
+            fee_asset = self.fee_in
+            fee = (cost * self.fee_rate / 1000).quantize(Decimal("1e-8"))
+            self.free[fee_asset] = self.free.get(fee_asset, Decimal(0)) - fee
+            if o.side == "BUY":
+                self.free[m.quote] -= cost
+                self.free[m.base] = self.free.get(m.base, Decimal(0)) + qty
+            else:
+                self.free[m.base] = self.free.get(m.base, Decimal(0)) - qty
+                self.free[m.quote] = self.free.get(m.quote, Decimal(0)) + cost
+        elif o.side == "BUY":
             fee_asset = m.quote if self.fee_in == "quote" else m.base
             fee = ((cost if fee_asset == m.quote else qty) * self.fee_rate).quantize(Decimal("1e-8"))
             spend = cost + (fee if fee_asset == m.quote else 0)
