@@ -91,14 +91,19 @@ class ConsoleActions:
     def action_rearm(self) -> None:
         from .modals import ConfirmModal
 
+        refusal = self.engine.rearm_refusal()
+        if refusal:
+            self.notify(f"{refusal[0].upper()}{refusal[1:]}.", severity="warning")
+            return
         snap = self.snapshot
         if snap is None:
             state = "Trading state unknown"
         else:
             state = f"Trading is {snap.trading_state}" + (f": {snap.halt_reason}" if snap.halt_reason else "")
+        halts_seen = self.engine.halts  # a halt pressed while the dialog is open must stand
 
         async def rearm(reason: str) -> None:
-            refusal = await self.engine.rearm(reason)
+            refusal = await self.engine.rearm(reason, halts_seen=halts_seen)
             self.report(refusal, f"Re-armed: {reason}", title="Not re-armed")
 
         self.push_screen(

@@ -78,6 +78,7 @@ class OperatorCommands:
         halt keeps the first reason (the journal still records every one)."""
         first = self.state is not TradingState.HALTED
         self.state = TradingState.HALTED
+        self.halts += 1
         if first or not self.halt_reason:
             self.halt_reason = reason
         self.journal.append("halt", self.clock.now(), None, {"source": source, "reason": reason, "first": first})
@@ -158,10 +159,25 @@ class OperatorCommands:
         self.alerts.publish("warning", "close_all", f"close-all by {source}", now)
         await self.journal.flush()
 
-    async def rearm(self, reason: str) -> str | None:
+    def rearm_refusal(self) -> str | None:
+        """Why a re-arm would do nothing now (asked before its dialog opens), or None."""
+        if self.state is TradingState.ACTIVE and not any(b.state is BreakerState.TRIPPED for b in self.breakers):
+            # It would still acknowledge the losing streak and re-base the drawdown pause: a
+            # limit quietly loosened, with nothing to re-arm.
+            return "nothing to re-arm: trading is active and no breaker is tripped"
+        return None
+
+    async def rearm(self, reason: str, *, halts_seen: int | None = None) -> str | None:
+        """Re-arm with a reason. `halts_seen` is `halts` when the operator was asked: a halt that
+        came after it (pressed while the re-arm dialog was open) stands."""
         reason = reason.strip()
         if not reason:
             return "re-arm needs a reason"
+        if halts_seen is not None and halts_seen != self.halts:
+            return f"a halt came after this re-arm was asked for ({self.halt_reason}): it stands; re-arm again to lift it"
+        refusal = self.rearm_refusal()
+        if refusal:
+            return refusal
         # Re-arming acknowledges the losing streak and re-bases the drawdown pause; a breaker whose
         # number is still past its limit after that (drawdown stop, total loss, API failures)
         # would trip again on the next tick, so it holds the re-arm.

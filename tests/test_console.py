@@ -305,13 +305,22 @@ async def test_halt_fires_while_a_modal_is_open_and_from_ctrl_backslash(engine_f
         await pilot.press(*"feed ok", "enter")
         await until(pilot, lambda: engine.snapshot().trading_state == "active")
         await until(pilot, lambda: "ACTIVE" in app.header.state_text)
-        # The second key, pressed while a modal's text input has the focus.
+        # Nothing to re-arm while active: no dialog, and no limit quietly re-based.
+        await pilot.press("R")
+        await until(pilot, lambda: any(n.message.startswith("Nothing to re-arm") for n in app._notifications))
+        assert not isinstance(app.screen, ConfirmModal)
+        # The second key, pressed while a modal's text input has the focus: a re-arm dialog
+        # opened before that halt cannot lift it.
+        await pilot.press("f12")
         await pilot.press("R")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
         await pilot.press("ctrl+backslash")
         assert latched(engine) and isinstance(app.screen, ConfirmModal)
-        await pilot.press("escape")
-        await until(pilot, lambda: "HALTED" in app.header.state_text)
+        await pilot.press(*"stale dialog", "enter")
+        await until(pilot, lambda: any(n.title == "Not re-armed" and "a halt came after" in n.message
+                                       for n in app._notifications))
+        assert latched(engine) and "HALTED" in app.header.state_text
+        assert [r.data["reason"] for r in await engine.journal.rows(["rearm"])] == ["feed ok"]
 
 
 async def test_approve_and_reject_act_on_the_selected_approval(engine_factory):

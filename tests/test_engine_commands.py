@@ -363,6 +363,25 @@ async def test_rearm_with_a_reason_re_arms_and_trading_resumes(make_profile, ope
     assert [r for r in await rows(eng, "order", after=mark) if r.data["status"] == "pending_approval"]
 
 
+async def test_rearm_with_nothing_to_lift_or_asked_before_the_last_halt_is_refused(make_profile, open_engine):
+    eng = await open_engine(approval_profile(make_profile), seed=3)
+    await eng.run(duration=60)
+    # Active, nothing tripped: re-arming would only re-base the drawdown pause and forget the
+    # losing streak, so it is refused and nothing is journaled.
+    assert eng.rearm_refusal() == "nothing to re-arm: trading is active and no breaker is tripped"
+    assert await eng.rearm("just because") == eng.rearm_refusal()
+    await eng.halt("operator", "first")
+    assert eng.rearm_refusal() is None
+    seen = eng.halts
+    await eng.halt("cli", "second, while the operator was typing")
+    msg = await eng.rearm("stale", halts_seen=seen)
+    assert msg.startswith("a halt came after this re-arm was asked for") and eng.state is TradingState.HALTED
+    assert not await rows(eng, "rearm")
+    assert await eng.rearm("read both", halts_seen=eng.halts) is None
+    assert eng.state is TradingState.ACTIVE
+    assert [r.data["reason"] for r in await rows(eng, "rearm")] == ["read both"]
+
+
 async def test_drawdown_breaker_halts_and_rearm_is_refused_while_over_limit(make_profile, open_engine):
     risk = dict(LOOSE_RISK, drawdown_pause_pct=Decimal("0.2"), drawdown_stop_pct=Decimal("0.4"))
     for seed in (4, 5, 6, 7):
