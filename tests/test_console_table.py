@@ -133,3 +133,25 @@ async def test_whole_lines_match_datatable_through_updates_and_cursor_moves():
         app.theirs.focus()
         await pilot.pause()
         assert ours == lines(app.theirs)
+
+
+async def test_the_cursor_stays_on_the_chosen_row_when_rows_above_it_leave():
+    table = KeyedTable([("sym", "symbol")])
+    row = {k: (cell(k),) for k in ("ETH", "SOL", "LTC", "BTC")}
+    async with Host(table).run_test(size=(60, 20)) as pilot:
+        table.sync(row)
+        await pilot.pause()
+        table.move_cursor(row=1)  # the operator picks SOL
+        assert table.selected_key() == "SOL"
+        # ETH leaves (expired, or rejected from the CLI): by index the cursor would now be on LTC.
+        table.sync({k: v for k, v in row.items() if k != "ETH"})
+        await pilot.pause()
+        assert table.selected_key() == "SOL" and table.cursor_row == 0
+        # A new row arriving and an unrelated one leaving below do not move it either.
+        table.sync({"SOL": row["SOL"], "LTC": row["LTC"], "DOGE": (cell("DOGE"),)})
+        await pilot.pause()
+        assert table.selected_key() == "SOL"
+        # The chosen row itself leaving: the cursor stays where it was, on the row now there.
+        table.sync({"LTC": row["LTC"], "DOGE": (cell("DOGE"),)})
+        await pilot.pause()
+        assert table.selected_key() == "LTC"

@@ -250,10 +250,18 @@ class KeyedTable(CachedTable):
         """Make the table show exactly `rows` (insertion order for new rows)."""
         self._ensure_columns()
         column_keys = [key for key, _ in self._column_spec]
+        selected = self.selected_key()
         with self.app.batch_update():
-            for key in [k for k in self._cells if k not in rows]:
+            gone = [k for k in self._cells if k not in rows]
+            for key in gone:
                 self.remove_row(key)
                 del self._cells[key]
+            if gone and selected in rows and self.row_count:
+                # The cursor is an index: with a row above it gone it would sit on another row
+                # (and `a` approve another order). It stays on the row the operator chose.
+                index = self.get_row_index(selected)
+                if index != self.cursor_row:
+                    self.move_cursor(row=index, animate=False)
             for key, cells in rows.items():
                 previous = self._cells.get(key)
                 if previous is None:
