@@ -8,6 +8,7 @@ has nothing uncommitted, so the screen never shows a state change the journal do
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -274,7 +275,13 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
                 due = start_wall + (ts - start_sim).total_seconds() / self.speed
                 delay = due - time.monotonic()
                 if delay > 0:
-                    await asyncio.sleep(delay)
+                    # Woken by stop(): at a slow --speed the next batch can be minutes away, and
+                    # a halt or Ctrl-C must not wait for it.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), delay)
+                    if self._stop.is_set():
+                        self._carry = batch  # not traded: the next run() starts with it
+                        break
                     last_yield = time.monotonic()
             if time.monotonic() - last_yield > YIELD_EVERY:
                 # Flat out, or paced but behind (the loop was busy, so many batches are due at

@@ -311,6 +311,22 @@ async def test_running_in_slices_loses_no_quotes(tmp_path: Path) -> None:
     assert seen == expected
 
 
+async def test_stop_wakes_a_paced_run_at_once_however_slow_its_speed(tmp_path: Path) -> None:
+    # At speed 0.001 the next one-second batch is ~17 minutes of wall time away: a halt or a
+    # Ctrl-C must not wait for it, and the batch it was waiting for is traded by the next run.
+    eng = await Engine.open(build_profile(tmp_path, "slow"), seed=3, speed=0.001)
+    try:
+        eng.preroll()
+        runner = asyncio.create_task(eng.run())
+        await asyncio.sleep(0.3)
+        ticks = eng.counters["ticks"]
+        eng.stop()
+        await asyncio.wait_for(runner, 2)
+        assert eng.counters["ticks"] == ticks and eng._carry is not None
+    finally:
+        await eng.close()
+
+
 CSV_SYMBOL = "XYZ/USD"
 
 
