@@ -23,7 +23,8 @@ import re
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from .profile_base import Strict, bad, raise_problems
 
@@ -94,6 +95,20 @@ class VenueSection(Strict):
                                 description="crypto spot: the cash asset; other balances are positions")
     withdrawal_permission: Literal["warn", "refuse"] = Field(
         "warn", description="a key that can withdraw: warn (alert) or refuse to start")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        # Checked here, not at first use: an unknown zone passed check-config and then stopped
+        # the run inside the portfolio, after the journal was opened.
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except (KeyError, ValueError, OSError):  # not found; a malformed key; a directory such as America
+            raise PydanticCustomError(
+                "time_zone", "unknown time zone: expected an IANA name such as America/New_York") from None
+        return value
 
     @model_validator(mode="after")
     def _urls(self) -> "VenueSection":

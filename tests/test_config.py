@@ -354,3 +354,15 @@ def test_the_feed_follows_the_venue(tmp_path, monkeypatch, text, line):
 def test_a_venue_profile_gets_the_venue_feed_by_default(tmp_path):
     p = profile_from_mapping({"mode": "testnet", "venue": {"name": "bybit"}, "feed": {"tick_seconds": 3}})
     assert p.feed.kind == "venue" and p.feed.tick_seconds == 3
+
+
+# -- values that validated but broke the run -------------------------------------------------------
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "utc", "America", "../etc/passwd", "/etc/localtime", ""])
+def test_an_unknown_time_zone_is_one_line(tmp_path, monkeypatch, zone):
+    assert problems(f"venue:\n  timezone: {zone!r}\n", tmp_path, monkeypatch) == [
+        f"config/x.yaml: venue.timezone: unknown time zone: expected an IANA name such as America/New_York "
+        f"(got {zone!r})"]
+
+
+def test_a_known_time_zone_is_accepted():
+    assert profile_from_mapping({"venue": {"timezone": "Europe/Berlin"}}).venue.timezone == "Europe/Berlin"
