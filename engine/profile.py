@@ -22,7 +22,9 @@ class FeedConfig(Strict):
     kind: Literal["sim", "csv", "venue"] = Field(
         "sim", description="sim: built-in market; csv: replay; venue: the venue's own quotes "
                            "(the default, and the only choice, when venue.name is a real venue)")
-    seed: int = Field(7, description="random seed of the simulated market")
+    # The session row journals the seed through orjson, which holds 64 bits: a larger seed passed
+    # validation and then stopped the run at that row. Signed, because negative seeds work.
+    seed: int = Field(7, ge=-(2**63), le=2**63 - 1, description="random seed of the simulated market")
     speed: float = Field(1.0, ge=0, description="simulated seconds per wall second; 0 = as fast as possible")
     tick_seconds: float = Field(1.0, gt=0, le=3600,
                                 description="seconds between quotes (sim: simulated; venue: how often quotes are polled)")

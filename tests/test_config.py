@@ -366,3 +366,19 @@ def test_an_unknown_time_zone_is_one_line(tmp_path, monkeypatch, zone):
 
 def test_a_known_time_zone_is_accepted():
     assert profile_from_mapping({"venue": {"timezone": "Europe/Berlin"}}).venue.timezone == "Europe/Berlin"
+
+
+@pytest.mark.parametrize("seed, line", [
+    ("9223372036854775808", "config/x.yaml: feed.seed: must be <= 9223372036854775807 (got 9223372036854775808)"),
+    ("-9223372036854775809", "config/x.yaml: feed.seed: must be >= -9223372036854775808 (got -9223372036854775809)"),
+])
+def test_a_seed_the_journal_cannot_hold_is_one_line(tmp_path, monkeypatch, seed, line):
+    assert problems(f"feed:\n  seed: {seed}\n", tmp_path, monkeypatch) == [line]
+
+
+@pytest.mark.parametrize("seed", [-5, 0, 2**63 - 1, -(2**63)])
+def test_seeds_the_journal_can_hold_are_accepted(seed):
+    import orjson
+
+    assert orjson.dumps(profile_from_mapping({"feed": {"seed": seed}}).model_dump(mode="json"))
+
