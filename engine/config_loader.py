@@ -84,6 +84,8 @@ def _describe(err: dict[str, Any]) -> tuple[str, str]:
     if kind in bounds:
         limit = next(iter(ctx.values()))
         return loc, f"must be {bounds[kind]} {limit} (got {got})"
+    if kind == "finite_number":
+        return loc, f"must be a finite number (got {got})"
     if kind == "literal_error":
         return loc, f"must be one of {ctx.get('expected')} (got {got!r})"
     if kind == "too_short":

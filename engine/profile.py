@@ -16,6 +16,7 @@ from .profile_base import Strict, bad as _bad, raise_problems
 from .venue_config import VenueSection as VenueConfig
 
 Pct = Decimal
+MIN_SPEED = 0.01
 
 
 class FeedConfig(Strict):
@@ -25,7 +26,8 @@ class FeedConfig(Strict):
     # The session row journals the seed through orjson, which holds 64 bits: a larger seed passed
     # validation and then stopped the run at that row. Signed, because negative seeds work.
     seed: int = Field(7, ge=-(2**63), le=2**63 - 1, description="random seed of the simulated market")
-    speed: float = Field(1.0, ge=0, description="simulated seconds per wall second; 0 = as fast as possible")
+    speed: float = Field(1.0, ge=0, le=1_000_000,
+                         description="simulated seconds per wall second; 0 = as fast as possible, else at least 0.01")
     tick_seconds: float = Field(1.0, gt=0, le=3600,
                                 description="seconds between quotes (sim: simulated; venue: how often quotes are polled)")
     csv_path: str | None = Field(None, description="CSV file for kind: csv")
@@ -37,9 +39,15 @@ class FeedConfig(Strict):
     gap_probability: float = Field(0.0002, ge=0, le=0.1, description="chance per tick of a price gap")
 
     @model_validator(mode="after")
-    def _csv_needs_path(self) -> "FeedConfig":
+    def _consistent(self) -> "FeedConfig":
+        problems = []
         if self.kind == "csv" and not self.csv_path:
-            raise _bad("csv_path", "required when kind is csv")
+            problems.append(_bad("csv_path", "required when kind is csv"))
+        if 0 < self.speed < MIN_SPEED:
+            # A crawl like 1e-300 paces the next quote past any wall clock: the run's --duration
+            # (simulated time) never arrives, and nobody who wrote it meant that.
+            problems.append(_bad("speed", f"must be 0 (as fast as possible) or at least {MIN_SPEED} (got {self.speed})"))
+        raise_problems("FeedConfig", problems)
         return self
 
 

@@ -8,7 +8,9 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
+    # No infinity or NaN anywhere: YAML spells them .inf and .nan, and an infinite timeout or age
+    # limit is a limit silently switched off (NaN compares false, so it passes every bound).
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False, allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod

@@ -382,3 +382,28 @@ def test_seeds_the_journal_can_hold_are_accepted(seed):
 
     assert orjson.dumps(profile_from_mapping({"feed": {"seed": seed}}).model_dump(mode="json"))
 
+
+
+def test_infinity_and_nan_never_switch_a_limit_off(tmp_path, monkeypatch):
+    lines = problems("risk:\n  max_data_age_seconds: .inf\napproval:\n  timeout_seconds: .inf\n"
+                     "feed:\n  speed: .nan\nalerts:\n  coalesce_seconds: -.inf\n", tmp_path, monkeypatch)
+    assert sorted(lines) == sorted([
+        "config/x.yaml: risk.max_data_age_seconds: must be a finite number (got inf)",
+        "config/x.yaml: approval.timeout_seconds: must be a finite number (got inf)",
+        "config/x.yaml: feed.speed: must be a finite number (got nan)",
+        "config/x.yaml: alerts.coalesce_seconds: must be a finite number (got -inf)",
+    ])
+
+
+@pytest.mark.parametrize("speed, line", [
+    ("1e-300", "config/x.yaml: feed.speed: must be 0 (as fast as possible) or at least 0.01 (got 1e-300)"),
+    ("0.009", "config/x.yaml: feed.speed: must be 0 (as fast as possible) or at least 0.01 (got 0.009)"),
+    ("2000000", "config/x.yaml: feed.speed: must be <= 1000000.0 (got 2000000)"),
+])
+def test_a_speed_that_would_never_end_or_mean_nothing_is_refused(tmp_path, monkeypatch, speed, line):
+    assert problems(f"feed:\n  speed: {speed}\n", tmp_path, monkeypatch) == [line]
+
+
+@pytest.mark.parametrize("speed", [0, 0.01, 1, 1_000_000])
+def test_speeds_at_their_bounds_are_accepted(speed):
+    assert profile_from_mapping({"feed": {"speed": speed}}).feed.speed == speed
