@@ -8,8 +8,10 @@ at tick rate a commit per row would cost more than the whole trading path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
@@ -89,6 +91,54 @@ def _insert_sql(n: int) -> str:
     return "INSERT INTO events(ts, kind, ref, data) VALUES " + ",".join(["(?, ?, ?, ?)"] * n)
 
 
+def open_error(path: Path, exc: BaseException) -> JournalError:
+    """The one line a journal that cannot be opened or set up is reported with."""
+    if isinstance(exc, OSError) or getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_CANTOPEN:
+        return JournalError(f"{path}: cannot open the journal ({why_unusable(path, exc)})")
+    return JournalError(f"{path}: {exc}")  # not a database, locked, read-only: SQLite's words say it
+
+
+def why_unusable(path: Path, exc: BaseException) -> str:
+    """Why `path` cannot hold the journal, in the operator's terms where the cause is plain:
+    SQLite says only "unable to open database file" and the OS only "Not a directory"."""
+    if os.path.isdir(path):
+        return "it is a directory; the journal is a file"
+    if _climbs_above_root(path):
+        return "a '..' in it climbs above '/', which SQLite refuses; write the path without it"
+    for folder in path.parents:
+        if os.path.lexists(folder):
+            if not os.path.isdir(folder):
+                return f"{folder} is a file, not a folder"
+            break
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
+
+
+def _climbs_above_root(path: Path) -> bool:
+    # The OS takes "/.." as "/"; SQLite resolves ".." itself and fails on it ("~/../../x" with
+    # a home one level deep).
+    depth = 0
+    for part in path.absolute().parts[1:]:
+        depth += -1 if part == ".." else 0 if part == "." else 1
+        if depth < 0:
+            return True
+    return False
+
+
+async def _connect(path: Path, **kwargs: Any) -> aiosqlite.Connection:
+    conn = aiosqlite.connect(path, **kwargs)
+    try:
+        return await conn
+    except BaseException:
+        # aiosqlite stops the thread of a connection that failed to open but does not wait for
+        # it; ended later, it reports to a loop asyncio.run has closed (a traceback at exit).
+        thread = getattr(conn, "_thread", None)
+        if thread is not None and thread.is_alive():
+            await asyncio.to_thread(thread.join, 5.0)
+        raise
+
+
 @dataclass(frozen=True, slots=True)
 class JournalRow:
     seq: int
@@ -127,11 +177,14 @@ class Journal:
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise JournalError(f"{p}: cannot create its folder ({exc.strerror or exc})") from None
-        # Autocommit: a flush is one multi-row INSERT, which SQLite commits on its own (one
-        # round trip to the connection's thread instead of an insert and a commit).
-        db = await aiosqlite.connect(p, isolation_level=None, cached_statements=CACHED_STATEMENTS,
-                                     timeout=WRITE_LOCK_TIMEOUT_SECONDS)
+            raise JournalError(f"{p}: cannot create its folder ({why_unusable(p, exc)})") from None
+        try:
+            # Autocommit: a flush is one multi-row INSERT, which SQLite commits on its own (one
+            # round trip to the connection's thread instead of an insert and a commit).
+            db = await _connect(p, isolation_level=None, cached_statements=CACHED_STATEMENTS,
+                                timeout=WRITE_LOCK_TIMEOUT_SECONDS)
+        except (sqlite3.Error, OSError) as exc:
+            raise open_error(p, exc) from None
         try:
             await db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode survives a process kill (only an OS crash can lose the tail).
@@ -153,11 +206,14 @@ class Journal:
                     f"{p}: journal schema {row[0]} is newer than this tradeconsole ({SCHEMA_VERSION})"
                 )
             await db.commit()
-            checkpointer = await aiosqlite.connect(p)
-        except Exception as exc:
-            await db.close()
-            if isinstance(exc, sqlite3.Error):  # not a database, locked, unreadable: say which file
-                raise JournalError(f"{p}: {exc}") from None
+            checkpointer = await _connect(p)
+        except BaseException as exc:
+            # An open connection's thread is not a daemon: left running, it keeps the process
+            # from exiting. The close must not hide why the open failed.
+            with contextlib.suppress(Exception):
+                await db.close()
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise open_error(p, exc) from None
             raise
         return cls(db, p, checkpointer)
 
