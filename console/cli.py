@@ -83,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C before an engine was open (while modules load) or a second one while it closes:
+        # whatever was journaled is committed; say so in one line, not a traceback.
+        print("tradeconsole: interrupted", file=sys.stderr)
+        return 130
 
 
 def load_or_exit(path: str | None):
@@ -219,11 +224,31 @@ def _close_failed(exc: BaseException) -> int:
     return 1
 
 
+def _hold_signals() -> list[str]:
+    """Keep the stop signals that arrive while the engine opens, for its signal policy.
+
+    Until the policy is installed asyncio's own SIGINT handler would cancel the start half way,
+    wherever it is (an aiosqlite connection left open keeps the process alive; a cancellation
+    caught on the way was a Ctrl-C lost), and SIGTERM/SIGHUP would kill it outright."""
+    import signal
+
+    held: list[str] = []
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            loop.add_signal_handler(sig, held.append, sig.name)
+        except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover - not POSIX / main thread
+            continue
+    return held
+
+
 async def _open(profile, seed, speed, *, stdout: bool):
+    from engine.control.signals import policy_for
     from engine.engine import Engine
     from engine.services import start_services
 
     _refuse_second_engine(profile)
+    held = _hold_signals()
     try:
         engine = await Engine.open(profile, seed=seed, speed=speed, log_to_stdout=stdout)
     except _start_refusals() as exc:  # evaluated only when an exception is being matched
@@ -231,10 +256,18 @@ async def _open(profile, seed, speed, *, stdout: bool):
         raise SystemExit(2) from None
     try:
         await start_services(engine)
-    except Exception as exc:  # a fatal service error: nothing may trade this profile twice
+    except BaseException as exc:  # a fatal service error: nothing may trade this profile twice
         await engine.close()
+        if not isinstance(exc, Exception):
+            raise
         print(f"tradeconsole: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    # The engine's policy from here on (the control service may have installed it already; again
+    # is harmless), and what came during the start is acted on now: halt, then stop, as configured.
+    policy = policy_for(engine)
+    policy.install(asyncio.get_running_loop())
+    for name in held:
+        policy.handle(name)
     return engine
 
 

@@ -228,3 +228,52 @@ def test_a_journal_or_log_path_that_cannot_be_created_is_one_line_and_exit_2(tmp
     assert res.returncode == 2, res.stderr[-2000:]
     (line,) = res.stderr.strip().splitlines()  # the OS's reason in brackets: a file is in the way
     assert line.startswith(f"tradeconsole: {target}: {what} (") and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("sig, reason", [("SIGINT", "SIGINT received"),
+                                         ("SIGTERM", "SIGTERM received: orderly shutdown")])
+async def test_a_stop_signal_during_the_start_is_held_and_acted_on_once_the_engine_is_open(tmp_path, monkeypatch,
+                                                                                             sig, reason):
+    # Before, asyncio's own SIGINT handler cancelled the start wherever it was (a journal thread
+    # left running hung the process; a cancellation caught on the way lost the Ctrl-C), and a
+    # SIGTERM killed it outright with the journal half written.
+    import asyncio
+    import os
+    import signal
+
+    from conftest import build_profile
+    from console import cli
+    from engine.control.signals import policy_for
+    from engine.engine import Engine
+    from engine.risk.gate import TradingState
+
+    real_open = Engine.open.__func__
+
+    async def open_under_a_signal(cls, *args, **kwargs):
+        os.kill(os.getpid(), getattr(signal, sig))  # arrives while the start is under way
+        await asyncio.sleep(0.05)  # the loop handles it now, in the middle of the start
+        return await real_open(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, "open", classmethod(open_under_a_signal))
+    engine = await cli._open(build_profile(tmp_path, "sig"), 3, 0.0, stdout=False)
+    policy = policy_for(engine, engine.stop)  # the runner attaches, as run_headless does
+    try:
+        assert engine.state is TradingState.HALTED and engine.halt_reason == reason
+        assert engine._stop.is_set() and policy.received == [sig]
+        await policy.settle()
+        (halt,) = await engine.journal.rows(["halt"])
+        assert halt.data["source"] == "signal"
+    finally:
+        policy.uninstall()
+        await engine.close()
+
+
+def test_ctrl_c_before_an_engine_is_open_is_one_line_and_exit_130(monkeypatch, capsys):
+    from console import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt  # e.g. while the engine's modules load
+
+    monkeypatch.setattr(cli, "_run", interrupted)
+    assert cli.main(["run", "--headless"]) == 130
+    assert capsys.readouterr().err == "tradeconsole: interrupted\n"
