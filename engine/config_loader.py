@@ -23,6 +23,11 @@ def _unique_key_loader() -> type:
     def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[object, int] = {}
         for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                # YAML allows `? [a, b]` as a key; no setting is named that way, and as a dict
+                # key it cannot even be looked up (unhashable).
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain string, not a list or mapping", key_node.start_mark)
             key = loader.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -135,9 +140,15 @@ def load_profile(path: str | Path | None) -> Profile:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError([f"{source}: {where}YAML syntax error: {problem}"]) from None
+        # A constructor error is well-formed YAML the loader refuses (a repeated key, a list as a key).
+        what = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+        raise ConfigError([f"{source}: {where}{what}: {problem}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{source}: YAML error: {exc}"]) from None
+    if data is None:
+        # Named on the command line, an empty file is a mistake (a wrong or half-written copy),
+        # not a wish for the built-in profile: that would trade on the default paper journal.
+        raise ConfigError([f"{source}: the file is empty: expected a mapping of settings"])
     profile = profile_from_mapping(data, source)
     csv = profile.feed.csv_path
     if csv and not Path(csv).expanduser().is_absolute():

@@ -77,9 +77,16 @@ def test_built_in_defaults_are_the_checklists_numbers():
         assert type(value) is Decimal
 
 
-def test_empty_file_means_defaults(tmp_path):
-    f = tmp_path / "empty.yaml"
-    f.write_text("# nothing set\n")
+@pytest.mark.parametrize("text", ["", "# nothing set\n", "---\n", "\n\n   \n"])
+def test_an_empty_profile_file_is_refused(tmp_path, monkeypatch, text):
+    # Given by name, an empty file is a mistake (a wrong path, a half-written copy): taken as the
+    # built-in profile it traded on the default paper journal under someone else's name.
+    assert problems(text, tmp_path, monkeypatch) == ["config/x.yaml: the file is empty: expected a mapping of settings"]
+
+
+def test_an_explicit_empty_mapping_means_defaults(tmp_path):
+    f = tmp_path / "defaults.yaml"
+    f.write_text("{}  # every default\n")
     assert load_profile(f) == Profile()
 
 
@@ -192,6 +199,15 @@ def test_yaml_syntax_error_names_the_line(tmp_path, monkeypatch, text, where):
 def test_top_level_must_be_a_mapping(tmp_path, monkeypatch, text, fragment):
     (line,) = problems(text, tmp_path, monkeypatch)
     assert line.startswith("config/x.yaml: ") and fragment in line
+
+
+@pytest.mark.parametrize("text, where", [
+    ("? [a, b]\n: 1\n", "line 1, column 3"),
+    ("risk:\n  ? {max_open_positions: 3}\n  : 1\n", "line 2, column 5"),
+])
+def test_a_key_that_is_a_list_or_mapping_is_a_yaml_error(tmp_path, monkeypatch, text, where):
+    assert problems(text, tmp_path, monkeypatch) == [
+        f"config/x.yaml: {where}: YAML error: a key must be a plain string, not a list or mapping"]
 
 
 def test_missing_file_is_one_line(tmp_path, monkeypatch):
