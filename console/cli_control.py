@@ -60,35 +60,50 @@ def _reason(args: argparse.Namespace) -> str | None:
 def _ask(profile, payload: dict[str, Any]) -> tuple[dict[str, Any] | None, int | None]:
     """(reply, None) from the engine, or (None, exit code) after saying why there is none."""
     from engine.control.client import NotRunning, Unreachable, request
-    from engine.control.offline import engine_pid
     from engine.control.paths import socket_path
 
     path = socket_path(profile)
     try:
         return request(path, payload), None
     except NotRunning:
-        pid = engine_pid(profile)
-        if pid is None:
-            return None, EXIT_NOT_RUNNING
-        print(f"tradeconsole: an engine ({_pid(pid)}) holds profile {profile.name!r} but listens on no socket "
-              f"at {path} (control.socket off?)", file=sys.stderr)
-        return None, EXIT_UNREACHABLE
+        why = f"listens on no socket at {path} (control.socket off?)"
     except Unreachable as exc:
         print(f"tradeconsole: the engine on {path} did not answer: {exc}", file=sys.stderr)
         return None, EXIT_UNREACHABLE
+    except OSError as exc:  # the socket's path cannot be reached at all: no engine answers there
+        why = f"cannot be reached on its socket {path} ({exc.strerror or exc})"
+    pid = _holder(profile)
+    if pid is None:
+        return None, EXIT_NOT_RUNNING
+    print(f"tradeconsole: an engine ({_pid(pid)}) holds profile {profile.name!r} but {why}", file=sys.stderr)
+    return None, EXIT_UNREACHABLE
+
+
+def _holder(profile) -> int | None:
+    from engine.control.offline import engine_pid
+
+    try:
+        return engine_pid(profile)
+    except OSError:  # no lock file can be there (a file where its folder must be): nobody holds it
+        return None
 
 
 def _offline(work: Coroutine[Any, Any, dict[str, Any]], what: str) -> dict[str, Any] | None:
     """What the journal says (no engine running), or None after one line on why it cannot be read."""
     import sqlite3
+    from pathlib import Path
 
-    from engine.journal import JournalError
+    from engine.control.paths import ControlPathError
+    from engine.journal import JournalError, why_unusable
 
     try:
         return asyncio.run(work)
-    except (JournalError, sqlite3.Error) as exc:  # damaged; or locked past the timeout by a stuck engine
-        print(f"tradeconsole: could not {what} the journal: {exc}", file=sys.stderr)
-        return None
+    except (JournalError, ControlPathError, sqlite3.Error) as exc:  # damaged, locked by a stuck engine, unsafe run dir
+        problem = str(exc)
+    except OSError as exc:  # its folder, or the run folder beside it, is out of reach
+        problem = f"{exc.filename}: {why_unusable(Path(exc.filename), exc)}" if exc.filename else str(exc)
+    print(f"tradeconsole: could not {what} the journal: {problem}", file=sys.stderr)
+    return None
 
 
 def _pid(pid: int) -> str:

@@ -242,6 +242,32 @@ async def test_no_engine_status_and_halt_on_a_damaged_journal_say_so_and_exit_2(
     assert capsys.readouterr().err.startswith("tradeconsole: could not read the journal: ")
 
 
+@pytest.mark.parametrize("command", [["status"], ["halt", "--reason", "venue outage"]], ids=["status", "halt"])
+def test_no_engine_status_and_halt_on_a_journal_path_that_is_a_directory_say_so_and_exit_2(tmp_path, command):
+    # The failed open's connection thread used to outlive the loop and print its own traceback.
+    folder = tmp_path / "cli.sqlite"
+    folder.mkdir()
+    res = cli(tmp_path, *command, "--profile", str(write_profile(tmp_path)))
+    assert res.returncode == 2, res.stderr[-2000:]
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith("tradeconsole: could not ")
+    assert line.endswith(f"the journal: {folder}: cannot open the journal (it is a directory; the journal is a file)")
+    assert res.stdout == ""
+
+
+@pytest.mark.parametrize("command", [["status"], ["halt", "--reason", "venue outage"]], ids=["status", "halt"])
+def test_no_engine_status_and_halt_with_a_data_dir_that_is_a_file_say_so_and_exit_2(tmp_path, command):
+    # No engine can listen under a file: the socket's OSError means "none running", and the
+    # journal side then says what is in the way.
+    blocker = tmp_path / "home"  # TRADECONSOLE_HOME of `cli`
+    blocker.write_text("in the way of a folder")
+    res = cli(tmp_path, *command)
+    assert res.returncode == 2, res.stderr[-2000:]
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith("tradeconsole: could not ") and line.endswith(f": {blocker} is a file, not a folder")
+    assert res.stdout == ""
+
+
 async def test_cli_exit_codes_refused_and_socket_off(tmp_path, capsys, monkeypatch):
     from console.cli import main
 

@@ -49,8 +49,8 @@ def request(path: Path, payload: dict[str, Any], *, timeout: float = RESPONSE_TI
         try:
             with sun_address(path) as addr:
                 sock.connect(addr)
-        except (FileNotFoundError, ConnectionRefusedError, ControlPathError) as exc:
-            raise NotRunning(str(exc)) from None
+        except (FileNotFoundError, NotADirectoryError, ConnectionRefusedError, ControlPathError) as exc:
+            raise NotRunning(str(exc)) from None  # a file where a folder must be: nothing listens there
         except TimeoutError:
             raise Unreachable(f"{path}: connect timed out after {min(connect_timeout, timeout):g} s") from None
         except PermissionError as exc:
@@ -85,7 +85,7 @@ async def arequest(path: Path, payload: dict[str, Any], *, timeout: float = RESP
         with sun_address(path) as addr:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_unix_connection(addr, limit=MAX_RESPONSE), min(connect_timeout, timeout))
-    except (FileNotFoundError, ConnectionRefusedError, ControlPathError) as exc:
+    except (FileNotFoundError, NotADirectoryError, ConnectionRefusedError, ControlPathError) as exc:
         raise NotRunning(str(exc)) from None
     except TimeoutError:
         raise Unreachable(f"{path}: connect timed out") from None
