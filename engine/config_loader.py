@@ -150,14 +150,34 @@ def load_profile(path: str | Path | None) -> Profile:
         # not a wish for the built-in profile: that would trade on the default paper journal.
         raise ConfigError([f"{source}: the file is empty: expected a mapping of settings"])
     profile = profile_from_mapping(data, source)
-    csv = profile.feed.csv_path
-    if csv and not Path(csv).expanduser().is_absolute():
-        # A replay file named in a profile sits beside the profile, wherever it is run from.
-        profile.feed.csv_path = str((p.parent / csv).resolve())
+    # Files a profile names sit beside the profile, wherever it is started from: a journal taken
+    # from the current directory was a fresh empty one (no halt latch, no positions) whenever
+    # the same profile was started from another folder.
+    folder = p.parent
+    profile.feed.csv_path = _beside(folder, profile.feed.csv_path)
+    profile.journal.path = _beside(folder, profile.journal.path)
+    profile.logging.path = _beside(folder, profile.logging.path)
+    profile.control.socket_path = _beside(folder, profile.control.socket_path)
     return profile
+
+
+def _beside(folder: Path, value: str | None) -> str | None:
+    if not value:
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (folder / path).resolve())
 
 
 def effective_yaml(profile: Profile) -> str:
     import yaml
 
-    return yaml.safe_dump(profile.model_dump(mode="json"), sort_keys=False)
+    from .control.paths import socket_path
+    from .profile import journal_path, log_path
+
+    text = yaml.safe_dump(profile.model_dump(mode="json"), sort_keys=False)
+    # The files a run opens, defaults included: which journal (halt latch, positions) a profile
+    # means is the question a check should answer. Comments, so the output still loads as a profile.
+    files = [("journal", journal_path(profile)), ("log file", log_path(profile))]
+    if profile.control.socket:
+        files.append(("control socket", socket_path(profile)))
+    return text + "".join(f"# {what}: {path.absolute()}\n" for what, path in files)

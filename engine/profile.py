@@ -30,7 +30,7 @@ class FeedConfig(Strict):
                          description="simulated seconds per wall second; 0 = as fast as possible, else at least 0.01")
     tick_seconds: float = Field(1.0, gt=0, le=3600,
                                 description="seconds between quotes (sim: simulated; venue: how often quotes are polled)")
-    csv_path: str | None = Field(None, description="CSV file for kind: csv")
+    csv_path: str | None = Field(None, description="CSV file for kind: csv; relative to the profile file")
     stream: bool = Field(False, description="venue feed: take quotes from the venue's websocket stream, polling "
                                             "only the symbols it is quiet on (false: poll every tick)")
     stream_quiet_seconds: float = Field(5.0, gt=0, le=600,
@@ -227,12 +227,12 @@ class PaperConfig(Strict):
 
 
 class JournalConfig(Strict):
-    path: str | None = Field(None, description="SQLite file; default <data dir>/<profile name>.sqlite")
+    path: str | None = Field(None, description="SQLite file, relative to the profile file; default <data dir>/<profile name>.sqlite")
 
 
 class LoggingConfig(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level of the file and stdout")
-    path: str | None = Field(None, description="rotating log file; default next to the journal")
+    path: str | None = Field(None, description="rotating log file, relative to the profile file; default next to the journal")
     max_bytes: int = Field(5_000_000, ge=10_000, description="rotate the log at this size")
     backups: int = Field(3, ge=0, le=100, description="rotated logs kept")
 

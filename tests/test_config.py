@@ -225,6 +225,42 @@ def test_relative_csv_path_is_found_beside_the_profile(tmp_path, monkeypatch):
     assert load_profile("profiles/replay.yaml").feed.csv_path == str(d / "data" / "q.csv")
 
 
+def test_every_relative_path_in_a_profile_is_found_beside_it(tmp_path, monkeypatch):
+    # Started from another folder, a journal path taken from the current directory opened a fresh
+    # empty journal: no halt latch, no positions.
+    d = tmp_path / "profiles"
+    d.mkdir()
+    (d / "p.yaml").write_text("journal:\n  path: state/p.sqlite\nlogging:\n  path: ../logs/p.log\n"
+                              "control:\n  socket_path: run/p.sock\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    p = load_profile("../profiles/p.yaml")
+    assert p.journal.path == str(d / "state" / "p.sqlite")
+    assert p.logging.path == str(tmp_path / "logs" / "p.log")
+    assert p.control.socket_path == str(d / "run" / "p.sock")
+
+
+def test_a_home_relative_path_in_a_profile_expands_to_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "me"))
+    (tmp_path / "p.yaml").write_text("journal:\n  path: ~/j.sqlite\nfeed:\n  kind: csv\n  csv_path: ~/q.csv\n")
+    p = load_profile(tmp_path / "p.yaml")
+    assert (p.journal.path, p.feed.csv_path) == (str(tmp_path / "me" / "j.sqlite"), str(tmp_path / "me" / "q.csv"))
+
+
+def test_check_config_prints_the_paths_the_run_would_use(tmp_path):
+    d = tmp_path / "profiles"
+    d.mkdir()
+    (d / "p.yaml").write_text("name: p\njournal:\n  path: state/p.sqlite\n")
+    res = run_cli(tmp_path, "check-config", "profiles/p.yaml")
+    assert res.returncode == 0, res.stderr
+    assert yaml.safe_load(res.stdout)["journal"]["path"] == str(d / "state" / "p.sqlite")
+    comments = [line for line in res.stdout.splitlines() if line.startswith("# ")]
+    assert f"# journal: {d / 'state' / 'p.sqlite'}" in comments
+    assert f"# log file: {d / 'state' / 'p.log'}" in comments
+    assert f"# control socket: {d / 'state' / 'run' / 'p.sock'}" in comments
+
+
 def test_duplicate_key_is_refused(tmp_path, monkeypatch):
     lines = problems("risk:\n  max_open_positions: 2\n  max_open_positions: 50\n", tmp_path, monkeypatch)
     assert len(lines) == 1 and "max_open_positions" in lines[0]
