@@ -168,6 +168,30 @@ def _beside(folder: Path, value: str | None) -> str | None:
     return str(path if path.is_absolute() else (folder / path).resolve())
 
 
+def preflight(profile: Profile, source: str | None = None) -> list[str]:
+    """What a run would refuse at its start that the schema cannot see, one line per problem: a
+    replay file that is missing or malformed, an exchange calendar that does not exist. Checked
+    with the code the run uses, so check-config cannot call valid a profile that run refuses."""
+    problems = []
+    if profile.feed.kind == "csv" and profile.feed.csv_path:
+        from datetime import datetime, timezone
+
+        from .feeds import CsvFeedError, build_feed
+
+        try:
+            build_feed(profile.feed, profile.symbols, datetime.now(timezone.utc))
+        except CsvFeedError as exc:
+            problems.append(f"feed.csv_path: {exc}")
+    if profile.market_hours.calendar != "24/7":  # the calendar package costs most of a second: only when named
+        from .risk.hours import CalendarError, ExchangeSessions
+
+        try:
+            ExchangeSessions(profile.market_hours.calendar)
+        except CalendarError as exc:
+            problems.append(str(exc))
+    return [f"{source}: {p}" if source else p for p in problems]
+
+
 def effective_yaml(profile: Profile) -> str:
     import yaml
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO, cli_cmd, cli_env
-from engine.config_loader import ConfigError, effective_yaml, load_profile, profile_from_mapping
+from engine.config_loader import ConfigError, effective_yaml, load_profile, preflight, profile_from_mapping
 from engine.profile import Profile
 
 CONFIGS = sorted((REPO / "config").glob("*.yaml"))
@@ -459,3 +459,33 @@ def test_a_speed_that_would_never_end_or_mean_nothing_is_refused(tmp_path, monke
 @pytest.mark.parametrize("speed", [0, 0.01, 1, 1_000_000])
 def test_speeds_at_their_bounds_are_accepted(speed):
     assert profile_from_mapping({"feed": {"speed": speed}}).feed.speed == speed
+
+
+# -- what the schema cannot see, checked with the code a run uses ---------------------------------------
+def test_preflight_names_a_missing_or_malformed_replay_file(tmp_path):
+    (tmp_path / "bad.csv").write_text("timestamp,symbol,price\n1767571200,BTC/USD,abc\n")
+    for csv, problem in (("nope.csv", f"{tmp_path / 'nope.csv'}: cannot read: No such file or directory"),
+                         ("bad.csv", f"{tmp_path / 'bad.csv'}:")):
+        (tmp_path / "p.yaml").write_text(f"feed:\n  kind: csv\n  csv_path: {csv}\n")
+        (line,) = preflight(load_profile(tmp_path / "p.yaml"), "p.yaml")
+        assert line.startswith(f"p.yaml: feed.csv_path: {problem}"), line
+
+
+def test_preflight_passes_a_usable_replay_file_and_a_known_calendar(tmp_path):
+    (tmp_path / "p.yaml").write_text(f"feed:\n  kind: csv\n  csv_path: {REPO / 'tests' / 'data' / 'bars-2sym-8h.csv'}\n"
+                                     "market_hours:\n  calendar: XNYS\n")
+    assert preflight(load_profile(tmp_path / "p.yaml"), "p.yaml") == []
+
+
+def test_preflight_names_an_unknown_exchange_calendar():
+    profile = profile_from_mapping({"market_hours": {"calendar": "ZZZZ"}})
+    assert preflight(profile, "p.yaml") == ["p.yaml: market_hours.calendar: unknown exchange calendar 'ZZZZ'"]
+
+
+def test_preflight_of_a_24_7_profile_does_not_load_the_calendar_package():
+    import sys
+
+    code = ("import sys; from engine.config_loader import preflight; from engine.profile import Profile; "
+            "assert preflight(Profile()) == []; print('exchange_calendars' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert (res.returncode, res.stdout, res.stderr) == (0, "False\n", "")
