@@ -7,14 +7,11 @@ and input errors are one line on stderr and exit 2.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-
-ITEM = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(handler=_readiness)
 
     a = sub.add_parser("attest", help="journal an operator attestation for a readiness item")
-    a.add_argument("item", metavar="ITEM", help="e.g. legal_tax_review, runbook_read")
+    a.add_argument("item", metavar="ITEM", help="an item the readiness criteria list, e.g. runbook_read")
     a.add_argument("--text", required=True, metavar="TEXT", help="what the operator attests")
     a.add_argument("--profile", metavar="PATH")
     a.set_defaults(handler=_attest)
@@ -189,8 +186,12 @@ def _attest(args: argparse.Namespace) -> int:
     from engine.profile import journal_path
 
     profile = _profile(args.profile)
-    if not ITEM.match(args.item):
-        return _fail(f"attest: ITEM must be 1-64 letters, digits, '_', '.', '-' (got {args.item!r})")
+    # Only items a stage's criteria name: a typo (runbok_read) journaled as an attestation said
+    # "attested" while the real item stayed missing from the go/no-go.
+    known = sorted({item for crit in profile.readiness.stages.values() for item in crit.attestations})
+    if args.item not in known:
+        listed = ", ".join(known) if known else "none (no stage under readiness.stages lists attestations)"
+        return _fail(f"attest: unknown item {args.item!r}; this profile's readiness items are {listed}")
     text = args.text.strip()
     if not text:
         return _fail("attest: --text must not be empty")
@@ -201,8 +202,7 @@ def _attest(args: argparse.Namespace) -> int:
     except JournalError as exc:
         return _fail(f"attest: not recorded: {exc}")
     stages = [s for s, c in profile.readiness.stages.items() if args.item in c.attestations]
-    print(f"attested {args.item} at {now:%Y-%m-%d %H:%M:%S} UTC"
-          + (f" (required by: {', '.join(stages)})" if stages else " (no stage of this profile requires it)"))
+    print(f"attested {args.item} at {now:%Y-%m-%d %H:%M:%S} UTC (required by: {', '.join(stages)})")
     return 0
 
 

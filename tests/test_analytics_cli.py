@@ -186,3 +186,14 @@ def test_a_drill_or_attestation_that_cannot_be_journaled_says_so(tmp_path):
     assert res.returncode == 2 and res.stdout == ""  # never "attested"
     assert res.stderr.strip().splitlines() == [
         f"tradeconsole: attest: not recorded: {home / 'paper-auto.sqlite'}: file is not a database"]
+
+
+@pytest.mark.parametrize("item", ["runbok_read", "bogus_item"])
+def test_attest_refuses_an_item_no_stage_asks_for(tmp_path, item):
+    # A typo recorded as an attestation left the real item missing while the operator saw "attested".
+    res = run(tmp_path, "attest", item, "--text", "read it", "--profile", PROFILE)
+    assert (res.returncode, res.stdout) == (2, "")
+    assert res.stderr.splitlines() == [
+        f"tradeconsole: attest: unknown item {item!r}; this profile's readiness items are "
+        "capital_allocation, legal_tax_review, runbook_read, support_in_place"]
+    assert not (tmp_path / "paper-auto.sqlite").exists()
