@@ -66,27 +66,60 @@ class ConsoleActions:
         self.refresh_snapshot()
 
     def action_close_all(self) -> None:
-        from .modals import ConfirmModal
+        from .modals import CloseAllModal
 
         working, positions = self.engine.exposure()
-
-        async def close_all() -> None:
-            await self.engine.close_all("console")
-            self.refresh_snapshot()
-            left = await self._await_flat()
-            if left:
-                self.notify(f"Close-all sent; {left} position(s) still open after {CLOSE_WAIT:.0f}s.",
-                            severity="warning", timeout=15)
-            else:
-                self.notify("All positions closed.")
-
+        if not (working or positions):
+            self.notify("Nothing to close: no open position, working entry or approval.")
+            return
+        auto_send = self.snapshot is not None and not self.snapshot.approval_required
         self.push_screen(
-            ConfirmModal("Close all positions",
-                         f"Flatten {positions} open position(s) at market and cancel their stops;"
-                         f" {working} working or pending entry order(s) are cancelled.",
-                         confirm_label="Close all", danger=True),
-            lambda answer: answer is not None and self.command(close_all(), "close all"),
+            CloseAllModal(working, positions, auto_send=auto_send, pause_key=self.key_for("pause_all")),
+            lambda choice: choice is not None and self.command(self._flatten(choice == "pause"), "close all"),
         )
+
+    async def _flatten(self, pause: bool) -> None:
+        """Close-all, with entries paused first when asked: paused before the flatten, so no entry
+        can slip in between; a pause (not close-all's stop_entries) because it persists, shows
+        in the header and is lifted by the operator's own key."""
+        working, _ = self.engine.exposure()
+        symbols = {p.symbol for p in self.engine.snapshot().positions}
+        resume = self.key_for("pause_all")
+        after = "entries NOT paused: the strategy keeps trading and may open new positions"
+        if pause:
+            refusal = await self.engine.pause(None, reason="close-all")
+            if refusal:
+                self.notify(f"Entries not paused: {refusal}. Closing anyway; the strategy may re-enter.",
+                            title="Not paused", severity="error", timeout=15)
+            else:
+                after = f"entries paused in every symbol ({resume} resumes)"
+        await self.engine.close_all("console")
+        self.refresh_snapshot()
+        self.notify(f"Close-all: exit orders sent for {len(symbols)} position(s), {working} entry order(s) or"
+                    f" approval(s) cancelled; {after}.", timeout=10)
+        left = await self._await_exits(symbols)
+        if left:
+            self.notify(f"Close-all: {', '.join(sorted(left))} still open after {CLOSE_WAIT:.0f}s"
+                        " (exit not filled yet).", severity="warning", timeout=15)
+        elif symbols:
+            reopened = sorted(p.symbol for p in self.engine.snapshot().positions)
+            now = f"; open again since: {', '.join(reopened)}" if reopened else ""
+            self.notify(f"Close-all: exits filled for all {len(symbols)} position(s){now}; {after}.",
+                        severity="warning" if reopened else "information", timeout=10)
+
+    async def _await_exits(self, symbols: set[str]) -> set[str]:
+        """The symbols among `symbols` not seen flat within CLOSE_WAIT seconds. Each is checked off
+        the first time it is flat: an entry the strategy makes later is a new position, not an
+        exit that failed to fill."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSE_WAIT
+        left = set(symbols)
+        while left and loop.time() < deadline:
+            left &= {p.symbol for p in self.engine.snapshot().positions}
+            if left:
+                await asyncio.sleep(0.1)
+        self.refresh_snapshot()
+        return left
 
     def action_rearm(self) -> None:
         from .modals import ConfirmModal

@@ -15,6 +15,7 @@ from typing import Literal
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
@@ -185,6 +186,63 @@ class QuitModal(ConfirmModal):
         self.positions = positions
 
 
+class CloseAllModal(ConfirmModal):
+    """Close-all with a choice of what the strategy does next: after a flatten with auto-send on,
+    the strategy re-entered within a minute, which read as "close-all did not work"."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(cls="CloseAllModal")
+    # Not in console/bindings.py's scopes yet (so not remappable from a profile); the buttons name them.
+    BINDINGS = [
+        Binding("p", "choose('pause')", "Close all and pause entries", id="close_all_pause"),
+        Binding("t", "choose('trade')", "Close all, keep trading", id="close_all_trade"),
+    ]
+
+    def __init__(self, working_orders: int, positions: int, *, auto_send: bool, pause_key: str = "P") -> None:
+        who = ("auto-send is on: the strategy's next entry goes out without approval" if auto_send
+               else "the strategy's next entry still waits for approval")
+        super().__init__(
+            "Close all positions",
+            f"Flatten {positions} open position(s) at market and cancel their stops; {working_orders} working or"
+            f" pending entry order(s) are cancelled.\nAfterwards {who} unless entries are paused"
+            f" ({pause_key} resumes them).",
+            danger=True,
+            choices=(Choice("pause", "[p] Close all and pause entries (nothing re-enters)", "error"),
+                     Choice("trade", "[t] Close all, the strategy keeps trading", "warning")),
+        )
+
+
+class AlertModal(ModalScreen[None]):
+    """One alert in full: the pane cuts long ones (a halt reason, a venue's error) at its edge."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(cls="AlertModal") + """
+    AlertModal #dialog-body { max-height: 20; }
+    """
+    BINDINGS = CLOSE_BINDINGS
+
+    def __init__(self, title: str, message: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.message = printable(message)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(_label(self.title_text), id="dialog-title")
+            with VerticalScroll(id="dialog-body"):
+                yield Static(Text(self.message))
+            with Horizontal(id="dialog-buttons"):
+                yield Button(_label("Close [esc]"), id="close", variant="primary", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#dialog-body").focus()  # so the arrows scroll a message longer than the dialog
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
 class HelpModal(ModalScreen[None]):
     """Every binding with its id (the name to use under `keys:` in a profile) and current keys."""
 
@@ -206,6 +264,8 @@ class HelpModal(ModalScreen[None]):
         for row in self.rows:
             table.add_row(row.id, ", ".join(display_key(k) for k in row.keys), row.description)
         table.add_row("", "tab / shift+tab", "move between panes; arrows move inside one")
+        table.add_row("", "enter", "alerts pane: show the selected alert in full")
+        table.add_row("", "p / t", "close-all dialog: close and pause entries / close and keep trading")
         with Vertical(id="dialog"):
             yield Label("Keys  (remap under keys: in the profile, by id; arrows scroll)", id="dialog-title")
             with VerticalScroll(id="dialog-body"):

@@ -16,7 +16,7 @@ from textual.app import App, ComposeResult
 
 from console.app import TradeConsoleApp
 from console.bindings import BINDING_IDS, effective_keys, validate_keymap
-from console.modals import ConfirmModal, ErrorModal, HelpModal, QuitModal, scrub
+from console.modals import CloseAllModal, ConfirmModal, ErrorModal, HelpModal, QuitModal, scrub
 from console.widgets import (
     AlertPane,
     ApprovalPane,
@@ -347,20 +347,60 @@ async def test_approve_and_reject_act_on_the_selected_approval(engine_factory):
                                        for n in app._notifications))
 
 
+async def auto_send_with_a_position(engine_factory) -> Engine:
+    return await engine_factory(approval={"required": False}, warm_until=lambda s: len(s.positions) >= 1)
+
+
+async def press_close_all(pilot, app) -> None:
+    await pilot.press("c")
+    await until(pilot, lambda: isinstance(app.screen, CloseAllModal))
+
+
 async def test_close_all_after_confirmation_flattens(engine_factory):
-    engine = await engine_factory(approval={"required": False},
-                                  warm_until=lambda s: len(s.positions) >= 1)
-    app = TradeConsoleApp(engine)
-    async with app.run_test(size=(100, 40)) as pilot:
-        await pilot.press("c")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+    app = TradeConsoleApp(engine := await auto_send_with_a_position(engine_factory))
+    async with app.run_test(size=(100, 40), notifications=True) as pilot:
+        await press_close_all(pilot, app)
         await pilot.press("escape")  # cancel does nothing
+        await press_close_all(pilot, app)
+        await pilot.press("y")  # no blind yes: enter/y answers the focused button, which is "stay"
+        await until(pilot, lambda: not isinstance(app.screen, CloseAllModal))
         assert engine.snapshot().positions
         await pilot.press("f12", "c")  # halt first so no new entry races the flatten
-        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
-        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, CloseAllModal))
+        await pilot.press("t")
         await until(pilot, lambda: not engine.snapshot().positions)
         await until(pilot, lambda: not app.query_one(PositionsPane).table.row_keys)
+        assert not engine.snapshot().paused  # "keep trading" pauses nothing
+        await until(pilot, lambda: any("exits filled" in n.message for n in app._notifications))
+        assert any("entries NOT paused" in n.message for n in app._notifications)
+
+
+async def test_close_all_and_pause_keeps_the_strategy_from_re_entering(engine_factory):
+    # Auto-send: without the pause the strategy re-entered within a simulated minute of close-all.
+    app = TradeConsoleApp(engine := await auto_send_with_a_position(engine_factory))
+    async with app.run_test(size=(100, 40), notifications=True) as pilot:
+        await press_close_all(pilot, app)
+        assert "auto-send is on" in str(app.screen.body)
+        await pilot.press("p")
+        await until(pilot, lambda: not engine.snapshot().positions)
+        assert [p.key for p in engine.snapshot().paused] == ["*"]
+        await until(pilot, lambda: "paused: all symbols" in app.header.state_text)
+        messages = [n.message for n in app._notifications]
+        assert any(m.startswith("Close-all: exit orders sent") and "P resumes" in m for m in messages)
+        assert not any("All positions closed" in m for m in messages)  # said before anything filled
+        start = engine.clock.now()
+        await until(pilot, lambda: (engine.clock.now() - start).total_seconds() > 120, timeout=20)
+        assert not engine.snapshot().positions and not engine.snapshot().approvals
+
+
+async def test_close_all_with_nothing_open_says_so(engine_factory):
+    engine = await engine_factory()
+    app = TradeConsoleApp(engine, start_engine=False)
+    async with app.run_test(size=(100, 40), notifications=True) as pilot:
+        assert engine.exposure() == (0, 0)
+        await pilot.press("c")
+        await until(pilot, lambda: any(n.message.startswith("Nothing to close") for n in app._notifications))
+        assert not isinstance(app.screen, ConfirmModal)
 
 
 @pytest.mark.parametrize("choice", ["h", "c"])
