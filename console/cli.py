@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import gc
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -57,12 +58,16 @@ def _speed(text: str | None) -> float | None:
         return None
     if text.lower() in ("max", "0"):
         return 0.0
+    from engine.profile import FeedConfig, MIN_SPEED
+
+    top = FeedConfig.model_fields["speed"].metadata[-1].le  # feed.speed's own bounds, one place
+    expected = f"tradeconsole: --speed: expected 'max' or a number from {MIN_SPEED:g} to {top:g} (got {text!r})"
     try:
         v = float(text)
     except ValueError:
-        raise UsageError(f"tradeconsole: --speed: expected a number > 0 or 'max' (got {text!r})") from None
-    if v <= 0 or v != v:
-        raise UsageError(f"tradeconsole: --speed: expected a number > 0 or 'max' (got {text!r})")
+        raise UsageError(expected) from None
+    if not MIN_SPEED <= v <= top:  # NaN fails this too
+        raise UsageError(expected)
     return v
 
 
@@ -76,13 +81,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser(commands=args_in[0] != "run").parse_args(args_in)
         handler = getattr(args, "handler", None)
         if handler is not None:
-            return handler(args)
-        if args.command == "check-config":
-            return _check_config(args.path)
-        return _run(args)
+            code = handler(args)
+        elif args.command == "check-config":
+            code = _check_config(args.path)
+        else:
+            code = _run(args)
+        # Flushed here, not at exit: a reader gone by then (`| head -1`) would turn it into
+        # "Exception ignored ... BrokenPipeError" and exit 120.
+        sys.stdout.flush()
+        return code
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader left: what it did not read is nobody's error (whatever a command journaled
+        # was journaled before it printed). stdout goes to devnull so the interpreter's own flush
+        # at exit cannot raise again (Python docs, "Note on SIGPIPE"); 141 is what a shell shows
+        # for a command killed by SIGPIPE, and 1 already means "refused" here.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         # Ctrl-C before an engine was open (while modules load) or a second one while it closes:
         # whatever was journaled is committed; say so in one line, not a traceback.

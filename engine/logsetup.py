@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from datetime import datetime, timezone
 from logging.handlers import RotatingFileHandler
@@ -99,6 +100,31 @@ class LoopFlushedFileHandler(RotatingFileHandler):
         self.flush()
 
 
+class StdoutLogHandler(logging.StreamHandler):
+    """Headless log lines on stdout, until stdout goes away.
+
+    A reader that left (`run --headless | head`) or a terminal that hung up made every later
+    record print a "Logging error" traceback to stderr, thousands of them. The first failed write
+    turns this handler off and points stdout at devnull (so the summary's print and the
+    interpreter's flush at exit cannot fail either); the log file keeps every line."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            super().handleError(record)
+            return
+        self.setLevel(logging.CRITICAL + 1)
+        try:
+            fd = sys.stdout.fileno()
+            null = os.open(os.devnull, os.O_WRONLY)
+        except (AttributeError, OSError, ValueError):
+            pass  # not a real file (tests), or no devnull: the level alone keeps it quiet
+        else:
+            os.dup2(null, fd)
+            os.close(null)
+        logging.getLogger("tradeconsole").warning("stdout is gone (%s): log lines go to the log file only", exc)
+
+
 def setup_logging(path: Path, cfg: LoggingConfig, *, stdout: bool = False, clock: Clock | None = None) -> None:
     # The logging HOWTO's optimisations: no caller lookup, thread or process names.
     logging._srcfile = None  # type: ignore[attr-defined]
@@ -122,7 +148,7 @@ def setup_logging(path: Path, cfg: LoggingConfig, *, stdout: bool = False, clock
     setattr(fh, _MARK, True)
     root.addHandler(fh)
     if stdout:
-        sh = logging.StreamHandler(sys.stdout)
+        sh = StdoutLogHandler(sys.stdout)
         sh.setFormatter(logging.Formatter("%(levelname)-7s %(message)s"))
         setattr(sh, _MARK, True)
         root.addHandler(sh)

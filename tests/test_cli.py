@@ -277,3 +277,18 @@ def test_ctrl_c_before_an_engine_is_open_is_one_line_and_exit_130(monkeypatch, c
     monkeypatch.setattr(cli, "_run", interrupted)
     assert cli.main(["run", "--headless"]) == 130
     assert capsys.readouterr().err == "tradeconsole: interrupted\n"
+
+
+@pytest.mark.parametrize("args", [["check-config", "config/paper.yaml"], ["status"]])
+def test_a_reader_that_left_is_no_traceback(args, tradeconsole_home):
+    # `tradeconsole status | head -1`: the pipe's reader is gone before the output is written.
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        res = subprocess.run([*cli_cmd(), *args], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                             cwd=REPO, env=cli_env(tradeconsole_home), timeout=60)
+    finally:
+        os.close(write_end)
+    assert res.stderr == "" and res.returncode == 141

@@ -59,3 +59,38 @@ def test_rollover_at_the_counted_size_keeps_the_backups(tmp_path):
     h.close()
     assert (tmp_path / "r.log.1").read_text() == "x" * 9_990 + "y" * 20 + "\n"
     assert path.read_text() == "y" * 20 + "\n"
+
+
+class _GoneReader:
+    """A stdout whose reader has left: every write is a broken pipe."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_headless_log_lines_stop_quietly_when_stdout_goes_away(tmp_path, monkeypatch, capsys):
+    gone = _GoneReader()
+    monkeypatch.setattr("sys.stdout", gone)
+    path = tmp_path / "h.log"
+    setup_logging(path, LoggingConfig(), stdout=True, clock=SimClock(T0))
+    log = logging.getLogger("tradeconsole.engine")
+    try:
+        for i in range(50):
+            log.info("line %d", i)
+        # One failed write, then silence: before, each record printed a "Logging error" traceback.
+        assert gone.writes == 1
+        assert capsys.readouterr().err == ""
+        text = path.read_text()
+        assert all(f"line {i}" in text for i in range(50))  # the file keeps every line
+        assert text.count("stdout is gone") == 1
+    finally:
+        root = logging.getLogger("tradeconsole")
+        for h in list(root.handlers):
+            root.removeHandler(h)
+            h.close()
