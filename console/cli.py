@@ -32,7 +32,7 @@ def _parser(commands: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--profile", metavar="PATH", help="YAML profile (default: built-in paper profile)")
     run.add_argument("--headless", action="store_true", help="no screen: log lines on stdout, summary at the end")
     run.add_argument("--duration", metavar="SIM_TIME", help="stop after this much simulated time (e.g. 90s, 30m, 6h)")
-    run.add_argument("--seed", type=int, metavar="N", help="seed of the simulated market (reproducible runs)")
+    run.add_argument("--seed", type=market_seed, metavar="N", help="seed of the simulated market (reproducible runs)")
     run.add_argument("--speed", metavar="X", help="simulated seconds per wall second, or 'max'")
     run.add_argument("--live", action="store_true", help="required to run a live profile (asks a typed confirmation)")
     run.add_argument("--no-mouse", action="store_true",
@@ -51,6 +51,21 @@ def _parser(commands: bool = True) -> argparse.ArgumentParser:
             continue
         mod.register(sub)
     return p
+
+
+def market_seed(text: str) -> int:
+    """--seed: an integer within feed.seed's bounds (the journal holds 64 bits)."""
+    from engine.profile import FeedConfig
+
+    bounds = FeedConfig.model_fields["seed"].metadata
+    low, high = bounds[0].ge, bounds[1].le
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer (got {text!r})") from None
+    if not low <= v <= high:
+        raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high} (got {text})")
+    return v
 
 
 def _speed(text: str | None) -> float | None:
@@ -124,9 +139,16 @@ def _load(path: str | None):
 
 
 def _check_config(path: str) -> int:
-    from engine.config_loader import effective_yaml
+    from engine.config_loader import effective_yaml, preflight
 
     profile = _load(path)
+    # What `run` would refuse at its start (a missing or malformed CSV, an unknown exchange
+    # calendar) is not "valid" either.
+    problems = preflight(profile, path)
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        return 2
     print(f"# {path}: valid ({profile.mode} profile {profile.name!r})")
     print(effective_yaml(profile), end="")
     return 0

@@ -15,6 +15,8 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from console.cli import market_seed
+
     r = sub.add_parser("readiness", help="go/no-go of a stage from the journal's record")
     r.add_argument("--profile", metavar="PATH")
     r.add_argument("--stage", metavar="NAME", help="stage whose criteria to check (default: the profile's stage)")
@@ -49,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     d = sub.add_parser("drill", help="halt/cancel/close-all drill on the paper broker (paper/testnet only)")
     d.add_argument("--profile", metavar="PATH")
-    d.add_argument("--seed", type=int, metavar="N", help="seed of the simulated market")
+    d.add_argument("--seed", type=market_seed, metavar="N", help="seed of the simulated market")
     d.add_argument("--json", action="store_true")
     d.set_defaults(handler=_drill)
 

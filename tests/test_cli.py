@@ -292,3 +292,23 @@ def test_a_reader_that_left_is_no_traceback(args, tradeconsole_home):
     finally:
         os.close(write_end)
     assert res.stderr == "" and res.returncode == 141
+
+
+@pytest.mark.parametrize("seed", ["9223372036854775808", "-9223372036854775809", "99999999999999999999"])
+def test_a_seed_the_journal_cannot_hold_is_a_usage_error(seed, capsys):
+    from console.cli import main
+
+    assert main(["run", "--headless", "--seed", seed]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tradeconsole run: argument --seed: expected an integer from -9223372036854775808") \
+        and err.count("\n") == 1
+
+
+def test_check_config_refuses_what_run_would_refuse_at_its_start(tmp_path, capsys):
+    from console.cli import main
+
+    prof = tmp_path / "replay.yaml"
+    prof.write_text("feed:\n  kind: csv\n  csv_path: missing.csv\n")
+    assert main(["check-config", str(prof)]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.startswith(f"{prof}: feed.csv_path: {tmp_path / 'missing.csv'}: cannot read")
