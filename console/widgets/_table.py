@@ -39,6 +39,11 @@ def cell(text: str, style: str = "", right: bool = False) -> Cell:
     return (text, style, right)
 
 
+def tighten(cells: Sequence[Cell]) -> tuple[Cell, ...]:
+    """Cells for a `tight` table: the blank before each but the first is part of the cell."""
+    return tuple((text if i == 0 else f" {text}", style, right) for i, (text, style, right) in enumerate(cells))
+
+
 def _render(value: Cell) -> Text:
     text, style, right = value
     return Text(text, style=style, justify="right" if right else "left", no_wrap=True)
@@ -234,6 +239,20 @@ class KeyedTable(CachedTable):
     def on_mount(self) -> None:
         self._ensure_columns()
 
+    def set_columns(self, columns: Sequence[tuple[str, str]], *, tight: bool = False) -> None:
+        """Show another column set (a narrow terminal's); the owner syncs the rows again at once.
+
+        `tight`: one blank between columns, not two. The cells then carry their own leading blank
+        (`tighten`), which at 80 columns is what lets five price columns fit without cutting one."""
+        self._column_spec = tuple(columns)
+        self._cells = {}
+        self.clear(columns=True)
+        self.cell_padding = 0 if tight else 1
+        if tight:
+            self._column_spec = tuple((key, label if i == 0 else f" {label}")
+                                      for i, (key, label) in enumerate(self._column_spec))
+        self._ensure_columns()
+
     @property
     def row_keys(self) -> list[str]:
         """Row keys in display order."""
@@ -279,3 +298,41 @@ class KeyedTable(CachedTable):
     def cells(self, key: str) -> tuple[Cell, ...]:
         """What the row currently shows (for tests and for the detail panes)."""
         return self._cells[key]
+
+
+class FittedPane:
+    """A pane whose table shows fewer columns as its own width shrinks (an 80-column terminal
+    gives it 46): whole columns that fit, rather than wide ones cut mid-number at the edge with
+    the sideways scrollbar hidden. A mixin of the pane: COLUMN_SETS is (least width, columns)
+    widest first, the narrower sets `tight`; `_shown` is the last snapshot, to fill new columns."""
+
+    COLUMN_SETS: tuple[tuple[int, tuple[tuple[str, str], ...]], ...] = ()
+    table: KeyedTable
+    columns_shown: tuple[tuple[str, str], ...] | None = None
+    _shown = None
+
+    def column_set(self, width: int) -> tuple[tuple[str, str], ...]:
+        return next(columns for least, columns in self.COLUMN_SETS if width >= least)
+
+    @property
+    def narrow(self) -> bool:
+        return self.columns_shown not in (None, self.COLUMN_SETS[0][1])
+
+    def on_resize(self, event) -> None:
+        columns = self.column_set(event.size.width)
+        if columns == (self.columns_shown or self.COLUMN_SETS[0][1]):
+            return
+        self.columns_shown = columns
+        selected = self.table.selected_key()
+        self.table.set_columns(columns, tight=self.narrow)
+        if self._shown is not None:
+            self.show(self._shown)
+            if selected in self.table.row_keys:
+                self.table.move_cursor(row=self.table.get_row_index(selected), animate=False)
+
+    def cells_for(self, cells: Sequence[Cell], columns: Sequence[tuple[str, str]]) -> tuple[Cell, ...]:
+        """A full row (laid out as `columns`) cut to the columns shown."""
+        if not self.narrow:
+            return tuple(cells)
+        index = {key: i for i, (key, _) in enumerate(columns)}
+        return tighten([cells[index[key]] for key, _ in self.columns_shown or ()])

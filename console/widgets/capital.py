@@ -29,7 +29,7 @@ class CapitalPane(Widget):
                 self.border_title = f"Capital ({which} {money(c.cap)})"
             self.refresh()
 
-    def lines(self) -> list[Text]:
+    def lines(self, width: int | None = None) -> list[Text]:
         c = self.capital
         if c is None:
             return [Text("capital not reported", style="dim")]
@@ -42,7 +42,12 @@ class CapitalPane(Widget):
             ("cash ", "dim"), (money(c.cash), "bold red" if short else "bold"),
             ("  reserve ≥ ", "dim"), money(c.reserve_min),
             ("  BELOW RESERVE" if short else "", "bold red"))
+        if width is not None and cash.cell_len > width:
+            # A narrow column (80x24) cut the reserve mid-number: the same figures, fewer words.
+            cash = Text.assemble(
+                ("cash ", "dim"), (money(c.cash), "bold red" if short else "bold"),
+                ("  min ", "dim"), money(c.reserve_min), (" BELOW" if short else "", "bold red"))
         return [deployed, cash]
 
     def render(self) -> Text:
-        return Text("\n").join(self.lines())
+        return Text("\n").join(self.lines(self.content_size.width or None))

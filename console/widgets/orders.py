@@ -12,7 +12,7 @@ from engine.snapshot import EngineSnapshot, OrderView
 
 from ..bindings import ORDER_BINDINGS
 from ._format import price, qty
-from ._table import Cell, KeyedTable, cell
+from ._table import Cell, FittedPane, KeyedTable, cell
 
 COLUMNS = (
     ("symbol", "symbol"),
@@ -25,6 +25,12 @@ COLUMNS = (
     ("status", "status"),
     ("id", "id"),
 )
+
+# Under 80 columns of pane type and filled give way (a stop's type is its purpose), and under
+# SHORT_AT the status is the word's short form: "submitted" did not fit whole at 80 columns.
+NARROW_COLUMNS = (("symbol", "symbol"), ("purpose", "for"), ("side", "side"), ("qty", "qty"), ("price", "price"),
+                  ("status", "state"))  # a label no wider than its short words
+SHORT_STATUS = {"submitted": "sent", "partially_filled": "part", "pending_approval": "wait"}
 
 _PURPOSE_STYLE = {"entry": "bold", "stop": "dim", "exit": "bold magenta"}
 
@@ -56,10 +62,18 @@ class OrdersTable(KeyedTable):
         self.app.action_cancel_order(self.selected_key())  # type: ignore[attr-defined]
 
 
-class OrdersPane(Vertical):
+def short_status_cells(o: OrderView) -> tuple[Cell, ...]:
+    cells = list(order_cells(o))
+    cells[COLUMNS.index(("status", "status"))] = cell(SHORT_STATUS.get(o.status, o.status.replace("_", " ")))
+    return tuple(cells)
+
+
+class OrdersPane(FittedPane, Vertical):
     DEFAULT_CSS = """
     OrdersPane > KeyedTable { height: 1fr; }
     """
+    COLUMN_SETS = ((80, COLUMNS), (0, NARROW_COLUMNS))
+    SHORT_AT = 56
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -71,9 +85,11 @@ class OrdersPane(Vertical):
         yield self.table
 
     def show(self, snap: EngineSnapshot) -> None:
+        self._shown = snap
         ordered = sorted(snap.open_orders, key=_order_key)
         self._by_id = {o.client_order_id: o for o in ordered}
-        self.table.sync({o.client_order_id: order_cells(o) for o in ordered})
+        cells = short_status_cells if self.size.width < self.SHORT_AT else order_cells
+        self.table.sync({o.client_order_id: self.cells_for(cells(o), COLUMNS) for o in ordered})
         entries = sum(1 for o in ordered if o.purpose == "entry")
         self.border_title = f"Orders ({entries} entry, {len(ordered) - entries} stop/exit)" if ordered else "Orders"
 

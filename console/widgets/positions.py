@@ -15,7 +15,7 @@ from engine.snapshot import EngineSnapshot, PositionView
 
 from ..bindings import POSITION_BINDINGS
 from ._format import DASH, level_style, meter, pct, price, qty, signed_style
-from ._table import Cell, KeyedTable, cell
+from ._table import Cell, FittedPane, KeyedTable, cell
 
 # What decides an action first (P&L and the risk meter), so an 80-column terminal shows it without
 # scrolling; then price and stop, size, exposure and the average price.
@@ -31,6 +31,10 @@ COLUMNS = (
     ("exposure", "exposure"),
     ("avg", "avg"),
 )
+# Narrower panes keep the columns that say whether to act, each number whole: at 100 columns of
+# terminal (66 of pane) up to the stop's distance, at 80 (46) without side and risk meter.
+MEDIUM_COLUMNS = COLUMNS[:7]
+NARROW_COLUMNS = (("symbol", "symbol"), ("upnl", "uPnL"), ("last", "last"), ("stop", "stop"), ("dist", "dist %"))
 
 
 def _ratio(value: Decimal | None, limit: Decimal | None) -> float | None:
@@ -81,10 +85,11 @@ class PositionsTable(KeyedTable):
         self.app.action_tighten_stop(self.selected_key())  # type: ignore[attr-defined]
 
 
-class PositionsPane(Vertical):
+class PositionsPane(FittedPane, Vertical):
     DEFAULT_CSS = """
     PositionsPane > KeyedTable { height: 1fr; }
     """
+    COLUMN_SETS = ((100, COLUMNS), (60, MEDIUM_COLUMNS), (0, NARROW_COLUMNS))
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -96,8 +101,9 @@ class PositionsPane(Vertical):
         yield self.table
 
     def show(self, snap: EngineSnapshot) -> None:
+        self._shown = snap
         self._by_symbol = {p.symbol: p for p in snap.positions}
-        self.table.sync({p.symbol: position_cells(p) for p in snap.positions})
+        self.table.sync({p.symbol: self.cells_for(position_cells(p), COLUMNS) for p in snap.positions})
         self.border_title = f"Positions ({len(snap.positions)})"
         # Dust is not a position (no stop, not tradable): named under the table, never lost.
         self.border_subtitle = ("dust: " + ", ".join(f"{d.symbol} {qty(d.quantity)} (~{d.value:,.2f})" for d in snap.dust)

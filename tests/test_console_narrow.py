@@ -1,0 +1,52 @@
+"""At 80x24 every table cell and side-pane line is shown whole: the panes drop columns and words
+rather than cut a number at the pane's edge (the sideways scrollbar is hidden on short screens)."""
+from __future__ import annotations
+
+import pytest
+
+from console.app import TradeConsoleApp
+from test_console_frozen import frozen_engine
+
+
+async def painted(pilot) -> None:
+    while pilot.app.snapshots_painted < 1:
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
+def shown_width(table) -> int:
+    return sum(column.get_render_width(table) for column in table.ordered_columns)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)], ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_tables_fit_whole_columns(tmp_path, size):
+    app = TradeConsoleApp(frozen_engine(tmp_path, "paper"), start_engine=False)
+    async with app.run_test(size=size) as pilot:
+        await painted(pilot)
+        for pane in (app.positions, app.orders):
+            table = pane.table
+            assert table.row_count, pane.id
+            # Every column the table has is inside the room it is given: nothing is off-screen.
+            assert shown_width(table) <= table.scrollable_content_region.width, (pane.id, table.columns)
+            for key in table.row_keys:
+                for (text, _, _), column in zip(table.cells(key), table.ordered_columns):
+                    assert len(text) <= column.content_width, (pane.id, text)
+        assert [c.key.value for c in app.positions.table.ordered_columns][:2] == (
+            ["symbol", "upnl"] if size == (80, 24) else ["symbol", "side"])
+        statuses = {app.orders.table.cells(k)[-1][0].strip() for k in app.orders.table.row_keys}
+        assert "submitte" not in statuses
+
+
+async def test_side_panes_shorten_their_lines_rather_than_cut_them(tmp_path):
+    app = TradeConsoleApp(frozen_engine(tmp_path, "breakers"), start_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await painted(pilot)
+        width = app.breakers.content_size.width
+        for line in app.breakers.lines(width):
+            assert line.cell_len <= width and "…" not in line.plain, line.plain
+        width = app.capital.content_size.width
+        assert all(line.cell_len <= width for line in app.capital.lines(width))
+        # Wide enough, the engine's own line is shown as it wrote it.
+        assert [line.plain[2:] for line in app.breakers.lines(200)] == [
+            b.text for b in sorted(app.breakers._breakers, key=lambda b: {"tripped": 0, "critical": 1,
+                                                                        "warning": 2}.get(b.state, 3))]
