@@ -328,18 +328,20 @@ def default_data_dir() -> Path:
 
     base = os.environ.get("TRADECONSOLE_HOME")
     if base:
-        return Path(base).expanduser()
+        # Resolved as the OS would: SQLite reads '..' itself and refuses one above '/', so
+        # '~/../../x' opened fine as a folder and then failed as a journal.
+        return Path(base).expanduser().resolve()
     xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(xdg) / "tradeconsole"
 
 
 def journal_path(profile: Profile) -> Path:
     if profile.journal.path:
-        return Path(profile.journal.path).expanduser()
+        return Path(profile.journal.path).expanduser().resolve()
     return default_data_dir() / f"{profile.name}.sqlite"
 
 
 def log_path(profile: Profile) -> Path:
     if profile.logging.path:
-        return Path(profile.logging.path).expanduser()
+        return Path(profile.logging.path).expanduser().resolve()
     return journal_path(profile).with_suffix(".log")
