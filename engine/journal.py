@@ -98,11 +98,11 @@ def open_error(path: Path, exc: BaseException) -> JournalError:
     return JournalError(f"{path}: {exc}")  # not a database, locked, read-only: SQLite's words say it
 
 
-def why_unusable(path: Path, exc: BaseException) -> str:
-    """Why `path` cannot hold the journal, in the operator's terms where the cause is plain:
-    SQLite says only "unable to open database file" and the OS only "Not a directory"."""
+def why_unusable(path: Path, exc: BaseException, what: str = "the journal") -> str:
+    """Why `path` cannot hold `what` (an SQLite file), in the operator's terms where the cause is
+    plain: SQLite says only "unable to open database file" and the OS only "Not a directory"."""
     if os.path.isdir(path):
-        return "it is a directory; the journal is a file"
+        return f"it is a directory; {what} is a file"
     if _climbs_above_root(path):
         return "a '..' in it climbs above '/', which SQLite refuses; write the path without it"
     for folder in path.parents:

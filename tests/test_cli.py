@@ -216,6 +216,16 @@ def test_a_damaged_journal_or_venue_file_is_one_line_and_exit_2(tmp_path, damage
     assert res.stderr.strip().splitlines() == [f"tradeconsole: {home / damaged}: file is not a database"]
 
 
+def test_a_venue_file_path_taken_by_a_folder_is_one_line_and_exit_2(tmp_path):
+    home = tmp_path / "home"
+    (home / "paper.paper-venue.sqlite").mkdir(parents=True)
+    res = run_cli(tmp_path, "run", "--headless", "--duration", "1m", home=home, timeout=60)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr.strip().splitlines() == [
+        f"tradeconsole: {home / 'paper.paper-venue.sqlite'}: cannot open the paper venue's file "
+        "(it is a directory; the venue's file is a file)"]
+
+
 @pytest.mark.parametrize("section, name, what", [("journal", "j.sqlite", "cannot create its folder"),
                                                   ("logging", "x.log", "cannot open the log file")])
 def test_a_journal_or_log_path_that_cannot_be_created_is_one_line_and_exit_2(tmp_path, section, name, what):

@@ -20,6 +20,7 @@ from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
 
+from ..journal import why_unusable
 from ..models import Order, OrderPurpose, OrderStatus, OrderType, Side
 
 _SCHEMA = """
@@ -51,10 +52,14 @@ class PaperStoreError(Exception):
 
 class PaperStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # autocommit off; one transaction per persist(). WAL + NORMAL survives a process kill.
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256,
-                                  timeout=WRITE_LOCK_TIMEOUT_SECONDS)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # autocommit off; one transaction per persist(). WAL + NORMAL survives a process kill.
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256,
+                                      timeout=WRITE_LOCK_TIMEOUT_SECONDS)
+        except (OSError, sqlite3.Error) as exc:
+            reason = why_unusable(path, exc, "the venue's file")
+            raise PaperStoreError(f"{path}: cannot open the paper venue's file ({reason})") from None
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
