@@ -27,6 +27,8 @@ HALT_REASON = "operator halt (F12)"
 QUIT_HALT_WAIT = 10.0
 # How long to watch close-all's exit orders fill before telling the operator what is still open.
 CLOSE_WAIT = 15.0
+# A toast longer than this covers the side column at 80x24; the rest is in the alert pane.
+TOAST_CHARS = 160
 
 
 def parse_price(text: str) -> str | None:
@@ -39,6 +41,21 @@ def parse_price(text: str) -> str | None:
 
 
 class ConsoleActions:
+    # ------------------------------------------------------------------ toasts
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """App.notify, less the clutter that hid the screen at 80x24: a warning or error already
+        on screen is not stacked again (20 presses of `a` made 19 copies), and a very long text
+        (a re-arm reason is the operator's own) is cut; the journal and the alerts keep it whole."""
+        if len(message) > TOAST_CHARS:
+            message = message[:TOAST_CHARS - 1] + "…"
+        if severity != "information" and any(
+                n.message == message and n.title == title and n.severity == severity
+                for n in self._notifications):  # type: ignore[attr-defined]
+            return
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)  # type: ignore[misc]
+
     # ------------------------------------------------------------- emergency keys
 
     def action_halt(self) -> None:

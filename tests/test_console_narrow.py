@@ -50,3 +50,22 @@ async def test_side_panes_shorten_their_lines_rather_than_cut_them(tmp_path):
         assert [line.plain[2:] for line in app.breakers.lines(200)] == [
             b.text for b in sorted(app.breakers._breakers, key=lambda b: {"tripped": 0, "critical": 1,
                                                                         "warning": 2}.get(b.state, 3))]
+
+
+async def test_toasts_do_not_pile_up_or_cover_the_header(tmp_path):
+    from textual.widgets._toast import Toast
+
+    app = TradeConsoleApp(frozen_engine(tmp_path, "halted"), start_engine=False)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await painted(pilot)
+        assert app.approvals.selected() is None
+        await pilot.press(*"a" * 20)
+        await pilot.pause()
+        waiting = [n for n in app._notifications if n.message.startswith("No order is waiting")]
+        assert len(waiting) == 1
+        for i in range(12):
+            app.notify(f"distinct {i} " + "x" * 600)
+        await pilot.pause(0.3)
+        assert max(len(n.message) for n in app._notifications) <= 160
+        shown = [t.region for t in app.screen.query(Toast) if t.region.height]
+        assert shown and min(r.y for r in shown) >= 2  # the header's two rows stay in sight
