@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--csv", required=True, metavar="FILE", help="quotes or OHLCV bars (see docs/metrics.md)")
     b.add_argument("--journal", metavar="PATH", help="backtest journal (default: <journal>.backtest-<time>.sqlite)")
     b.add_argument("--windows", type=int, metavar="N", help="walk-forward: N rolling in/out-of-sample windows")
-    b.add_argument("--is-fraction", type=float, default=0.7, metavar="F", help="in-sample share of a window (0.7)")
+    b.add_argument("--is-fraction", type=float, metavar="F", help="in-sample share of a window (0.7; with --windows)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(handler=_backtest)
 
@@ -219,6 +219,11 @@ def _backtest(args: argparse.Namespace) -> int:
     profile = _profile(args.profile)
     if not Path(args.csv).is_file():
         return _fail(f"backtest: --csv: no such file: {args.csv}")
+    if args.is_fraction is None:
+        args.is_fraction = 0.7
+    elif args.windows is None:
+        # Silently ignored before: the operator would read a plain backtest as the split they asked.
+        return _fail("backtest: --is-fraction needs --windows (it splits each walk-forward window)")
     if args.windows is not None:
         try:
             bt.window_bounds(10**9, args.windows, args.is_fraction)  # argument check only

@@ -132,6 +132,10 @@ def test_backtest_cli_with_walk_forward_and_paper_comparison(home):
     assert bad.returncode == 2 and bad.stderr.startswith("tradeconsole: ") and bad.stderr.count("\n") == 1
     assert run(home, "backtest", "--profile", PROFILE, "--csv", "tests/data/bars-2sym-8h.csv",
                "--windows", "2", "--is-fraction", "1.5").returncode == 2
+    # Without --windows there is no split to apply it to: said, not silently ignored.
+    alone = run(home, "backtest", "--profile", PROFILE, "--csv", "tests/data/bars-2sym-8h.csv", "--is-fraction", "2")
+    assert alone.returncode == 2 and alone.stderr == (
+        "tradeconsole: backtest: --is-fraction needs --windows (it splits each walk-forward window)\n")
 
 
 def test_drill_refuses_a_live_profile(monkeypatch, capsys):
