@@ -33,6 +33,7 @@ from engine.snapshot import (
     BreakerView,
     CheckView,
     EngineSnapshot,
+    PauseView,
     PositionView,
 )
 
@@ -110,8 +111,14 @@ async def test_header_shows_mode_and_a_loud_halt():
         header.show(snap(mode="live", trading_state="halted", halt_reason="daily_loss tripped"))
         await pilot.pause()
         assert header.has_class("-mode-live") and "LIVE" in header.info_text
-        assert "HALTED: daily_loss tripped" in header.state_text
+        assert header.state_text.startswith("■ HALTED (R re-arms)") and "daily_loss tripped" in header.state_text
         assert header.query_one("#hdr-state").has_class("-halted")
+        # At 80 columns a long reason is what gets cut, never the state, the pause or the key.
+        await pilot.resize_terminal(80, 4)
+        header.show(snap(trading_state="halted", halt_reason="re-armed after " + "x" * 300,
+                         paused=(PauseView("*", "all symbols", "console"),)))
+        await pilot.pause()
+        assert header.state_text.index("paused: all symbols") < header.state_text.index("re-armed after")
         header.show(snap(connected=False))
         await pilot.pause()
         assert "DISCONNECTED" in header.info_text and "ACTIVE" in header.state_text
@@ -282,7 +289,8 @@ async def test_f12_halts_and_the_header_says_so(engine_factory):
         await pilot.press("f12")
         assert latched(engine)  # within the key handler, before any further turn of the test
         await until(pilot, lambda: engine.snapshot().trading_state == "halted")
-        await until(pilot, lambda: "HALTED: operator halt (F12)" in header.state_text)
+        await until(pilot, lambda: "HALTED (R re-arms)" in header.state_text
+                    and "operator halt (F12)" in header.state_text)
         assert header.state.has_class("-halted")
         await until(pilot, lambda: any(a.kind == "halt" for a in engine.snapshot().alerts))
 

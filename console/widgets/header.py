@@ -78,21 +78,21 @@ class StatusHeader(Vertical):
         halted = snap.trading_state in ("halted", "halting")
         state.set_class(halted, "-halted")
         state.set_class(snap.trading_state not in ("active", "halted", "halting"), "-restricted")
+        # The short parts that decide what the operator may do come first and the free-text
+        # reason last, so a narrow terminal cuts the reason and never the state, the re-arm key
+        # or the pauses (at 80 columns a long halt reason pushed those off the line).
         if snap.trading_state != "active":
-            reason = snap.halt_reason or "no reason recorded"
-            label = Text(
-                f"■ {snap.trading_state.upper().replace('_', ' ')}: {reason}"
-                f"   ({self.rearm_key} re-arms with a reason)",
-                no_wrap=True,
-                overflow="ellipsis",
-            )
+            label = Text(f"■ {snap.trading_state.upper().replace('_', ' ')} ({self.rearm_key} re-arms)",
+                         no_wrap=True, overflow="ellipsis")
         else:
-            label = Text("▶ ACTIVE", style="bold green", no_wrap=True)
+            label = Text("▶ ACTIVE", style="bold green", no_wrap=True, overflow="ellipsis")
         if snap.paused:
-            label.append("   paused: ", style="bold yellow")
+            label.append("  paused: ", style="bold yellow")
             label.append(", ".join(p.label for p in snap.paused), style="yellow")
         if not snap.approval_required:
-            label.append("   auto-send (no approval)", style="dim")
+            label.append("  auto-send (no approval)", style="dim")
+        if snap.trading_state != "active":
+            label.append(f"  — {snap.halt_reason or 'no reason recorded'}")
         state.update(label, layout=False)
 
     @property
