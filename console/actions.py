@@ -249,7 +249,8 @@ class ConsoleActions:
                 + "\nCloser to the price is always allowed; further only within the profile's widest stop.")
         self.push_screen(
             ConfirmModal(f"Move stop: {pos.symbol}", body, reason="required", placeholder="new stop price",
-                         value="" if pos.stop_price is None else format(pos.stop_price, "f"),
+                         # As the pane shows it, not the raw Decimal (51920.82560000).
+                         value="" if pos.stop_price is None else price(pos.stop_price).replace(",", ""),
                          validate=parse_price, confirm_label="Move stop"),
             lambda text: bool(text) and self.command(move(text), "move stop"),
         )
@@ -314,7 +315,10 @@ class ConsoleActions:
         async def save(kind: str, ref: str, text: str) -> None:
             self.report(await self.engine.add_note(text, ref or None, kind), f"Note saved ({kind})", title="No note")
 
-        ref = ref if ref is not None else (self._focused_symbol() or "")
+        if ref is None:
+            ref = self._focused_symbol() or ""
+            if ref and kind == "day":
+                kind = "trade"  # a note that names a symbol is about that trade, not the day
         dialog = self._kept("note", lambda: NoteModal(kind, ref))
         if dialog.is_mounted:
             dialog.prepare(kind, ref)

@@ -84,7 +84,8 @@ async def test_move_stop_key_takes_a_price_and_reports_a_refusal(desk):
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
         field = app.screen.query_one("#reason", Input)
-        assert field.value == format(pos.stop_price, "f")  # starts from the current stop
+        # Starts from the current stop as the pane shows it, not the raw Decimal's eight places.
+        assert field.value == f"{pos.stop_price:.2f}" and field.value != format(pos.stop_price, "f")
         await pilot.press("home", "ctrl+k", *"abc", "enter")
         assert "not a number" in str(app.screen.query_one("#dialog-error").content)  # still open
         tighter = (pos.stop_price + pos.last_price) / 2
@@ -197,7 +198,8 @@ async def test_note_ack_filter_and_the_read_only_screens(desk):
         await pilot.press(*"held through the dip", "enter")
         await until(pilot, lambda: told(app, "Note saved"))
         (note,) = await eng.journal.rows(kinds=["note"])
-        assert note.ref == "BTC/USD" and note.data == {"kind": "day", "text": "held through the dip"}
+        # A note about the focused row's symbol is a trade note, not a day note naming a symbol.
+        assert note.ref == "BTC/USD" and note.data == {"kind": "trade", "text": "held through the dip"}
 
         await pilot.press("t")
         await until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.history is not None)
