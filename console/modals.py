@@ -211,38 +211,6 @@ class CloseAllModal(ConfirmModal):
         )
 
 
-class AlertModal(ModalScreen[None]):
-    """One alert in full: the pane cuts long ones (a halt reason, a venue's error) at its edge."""
-
-    DEFAULT_CSS = DIALOG_CSS.format(cls="AlertModal") + """
-    AlertModal #dialog-body { max-height: 20; }
-    """
-    BINDINGS = CLOSE_BINDINGS
-
-    def __init__(self, title: str, message: str) -> None:
-        super().__init__()
-        self.title_text = title
-        self.message = printable(message)
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
-            yield Label(_label(self.title_text), id="dialog-title")
-            with VerticalScroll(id="dialog-body"):
-                yield Static(Text(self.message))
-            with Horizontal(id="dialog-buttons"):
-                yield Button(_label("Close [esc]"), id="close", variant="primary", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#dialog-body").focus()  # so the arrows scroll a message longer than the dialog
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.dismiss(None)
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-
 class HelpModal(ModalScreen[None]):
     """Every binding with its id (the name to use under `keys:` in a profile) and current keys."""
 
@@ -264,7 +232,6 @@ class HelpModal(ModalScreen[None]):
         for row in self.rows:
             table.add_row(row.id, ", ".join(display_key(k) for k in row.keys), row.description)
         table.add_row("", "tab / shift+tab", "move between panes; arrows move inside one")
-        table.add_row("", "enter", "alerts pane: show the selected alert in full")
         table.add_row("", "p / t", "close-all dialog: close and pause entries / close and keep trading")
         with Vertical(id="dialog"):
             yield Label("Keys  (remap under keys: in the profile, by id; arrows scroll)", id="dialog-title")
