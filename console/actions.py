@@ -247,12 +247,22 @@ class ConsoleActions:
                 f"stop now {price(pos.stop_price)}"
                 + (f" ({pos.stop_distance_pct}% from last)" if pos.stop_distance_pct is not None else "")
                 + "\nCloser to the price is always allowed; further only within the profile's widest stop.")
+        # As the pane shows it, not the raw Decimal (51920.82560000).
+        shown = "" if pos.stop_price is None else price(pos.stop_price).replace(",", "")
+
+        def answered(text: str | None) -> None:
+            if not text:
+                return
+            if text == shown:
+                # The shown value is rounded: sent back unchanged it would nudge the stop.
+                self.notify(f"{pos.symbol}: stop left at {price(pos.stop_price)}")
+                return
+            self.command(move(text), "move stop")
+
         self.push_screen(
             ConfirmModal(f"Move stop: {pos.symbol}", body, reason="required", placeholder="new stop price",
-                         # As the pane shows it, not the raw Decimal (51920.82560000).
-                         value="" if pos.stop_price is None else price(pos.stop_price).replace(",", ""),
-                         validate=parse_price, confirm_label="Move stop"),
-            lambda text: bool(text) and self.command(move(text), "move stop"),
+                         value=shown, validate=parse_price, confirm_label="Move stop"),
+            answered,
         )
 
     def action_cancel_order(self, client_order_id: str | None = None) -> None:

@@ -86,6 +86,13 @@ async def test_move_stop_key_takes_a_price_and_reports_a_refusal(desk):
         field = app.screen.query_one("#reason", Input)
         # Starts from the current stop as the pane shows it, not the raw Decimal's eight places.
         assert field.value == f"{pos.stop_price:.2f}" and field.value != format(pos.stop_price, "f")
+        # Confirmed as shown: the stop stays exactly where it was, not nudged to the rounding.
+        exact = eng.orders.stop_order("SOL/USD").stop_price
+        await pilot.press("enter")
+        await until(pilot, lambda: "stop left at" in " ".join(n.message for n in app._notifications))
+        assert eng.orders.stop_order("SOL/USD").stop_price == exact
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
         await pilot.press("home", "ctrl+k", *"abc", "enter")
         assert "not a number" in str(app.screen.query_one("#dialog-error").content)  # still open
         tighter = (pos.stop_price + pos.last_price) / 2
