@@ -91,7 +91,8 @@ class ConsoleActions:
             return
         auto_send = self.snapshot is not None and not self.snapshot.approval_required
         self.push_screen(
-            CloseAllModal(working, positions, auto_send=auto_send, pause_key=self.key_for("pause_all")),
+            CloseAllModal(working, positions, auto_send=auto_send, pause_key=self.key_for("pause_all"),
+                          choice_keys=(self.key_for("close_all_pause"), self.key_for("close_all_trade"))),
             lambda choice: choice is not None and self.command(self._flatten(choice == "pause"), "close all"),
         )
 

@@ -58,6 +58,10 @@ QUIT_BINDINGS: list[Binding] = [
     Binding("h", "choose('halt')", "Halt and quit", id="quit_halt"),
     Binding("c", "choose('close')", "Close all then quit", id="quit_close"),
 ]
+CLOSE_ALL_BINDINGS: list[Binding] = [  # the close-all dialog: what the strategy does afterwards
+    Binding("p", "choose('pause')", "Close all and pause entries", id="close_all_pause"),
+    Binding("t", "choose('trade')", "Close all, keep trading", id="close_all_trade"),
+]
 CLOSE_BINDINGS: list[Binding] = [  # help, error and the read-only screens
     Binding("escape,enter,q,question_mark", "close", "Close", id="close_view"),
 ]
@@ -76,22 +80,24 @@ SCOPES: dict[str, list[Binding]] = {
     "orders": ORDER_BINDINGS,
     "confirm": CONFIRM_BINDINGS,
     "quit": QUIT_BINDINGS,
+    "close_all": CLOSE_ALL_BINDINGS,
     "view": CLOSE_BINDINGS,
     "form": FORM_BINDINGS,
     "field": FIELD_BINDINGS,
 }
 # Which scopes are in reach of one another when a key is pressed: a widget scope sees the app's
-# keys (it shadows them), a modal only the app's priority keys; the quit dialog is a confirm dialog.
+# keys (it shadows them), a modal only the app's priority keys; the quit and close-all dialogs are
+# confirm dialogs.
 _TABLE_SCOPES = frozenset({"positions", "orders"})
-_MODAL_SCOPES = frozenset({"confirm", "quit", "view", "form", "field"})
+_MODAL_SCOPES = frozenset({"confirm", "quit", "close_all", "view", "form", "field"})
 
 DESCRIPTIONS: dict[str, str] = {
     "approve": "approve the selected order in the approval queue",
     "reject": "reject the selected order (asks a reason; empty = operator)",
     "halt": "HALT: stop all new orders and cancel working entries; stops stay",
     "halt_alt": "HALT (second key, for terminals that eat F12)",
-    "close_all": "close all positions at market (asks to confirm)",
-    "rearm": "re-arm trading after a halt (asks a reason)",
+    "close_all": "close all positions at market (asks to confirm, and whether entries pause)",
+    "rearm": "re-arm trading after a halt or a tripped breaker (asks a reason)",
     "new_order": "manual order form, with the live what-if verdict of every check",
     "pause_symbol": "pause / resume entries in the selected row's symbol (exits keep working)",
     "pause_all": "pause / resume entries in every symbol",
@@ -113,6 +119,8 @@ DESCRIPTIONS: dict[str, str] = {
     "confirm_yes": "dialogs: confirm",
     "quit_halt": "quit dialog: halt and quit (positions keep their stops)",
     "quit_close": "quit dialog: close all, then quit",
+    "close_all_pause": "close-all dialog: close all and pause entries in every symbol (P resumes)",
+    "close_all_trade": "close-all dialog: close all; the strategy keeps trading",
     "close_view": "help, error, history and performance: close",
     "form_send": "order form: send the order",
     "form_cancel": "order form: close without sending",
@@ -171,8 +179,8 @@ def _in_reach(a: KeyRow, b: KeyRow, priority: frozenset[str]) -> bool:
         return True  # a table key shadows the app key while the table has the focus
     if scopes == _TABLE_SCOPES:
         return False  # only one table has the focus at a time
-    if scopes in ({"confirm", "quit"}, {"field", "form"}, {"field", "confirm"}):
-        return True  # the quit dialog is a confirm dialog; a choice field sits in a dialog
+    if scopes in ({"confirm", "quit"}, {"confirm", "close_all"}, {"field", "form"}, {"field", "confirm"}):
+        return True  # the quit and close-all dialogs are confirm dialogs; a choice field sits in a dialog
     # Any other pair meets only through the app's priority keys, which reach every screen.
     return (a.scope == "app" and a.id in priority) or (b.scope == "app" and b.id in priority)
 

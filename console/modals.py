@@ -15,13 +15,12 @@ from typing import Literal
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from .bindings import CLOSE_BINDINGS, CONFIRM_BINDINGS, QUIT_BINDINGS, KeyRow, display_key
+from .bindings import CLOSE_ALL_BINDINGS, CLOSE_BINDINGS, CONFIRM_BINDINGS, QUIT_BINDINGS, KeyRow, display_key
 from .widgets._format import printable
 from .widgets.choice import ChoiceField
 
@@ -191,13 +190,10 @@ class CloseAllModal(ConfirmModal):
     the strategy re-entered within a minute, which read as "close-all did not work"."""
 
     DEFAULT_CSS = DIALOG_CSS.format(cls="CloseAllModal")
-    # Not in console/bindings.py's scopes yet (so not remappable from a profile); the buttons name them.
-    BINDINGS = [
-        Binding("p", "choose('pause')", "Close all and pause entries", id="close_all_pause"),
-        Binding("t", "choose('trade')", "Close all, keep trading", id="close_all_trade"),
-    ]
+    BINDINGS = CLOSE_ALL_BINDINGS
 
-    def __init__(self, working_orders: int, positions: int, *, auto_send: bool, pause_key: str = "P") -> None:
+    def __init__(self, working_orders: int, positions: int, *, auto_send: bool, pause_key: str = "P",
+                 choice_keys: tuple[str, str] = ("p", "t")) -> None:
         who = ("auto-send is on: the strategy's next entry goes out without approval" if auto_send
                else "the strategy's next entry still waits for approval")
         super().__init__(
@@ -206,8 +202,8 @@ class CloseAllModal(ConfirmModal):
             f" pending entry order(s) are cancelled.\nAfterwards {who} unless entries are paused"
             f" ({pause_key} resumes them).",
             danger=True,
-            choices=(Choice("pause", "[p] Close all and pause entries (nothing re-enters)", "error"),
-                     Choice("trade", "[t] Close all, the strategy keeps trading", "warning")),
+            choices=(Choice("pause", f"[{choice_keys[0]}] Close all and pause entries (nothing re-enters)", "error"),
+                     Choice("trade", f"[{choice_keys[1]}] Close all, the strategy keeps trading", "warning")),
         )
 
 

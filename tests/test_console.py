@@ -235,6 +235,11 @@ def test_keymap_validation_names_the_bad_id():
         validate_keymap({"confirm_yes": "f12"})
     with pytest.raises(ValueError, match="reserved"):
         validate_keymap({"approve": "escape"})
+    # The close-all dialog's two choices are remappable and checked against the confirm keys.
+    assert validate_keymap({"close_all_pause": "z"}) == {"close_all_pause": "z"}
+    with pytest.raises(ValueError, match="keys.close_all_trade: 'y' is already bound to 'confirm_yes'"):
+        validate_keymap({"close_all_trade": "y"})
+    assert CloseAllModal(1, 1, auto_send=True, choice_keys=("z", "t")).choices[0].label.startswith("[z] ")
 
 
 def test_error_text_is_scrubbed_of_credentials():
