@@ -372,6 +372,14 @@ class ConsoleActions:
 
         self.push_screen(self._kept("history", lambda: HistoryScreen(self.engine)))
 
+    def action_alerts(self) -> None:
+        from .screens import AlertsScreen
+
+        screen = self._kept("alerts", AlertsScreen)
+        self.push_screen(screen)
+        if self.snapshot is not None:
+            screen.show(self.snapshot)
+
     def action_performance(self) -> None:
         from .screens import PerformanceScreen
 

@@ -28,6 +28,7 @@ GLOBAL_COMMANDS = (
     ("Add a note to the journal", "note", "note"),
     ("Acknowledge critical alert", "ack_alert", "ack_alert"),
     ("Alert filter: next severity", "alert_filter", "alert_filter"),
+    ("Alerts in full", "alerts", "alerts"),
     ("Trade history", "history", "history"),
     ("Performance summary", "performance", "performance"),
     ("Log: pause or resume", "log_pause", "log_pause"),

@@ -1,6 +1,6 @@
-"""Full screens over the main one: trade history (read from the journal) and the performance
-summary (from the snapshot). Both are modal, so only the app's priority keys (halt) reach through:
-nothing typed while reading history can approve or close anything by accident.
+"""Full screens over the main one: trade history (read from the journal), the performance
+summary and the alerts in full (from the snapshot). All are modal, so only the app's priority keys
+(halt) reach through: nothing typed while reading history can approve or close anything by accident.
 """
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static, TabbedContent, TabPane
 
-from engine.snapshot import EngineSnapshot, HistoryView
+from engine.snapshot import AlertView, EngineSnapshot, HistoryView
 
 from .bindings import CLOSE_BINDINGS
 from .widgets import KeyBar
-from .widgets._format import DASH, money, money_text, price, printable, qty, short_time, signed_style
+from .widgets._format import (DASH, SEVERITY_STYLE, money, money_text, price, printable, qty, short_time,
+                              signed_style)
 from .widgets._table import CachedTable, cell
 from .widgets.readiness import criteria_table
 
@@ -183,6 +184,51 @@ class PerformanceScreen(ModalScreen[None]):
         self.summary.update(performance_table(snap))
         self.targets.update(targets_table(snap))
         self.criteria.update(criteria_table(line.verdict if line else None, line.checked_at if line else None))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+def alert_text(alerts: tuple[AlertView, ...] | list[AlertView]) -> Text:
+    """Every alert whole, newest first, wrapped to the screen: the feed pane cuts each at its edge."""
+    out = Text()
+    for a in sorted(alerts, key=lambda a: a.seq, reverse=True):
+        pinned = a.severity == "critical" and not a.acknowledged
+        out.append("! " if pinned else "  ", "bold red" if pinned else "")
+        out.append(f"{a.ts:%Y-%m-%d %H:%M:%S}  ", "dim")
+        out.append(f"{a.severity.upper():<8}", SEVERITY_STYLE.get(a.severity, "bold red"))
+        out.append(f"{a.kind}", "bold")
+        out.append("  (to acknowledge)\n" if pinned else "\n", "bold red" if pinned else "")
+        out.append(f"    {printable(a.message)}\n\n")
+    if not alerts:
+        out.append("No alerts yet.", "dim")
+    return out
+
+
+class AlertsScreen(ModalScreen[None]):
+    """The alert feed in full: a long reason (a halt's, a venue's refusal) is cut in the pane."""
+
+    DEFAULT_CSS = SCREEN_CSS.format(cls="AlertsScreen")
+    BINDINGS = CLOSE_BINDINGS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = Static("waiting for the engine…", id="alerts-full")
+        self._shown: tuple[AlertView, ...] | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Alerts in full, newest first: the latest 50 and every unacknowledged critical "
+                        "(the journal keeps them all)", id="screen-title")
+            with VerticalScroll():
+                yield self.body
+        yield KeyBar()
+
+    def show(self, snap: EngineSnapshot) -> None:
+        if snap.alerts == self._shown:
+            return
+        self._shown = snap.alerts
+        self.body.update(alert_text(snap.alerts))
 
     def action_close(self) -> None:
         self.dismiss(None)

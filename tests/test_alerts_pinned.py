@@ -89,6 +89,33 @@ async def test_the_alert_feed_shows_it_pinned_until_the_ack_key(make_profile, op
         assert "to acknowledge" not in app.alerts.border_title
 
 
+async def test_a_long_alert_cut_in_the_feed_reads_in_full_on_the_alerts_screen(make_profile, open_engine):
+    from console.screens import AlertsScreen
+
+    eng = await quiet_engine(make_profile, open_engine)
+    reason = "daily loss limit hit: " + "the venue answered with a long explanation " * 6 + "END-OF-REASON"
+    app = TradeConsoleApp(eng, start_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        eng.alerts.publish("critical", "halt", f"HALTED by breaker: {reason}", eng.clock.now())
+        await eng.journal.flush()
+        app.refresh_snapshot()
+        await pilot.pause()
+        assert len(app.alerts.lines()[0].plain) > 3 * app.alerts.size.width  # far past the pane's edge
+        await pilot.press("e")
+        deadline = time.monotonic() + 8
+        while not isinstance(app.screen, AlertsScreen) or "END-OF-REASON" not in str(app.screen.body.content):
+            assert time.monotonic() < deadline, "the alerts screen never showed the whole alert"
+            await pilot.pause(0.02)
+        text = str(app.screen.body.content)
+        assert "HALTED by breaker: daily loss limit hit" in text and "to acknowledge" in text
+        await pilot.press("f12")  # the halt key reaches through the screen
+        assert eng.state.value == "halted"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, AlertsScreen)
+
+
 # -- across restarts -----------------------------------------------------------------------------
 async def _reopen(eng, make_profile, open_engine):
     await eng.close()
