@@ -250,3 +250,22 @@ async def test_a_session_whose_stream_never_connects_says_so_and_trades_on_polle
         await asyncio.wait_for(runner, 5)
         await eng.close()
         await emu.stop()
+
+
+def test_a_streamed_quote_ages_on_the_engine_clock():
+    # Invariant 8: the stream's freshness is measured on the injected clock, not the wall's, so
+    # a test or a replay drives it.
+    from datetime import datetime, timezone
+
+    from engine.clock import SimClock
+    from engine.feeds.streams import QuoteStream
+    from engine.models import Quote
+
+    clock = SimClock(datetime(2026, 3, 2, 12, tzinfo=timezone.utc))
+    stream = QuoteStream("binance", ["BTC/USDT"], clock)
+    q = Quote("BTC/USDT", clock.now(), Decimal(100), Decimal("100.1"), Decimal(1), Decimal(1), Decimal("100.05"))
+    stream._on_quote(q)
+    clock.advance(4.5)
+    assert stream.fresh(5.0) == {"BTC/USDT": (q, 4.5)}
+    clock.advance(1.0)
+    assert stream.fresh(5.0) == {}

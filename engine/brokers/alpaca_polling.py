@@ -2,9 +2,8 @@
 the rest), open orders and lookups, and adopting orders placed before a restart."""
 from __future__ import annotations
 
-import time
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from typing import Any
 
 from ..models import Order, OrderType
@@ -66,7 +65,7 @@ class AlpacaPollingMixin:
                 after = min(t.order.created_at for t in confirmed) - timedelta(minutes=1)
                 if after.tzinfo is None:
                     after = after.replace(tzinfo=timezone.utc)
-                after = min(after, datetime.now(timezone.utc) - timedelta(minutes=1))
+                after = min(after, self.clock.now() - timedelta(minutes=1))
                 listed = await self._retry("orders", self.client.get_orders,
                                            GetOrdersRequest(status=QueryOrderStatus.ALL, after=after, limit=500))
                 for raw in listed:
@@ -82,6 +81,6 @@ class AlpacaPollingMixin:
                 if found is not None:
                     self._accept(t, found)
                 elif t.unconfirmed_since is not None and (
-                        time.monotonic() - t.unconfirmed_since > self.venue.timeouts.unconfirmed_grace_seconds):
+                        self.clock.monotonic() - t.unconfirmed_since > self.venue.timeouts.unconfirmed_grace_seconds):
                     t.unconfirmed_since = None
                     self._reject(t, "alpaca never confirmed the order after a timeout; it is not at the venue")

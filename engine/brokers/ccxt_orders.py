@@ -3,7 +3,6 @@ id first), acceptance, fills (a base-asset fee converted to quote), terminal sta
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -30,7 +29,7 @@ class CcxtOrderLifecycleMixin:
 
     async def submit(self, order: Order) -> None:
         track = self._start_submit(order, lambda mine: TrackedOrder(
-            mine, is_stop=order.type is OrderType.STOP, submitted_ms=int(time.time() * 1000)))
+            mine, is_stop=order.type is OrderType.STOP, submitted_ms=self._now_ms()))
         if track is None:
             return
         mine, cid = track.order, order.client_order_id

@@ -2,7 +2,6 @@
 the book, unconfirmed submits), open orders and lookups, and adopting orders placed before a restart."""
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 from ..models import Order
@@ -20,13 +19,13 @@ class CcxtPollingMixin:
             return self._tracks[cid]
         o = self._to_order(raw)
         o.filled_qty = ZERO  # its past fills are already in the journal
-        t = TrackedOrder(o, is_stop=self._raw_is_stop(raw), submitted_ms=int(raw.get("timestamp") or time.time() * 1000))
+        t = TrackedOrder(o, is_stop=self._raw_is_stop(raw), submitted_ms=int(raw.get("timestamp") or self._now_ms()))
         self._tracks[cid] = t
         if o.venue_order_id:
             self._by_venue_id[o.venue_order_id] = cid
         if not o.status.is_terminal:
             self._working.add(cid)
-            self._trade_cursor.setdefault(o.symbol, int(time.time() * 1000) - 5000)
+            self._trade_cursor.setdefault(o.symbol, self._now_ms() - 5000)
             for tr in raw.get("trades") or []:
                 t.trade_ids.add(str(tr.get("id")))
         return t
@@ -96,7 +95,7 @@ class CcxtPollingMixin:
         if found is not None:
             await self._accept(track, found)
             return
-        if time.monotonic() - (track.unconfirmed_since or 0) > self.venue.timeouts.unconfirmed_grace_seconds:
+        if self.clock.monotonic() - (track.unconfirmed_since or 0) > self.venue.timeouts.unconfirmed_grace_seconds:
             track.unconfirmed_since = None
             self._reject(track, f"{self.name} never confirmed the order after a timeout; it is not at the venue")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import time
 from dataclasses import replace
 from typing import Any, Awaitable, Callable
 
@@ -27,6 +26,10 @@ class PollingVenue(Broker):
     def drain_events(self) -> list[BrokerEvent]:
         events, self._events = self._events, []
         return events
+
+    def _now_ms(self) -> int:
+        """The engine's clock in the venue's epoch milliseconds (trade cursors, submit times)."""
+        return int(self.clock.now().timestamp() * 1000)
 
     def _emit(self, cid: str, status: OrderStatus, reason: str = "", vid: str | None = None) -> None:
         # A venue's error text can echo request parameters: redacted and bounded before it
@@ -101,7 +104,7 @@ class PollingVenue(Broker):
     def _unconfirmed(self, track, err: VenueError) -> None:
         """The venue may or may not have it: never send again; the poller keeps looking."""
         if track.unconfirmed_since is None:
-            track.unconfirmed_since = time.monotonic()
+            track.unconfirmed_since = self.clock.monotonic()
         log.warning("venue %s: %s outcome unknown (%s); looking it up by client id", self.name,
                     track.order.client_order_id, err.kind.value)
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..clock import Clock, WallClock
 from ..models import Quote
 from ..tasks import stop_task
 
@@ -63,11 +63,12 @@ class QuoteStream:
     Subclasses implement `_session()` (connect, subscribe, read until an error) and `_reset()`
     (drop the client). Nothing here ever raises into the feed."""
 
-    def __init__(self, venue: str, symbols: list[str]) -> None:
+    def __init__(self, venue: str, symbols: list[str], clock: Clock | None = None) -> None:
         self.venue = venue
         self.symbols = list(symbols)
+        self.clock = clock or WallClock()  # the broker's: the engine's one clock
         self.latest: dict[str, Quote] = {}
-        self.heard: dict[str, float] = {}  # time.monotonic() of each symbol's last update
+        self.heard: dict[str, float] = {}  # clock.monotonic() of each symbol's last update
         self.messages = 0
         self.failures = 0
         self.reconnects = 0
@@ -86,7 +87,7 @@ class QuoteStream:
 
     def fresh(self, quiet_seconds: float) -> dict[str, tuple[Quote, float]]:
         """The quotes heard within `quiet_seconds`, by symbol, each with its age in seconds."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         out = {}
         for s, q in self.latest.items():
             age = now - self.heard.get(s, -1e18)
@@ -98,7 +99,7 @@ class QuoteStream:
         if q.bid <= 0 or q.ask <= 0 or q.symbol not in self.symbols:
             return  # a one-sided or foreign book is not a quote to trade on
         self.latest[q.symbol] = q
-        self.heard[q.symbol] = time.monotonic()
+        self.heard[q.symbol] = self.clock.monotonic()
         self.messages += 1
 
     def _failed(self, exc: BaseException, retry: str) -> None:
@@ -155,7 +156,7 @@ class CcxtQuoteStream(QuoteStream):
     """`watch_bids_asks` on a ccxt.pro exchange of the broker's venue (public data only)."""
 
     def __init__(self, broker: Any, symbols: list[str]) -> None:
-        super().__init__(broker.name, symbols)
+        super().__init__(broker.name, symbols, broker.clock)
         self.broker = broker
         self.ex: Any = None
         self._seen: dict[str, Any] = {}  # the last ticker object taken per symbol
@@ -224,7 +225,7 @@ class AlpacaQuoteStream(QuoteStream):
     """alpaca-py's StockDataStream (IEX quotes), its reconnecting loop run as a task on ours."""
 
     def __init__(self, broker: Any, symbols: list[str]) -> None:
-        super().__init__("alpaca", symbols)
+        super().__init__("alpaca", symbols, broker.clock)
         self.broker = broker
         self.client: Any = None
 
