@@ -386,3 +386,18 @@ async def test_keys_never_appear_in_logs_errors_events_or_repr(caplog):
             lg.setLevel(lv)
         await r.broker.close()
         await r.emu.stop()
+
+
+@pytest.mark.parametrize("name", ["binance", "bybit"])
+async def test_money_reaches_decimal_without_a_float_between(name):
+    # 18 significant digits (the venue's 8 decimals on a large balance): through ccxt's default
+    # float it came back as 9876543210.123457.
+    exact = Decimal("9876543210.12345678")
+    rig = await make_rig(name, emu_kwargs={"balances": {"USDT": exact, "BTC": Decimal("0.12345678"), "ETH": 0}})
+    try:
+        bal = await rig.broker.balances()
+        assert bal["USDT"] == exact
+        assert (await rig.broker.positions())["BTC/USDT"] == Decimal("0.12345678")
+    finally:
+        await rig.broker.close()
+        await rig.emu.stop()

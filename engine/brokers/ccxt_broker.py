@@ -144,6 +144,9 @@ class CcxtBroker(CcxtOrderLifecycleMixin, CcxtCancelMixin, CcxtPollingMixin, Ccx
             "timeout": int(self.venue.timeouts.request_seconds * 1000), "enableRateLimit": True,
             "options": options, "verbose": False,
         })
+        # Numbers as the venue's strings, not floats: money goes from the venue's text to Decimal
+        # with no binary float between (a float holds 15-17 digits; a 16-digit balance lost its last).
+        ex.number = str
         ex.has["fetchCurrencies"] = False  # one request at load_markets, no private currency call
         # ccxt's limiter spaces requests evenly (no burst); venues count weight per minute. Ours is a
         # token bucket over ccxt's per-endpoint weights: a halt can spend saved budget at once.

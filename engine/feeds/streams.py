@@ -169,6 +169,7 @@ class CcxtQuoteStream(QuoteStream):
             "timeout": int(b.venue.timeouts.request_seconds * 1000),
             "options": {"defaultType": "spot"}, "verbose": False,
         })
+        ex.number = str  # as the broker's exchange: prices reach Decimal without a float between
         if b.mode != "live":
             ex.set_sandbox_mode(True)
         # The broker loaded the markets once; the stream shares them (no second request).
