@@ -30,7 +30,8 @@ class FeedConfig(Strict):
                          description="simulated seconds per wall second; 0 = as fast as possible, else at least 0.01")
     tick_seconds: float = Field(1.0, gt=0, le=3600,
                                 description="seconds between quotes (sim: simulated; venue: how often quotes are polled)")
-    csv_path: str | None = Field(None, description="CSV file for kind: csv; relative to the profile file")
+    csv_path: str | None = Field(None, description="CSV file for kind: csv; relative to the profile file; "
+                                                   "its symbols must be in `symbols`")
     stream: bool = Field(False, description="venue feed: take quotes from the venue's websocket stream, polling "
                                             "only the symbols it is quiet on (false: poll every tick)")
     stream_quiet_seconds: float = Field(5.0, gt=0, le=600,

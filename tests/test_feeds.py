@@ -363,8 +363,11 @@ def test_build_feed_sim_and_csv(tmp_path):
     )
 
     p = write(tmp_path, HQ + f"{T1},ZZZ/USD,1,2\n")
-    csv_feed = build_feed(FeedConfig(kind="csv", csv_path=str(p)), ["BTC/USD"], START)
+    csv_feed = build_feed(FeedConfig(kind="csv", csv_path=str(p)), ["BTC/USD", "ZZZ/USD"], START)
     assert isinstance(csv_feed, CsvReplayFeed) and csv_feed.symbols == ["ZZZ/USD"]
+    # A file quoting what the profile does not list would trade it: refused, naming them.
+    with pytest.raises(CsvFeedError, match=r"quotes ZZZ/USD, which the profile's symbols \(BTC/USD\) do not list"):
+        build_feed(FeedConfig(kind="csv", csv_path=str(p)), ["BTC/USD"], START)
 
     bad = write(tmp_path, HQ + f"{T1},ZZZ/USD,2,1\n", "bad.csv")
     with pytest.raises(CsvFeedError, match=r"bad\.csv:2: bid 2 > ask 1"):

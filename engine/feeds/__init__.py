@@ -33,8 +33,8 @@ class MarketFeed(Protocol):
 
 def build_feed(cfg: FeedConfig, symbols: list[str], start: datetime) -> MarketFeed:
     """sim: a SimulatedMarket over `symbols` starting at `start`.
-    csv: a CsvReplayFeed of `cfg.csv_path`; its symbols and timestamps come from the file, so
-    `symbols` and `start` are ignored. Raises CsvFeedError for an unusable file."""
+    csv: a CsvReplayFeed of `cfg.csv_path`; its timestamps come from the file (`start` is ignored)
+    and its symbols must be among `symbols`. Raises CsvFeedError for an unusable file."""
     if cfg.kind == "sim":
         return SimulatedMarket(
             symbols,
@@ -47,5 +47,12 @@ def build_feed(cfg: FeedConfig, symbols: list[str], start: datetime) -> MarketFe
     if cfg.kind == "csv":
         if not cfg.csv_path:
             raise ValueError("feed.csv_path is required when feed.kind is csv")
-        return CsvReplayFeed(Path(cfg.csv_path).expanduser())
+        feed = CsvReplayFeed(Path(cfg.csv_path).expanduser())
+        # The profile's limits (groups, exposure, pauses) are written against its symbols: a file
+        # quoting others would trade what the operator never listed.
+        foreign = [s for s in feed.symbols if s not in symbols]
+        if foreign:
+            raise CsvFeedError(cfg.csv_path, None, f"quotes {', '.join(foreign)}, which the profile's symbols "
+                               f"({', '.join(symbols)}) do not list: add them to `symbols`, or replay a file of those")
+        return feed
     raise ValueError(f"unknown feed kind: {cfg.kind!r}")
