@@ -471,6 +471,8 @@ def test_preflight_names_a_missing_or_malformed_replay_file(tmp_path):
         assert line.startswith(f"p.yaml: feed.csv_path: {problem}"), line
 
 
+# exchange_calendars (not ours) reads Series.values, which pandas 3.1 deprecates, when it builds XNYS.
+@pytest.mark.filterwarnings("ignore:Series.values returning an ndarray:DeprecationWarning")
 def test_preflight_passes_a_usable_replay_file_and_a_known_calendar(tmp_path):
     (tmp_path / "p.yaml").write_text(f"feed:\n  kind: csv\n  csv_path: {REPO / 'tests' / 'data' / 'bars-2sym-8h.csv'}\n"
                                      "market_hours:\n  calendar: XNYS\n")
