@@ -130,8 +130,15 @@ def load_profile(path: str | Path | None) -> Profile:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([f"{source}: no such file"]) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{source}: cannot read ({exc.__class__.__name__})"]) from None
+    except UnicodeDecodeError as exc:
+        # Where, so an editor can find the stray byte (often a pasted curly quote in Latin-1).
+        line = p.read_bytes()[:exc.start].count(b"\n") + 1
+        raise ConfigError([f"{source}: line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
+                           "save the profile as UTF-8"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{source}: is a directory, not a profile file"]) from None
+    except OSError as exc:  # permissions, an unreadable device: the OS says why
+        raise ConfigError([f"{source}: cannot read ({exc.strerror or exc.__class__.__name__})"]) from None
     import yaml
 
     try:

@@ -217,6 +217,19 @@ def test_missing_file_is_one_line(tmp_path, monkeypatch):
     assert exc.value.lines == ["nope.yaml: no such file"]
 
 
+def test_a_profile_that_is_not_utf8_or_is_a_folder_says_where_and_what(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # A Latin-1 e-acute on line 3: where it is, not just "UnicodeDecodeError".
+    (tmp_path / "latin.yaml").write_bytes(b"risk:\n  max_open_positions: 3\nname: caf\xe9\n")
+    with pytest.raises(ConfigError) as exc:
+        load_profile("latin.yaml")
+    assert exc.value.lines == ["latin.yaml: line 3: not UTF-8 text (byte 0xe9); save the profile as UTF-8"]
+    (tmp_path / "folder.yaml").mkdir()
+    with pytest.raises(ConfigError) as exc:
+        load_profile("folder.yaml")
+    assert exc.value.lines == ["folder.yaml: is a directory, not a profile file"]
+
+
 def test_relative_csv_path_is_found_beside_the_profile(tmp_path, monkeypatch):
     d = tmp_path / "profiles"
     d.mkdir()
