@@ -51,8 +51,11 @@ _SECRET_WORDS = ("key", "secret", "token", "password", "passphrase")
 
 
 def _may_hold_secret(path: tuple) -> bool:
-    """A field that names where a secret lives (`*_env`, anything under `keys`): a wrong value
-    there is most likely the secret itself, pasted in place of its variable's name."""
+    """A field that names where a secret lives (`*_env`, anything under `venue.keys`): a wrong
+    value there is most likely the secret itself, pasted in place of its variable's name. The
+    top-level `keys` section is the console's key map: nothing secret there."""
+    if path and path[0] == "keys":
+        return False
     return any(str(p).lower().endswith("_env") or any(w in str(p).lower() for w in _SECRET_WORDS) for p in path)
 
 

@@ -352,6 +352,12 @@ def test_a_secret_pasted_where_its_variable_name_belongs_is_never_echoed(where, 
     assert "pasted" not in str(exc.value) and "FAKEKEY" not in str(exc.value)
 
 
+def test_the_console_key_map_is_not_taken_for_a_secret():
+    with pytest.raises(ConfigError) as exc:
+        profile_from_mapping({"keys": {"approve": 5}}, "p.yaml")
+    assert exc.value.lines == ["p.yaml: keys.approve: input should be a valid string (got 5)"]
+
+
 def test_a_wrong_shape_under_keys_says_what_was_expected_without_the_value():
     with pytest.raises(ConfigError) as exc:
         profile_from_mapping({"venue": {"name": "binance", "keys": "AKIA-LIVE-KEY-9"}}, "p.yaml")
