@@ -150,10 +150,10 @@ class ConsoleActions:
             state = "Trading state unknown"
         else:
             state = f"Trading is {snap.trading_state}" + (f": {snap.halt_reason}" if snap.halt_reason else "")
-        halts_seen = self.engine.halts  # a halt pressed while the dialog is open must stand
+        trips_seen = self.engine.trips  # a halt pressed while the dialog is open must stand
 
         async def rearm(reason: str) -> None:
-            refusal = await self.engine.rearm(reason, halts_seen=halts_seen)
+            refusal = await self.engine.rearm(reason, trips_seen=trips_seen)
             self.report(refusal, f"Re-armed: {reason}", title="Not re-armed")
 
         self.push_screen(

@@ -78,7 +78,7 @@ class OperatorCommands:
         halt keeps the first reason (the journal still records every one)."""
         first = self.state is not TradingState.HALTED
         self.state = TradingState.HALTED
-        self.halts += 1
+        self.trips += 1
         if first or not self.halt_reason:
             self.halt_reason = reason
         self.journal.append("halt", self.clock.now(), None, {"source": source, "reason": reason, "first": first})
@@ -167,14 +167,15 @@ class OperatorCommands:
             return "nothing to re-arm: trading is active and no breaker is tripped"
         return None
 
-    async def rearm(self, reason: str, *, halts_seen: int | None = None) -> str | None:
-        """Re-arm with a reason. `halts_seen` is `halts` when the operator was asked: a halt that
-        came after it (pressed while the re-arm dialog was open) stands."""
+    async def rearm(self, reason: str, *, trips_seen: int | None = None) -> str | None:
+        """Re-arm with a reason. `trips_seen` is `trips` when the operator was asked: a halt or a
+        breaker trip that came after it (while the re-arm dialog was open) stands."""
         reason = reason.strip()
         if not reason:
             return "re-arm needs a reason"
-        if halts_seen is not None and halts_seen != self.halts:
-            return f"a halt came after this re-arm was asked for ({self.halt_reason}): it stands; re-arm again to lift it"
+        if trips_seen is not None and trips_seen != self.trips:
+            what = f"a halt ({self.halt_reason})" if self.state is TradingState.HALTED else "a breaker trip"
+            return f"{what} came after this re-arm was asked for: it stands; re-arm again to lift it"
         refusal = self.rearm_refusal()
         if refusal:
             return refusal

@@ -97,7 +97,8 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
             lambda: self.market.last_quote_at, lambda: self.state is TradingState.HALTED)
         self.state = TradingState.ACTIVE
         self.halt_reason = ""
-        self.halts = 0  # halt() calls this session: a re-arm asked for before the last one is refused
+        # Halts and breaker trips this session: a re-arm asked for before the latest is refused.
+        self.trips = 0
         self.entries_stopped = False  # set by close_all(stop_entries=True) for the rest of the session
         self.quotes: dict[str, Quote] = {}
         self._signals: dict[str, Signal] = {}

@@ -141,6 +141,7 @@ class GateWiring:
             sev = "critical" if t.new in (BreakerState.CRITICAL, BreakerState.TRIPPED) else "warning"
             self.alerts.publish(sev, "breaker", f"{b.name} {t.new.value}: {b.text().strip()}", now, breaker=b.name)
             if t.new is BreakerState.TRIPPED:
+                self.trips += 1  # a re-arm asked for before this trip must not reset it
                 if b.action == "halt":
                     self.halt(f"breaker:{b.name}", f"{b.name} tripped")
                 else:

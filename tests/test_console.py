@@ -330,7 +330,7 @@ async def test_halt_fires_while_a_modal_is_open_and_from_ctrl_backslash(engine_f
         await pilot.press("ctrl+backslash")
         assert latched(engine) and isinstance(app.screen, ConfirmModal)
         await pilot.press(*"stale dialog", "enter")
-        await until(pilot, lambda: any(n.title == "Not re-armed" and "a halt came after" in n.message
+        await until(pilot, lambda: any(n.title == "Not re-armed" and "came after this re-arm was asked for" in n.message
                                        for n in app._notifications))
         assert latched(engine) and "HALTED" in app.header.state_text
         assert [r.data["reason"] for r in await engine.journal.rows(["rearm"])] == ["feed ok"]

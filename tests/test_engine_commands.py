@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from decimal import Decimal as D
 
 import pytest
 
@@ -372,14 +373,26 @@ async def test_rearm_with_nothing_to_lift_or_asked_before_the_last_halt_is_refus
     assert await eng.rearm("just because") == eng.rearm_refusal()
     await eng.halt("operator", "first")
     assert eng.rearm_refusal() is None
-    seen = eng.halts
+    seen = eng.trips
     await eng.halt("cli", "second, while the operator was typing")
-    msg = await eng.rearm("stale", halts_seen=seen)
-    assert msg.startswith("a halt came after this re-arm was asked for") and eng.state is TradingState.HALTED
-    assert not await rows(eng, "rearm")
-    assert await eng.rearm("read both", halts_seen=eng.halts) is None
+    msg = await eng.rearm("stale", trips_seen=seen)
+    assert msg == ("a halt (first) came after this re-arm was asked for: it stands; re-arm again to lift it")
+    assert eng.state is TradingState.HALTED and not await rows(eng, "rearm")
+    assert await eng.rearm("read both", trips_seen=eng.trips) is None
     assert eng.state is TradingState.ACTIVE
     assert [r.data["reason"] for r in await rows(eng, "rearm")] == ["read both"]
+
+    # A breaker that trips while the dialog is open counts too: its re-arm is not the one asked.
+    breakers = {b.name: b for b in eng.breakers}
+    breakers["consecutive_losses"].measure = lambda: (D(5), D(5))
+    eng._evaluate_breakers(eng.clock.now())
+    assert eng.state is TradingState.REDUCE_ONLY
+    seen = eng.trips
+    breakers["portfolio_total"].measure = lambda: (D(20), D(20))
+    eng._evaluate_breakers(eng.clock.now())
+    assert await eng.rearm("stale", trips_seen=seen) == (
+        "a breaker trip came after this re-arm was asked for: it stands; re-arm again to lift it")
+    assert breakers["portfolio_total"].state.value == "tripped" and eng.state is TradingState.REDUCE_ONLY
 
 
 async def test_drawdown_breaker_halts_and_rearm_is_refused_while_over_limit(make_profile, open_engine):
