@@ -44,12 +44,12 @@ class ConsoleActions:
 
     def notify(self, message: str, *, title: str = "", severity: str = "information", timeout: float | None = None,
                markup: bool = True) -> None:
-        """App.notify, less the clutter that hid the screen at 80x24: a warning or error already
-        on screen is not stacked again (20 presses of `a` made 19 copies), and a very long text
-        (a re-arm reason is the operator's own) is cut; the journal and the alerts keep it whole."""
+        """App.notify, less the clutter that hid the screen at 80x24: a toast already on screen is
+        not stacked again (20 presses of `a` made 19 copies), and a very long text (a re-arm reason
+        is the operator's own) is cut; the journal and the alerts keep it whole."""
         if len(message) > TOAST_CHARS:
             message = message[:TOAST_CHARS - 1] + "…"
-        if severity != "information" and any(
+        if any(
                 n.message == message and n.title == title and n.severity == severity
                 for n in self._notifications):  # type: ignore[attr-defined]
             return
@@ -165,7 +165,18 @@ class ConsoleActions:
 
     # ---------------------------------------------------------------- approvals
 
+    def _moved_off(self, table, what: str) -> bool:
+        """The row the operator had chosen left from under the cursor (expired, filled, answered
+        elsewhere): the key they pressed was meant for it, not for the row that slid there."""
+        if not table.take_moved_off():
+            return False
+        self.notify(f"The {what} you had selected is gone; the cursor is on the next one. Press again to act on it.",
+                    severity="warning")
+        return True
+
     def _selected_approval(self):
+        if self._moved_off(self.approvals.table, "order"):
+            return None
         approval = self.approvals.selected()
         if approval is None:
             self.notify("No order is waiting for approval.", severity="warning")
@@ -176,6 +187,7 @@ class ConsoleActions:
         if approval is None:
             return
         label = f"{approval.side} {qty(approval.quantity)} {approval.symbol} @ {price(approval.price)}"
+        self.approvals.table.acting_on(approval.client_order_id)  # the next row is then the operator's
 
         async def approve() -> None:
             if await self.engine.approve(approval.client_order_id):
@@ -196,6 +208,7 @@ class ConsoleActions:
         label = f"{approval.side} {qty(approval.quantity)} {approval.symbol} @ {price(approval.price)}"
 
         async def reject(reason: str) -> None:
+            self.approvals.table.acting_on(approval.client_order_id)
             if await self.engine.reject(approval.client_order_id, reason):
                 self.notify(f"Rejected {label}: {reason}")
             else:
@@ -266,10 +279,15 @@ class ConsoleActions:
         )
 
     def action_cancel_order(self, client_order_id: str | None = None) -> None:
+        # No dialog names the order here (close and move-stop ask first), so a row that slid under
+        # the cursor must not be cancelled in place of the one chosen.
+        if client_order_id is None and self._moved_off(self.orders.table, "order"):
+            return
         cid = client_order_id or (o.client_order_id if (o := self.orders.selected()) else None)
         if cid is None:
             self.notify("No order selected.", severity="warning")
             return
+        self.orders.table.acting_on(cid)
 
         async def cancel() -> None:
             self.report(await self.engine.cancel_order(cid), f"Cancelled {cid}", title="Not cancelled")

@@ -118,6 +118,10 @@ class ConfirmModal(ModalScreen[str | None]):
                     compact=True,
                 )
 
+    def on_screen_resume(self) -> None:
+        # Toasts sit above every screen: left there, they hid half the dialog and its buttons.
+        self.app.clear_notifications()
+
     def on_mount(self) -> None:
         # Enter must mean "confirm" wherever focus starts; with choices, the safe default is to stay.
         if self.choices:

@@ -196,7 +196,7 @@ def alert_text(alerts: tuple[AlertView, ...] | list[AlertView]) -> Text:
         pinned = a.severity == "critical" and not a.acknowledged
         out.append("! " if pinned else "  ", "bold red" if pinned else "")
         out.append(f"{a.ts:%Y-%m-%d %H:%M:%S}  ", "dim")
-        out.append(f"{a.severity.upper():<8}", SEVERITY_STYLE.get(a.severity, "bold red"))
+        out.append(f"{a.severity.upper():<10}", SEVERITY_STYLE.get(a.severity, "bold red"))
         out.append(f"{a.kind}", "bold")
         out.append("  (to acknowledge)\n" if pinned else "\n", "bold red" if pinned else "")
         out.append(f"    {printable(a.message)}\n\n")

@@ -336,6 +336,25 @@ async def test_halt_fires_while_a_modal_is_open_and_from_ctrl_backslash(engine_f
         assert [r.data["reason"] for r in await engine.journal.rows(["rearm"])] == ["feed ok"]
 
 
+async def test_a_chosen_approval_that_leaves_is_not_replaced_by_the_next_under_the_key(engine_factory):
+    engine = await engine_factory(warm_until=lambda s: len(s.approvals) >= 2)
+    app = TradeConsoleApp(engine)
+    async with app.run_test(size=(100, 40), notifications=True) as pilot:
+        pane = app.query_one(ApprovalPane)
+        await until(pilot, lambda: len(pane.table.row_keys) >= 2)
+        chosen = pane.selected().client_order_id
+        # Answered elsewhere (the CLI, or its timeout) while the operator reads it.
+        assert await engine.reject(chosen, "from another shell")
+        app.refresh_snapshot()
+        await until(pilot, lambda: chosen not in pane.table.row_keys)
+        now_there = pane.selected().client_order_id
+        await pilot.press("a")
+        await until(pilot, lambda: any("you had selected is gone" in n.message for n in app._notifications))
+        assert now_there in {a.client_order_id for a in engine.snapshot().approvals}  # not approved
+        await pilot.press("a")  # now it is the operator's choice
+        await until(pilot, lambda: now_there not in {a.client_order_id for a in engine.snapshot().approvals})
+
+
 async def test_approve_and_reject_act_on_the_selected_approval(engine_factory):
     engine = await engine_factory(warm_until=lambda s: len(s.approvals) >= 2)
     app = TradeConsoleApp(engine)

@@ -151,7 +151,23 @@ async def test_the_cursor_stays_on_the_chosen_row_when_rows_above_it_leave():
         table.sync({"SOL": row["SOL"], "LTC": row["LTC"], "DOGE": (cell("DOGE"),)})
         await pilot.pause()
         assert table.selected_key() == "SOL"
-        # The chosen row itself leaving: the cursor stays where it was, on the row now there.
+        assert not table.take_moved_off()  # the chosen row is still there
+        # The chosen row itself leaving: the cursor stays where it was, on the row now there, and
+        # says so once, so a key meant for SOL does not act on LTC.
         table.sync({"LTC": row["LTC"], "DOGE": (cell("DOGE"),)})
         await pilot.pause()
         assert table.selected_key() == "LTC"
+        assert table.take_moved_off() and not table.take_moved_off()
+        # Taken away by the operator's own key: the next row is theirs, nothing to say.
+        table.acting_on("LTC")
+        table.sync({"DOGE": (cell("DOGE"),)})
+        await pilot.pause()
+        assert table.selected_key() == "DOGE" and not table.take_moved_off()
+        # Moving the cursor is choosing a row: a flag left from before is dropped.
+        table.sync({"DOGE": (cell("DOGE"),), "XRP": (cell("XRP"),), "ADA": (cell("ADA"),)})
+        await pilot.pause()
+        table.move_cursor(row=1)
+        table.sync({"DOGE": (cell("DOGE"),), "ADA": (cell("ADA"),)})
+        await pilot.pause()
+        table.move_cursor(row=0)
+        assert not table.take_moved_off()

@@ -228,6 +228,11 @@ class KeyedTable(CachedTable):
         super().__init__(**kwargs)
         self._column_spec = tuple(columns)
         self._cells: dict[str, tuple[Cell, ...]] = {}
+        # The row the operator had chosen left from under the cursor (expired, filled, answered
+        # elsewhere), so the cursor now sits on a row nobody chose; cleared when the cursor moves.
+        self._moved_off = False
+        self._expected_gone: str | None = None  # a row the operator's own key is taking away
+        self._syncing = False
 
     def _ensure_columns(self) -> None:
         # Done lazily (add_column needs a running app) and from sync() too, because the first
@@ -270,6 +275,32 @@ class KeyedTable(CachedTable):
         self._ensure_columns()
         column_keys = [key for key, _ in self._column_spec]
         selected = self.selected_key()
+        self._syncing = True
+        try:
+            self._sync(rows, column_keys, selected)
+        finally:
+            self._syncing = False
+        if selected is not None and selected not in rows:
+            self._moved_off = bool(self.row_count) and selected != self._expected_gone
+            self._expected_gone = None
+
+    def acting_on(self, key: str) -> None:
+        """The operator's key is about to take this row away (approve, close): the row after it is
+        then theirs to act on, not one that slid under the cursor."""
+        self._expected_gone = key
+
+    def take_moved_off(self) -> bool:
+        """True once after the chosen row left from under the cursor; a key meant for it must not
+        act on the row now there."""
+        moved, self._moved_off = self._moved_off, False
+        return moved
+
+    def watch_cursor_coordinate(self, old, new) -> None:
+        super().watch_cursor_coordinate(old, new)
+        if not self._syncing:
+            self._moved_off = False  # the operator (or a click) chose a row
+
+    def _sync(self, rows: Mapping[str, tuple[Cell, ...]], column_keys: list[str], selected: str | None) -> None:
         with self.app.batch_update():
             gone = [k for k in self._cells if k not in rows]
             for key in gone:

@@ -25,7 +25,8 @@ class CapitalPane(Widget):
             self.capital = snap.capital
             c = snap.capital
             if c is not None:
-                which = "stage cap" if c.stage_cap is not None and c.cap == c.stage_cap else "max capital"
+                # Short: at 80x24 the pane is 33 wide, and "max capital $100,000" was cut mid-number.
+                which = "stage cap" if c.stage_cap is not None and c.cap == c.stage_cap else "cap"
                 self.border_title = f"Capital ({which} {money(c.cap)})"
             self.refresh()
 
