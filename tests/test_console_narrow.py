@@ -69,3 +69,21 @@ async def test_toasts_do_not_pile_up_or_cover_the_header(tmp_path):
         assert max(len(n.message) for n in app._notifications) <= 160
         shown = [t.region for t in app.screen.query(Toast) if t.region.height]
         assert shown and min(r.y for r in shown) >= 2  # the header's two rows stay in sight
+
+
+async def test_information_toasts_are_not_stacked_and_a_dialog_clears_the_rack(tmp_path):
+    from console.modals import ConfirmModal
+
+    app = TradeConsoleApp(frozen_engine(tmp_path, "halted"), start_engine=False)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await painted(pilot)
+        for _ in range(4):
+            app.notify("Nothing to close: no open position, working entry or approval.")
+            await pilot.pause()
+        assert len(app._notifications) == 1
+        app.notify("Re-arm refused: a breaker still holds", severity="error")
+        await pilot.pause()
+        assert len(app._notifications) == 2
+        await pilot.press("slash")  # a dialog the toasts covered half of, buttons included
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal) and len(app._notifications) == 0
