@@ -161,11 +161,18 @@ class OperatorCommands:
 
     def rearm_refusal(self) -> str | None:
         """Why a re-arm would do nothing now (asked before its dialog opens), or None."""
-        if self.state is TradingState.ACTIVE and not any(b.state is BreakerState.TRIPPED for b in self.breakers):
-            # It would still acknowledge the losing streak and re-base the drawdown pause: a
-            # limit quietly loosened, with nothing to re-arm.
-            return "nothing to re-arm: trading is active and no breaker is tripped"
-        return None
+        if self.state is TradingState.HALTED:
+            return None
+        tripped = [b for b in self.breakers if b.state is BreakerState.TRIPPED]
+        if any(b.reset_on == "rearm" for b in tripped):
+            return None
+        # It would still acknowledge the losing streak and re-base the drawdown pause: a limit
+        # quietly loosened, with nothing it can lift.
+        if tripped:
+            names = ", ".join(b.name for b in tripped)
+            return (f"nothing to re-arm: {names} lift on their own (at the venue's day or week boundary, "
+                    "or once quotes are fresh again)")
+        return "nothing to re-arm: trading is active and no breaker is tripped"
 
     async def rearm(self, reason: str, *, trips_seen: int | None = None) -> str | None:
         """Re-arm with a reason. `trips_seen` is `trips` when the operator was asked: a halt or a

@@ -384,6 +384,15 @@ async def test_rearm_with_nothing_to_lift_or_asked_before_the_last_halt_is_refus
 
     # A breaker that trips while the dialog is open counts too: its re-arm is not the one asked.
     breakers = {b.name: b for b in eng.breakers}
+    # (A day breaker blocking entries is lifted by the day boundary, not by a re-arm.)
+    breakers["portfolio_day"].measure = lambda: (D(5), D(5))
+    eng._evaluate_breakers(eng.clock.now())
+    assert eng.state is TradingState.REDUCE_ONLY
+    assert eng.rearm_refusal() == ("nothing to re-arm: portfolio_day lift on their own (at the venue's day or "
+                                   "week boundary, or once quotes are fresh again)")
+    breakers["portfolio_day"].measure = lambda: (D(0), D(5))
+    eng.new_period("day")
+    assert eng.state is TradingState.ACTIVE
     breakers["consecutive_losses"].measure = lambda: (D(5), D(5))
     eng._evaluate_breakers(eng.clock.now())
     assert eng.state is TradingState.REDUCE_ONLY
