@@ -53,12 +53,17 @@ def _parser(commands: bool = True) -> argparse.ArgumentParser:
     return p
 
 
-def market_seed(text: str) -> int:
-    """--seed: an integer within feed.seed's bounds (the journal holds 64 bits)."""
+def _feed_bound(field: str, which: str):
+    """A bound (`ge`, `le`) of a feed setting as the profile schema declares it: the flag that
+    overrides the setting takes exactly what the profile would."""
     from engine.profile import FeedConfig
 
-    bounds = FeedConfig.model_fields["seed"].metadata
-    low, high = bounds[0].ge, bounds[1].le
+    return next(getattr(m, which) for m in FeedConfig.model_fields[field].metadata if hasattr(m, which))
+
+
+def market_seed(text: str) -> int:
+    """--seed: an integer within feed.seed's bounds (the journal holds 64 bits)."""
+    low, high = _feed_bound("seed", "ge"), _feed_bound("seed", "le")
     try:
         v = int(text)
     except ValueError:
@@ -73,9 +78,9 @@ def _speed(text: str | None) -> float | None:
         return None
     if text.lower() in ("max", "0"):
         return 0.0
-    from engine.profile import FeedConfig, MIN_SPEED
+    from engine.profile import MIN_SPEED
 
-    top = FeedConfig.model_fields["speed"].metadata[-1].le  # feed.speed's own bounds, one place
+    top = _feed_bound("speed", "le")
     expected = f"tradeconsole: --speed: expected 'max' or a number from {MIN_SPEED:g} to {top:g} (got {text!r})"
     try:
         v = float(text)

@@ -33,19 +33,29 @@ SCREEN_CSS = """
 {cls} #screen-status {{ color: $text-muted; height: 1; }}
 """
 
+class ReadingScreen(ModalScreen[None]):
+    """A full screen to read: Escape (or enter, q, ?) closes it; only priority keys reach through."""
+
+    BINDINGS = CLOSE_BINDINGS
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+
+
 HISTORY_ROWS = 300  # newest fills and notes shown; the journal keeps them all
 ROWS_PER_TURN = 50
 FILL_COLUMNS = ("time", "symbol", "side", "qty", "price", "fee", "realized", "for", "after", "order")
 NOTE_COLUMNS = ("time", "kind", "ref", "note")
 
 
-class HistoryScreen(ModalScreen[None]):
+class HistoryScreen(ReadingScreen):
     """Fills and notes from the journal, newest first; read in a worker, so the keys never wait."""
 
     DEFAULT_CSS = SCREEN_CSS.format(cls="HistoryScreen") + """
     HistoryScreen DataTable { height: 1fr; }
     """
-    BINDINGS = CLOSE_BINDINGS
 
     def __init__(self, engine: "Engine") -> None:
         super().__init__()
@@ -105,8 +115,6 @@ class HistoryScreen(ModalScreen[None]):
             cell("flat" if f.position_after == 0 else qty(f.position_after), right=True),
             cell(f.client_order_id, "dim")), key=str(f.seq))
 
-    def action_close(self) -> None:
-        self.dismiss(None)
 
 
 def performance_table(snap: EngineSnapshot) -> Table:
@@ -148,11 +156,10 @@ def targets_table(snap: EngineSnapshot) -> Table | Text:
     return t
 
 
-class PerformanceScreen(ModalScreen[None]):
+class PerformanceScreen(ReadingScreen):
     """Win rate, profit factor, drawdown and capital against the stage's targets; live."""
 
     DEFAULT_CSS = SCREEN_CSS.format(cls="PerformanceScreen")
-    BINDINGS = CLOSE_BINDINGS
 
     def __init__(self) -> None:
         super().__init__()
@@ -185,8 +192,6 @@ class PerformanceScreen(ModalScreen[None]):
         self.targets.update(targets_table(snap))
         self.criteria.update(criteria_table(line.verdict if line else None, line.checked_at if line else None))
 
-    def action_close(self) -> None:
-        self.dismiss(None)
 
 
 def alert_text(alerts: tuple[AlertView, ...] | list[AlertView]) -> Text:
@@ -205,11 +210,10 @@ def alert_text(alerts: tuple[AlertView, ...] | list[AlertView]) -> Text:
     return out
 
 
-class AlertsScreen(ModalScreen[None]):
+class AlertsScreen(ReadingScreen):
     """The alert feed in full: a long reason (a halt's, a venue's refusal) is cut in the pane."""
 
     DEFAULT_CSS = SCREEN_CSS.format(cls="AlertsScreen")
-    BINDINGS = CLOSE_BINDINGS
 
     def __init__(self) -> None:
         super().__init__()
@@ -230,5 +234,3 @@ class AlertsScreen(ModalScreen[None]):
         self._shown = snap.alerts
         self.body.update(alert_text(snap.alerts))
 
-    def action_close(self) -> None:
-        self.dismiss(None)
