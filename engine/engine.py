@@ -36,7 +36,7 @@ from .operator import OperatorActions
 from .portfolio import Portfolio
 from .profile import Profile, journal_path, log_path
 from .risk.breakers import Breaker
-from .risk.checks import default_checks
+from .risk.checks import default_checks, taker_fee_rate
 from .risk.gate import RiskGate, TradingState
 from .snapshot import EngineSnapshot
 from .recovery import checkpoint_record
@@ -82,6 +82,7 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
         self.alerts.subscribe(self._journal_alert)
         self.portfolio = Portfolio(profile.paper.starting_cash, profile.venue.timezone)
         self.gate = RiskGate(default_checks(profile))
+        self._fee_rate = taker_fee_rate(profile)  # what a working buy's fee is reckoned at
         self.approvals = ApprovalQueue(profile.approval.timeout_seconds)
         self.orders = OrderManager(broker, journal, clock, self.portfolio, self.alerts, self._authorize,
                                    profile.orders, profile.name, session)

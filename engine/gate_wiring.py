@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
+from typing import Mapping
 
 from .models import Order, OrderPurpose, Side
 from .money import ZERO
@@ -98,7 +99,48 @@ class GateWiring:
             c.recent_volume = w.volume_sum if w.volumes else None
         c.venue_connected = self.broker.connected
         c.venue_environment = self.broker_environment
+        working = self.orders.working_entries
+        c.working_entries = len(working)
+        if working:
+            self._count_working_entries(c, symbol, working)
         return c
+
+    def _count_working_entries(self, c: RiskContext, symbol: str, working: Mapping[str, Order]) -> None:
+        """Entries sent and not yet filled take their room now: counted as the positions, the
+        exposure and the cash they will take. Left out, a limit entry resting for its timeout
+        (or any order the venue has not filled yet) was invisible to the next decision, and
+        entries on several symbols at once each passed the open-position, capital and reserve
+        limits that together they broke."""
+        held = self.portfolio.positions
+        by_symbol = dict(c.exposure_by_symbol)
+        total = buys = ZERO
+        opening: set[str] = set()
+        here = ZERO
+        for o in working.values():
+            rest = o.quantity - o.filled_qty  # the filled part is in the portfolio already
+            if rest <= ZERO:
+                continue
+            price = o.limit_price
+            if price is None:
+                q = self.quotes.get(o.symbol)
+                price = (q.ask if o.side is BUY else q.bid) if q is not None else (o.stop_price or ZERO)
+            value = rest * price
+            total += value
+            by_symbol[o.symbol] = by_symbol.get(o.symbol, ZERO) + value
+            if o.side is BUY:
+                buys += value
+            if o.symbol not in held:
+                opening.add(o.symbol)
+            if o.symbol == symbol:
+                here += rest if o.side is BUY else -rest
+        c.gross_exposure += total
+        c.exposure_by_symbol = by_symbol
+        c.symbol_exposure = by_symbol.get(symbol, ZERO)
+        # The request's own symbol, when an entry of it is working, is in `opening` and its
+        # quantity (so the check adds no second +1 for it).
+        c.open_positions += len(opening)
+        c.position_qty += here
+        c.cash -= buys * (1 + self._fee_rate)
 
     def _entry_room(self, symbol: str, side: Side) -> Decimal:
         """Quantity an entry may still add in `symbol` at today's price under the position cap."""

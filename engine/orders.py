@@ -72,6 +72,10 @@ class OrderManager:
         # Read-only outside: `track` and `untrack` keep the per-symbol index in step with it.
         self.working: Mapping[str, Order] = MappingProxyType(self._working)
         self._working_by_symbol: dict[str, dict[str, Order]] = {}
+        # Entries sent and not finished: what they will buy is taken already, and the gate counts
+        # it (engine/gate_wiring.py); read-only outside, kept by `track` and `untrack`.
+        self._working_entries: dict[str, Order] = {}
+        self.working_entries: Mapping[str, Order] = MappingProxyType(self._working_entries)
         self._limit_deadline: dict[str, object] = {}
         self.fills = 0
         self.on_fill: Callable[[Fill, Order, Decimal], None] | None = None
@@ -92,11 +96,14 @@ class OrderManager:
         """`order` is working (sent, or found working at the venue)."""
         self._working[order.client_order_id] = order
         self._working_by_symbol.setdefault(order.symbol, {})[order.client_order_id] = order
+        if order.purpose is OrderPurpose.ENTRY:
+            self._working_entries[order.client_order_id] = order
 
     def untrack(self, cid: str) -> Order | None:
         """`cid` is working no more; returns the order if it was."""
         order = self._working.pop(cid, None)
         if order is not None:
+            self._working_entries.pop(cid, None)
             same = self._working_by_symbol.get(order.symbol)
             if same is not None:
                 same.pop(cid, None)

@@ -88,7 +88,7 @@ class SizingConfig(Strict):
 
 
 class RiskLimits(Strict):
-    max_open_positions: int = Field(5, ge=1, description="positions open at once")
+    max_open_positions: int = Field(5, ge=1, description="positions open at once, entries sent and not yet filled included")
     max_trades_per_day: int = Field(20, ge=1, description="new entries per venue day")
     max_trades_per_hour: int = Field(5, ge=1, description="new entries in any rolling hour")
     min_seconds_between_trades: float = Field(60, ge=0, description="quiet time between two entries")
@@ -101,12 +101,12 @@ class RiskLimits(Strict):
     weekly_loss_pct: Pct = Field(Decimal(10), gt=0, le=100, description="loss this week that stops entries until the next week")
     risk_per_trade_pct: Pct = Field(Decimal(1), gt=0, le=100, description="equity lost if a trade hits its stop")
     max_position_pct: Pct = Field(Decimal(10), gt=0, le=100, description="largest position as % of equity")
-    cash_reserve_pct: Pct = Field(Decimal(25), ge=0, lt=100, description="cash kept free, % of equity")
+    cash_reserve_pct: Pct = Field(Decimal(25), ge=0, lt=100, description="cash kept free, % of equity (working buys count as spent)")
     stop_loss_default_pct: Pct = Field(Decimal(8), gt=0, lt=100, description="stop distance the strategy uses")
     stop_loss_min_pct: Pct = Field(Decimal(5), gt=0, lt=100, description="tightest stop the gate accepts")
     stop_loss_max_pct: Pct = Field(Decimal(15), gt=0, lt=100, description="widest stop the gate accepts")
     max_single_trade_loss_usd: Decimal = Field(Decimal(200), gt=0, description="most one trade may lose at its stop, fees included")
-    max_total_capital_usd: Decimal = Field(Decimal(100000), gt=0, description="most capital deployed in positions at once")
+    max_total_capital_usd: Decimal = Field(Decimal(100000), gt=0, description="most capital deployed in positions and working entries at once")
     daily_loss_usd: Decimal | None = Field(None, gt=0, description="daily loss cap in USD; the tighter of this and daily_loss_pct applies")
     weekly_loss_usd: Decimal | None = Field(None, gt=0, description="weekly loss cap in USD; the tighter of this and weekly_loss_pct applies")
     max_new_positions_per_day: int = Field(10, ge=1, description="positions opened per venue day")

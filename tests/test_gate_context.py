@@ -44,7 +44,7 @@ class Wired(GateWiring):
         self.portfolio = Portfolio(D(10000), tz)
         self.trades = TradeLog()
         self.market = MarketWatch(D(5))
-        self.orders = SimpleNamespace(position_qty=lambda symbol: D(0))
+        self.orders = SimpleNamespace(position_qty=lambda symbol: D(0), working_entries={})
         self.broker = SimpleNamespace(connected=True)
         self.broker_environment = "paper"
         self._entry_ctx = self._blank_context()

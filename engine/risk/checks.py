@@ -28,14 +28,19 @@ __all__ = [
     "ReducesPositionCheck", "SingleTradeLossCheck", "SpikeCheck", "SpreadCheck", "StageCapCheck",
     "StopLossCheck", "SymbolConcentrationCheck", "SymbolPausedCheck", "TotalCapitalCheck", "TradesPerDayThrottle",
     "TradesPerHourThrottle", "TradingHoursCheck", "TradingStateCheck", "VenueHealthCheck", "VolumeCheck",
-    "default_checks",
+    "default_checks", "taker_fee_rate",
 ]
+
+
+def taker_fee_rate(profile: Profile) -> Decimal:
+    """The fee share the checks reckon an order pays (a taker's, the dearer side)."""
+    return profile.paper.taker_fee_bps / Decimal(10000)
 
 
 def default_checks(profile: Profile) -> list[PreTradeCheck]:
     r = profile.risk
     stage = profile.stage_limits()
-    fee_rate = profile.paper.taker_fee_bps / Decimal(10000)
+    fee_rate = taker_fee_rate(profile)
     min_edge = max(r.min_edge, stage.min_edge or 0.0)
     min_conf = max(r.min_confidence, stage.min_confidence or 0.0)
     return [

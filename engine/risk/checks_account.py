@@ -129,9 +129,10 @@ class MaxOpenPositionsCheck(PreTradeCheck):
         self.limit = limit
 
     def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
+        # An entry still working counts as the position it will open.
         after = ctx.open_positions + (1 if ctx.position_qty == ZERO else 0)
-        return (after <= self.limit, "open after {after}, max {limit}",
-                ("after", "limit"), (after, self.limit))
+        return (after <= self.limit, "open after {after} (entries working {working}), max {limit}",
+                ("after", "limit", "working"), (after, self.limit, ctx.working_entries))
 
 
 class NewPositionsCheck(PreTradeCheck):

@@ -75,6 +75,9 @@ class RiskContext:
     pnl_week: Decimal = Decimal(0)
     symbol_exposure: Decimal = Decimal(0)  # market value held in the request's symbol
     exposure_by_symbol: dict = field(default_factory=dict)
+    # For an entry, the account figures above already count the entries sent and not filled yet
+    # (held plus working: engine/gate_wiring.py); this many such orders were counted.
+    working_entries: int = 0
     new_positions_today: int = 0
     new_positions_week: int = 0
     quote: object = None  # the latest Quote of the symbol, or None
