@@ -7,7 +7,11 @@ symbols at once each passed the open-position, capital and reserve limits they b
 """
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal as D
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine.models import Order, OrderPurpose, OrderStatus, OrderType, Position, Side, Signal
 from engine.risk.gate import Decision
@@ -183,3 +187,61 @@ async def test_entries_in_flight_on_many_symbols_never_exceed_max_open_positions
     refused = [r for r in await eng.journal.rows(["decision"])
                if r.data["purpose"] == "entry" and not r.data["approved"]]
     assert refused and {r.data["failed"] for r in refused} == {"max_open_positions"}
+
+
+class RandomTrader(Strategy):
+    """Enters either way and exits at random, from its own seeded generator: a stream of signals
+    the gate has to keep inside the limits however they fall."""
+
+    name = "random_trader"
+
+    def __init__(self, seed: int, rate: float) -> None:
+        import random
+
+        self.rng = random.Random(seed)
+        self.rate = rate
+
+    def on_quote(self, quote, position_qty):
+        if self.rng.random() > self.rate:
+            return None
+        side = self.rng.choice([Side.BUY, Side.SELL]) if position_qty == 0 else (
+            Side.SELL if position_qty > 0 else Side.BUY)
+        price = quote.ask if side is Side.BUY else quote.bid
+        stop = price * (D("0.92") if side is Side.BUY else D("1.08"))
+        return Signal(quote.symbol, side, 1.0, 1.0, stop.quantize(D("0.01")), price, "random", self.name, quote.ts)
+
+
+@settings(max_examples=12, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), latency=st.sampled_from([0, 400, 3000]),
+       entry=st.sampled_from(["limit", "market"]), max_open=st.integers(1, 3),
+       reserve=st.sampled_from([0, 40, 80]), rate=st.sampled_from([0.2, 0.6]))
+def test_random_streams_never_hold_more_positions_or_spend_more_cash_than_allowed(
+        make_profile, seed, latency, entry, max_open, reserve, rate):
+    async def run() -> None:
+        from engine.engine import Engine
+
+        prof = make_profile(f"r{seed}-{latency}-{entry}-{max_open}-{reserve}-{rate}".replace(".", "_"),
+                            symbols=SYMBOLS, risk={**OPEN, **WIDE, "max_open_positions": max_open,
+                                                   "cash_reserve_pct": reserve},
+                            paper={"starting_cash": 10000, "latency_ms": latency}, orders={"entry_type": entry},
+                            sizing={"max_order_usd": 3000}, feed={"seed": seed})
+        eng = await Engine.open(prof)
+        try:
+            eng.strategy = RandomTrader(seed, rate)
+            eng.preroll()
+            for _ in range(30):
+                await eng.run(duration=2)
+                taken = set(eng.portfolio.positions) | {o.symbol for o in eng.orders.working.values()
+                                                         if o.purpose is OrderPurpose.ENTRY}
+                assert len(taken) <= max_open, sorted(taken)
+                # Buys never spend cash past the reserve they were decided against (shorts add
+                # cash, so this holds for the account's cash as a whole).
+                assert eng.portfolio.cash >= 0
+            approved = [r for r in await eng.journal.rows(["decision"])
+                        if r.data["purpose"] == "entry" and r.data["approved"]]
+            assert approved  # the stream did trade
+        finally:
+            await eng.close()
+
+    asyncio.run(run())
