@@ -139,6 +139,7 @@ async def open_venue(cls: type["Engine"], profile: Profile, *, clock: Clock | No
 
     def wire(eng: "Engine") -> None:
         broker.on_api_failure = eng.api_failures.record
+        broker.alerts = eng.alerts  # a fill the broker cannot read is a critical alert (brokers/venue_fields.py)
         if hasattr(broker, "is_dust"):
             eng.portfolio.is_dust = broker.is_dust
         eng.market_clock = market_clock

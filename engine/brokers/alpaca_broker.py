@@ -35,10 +35,11 @@ from .base import BrokerEvent
 from .keys import EnvironmentReport, KeyPair, auth_refused, check_environment, endpoint_environment
 from .polling import PollingVenue
 from .retry import Failure, Retrier, RetryPolicy, VenueError
-from .venue_fields import CLIENT_ID, ZERO, dec
+from .venue_fields import CLIENT_ID, ZERO, UnreadableFills, UnreadableNumber, number, positive, unreadable_error
 
-# The helpers that lived here before the split stay importable from here.
-__all__ = ["CLIENT_ID", "LIVE_URL", "PAPER_URL", "QTY_STEP", "STATUS", "ZERO", "AlpacaBroker", "classify", "dec"]
+# The helpers that lived here before the split stay importable from here (not `dec`, which read
+# garbage as 0: engine/brokers/venue_fields.py reads strictly).
+__all__ = ["CLIENT_ID", "LIVE_URL", "PAPER_URL", "QTY_STEP", "STATUS", "ZERO", "AlpacaBroker", "classify"]
 
 log = logging.getLogger("tradeconsole.venue")
 
@@ -46,7 +47,7 @@ PAPER_URL = "https://paper-api.alpaca.markets"
 LIVE_URL = "https://api.alpaca.markets"
 
 
-class AlpacaBroker(AlpacaOrderLifecycleMixin, AlpacaPollingMixin, AlpacaPayloadMixin, PollingVenue):
+class AlpacaBroker(AlpacaOrderLifecycleMixin, AlpacaPollingMixin, AlpacaPayloadMixin, UnreadableFills, PollingVenue):
     def __init__(self, venue: VenueSection, mode: str, keys: KeyPair, clock: Clock, symbols: list[str], *,
                  on_api_failure: Callable[[], None] | None = None, sleep: Callable[[float], Any] = asyncio.sleep) -> None:
         if venue.name != "alpaca":
@@ -69,6 +70,7 @@ class AlpacaBroker(AlpacaOrderLifecycleMixin, AlpacaPollingMixin, AlpacaPayloadM
         self._tracks: dict[str, TrackedOrder] = {}
         self._working: set[str] = set()
         self._events: list[BrokerEvent] = []
+        self._held_symbols: dict[str, str] = {}  # symbol -> the unreadable fill holding its entries
         self._poll_task: asyncio.Task | None = None
         self._poll_lock = asyncio.Lock()
         self.api_failures = 0
@@ -143,13 +145,16 @@ class AlpacaBroker(AlpacaOrderLifecycleMixin, AlpacaPollingMixin, AlpacaPayloadM
             if "HTTP 401" in str(err) or "HTTP 403" in str(err):
                 raise auth_refused("alpaca", self.mode, str(err)) from None
             raise
-        number = str(acct.account_number or "")
-        rep.account_env = "test" if number.startswith("PA") else "live"
+        account_number = str(acct.account_number or "")
+        rep.account_env = "test" if account_number.startswith("PA") else "live"
         status = getattr(acct.status, "value", str(acct.status))
         rep.account_status = str(status)
         rep.blocked = bool(acct.account_blocked) or str(status) not in ("ACTIVE",)
         rep.can_trade = not (acct.trading_blocked or acct.trade_suspended_by_user)
-        rep.buying_power = dec(acct.buying_power)
+        try:  # unknown (None) when missing or garbage: shown and journaled, never traded on
+            rep.buying_power = number(acct.buying_power, "buying power", missing=None)
+        except UnreadableNumber as bad:
+            rep.warnings.append(f"alpaca: buying power unknown: {bad}")
         rep.withdrawals = None  # trading keys cannot move money out on Alpaca
         return rep
 
@@ -163,7 +168,10 @@ class AlpacaBroker(AlpacaOrderLifecycleMixin, AlpacaPollingMixin, AlpacaPayloadM
     async def positions(self) -> dict[str, Decimal]:
         out = {}
         for p in await self._retry("positions", self.client.get_all_positions):
-            q = dec(p.qty)
+            try:
+                q = number(p.qty, "qty")
+            except UnreadableNumber as bad:  # a position made up as 0 would reconcile as flat
+                raise unreadable_error("alpaca", f"position {p.symbol}", bad) from None
             if getattr(p.side, "value", str(p.side)) == "short" and q > 0:
                 q = -q
             if q != 0:
@@ -172,7 +180,11 @@ class AlpacaBroker(AlpacaOrderLifecycleMixin, AlpacaPollingMixin, AlpacaPayloadM
 
     async def balances(self) -> dict[str, Decimal]:
         acct = await self._retry("account", self.client.get_account)
-        return {"USD": dec(acct.cash)}
+        try:  # no figure: no USD entry (the start refuses, reconciliation skips); garbage fails the read
+            cash = number(acct.cash, "cash", missing=None)
+        except UnreadableNumber as bad:
+            raise unreadable_error("alpaca", "account", bad) from None
+        return {} if cash is None else {"USD": cash}
 
     async def fetch_quotes(self, symbols: list[str] | None = None) -> list[Quote]:
         from alpaca.data.requests import StockLatestQuoteRequest
@@ -186,7 +198,14 @@ class AlpacaBroker(AlpacaOrderLifecycleMixin, AlpacaPollingMixin, AlpacaPayloadM
             q = got.get(s)
             if q is None:
                 continue
-            bid, ask = dec(q.bid_price), dec(q.ask_price)
-            out.append(Quote(s, now, bid, ask, dec(q.bid_size), dec(q.ask_size), (bid + ask) / 2))
+            try:
+                # A side at 0 or garbage is no price (an empty IEX side reads 0): marking at it would
+                # halve the mid and move equity. Sizes not given are unknown depth, read as none.
+                bid, ask = positive(q.bid_price, "bid"), positive(q.ask_price, "ask")
+                sizes = number(q.bid_size, "bid size", missing=ZERO), number(q.ask_size, "ask size", missing=ZERO)
+            except UnreadableNumber as bad:
+                log.warning("venue alpaca: %s quote left out: %s", s, bad)
+                continue
+            out.append(Quote(s, now, bid, ask, *sizes, (bid + ask) / 2))
         return out
 

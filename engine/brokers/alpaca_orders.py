@@ -9,7 +9,7 @@ from typing import Any
 from ..models import Fill, Order, OrderPurpose, OrderStatus, OrderType
 from .alpaca_payloads import STATUS
 from .retry import Failure, VenueError
-from .venue_fields import ZERO, dec
+from .venue_fields import ZERO, UnreadableNumber, number, positive
 
 
 @dataclass
@@ -19,6 +19,7 @@ class TrackedOrder:
     terminal_sent: bool = False
     unconfirmed_since: float | None = None
     fill_n: int = 0
+    unreadable: str = ""  # a fill of it could not be read: engine/brokers/venue_fields.py
 
 
 class AlpacaOrderLifecycleMixin:
@@ -29,13 +30,17 @@ class AlpacaOrderLifecycleMixin:
         if track is None:
             return
         mine, cid = track.order, order.client_order_id
+        held = self._entry_held(order)
+        if held is not None:
+            self._reject(track, held)
+            return
         try:
             req = self.build_request(order)
+            # Our copy holds what the venue will hold.
+            mine.quantity = positive(req.qty, "qty")
         except ValueError as exc:
             self._reject(track, str(exc))
             return
-        # Our copy holds what the venue will hold.
-        mine.quantity = dec(req.qty)
         if order.limit_price is not None:
             mine.limit_price = self.round_price(order.limit_price)
         if order.stop_price is not None:
@@ -68,23 +73,45 @@ class AlpacaOrderLifecycleMixin:
         o = track.order
         if track.terminal_sent:
             return
-        filled = dec(raw.filled_qty)
-        if filled > o.filled_qty:
-            avg = dec(raw.filled_avg_price)
-            delta = filled - o.filled_qty
-            price = (avg * filled - o.avg_fill_price * o.filled_qty) / delta
-            o.avg_fill_price, o.filled_qty = avg, filled
-            track.fill_n += 1
-            self._events.append(Fill(o.client_order_id, o.symbol, o.side, delta, price, ZERO, self.clock.now(),
-                                     "maker" if o.type is OrderType.LIMIT else "taker",
-                                     f"alpaca:{o.venue_order_id}:{track.fill_n}"))
         status = STATUS.get(getattr(raw.status, "value", str(raw.status)), OrderStatus.SUBMITTED)
+        if not track.unreadable:
+            try:
+                self._fill_delta(track, raw, status)
+            except UnreadableNumber as bad:
+                self._fill_unreadable(track, "fill", bad)
+        if track.unreadable:
+            if status.is_terminal:
+                # What filled is not known: no end is reported on made-up numbers; the engine holds
+                # it open for reconciliation, and polling it stops here.
+                self._working.discard(o.client_order_id)
+            return
         if status.is_terminal:
             track.terminal_sent = True
             o.status = status
             self._working.discard(o.client_order_id)
             reason = "" if status is OrderStatus.FILLED else f"{status.value} at alpaca"
             self._emit(o.client_order_id, status, reason, o.venue_order_id)
+
+    def _fill_delta(self, track: TrackedOrder, raw: Any, status: OrderStatus) -> None:
+        """Book what filled since the last snapshot (Alpaca reports fills only as the order's
+        running totals). No fee: equities carry no commission."""
+        o = track.order
+        # A snapshot without a figure adds no fill, unless it says the order filled: then it must say how much.
+        filled = number(raw.filled_qty, "filled_qty", missing=None if status is OrderStatus.FILLED else o.filled_qty)
+        if filled is None or filled < 0:
+            raise UnreadableNumber("filled_qty", raw.filled_qty)
+        if filled <= o.filled_qty:
+            return
+        avg = positive(raw.filled_avg_price, "filled_avg_price")
+        delta = filled - o.filled_qty
+        price = (avg * filled - o.avg_fill_price * o.filled_qty) / delta
+        if price <= 0:  # an average that the fills already booked cannot have come to
+            raise UnreadableNumber("filled_avg_price", raw.filled_avg_price, "does not fit the fills before it")
+        o.avg_fill_price, o.filled_qty = avg, filled
+        track.fill_n += 1
+        self._events.append(Fill(o.client_order_id, o.symbol, o.side, delta, price, ZERO, self.clock.now(),
+                                 "maker" if o.type is OrderType.LIMIT else "taker",
+                                 f"alpaca:{o.venue_order_id}:{track.fill_n}"))
 
     async def cancel(self, client_order_id: str) -> bool:
         track = self._tracks.get(client_order_id)

@@ -6,7 +6,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from ..models import Order, OrderPurpose, OrderStatus, OrderType, Side
-from .venue_fields import CLIENT_ID, dec
+from .venue_fields import CLIENT_ID, ZERO, UnreadableNumber, number, positive, unreadable_error
 
 QTY_STEP = Decimal("0.000000001")
 STATUS = {
@@ -53,14 +53,27 @@ class AlpacaPayloadMixin:
         return MarketOrderRequest(**common)
 
     def _to_order(self, raw: Any) -> Order:
+        """The venue's order as ours; a VenueError (final) when its numbers cannot be read, since an
+        order with a made-up filled quantity or average would be adopted and reconciled as if true."""
+        try:
+            return self._read_order(raw)
+        except UnreadableNumber as bad:
+            raise unreadable_error("alpaca", f"order {raw.client_order_id} ({raw.symbol})", bad) from None
+
+    def _read_order(self, raw: Any) -> Order:
         typ = getattr(raw.type, "value", str(raw.type))
         otype = {"limit": OrderType.LIMIT, "stop": OrderType.STOP}.get(typ, OrderType.MARKET)
         side = Side.BUY if getattr(raw.side, "value", str(raw.side)) == "buy" else Side.SELL
         status = STATUS.get(getattr(raw.status, "value", str(raw.status)), OrderStatus.SUBMITTED)
-        return Order(raw.client_order_id, raw.symbol, side, otype, dec(raw.qty),
+        # No figure on an open order is a fresh one: nothing filled. A finished order must say.
+        filled = number(raw.filled_qty, "filled_qty", missing=None if status.is_terminal else ZERO)
+        if filled is None or filled < 0:
+            raise UnreadableNumber("filled_qty", raw.filled_qty)
+        # Alpaca sends no average until something fills: 0 then, and only then.
+        avg = positive(raw.filled_avg_price, "filled_avg_price") if filled else ZERO
+        return Order(raw.client_order_id, raw.symbol, side, otype, positive(raw.qty, "qty"),
                      OrderPurpose.STOP if otype is OrderType.STOP else OrderPurpose.ENTRY,
                      raw.created_at or self.clock.now(),
-                     limit_price=dec(raw.limit_price) if raw.limit_price is not None else None,
-                     stop_price=dec(raw.stop_price) if raw.stop_price is not None else None,
-                     status=status, filled_qty=dec(raw.filled_qty), avg_fill_price=dec(raw.filled_avg_price),
-                     venue_order_id=str(raw.id))
+                     limit_price=positive(raw.limit_price, "limit_price") if raw.limit_price is not None else None,
+                     stop_price=positive(raw.stop_price, "stop_price") if raw.stop_price is not None else None,
+                     status=status, filled_qty=filled, avg_fill_price=avg, venue_order_id=str(raw.id))

@@ -8,17 +8,14 @@ from typing import Any
 
 from ..models import Order, OrderType
 from .alpaca_orders import TrackedOrder
-from .venue_fields import dec
 
 
 class AlpacaPollingMixin:
     """Part of AlpacaBroker (engine/brokers/alpaca_broker.py), whose __init__ sets the state used here."""
 
     def _adopt(self, raw: Any) -> TrackedOrder:
-        o = self._to_order(raw)
+        o = self._to_order(raw)  # its filled quantity and average: fills before adoption are the journal's
         t = TrackedOrder(o, is_stop=o.type is OrderType.STOP)
-        t.order.filled_qty = dec(raw.filled_qty)  # fills before adoption are the journal's
-        t.order.avg_fill_price = dec(raw.filled_avg_price)
         self._tracks[o.client_order_id] = t
         if not o.status.is_terminal:
             self._working.add(o.client_order_id)

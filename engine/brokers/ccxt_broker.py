@@ -53,11 +53,12 @@ from .ccxt_polling import CcxtPollingMixin
 from .keys import EnvironmentReport, KeyPair, auth_refused, check_environment, endpoint_environment
 from .polling import PollingVenue
 from .retry import Failure, Retrier, RetryPolicy, TokenBucket, VenueError
-from .venue_fields import CLIENT_ID, ZERO, dec
+from .venue_fields import CLIENT_ID, ZERO, UnreadableFills, UnreadableNumber, number, unreadable_error
 
-# The helpers that lived here before the split stay importable from here.
+# The helpers that lived here before the split stay importable from here (not `dec`, which read
+# garbage as 0: engine/brokers/venue_fields.py reads strictly).
 __all__ = ["AUTH_CODES", "BINANCE_CODES", "BINANCE_STATUS", "BYBIT_CODES", "CLIENT_ID", "STATUS", "VENUE_BUDGET",
-           "ZERO", "CcxtBroker", "binance_unified", "classify", "dec", "is_auth_error"]
+           "ZERO", "CcxtBroker", "binance_unified", "classify", "is_auth_error"]
 
 log = logging.getLogger("tradeconsole.venue")
 
@@ -65,7 +66,8 @@ log = logging.getLogger("tradeconsole.venue")
 VENUE_BUDGET = {"binance": 6000, "bybit": 3000}
 
 
-class CcxtBroker(CcxtOrderLifecycleMixin, CcxtCancelMixin, CcxtPollingMixin, CcxtPayloadMixin, PollingVenue):
+class CcxtBroker(CcxtOrderLifecycleMixin, CcxtCancelMixin, CcxtPollingMixin, CcxtPayloadMixin, UnreadableFills,
+                 PollingVenue):
     """Broker over ccxt's async client. See the module docstring for the contract."""
 
     def __init__(self, venue: VenueSection, mode: str, keys: KeyPair, clock: Clock, symbols: list[str], *,
@@ -96,6 +98,7 @@ class CcxtBroker(CcxtOrderLifecycleMixin, CcxtCancelMixin, CcxtPollingMixin, Ccx
         self._events: list[BrokerEvent] = []
         self._last: dict[str, Quote] = {}
         self._trade_cursor: dict[str, int] = {}
+        self._held_symbols: dict[str, str] = {}  # symbol -> the unreadable fill holding its entries
         self._poll_task: asyncio.Task | None = None
         self._poll_lock = asyncio.Lock()
         self.api_failures = 0
@@ -218,7 +221,7 @@ class CcxtBroker(CcxtOrderLifecycleMixin, CcxtCancelMixin, CcxtPollingMixin, Ccx
                 rep.account_status = str(acct.get("accountType", "SPOT"))
                 for b in acct.get("balances", []):
                     if b.get("asset") == quote:
-                        rep.buying_power = dec(b.get("free"))
+                        rep.buying_power = self._buying_power(rep, b.get("free"))
                 try:  # not on the testnet (no /sapi there): best effort
                     r = await self._call("apiRestrictions", self.ex.sapiGetAccountApiRestrictions)
                     rep.withdrawals = bool(r.get("enableWithdrawals"))
@@ -236,17 +239,41 @@ class CcxtBroker(CcxtOrderLifecycleMixin, CcxtCancelMixin, CcxtPollingMixin, Ccx
                 rep.withdrawals = "Withdraw" in (perms.get("Wallet") or [])
                 rep.account_status = "UTA" if str(res.get("uta", "0")) == "1" else "classic"
                 bal = await self._retry("wallet-balance", self.ex.fetch_balance)
-                rep.buying_power = dec((bal.get("free") or {}).get(quote))
+                rep.buying_power = self._buying_power(rep, (bal.get("free") or {}).get(quote))
         except VenueError as err:
             if is_auth_error(err):
                 raise auth_refused(self.name, self.mode, str(err)) from None
             raise
         return rep
 
+    def _buying_power(self, rep: EnvironmentReport, raw: Any) -> Decimal | None:
+        """The quote asset's free balance; None (unknown) when the venue gives none or garbage,
+        which the start's warnings say: it is shown and journaled, never traded on."""
+        try:
+            return number(raw, f"{self.venue.quote_currency} free balance", missing=None)
+        except UnreadableNumber as bad:
+            rep.warnings.append(f"{self.name}: buying power unknown: {bad}")
+            return None
+
     # -- reads ----------------------------------------------------------------------------------
     async def balances(self) -> dict[str, Decimal]:
+        """Total per asset. An asset the venue lists without a figure is left out, as before. One
+        whose figure is garbage fails the read if we trade it (the cash, a symbol's base: a 0 there
+        would be a position or cash made up); any other is left out, logged."""
         bal = await self._retry("balance", self.ex.fetch_balance)
-        return {a: dec(v) for a, v in (bal.get("total") or {}).items() if v}
+        ours = {self.cash_currency} | {self.ex.market(s)["base"] for s in self.symbols if s in self.ex.markets}
+        out: dict[str, Decimal] = {}
+        for asset, v in (bal.get("total") or {}).items():
+            try:
+                q = number(v, f"{asset} balance", missing=None)
+            except UnreadableNumber as bad:
+                if asset in ours:
+                    raise unreadable_error(self.name, "balance", bad) from None
+                log.warning("venue %s: %s; left out", self.name, bad)
+                continue
+            if q is not None:
+                out[asset] = q
+        return out
 
     async def positions(self) -> dict[str, Decimal]:
         """Spot: the traded symbols' base balances (free + locked) are the positions."""

@@ -9,7 +9,7 @@ from decimal import Decimal
 from ..models import Fill, Order, OrderStatus, OrderType, Side
 from .ccxt_payloads import STATUS
 from .retry import Failure, VenueError
-from .venue_fields import ZERO, dec
+from .venue_fields import ZERO, UnreadableNumber, number, positive
 
 log = logging.getLogger("tradeconsole.venue")
 
@@ -22,6 +22,7 @@ class TrackedOrder:
     terminal_sent: bool = False
     unconfirmed_since: float | None = None  # monotonic time a submit's outcome became unknown
     submitted_ms: int = 0
+    unreadable: str = ""  # a fill of it could not be read: engine/brokers/venue_fields.py
 
 
 class CcxtOrderLifecycleMixin:
@@ -33,17 +34,21 @@ class CcxtOrderLifecycleMixin:
         if track is None:
             return
         mine, cid = track.order, order.client_order_id
+        held = self._entry_held(order)
+        if held is not None:
+            self._reject(track, held)
+            return
         try:
             ctype, amount, price, params = self.prepare(order)
+            # Our copy holds what the venue will hold: the rounded amount and prices.
+            mine.quantity = positive(amount, "amount")
+            if price is not None:
+                mine.limit_price = positive(price, "price")
+            if "triggerPrice" in params:
+                mine.stop_price = positive(params["triggerPrice"], "triggerPrice")
         except ValueError as exc:
             self._reject(track, str(exc))
             return
-        # Our copy holds what the venue will hold: the rounded amount and prices.
-        mine.quantity = dec(amount)
-        if price is not None:
-            mine.limit_price = dec(price)
-        if "triggerPrice" in params:
-            mine.stop_price = dec(params["triggerPrice"])
         self._working.add(cid)
         self._trade_cursor.setdefault(order.symbol, track.submitted_ms - 5000)
         side = order.side.value
@@ -83,12 +88,20 @@ class CcxtOrderLifecycleMixin:
             return
         track.trade_ids.add(tid)
         o = track.order
-        qty = dec(t.get("amount"))
-        price = dec(t.get("price"))
-        if qty <= 0:
+        if track.unreadable:
+            log.error("venue %s: trade %s of %s not booked: an earlier fill of the order could not be read",
+                      self.name, tid, o.client_order_id)
             return
         fee = t.get("fee") or {}
-        fee_cost = dec(fee.get("cost"))
+        try:
+            qty = positive(t.get("amount"), "amount")
+            price = positive(t.get("price"), "price")
+            # No fee reported is no fee charged. One that is there must be read: for a fee in the
+            # base asset it decides how much the fill moved, so a guess would drift from the venue.
+            fee_cost = number(fee.get("cost"), "fee cost", missing=ZERO)
+        except UnreadableNumber as bad:
+            self._fill_unreadable(track, f"trade {tid}", bad)
+            return
         fee_ccy = fee.get("currency")
         m = self.ex.market(o.symbol)
         moved = qty
@@ -96,6 +109,10 @@ class CcxtOrderLifecycleMixin:
         if fee_cost and fee_ccy == m["base"]:
             # Paid in the asset bought: the fill moves less base; the fee is its quote value.
             moved = qty - fee_cost if o.side is Side.BUY else qty + fee_cost
+            if moved <= 0:  # a fee that eats the whole fill is no reading of one
+                self._fill_unreadable(track, f"trade {tid}", UnreadableNumber("fee cost", fee.get("cost"),
+                                                                              "is not below the amount"))
+                return
             fee_q = fee_cost * price
         elif fee_cost and fee_ccy not in (None, m["quote"]):
             unbooked = f"{fee_cost:f} {fee_ccy}"  # no price for it here: the engine says so (orders.py)
@@ -117,16 +134,37 @@ class CcxtOrderLifecycleMixin:
         if track.terminal_sent:
             return
         status = STATUS.get(str(raw.get("status") or "").lower())
-        filled = dec(raw.get("filled"))
         if status is None or not status.is_terminal:
             return
-        if filled > o.filled_qty:
-            await self._catch_up_fills(track, raw, filled)
+        if not track.unreadable:
+            try:
+                filled = self._filled(raw, status, o)
+            except UnreadableNumber as bad:
+                self._fill_unreadable(track, "order", bad)
+            else:
+                if filled > o.filled_qty:
+                    await self._catch_up_fills(track, raw, filled)
+        if track.unreadable:
+            # The venue is done with it, but what filled is not known: no end is reported on made-up
+            # numbers; the engine holds it open for reconciliation, and polling it stops here.
+            self._working.discard(o.client_order_id)
+            return
         track.terminal_sent = True
         o.status = status
         self._working.discard(o.client_order_id)
         reason = "" if status is OrderStatus.FILLED else f"{status.value} at {self.name}"
         self._emit(o.client_order_id, status, reason, o.venue_order_id)
+
+    @staticmethod
+    def _filled(raw: dict, status: OrderStatus, o: Order) -> Decimal:
+        """How much of a finished order the venue says filled. A cancel answer may carry no figure
+        (ours is built so after a lookup found nothing): then the trades already read are all we know.
+        A filled order must say how much."""
+        missing = None if status is OrderStatus.FILLED else o.filled_qty
+        filled = number(raw.get("filled"), "filled", missing=missing)
+        if filled is None or filled < 0:
+            raise UnreadableNumber("filled", raw.get("filled"))
+        return filled
 
     async def _catch_up_fills(self, track: TrackedOrder, raw: dict, filled: Decimal) -> None:
         o = track.order
@@ -138,14 +176,30 @@ class CcxtOrderLifecycleMixin:
                     self._apply_trade(track, t)
         except VenueError as err:
             log.warning("venue %s: trades of %s unavailable (%s)", self.name, o.client_order_id, err.kind.value)
-        if filled > o.filled_qty:
+        if filled > o.filled_qty and not track.unreadable:
             # The venue says more filled than its trades show: book the rest at the order's numbers.
             rest = filled - o.filled_qty
-            cost = dec(raw.get("cost")) or dec(raw.get("average")) * filled
-            known = o.avg_fill_price * o.filled_qty
-            price = (cost - known) / rest if cost > known else dec(raw.get("average")) or dec(raw.get("price"))
             tid = f"{o.venue_order_id}-rest"
+            try:
+                price = self._rest_price(raw, filled, rest, o)
+            except UnreadableNumber as bad:
+                self._fill_unreadable(track, "order totals", bad)
+                return
             self._apply_trade(track, {"id": tid, "amount": rest, "price": price, "fee": None})
+
+    @staticmethod
+    def _rest_price(raw: dict, filled: Decimal, rest: Decimal, o: Order) -> Decimal:
+        """The price of what the order's totals show beyond its trades read; UnreadableNumber when
+        the totals cannot price it (never 0: a market order has no price of its own)."""
+        cost = number(raw.get("cost"), "cost", missing=ZERO)
+        if cost <= 0:  # not given (Bybit leaves it out): the average says it
+            cost = positive(raw.get("average"), "average") * filled
+        known = o.avg_fill_price * o.filled_qty
+        if cost > known:
+            return (cost - known) / rest
+        # Totals that do not cover what was booked: the average, else the limit, if either is there.
+        field = "average" if raw.get("average") not in (None, "") else "price"
+        return positive(raw.get(field), field)
 
     def _order_trade_params(self, o: Order) -> dict:
         return {"orderId": o.venue_order_id} if o.venue_order_id else {}
