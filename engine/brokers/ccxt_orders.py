@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ..models import Fill, Order, OrderStatus, OrderType, Side
+from .ccxt_errors import classify
 from .ccxt_payloads import STATUS
 from .retry import Failure, VenueError
 from .venue_fields import ZERO, UnreadableNumber, number, positive
@@ -217,7 +218,10 @@ class CcxtOrderLifecycleMixin:
                                                                 "orderLinkId": cid})
                     items = ((res or {}).get("result") or {}).get("list") or []
                     if items:
-                        return self.ex.parse_order(items[0], m)
+                        try:
+                            return self.ex.parse_order(items[0], m)
+                        except Exception as exc:  # noqa: BLE001 - ccxt refusing garbage: as fetch_order's would
+                            raise classify(exc, self.name) from None
                 return None
             except VenueError as err:
                 if err.kind is Failure.NOT_FOUND:

@@ -34,7 +34,9 @@ class UnreadableNumber(ValueError):
     def __init__(self, field: str, raw: Any, why: str = "is not a usable number") -> None:
         self.field = field
         self.raw = raw
-        self.shown = "missing" if raw is None or raw == "" else repr(raw if isinstance(raw, str) else str(raw))[:40]
+        text = raw if isinstance(raw, str) else str(raw)
+        # Bounded for an alert line: a payload field can hold anything, of any length.
+        self.shown = "missing" if raw is None or raw == "" else repr(text if len(text) <= 32 else text[:32] + "...")
         super().__init__(f"{field} missing" if self.shown == "missing" else f"{field} {self.shown} {why}")
 
 

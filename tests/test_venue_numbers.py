@@ -1,0 +1,456 @@
+"""Numbers a venue sends that cannot be read: never booked as 0.
+
+The real client libraries (ccxt, alpaca-py) talk to the 127.0.0.1 emulators, whose answers are
+garbled on their way out (a trade without a price, "NaN", "1e999", ...). A fill that cannot be read
+must not reach the books: no Fill, so no journal fill row and no position; a critical alert names
+the venue, the order, the field and the raw value; the order is not reported filled and is left for
+reconciliation; entries in its symbol are refused meanwhile. Snapshots, balances and positions with
+garbage fail the read instead of reading 0.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+from aiohttp import web
+from conftest import ANY_READINESS, LOOSE_RISK, build_profile
+from emulators import Emulator
+from emulators.alpaca import AlpacaEmulator
+from emulators.binance import BinanceEmulator
+from emulators.bybit import BybitEmulator
+
+from engine.alerts import AlertBus
+from engine.brokers.alpaca_broker import AlpacaBroker
+from engine.brokers.base import OrderUpdate
+from engine.brokers.ccxt_broker import CcxtBroker
+from engine.brokers.keys import load_keys
+from engine.brokers.retry import VenueError
+from engine.brokers.venue_fields import UnreadableNumber, number, positive
+from engine.clock import WallClock
+from engine.models import Fill, Order, OrderPurpose, OrderStatus, OrderType, Quote, Side
+from engine.venue_config import VenueSection
+
+KEY, SECRET = "numKEYtest0123456789", "numSECRETtest0123456789"
+CLOCK = WallClock()
+MISSING = object()  # the field left out of the venue's answer
+GARBAGE = [MISSING, "", "NaN", "abc", "Infinity", "-1", "0", "1e999"]
+TIMEOUTS = {"poll_seconds": 0, "request_seconds": 1, "backoff_seconds": 0.01, "backoff_max_seconds": 0.05,
+            "retries": 1, "unconfirmed_grace_seconds": 0.2}
+
+
+# -- the reader itself --------------------------------------------------------------------------------
+@pytest.mark.parametrize("raw", [None, "", "NaN", "nan", "sNaN", "Infinity", "-Infinity", "1e999", "-1e999",
+                                 "1e-999", "abc", "1,5", True, float("nan"), float("inf"), [], {}])
+def test_garbage_is_never_a_number(raw):
+    with pytest.raises(UnreadableNumber) as err:
+        number(raw, "price")
+    assert str(err.value).startswith("price ")
+    with pytest.raises(UnreadableNumber):
+        positive(raw, "price")
+
+
+@pytest.mark.parametrize("raw, want", [("0", Decimal(0)), ("-1", Decimal(-1)), ("50001.00000001", Decimal("50001.00000001")),
+                                       (" 7 ", Decimal(7)), (12.5, Decimal("12.5")), (3, Decimal(3)),
+                                       (Decimal("0.1"), Decimal("0.1")), ("1e29", Decimal("1e29")), ("0E-40", Decimal(0))])
+def test_finite_numbers_are_read_exactly(raw, want):
+    got = number(raw, "qty")
+    assert isinstance(got, Decimal) and got == want
+
+
+def test_missing_takes_the_callers_default_only_when_it_names_one():
+    assert number(None, "fee cost", missing=Decimal(0)) == 0 and number("", "fee cost", missing=Decimal(0)) == 0
+    assert number(None, "filled", missing=None) is None
+    with pytest.raises(UnreadableNumber, match="fee cost missing"):
+        number(None, "fee cost")
+    with pytest.raises(UnreadableNumber, match="fee cost 'NaN'"):
+        number("NaN", "fee cost", missing=Decimal(0))  # a default is for absence, never for garbage
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "-0.00000001", 0, Decimal("-0")])
+def test_a_price_or_quantity_must_be_above_zero(raw):
+    with pytest.raises(UnreadableNumber, match="not a positive number"):
+        positive(raw, "amount")
+    assert positive("0.00000001", "amount") == Decimal("0.00000001")
+
+
+# -- emulators that garble their answers --------------------------------------------------------------
+class Garbling:
+    """Emulator mixin: chosen JSON answers are edited on their way out, after the venue acted."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.rules: dict[tuple[str, str], object] = {}
+        super().__init__(*args, **kwargs)
+
+    def garble(self, method: str, path: str, edit) -> None:
+        self.rules[(method, path)] = edit
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler) -> web.StreamResponse:
+        resp = await Emulator._middleware(self, request, handler)
+        edit = self.rules.get((request.method, request.path))
+        if edit is None or resp.content_type != "application/json":
+            return resp
+        body = json.loads(resp.body)
+        edit(body)
+        return web.json_response(body, status=resp.status)
+
+
+class GarbledBinance(Garbling, BinanceEmulator):
+    pass
+
+
+class GarbledBybit(Garbling, BybitEmulator):
+    pass
+
+
+class GarbledAlpaca(Garbling, AlpacaEmulator):
+    pass
+
+
+def put(key: str, value):
+    """An edit of one dict: the key set to `value`, or dropped for MISSING."""
+    def edit(d: dict) -> None:
+        if value is MISSING:
+            d.pop(key, None)
+        else:
+            d[key] = value
+    return edit
+
+
+TRADE_KEY = {"binance": {"price": "price", "amount": "qty", "fee cost": "commission"},
+             "bybit": {"price": "execPrice", "amount": "execQty", "fee cost": "execFee"}}
+
+
+def garble_trades(emu, name: str, field: str, value) -> None:
+    """Every trade the venue reports (Binance: also the fills in its order answer) with `field` garbled."""
+    one = put(TRADE_KEY[name][field], value)
+    if name == "binance":
+        emu.garble("POST", "/api/v3/order", lambda b: [one(f) for f in b.get("fills", [])])
+        emu.garble("GET", "/api/v3/myTrades", lambda b: [one(t) for t in b])
+    else:
+        emu.garble("GET", "/v5/execution/list", lambda b: [one(t) for t in b["result"]["list"]])
+
+
+def order(cid: str, side: Side, type_: OrderType, qty: str, symbol: str, *, limit: str | None = None,
+          stop: str | None = None) -> Order:
+    return Order(cid, symbol, side, type_, Decimal(qty), OrderPurpose.STOP if type_ is OrderType.STOP else OrderPurpose.ENTRY,
+                 CLOCK.now(), limit_price=None if limit is None else Decimal(limit),
+                 stop_price=None if stop is None else Decimal(stop))
+
+
+def fills(events) -> list[Fill]:
+    return [e for e in events if isinstance(e, Fill)]
+
+
+def updates(events) -> list[tuple[str, OrderStatus, str]]:
+    return [(e.client_order_id, e.status, e.reason) for e in events if isinstance(e, OrderUpdate)]
+
+
+def criticals(alerts: AlertBus) -> list:
+    return [a for a in alerts.recent(200) if a.severity == "critical"]
+
+
+@pytest.fixture(params=["binance", "bybit"])
+async def ccxt_rig(request):
+    name = request.param
+    emu = await (GarbledBinance if name == "binance" else GarbledBybit)({KEY: SECRET}).start()
+    v = VenueSection(name=name, base_url=emu.url, timeouts=TIMEOUTS)
+    keys = load_keys(v, "testnet", {f"{name.upper()}_TESTNET_API_KEY": KEY, f"{name.upper()}_TESTNET_API_SECRET": SECRET})
+    b = CcxtBroker(v, "testnet", keys, CLOCK, ["BTC/USDT", "ETH/USDT"])
+    b.alerts = AlertBus()
+    try:
+        await b.connect()
+        yield name, emu, b
+    finally:
+        await b.close()
+        await emu.stop()
+
+
+def held_btc(emu) -> Decimal:
+    return emu.core.free.get("BTC", Decimal(0)) + emu.core.locked.get("BTC", Decimal(0))
+
+
+# -- ccxt: fills --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("field, value", [("price", v) for v in GARBAGE] + [("amount", v) for v in ("NaN", "-1", "0")])
+async def test_a_ccxt_trade_that_cannot_be_read_is_not_booked_and_is_alerted(ccxt_rig, field, value):
+    await _unreadable_trade(ccxt_rig, field, value)
+
+
+# Bybit's trade parser in ccxt refuses a garbled fee itself (the trades read fails, like a venue error).
+@pytest.mark.parametrize("ccxt_rig", ["binance"], indirect=True)
+@pytest.mark.parametrize("value", ["abc", "Infinity", MISSING])
+async def test_a_ccxt_trade_whose_fee_cannot_be_read_is_not_booked(ccxt_rig, value):
+    if value is MISSING:  # a fee not reported is no fee charged: 0 is its reading, the fill is booked
+        name, emu, b = ccxt_rig
+        garble_trades(emu, name, "fee cost", MISSING)
+        await b.submit(order("tcN-2-1", Side.BUY, OrderType.MARKET, "0.01", "BTC/USDT"))
+        ev = b.drain_events()
+        [f] = fills(ev)
+        assert f.fee == 0 and f.price == Decimal("50001") and f.quantity == Decimal("0.01")
+        assert updates(ev)[-1][:2] == ("tcN-2-1", OrderStatus.FILLED) and criticals(b.alerts) == []
+        return
+    # One that is there must be read: in the bought asset it decides how much the fill moved.
+    await _unreadable_trade(ccxt_rig, "fee cost", value)
+
+
+async def _unreadable_trade(ccxt_rig, field: str, value) -> None:
+    name, emu, b = ccxt_rig
+    garble_trades(emu, name, field, value)
+    await b.submit(order("tcN-1-1", Side.BUY, OrderType.MARKET, "0.01", "BTC/USDT"))
+    ev = b.drain_events()
+    assert held_btc(emu) > 0  # the venue filled it: the difference the operator must reconcile is real
+    assert fills(ev) == []
+    assert updates(ev) == [("tcN-1-1", OrderStatus.SUBMITTED, "")]  # never reported filled
+    [alert] = criticals(b.alerts)
+    assert alert.kind == "venue_unreadable_fill" and alert.data["client_order_id"] == "tcN-1-1"
+    assert alert.data["field"] == field and alert.data["venue"] == name and alert.data["symbol"] == "BTC/USDT"
+    assert f"{field} " in alert.message and name in alert.message and "tcN-1-1" in alert.message
+    if value not in (MISSING, ""):
+        assert repr(value) in alert.message and alert.data["raw"] == repr(value)
+    assert KEY not in alert.message and SECRET not in alert.message
+
+    mine = await b.fetch_order("tcN-1-1")
+    assert mine.status is not OrderStatus.FILLED and mine.filled_qty == 0 and mine.avg_fill_price == 0
+    await b.poll()  # polling it again books nothing and says it once
+    assert b.drain_events() == [] and len(criticals(b.alerts)) == 1
+
+    # The venue may hold more than the engine knows: no entry adds to it until reconciled...
+    posts = len([r for r in emu.requests if r.method == "POST"])
+    await b.submit(order("tcN-1-2", Side.BUY, OrderType.MARKET, "0.01", "BTC/USDT"))
+    [(cid, status, reason)] = updates(b.drain_events())
+    assert (cid, status) == ("tcN-1-2", OrderStatus.REJECTED) and "held" in reason and "tcN-1-1" in reason
+    assert len([r for r in emu.requests if r.method == "POST"]) == posts  # it never reached the venue
+    # ...while a stop still protects, and other symbols trade as before.
+    await b.submit(order("tcN-1-3", Side.SELL, OrderType.STOP, "0.001", "BTC/USDT", stop="40000"))
+    await b.submit(order("tcN-1-4", Side.BUY, OrderType.LIMIT, "0.01", "ETH/USDT", limit="2900"))
+    assert [u[:2] for u in updates(b.drain_events())] == [("tcN-1-3", OrderStatus.SUBMITTED),
+                                                          ("tcN-1-4", OrderStatus.SUBMITTED)]
+
+
+async def test_a_partly_filled_limit_stops_booking_at_the_first_unreadable_trade(ccxt_rig):
+    name, emu, b = ccxt_rig
+    await b.submit(order("tcN-3-1", Side.BUY, OrderType.LIMIT, "0.02", "BTC/USDT", limit="49000"))
+    garble_trades(emu, name, "price", "NaN")
+    emu.set_book("BTCUSDT", "48900", "48990")  # through the limit: the venue fills it
+    await b.poll()
+    assert fills(b.drain_events()) == [] and len(criticals(b.alerts)) == 1
+    emu.rules.clear()  # later answers are clean again: still nothing of it is booked, nor its end
+    await b.poll()
+    assert b.drain_events() == [] and (await b.fetch_order("tcN-3-1")).status is OrderStatus.SUBMITTED
+
+
+# -- ccxt: order snapshots and balances ---------------------------------------------------------------
+ORDER_ANSWER = {"binance": ("GET", "/api/v3/order", None, "executedQty"),
+                "bybit": ("GET", "/v5/order/realtime", "list", "cumExecQty")}
+
+
+def garble_order(emu, name: str, key: str, value) -> None:
+    method, path, inner, _ = ORDER_ANSWER[name]
+    one = put(key, value)
+    emu.garble(method, path, (lambda b: one(b)) if inner is None else (lambda b: [one(o) for o in b["result"]["list"]]))
+    if name == "bybit":
+        emu.garble("GET", "/v5/order/history", lambda b: [one(o) for o in b["result"]["list"]])
+
+
+# Some garbage ccxt's own order parser refuses (its string arithmetic cannot take "abc" on Binance):
+# the read fails as a venue error. What it lets through, the broker refuses. Either way no order
+# with a made-up filled quantity comes out.
+@pytest.mark.parametrize("value", ["abc", "NaN", "-1"])
+async def test_an_order_read_back_with_an_unreadable_filled_quantity_is_no_order(ccxt_rig, value):
+    name, emu, b = ccxt_rig
+    # Placed before a restart: the broker does not track it and must read it from the venue.
+    emu.core.place("BTCUSDT", "BUY", "LIMIT", "0.01", "40000", None, "tcN-0-9", emu.now_ms())
+    garble_order(emu, name, ORDER_ANSWER[name][3], value)
+    with pytest.raises(VenueError) as err:
+        await b.fetch_order("tcN-0-9")
+    if value == "-1":
+        assert f"{name}: order tcN-0-9 (BTC/USDT): filled '-1'" in str(err.value)
+    assert "tcN-0-9" not in b._tracks  # nothing adopted
+
+
+@pytest.mark.parametrize("value", ["abc", "-1"])
+async def test_a_finished_order_whose_filled_quantity_is_garbage_is_not_reported_done(ccxt_rig, value):
+    name, emu, b = ccxt_rig
+    await b.submit(order("tcN-4-1", Side.BUY, OrderType.LIMIT, "0.01", "BTC/USDT", limit="49000"))
+    b.drain_events()
+    garble_order(emu, name, ORDER_ANSWER[name][3], value)
+    emu.set_book("BTCUSDT", "48900", "48990")
+    try:
+        await b.poll()  # its trade is read and booked; then the order's own answer is garbage
+    except VenueError:
+        refused_by_ccxt = True
+    else:
+        refused_by_ccxt = False
+    ev = b.drain_events()
+    assert all(status is not OrderStatus.FILLED for _, status, _ in updates(ev))
+    if not refused_by_ccxt:
+        [alert] = criticals(b.alerts)
+        assert alert.data["field"] == "filled" and f"filled {value!r}" in alert.message
+        await b.poll()
+        assert updates(b.drain_events()) == []
+
+
+# ccxt's balance arithmetic refuses "NaN" or "abc" itself; "1e999" it carries, and the broker refuses.
+@pytest.mark.parametrize("value", ["NaN", "1e999"])
+async def test_a_garbled_balance_of_a_traded_asset_fails_the_read(ccxt_rig, value):
+    name, emu, b = ccxt_rig
+    emu.core.free["BTC"] = Decimal("0.5")
+    if name == "binance":
+        emu.garble("GET", "/api/v3/account",
+                   lambda body: [put("free", value)(x) for x in body["balances"] if x["asset"] == "BTC"])
+    else:
+        emu.garble("GET", "/v5/account/wallet-balance",
+                   lambda body: [put("walletBalance", value)(c) for c in body["result"]["list"][0]["coin"]
+                                 if c["coin"] == "BTC"])
+    with pytest.raises(VenueError) as err:
+        await b.positions()  # never a position read as 0 (flat), nor as 1e999
+    if value == "1e999":
+        assert f"{name}: balance: BTC balance '1" in str(err.value)  # ccxt may write it out in digits
+
+
+# -- Alpaca -------------------------------------------------------------------------------------------
+@pytest.fixture
+async def alpaca():
+    emu = await GarbledAlpaca({KEY: SECRET}).start()
+    v = VenueSection(name="alpaca", base_url=emu.url, timeouts=TIMEOUTS)
+    keys = load_keys(v, "testnet", {"ALPACA_PAPER_API_KEY": KEY, "ALPACA_PAPER_API_SECRET": SECRET})
+    b = AlpacaBroker(v, "testnet", keys, CLOCK, ["AAPL", "MSFT"])
+    b.alerts = AlertBus()
+    try:
+        await b.connect()
+        yield emu, b
+    finally:
+        await b.close()
+        await emu.stop()
+
+
+def garble_alpaca_orders(emu, key: str, value) -> None:
+    one = put(key, value)
+    for method, path in (("POST", "/v2/orders"), ("GET", "/v2/orders:by_client_order_id")):
+        emu.garble(method, path, one)
+    emu.garble("GET", "/v2/orders", lambda b: [one(o) for o in b])
+
+
+@pytest.mark.parametrize("key, value", [("filled_avg_price", v) for v in (MISSING, "NaN", "abc", "0", "-5", "1e999")]
+                         + [("filled_qty", v) for v in ("NaN", "Infinity", "-1")])
+async def test_an_alpaca_fill_that_cannot_be_read_is_not_booked(alpaca, key, value):
+    emu, b = alpaca
+    garble_alpaca_orders(emu, key, value)
+    await b.submit(order("tcN-5-1", Side.BUY, OrderType.MARKET, "10", "AAPL"))
+    ev = b.drain_events()
+    assert emu.core.free["AAPL"] == 10  # bought at the venue
+    assert fills(ev) == [] and updates(ev) == [("tcN-5-1", OrderStatus.SUBMITTED, "")]
+    [alert] = criticals(b.alerts)
+    assert alert.data["field"] == key and alert.data["client_order_id"] == "tcN-5-1" and "alpaca" in alert.message
+    await b.poll()
+    assert b.drain_events() == [] and len(criticals(b.alerts)) == 1
+    await b.submit(order("tcN-5-2", Side.BUY, OrderType.MARKET, "1", "AAPL"))
+    await b.submit(order("tcN-5-3", Side.SELL, OrderType.STOP, "10", "AAPL", stop="150"))
+    got = updates(b.drain_events())
+    assert got[0][:2] == ("tcN-5-2", OrderStatus.REJECTED) and "held" in got[0][2]
+    assert got[1][:2] == ("tcN-5-3", OrderStatus.SUBMITTED)
+
+
+async def test_an_alpaca_order_read_back_with_garbage_is_no_order(alpaca):
+    emu, b = alpaca
+    emu.core.place("MSFT", "BUY", "LIMIT", Decimal(1), Decimal(300), None, "tcN-0-7", 0)  # before a restart
+    emu.garble("GET", "/v2/orders:by_client_order_id", put("filled_qty", "abc"))
+    with pytest.raises(VenueError, match="filled_qty 'abc'"):
+        await b.fetch_order("tcN-0-7")
+
+
+async def test_alpaca_positions_cash_and_quotes_with_garbage(alpaca):
+    emu, b = alpaca
+    await b.submit(order("tcN-6-1", Side.BUY, OrderType.MARKET, "3", "AAPL"))
+    emu.garble("GET", "/v2/positions", lambda body: [put("qty", "NaN")(p) for p in body])
+    with pytest.raises(VenueError, match="qty 'NaN'"):
+        await b.positions()
+    emu.garble("GET", "/v2/account", put("cash", "abc"))
+    with pytest.raises(VenueError, match="cash 'abc'"):
+        await b.balances()
+    # An empty or garbled side is no price: that quote is left out, the other symbol's stays.
+    emu.garble("GET", "/v2/stocks/quotes/latest", lambda body: put("bp", 0)(body["quotes"]["AAPL"]))
+    assert [q.symbol for q in await b.fetch_quotes()] == ["MSFT"]
+
+
+# -- through the engine: journal, books, reconciliation -----------------------------------------------
+def venue_profile(tmp_path, url: str):
+    return build_profile(tmp_path, "binance-testnet", mode="testnet", stage="testnet", symbols=["BTC/USDT", "ETH/USDT"],
+                         venue={"name": "binance", "base_url": url, "timeouts": TIMEOUTS},
+                         risk={**LOOSE_RISK, **ANY_READINESS, "max_limit_distance_pct": 50, "max_volume_fraction": 1,
+                               "max_book_fraction": 10, "min_edge": 0, "min_confidence": 0, "cash_reserve_pct": 0,
+                               "max_position_pct": 100, "max_symbol_exposure_pct": 100, "max_group_exposure_pct": 100,
+                               "max_open_positions": 100},
+                         sizing={"max_order_usd": 100000})
+
+
+async def open_venue_engine(profile, monkeypatch):
+    from engine.engine import Engine
+    from engine.journal import Journal
+    from engine.profile import journal_path
+
+    monkeypatch.setenv("BINANCE_TESTNET_API_KEY", KEY)
+    monkeypatch.setenv("BINANCE_TESTNET_API_SECRET", SECRET)
+    j = await Journal.open(journal_path(profile))  # the stage grant `tradeconsole promote` would write
+    if not await j.rows(kinds=["stage"]):
+        j.append("stage", datetime.now(timezone.utc), "testnet", {"from": "paper", "to": "testnet", "direction": "promote"})
+    await j.close()
+    eng = await Engine.open(profile)
+    now = eng.clock.now()
+    for sym, bid, ask in (("BTC/USDT", "50000", "50001"), ("ETH/USDT", "3000", "3000.5")):
+        q = Quote(sym, now, Decimal(bid), Decimal(ask), Decimal(5), Decimal(5), (Decimal(bid) + Decimal(ask)) / 2,
+                  Decimal(1000))
+        eng.quotes[sym] = q
+        eng.market.update(q)
+        eng.portfolio.mark(q)
+        eng.broker.on_quote(q)
+    return eng
+
+
+async def test_the_engine_books_nothing_alerts_and_reconciles_after_a_restart(tmp_path, monkeypatch):
+    emu = await GarbledBinance({KEY: SECRET}).start()
+    garble_trades(emu, "binance", "price", "NaN")
+    profile = venue_profile(tmp_path, emu.url)
+    eng = await open_venue_engine(profile, monkeypatch)
+    try:
+        cash = eng.portfolio.cash
+        entry = Order(eng.orders.new_id(), "BTC/USDT", Side.BUY, OrderType.MARKET, Decimal("0.02"), OrderPurpose.ENTRY,
+                      eng.clock.now(), protective_stop=Decimal("46000"), reason="test")
+        assert await eng.orders.send(entry, "strategy"), entry.reason
+        await eng.orders.process_events()
+        await eng.journal.flush()
+        assert held_btc(emu) > 0  # bought at the venue
+        # Nothing booked on a made-up price: no fill row, no position, cash as it was, no stop sent.
+        assert await eng.journal.rows(kinds=["fill"]) == []
+        assert "BTC/USDT" not in eng.portfolio.positions and eng.portfolio.cash == cash
+        assert entry.status is not OrderStatus.FILLED and entry.client_order_id in eng.orders.working
+        assert [o.cid for o in emu.core.open_orders()] == []
+        # Said loudly, pinned until acknowledged, and journaled.
+        [pinned] = eng.alerts.unacknowledged()
+        assert pinned.kind == "venue_unreadable_fill" and "price 'NaN'" in pinned.message
+        assert "binance" in pinned.message and entry.client_order_id in pinned.message
+        rows = [r for r in await eng.journal.rows(kinds=["alert"]) if r.ref == "venue_unreadable_fill"]
+        assert len(rows) == 1 and rows[0].data["severity"] == "critical" and rows[0].data["data"]["field"] == "price"
+        # A second entry in the symbol is refused before the venue; the operator hears why.
+        again = Order(eng.orders.new_id(), "BTC/USDT", Side.BUY, OrderType.MARKET, Decimal("0.02"), OrderPurpose.ENTRY,
+                      eng.clock.now(), protective_stop=Decimal("46000"), reason="test")
+        assert await eng.orders.send(again, "strategy")
+        await eng.orders.process_events()
+        assert again.status is OrderStatus.REJECTED and "held" in again.reason
+        assert again.client_order_id not in emu.core.by_cid
+    finally:
+        await eng.close()
+
+    restarted = await open_venue_engine(profile, monkeypatch)
+    try:
+        # The restart's reconciliation lists what was not booked: the order the venue finished and
+        # the holding the journal lacks; trading is reduce-only until the operator resolves them.
+        kinds = {(d.kind, d.symbol) for d in restarted.reconciliation}
+        assert ("closed_while_down", "BTC/USDT") in kinds and ("quantity_mismatch", "BTC/USDT") in kinds
+        assert restarted.state.value == "reduce_only"
+        assert await restarted.journal.rows(kinds=["fill"]) == []
+    finally:
+        await restarted.close()
+        await emu.stop()
