@@ -49,7 +49,7 @@ async def test_what_if_runs_the_whole_gate_and_sends_nothing(make_profile, open_
     assert eng.what_if(spec).approved
     assert await eng.journal.count() == before and not eng.orders.working  # nothing sent or journaled
 
-    too_big = eng.what_if(ManualOrderSpec("BTC/USD", "buy", quantity=D(5)))
+    too_big = eng.what_if(ManualOrderSpec("BTC/USD", "buy", quantity=D(1)))  # within the book, past the cap
     assert not too_big.approved and too_big.failed == "position_size"
     assert "cap" in too_big.failure.detail
     assert eng.what_if(ManualOrderSpec("DOGE/USD", "buy")).failed == "order_spec"
@@ -82,7 +82,7 @@ async def test_manual_order_waits_for_approval_then_fills_with_its_stop(make_pro
 
 async def test_refused_manual_order_is_journaled_with_its_reason(make_profile, open_engine):
     eng = await quiet(make_profile, open_engine)
-    refusal = await eng.submit_manual(ManualOrderSpec("BTC/USD", "buy", quantity=D(3)))
+    refusal = await eng.submit_manual(ManualOrderSpec("BTC/USD", "buy", quantity=D(1)))  # within the book
     assert refusal is not None and "position_size" in refusal
     (op,) = await rows(eng, "operator")
     assert op.data["result"] == "refused" and "position_size" in op.data["refusal"]

@@ -56,6 +56,7 @@ def default_checks(profile: Profile) -> list[PreTradeCheck]:
         DataFreshnessCheck(r.max_data_age_seconds),
         SpikeCheck(r.max_price_jump_pct),
         SpreadCheck(r.max_spread_bps),
+        VolumeCheck(r.max_volume_fraction, r.max_book_fraction),
         LimitPriceCheck(r.max_limit_distance_pct),
         StopLossCheck(r.stop_loss_min_pct, r.stop_loss_max_pct),
         MinEdgeCheck(min_edge),
