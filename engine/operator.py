@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
-from .models import Alert, Order, OrderPurpose, OrderStatus, OrderType, Side, Signal
+from .models import Alert, Order, OrderPurpose, OrderStatus, OrderType, Position, Side, Signal
 from .money import ZERO
 from .risk.checks_operator import PauseBook, SymbolPausedCheck
-from .risk.gate import CheckResult, Decision
+from .risk.gate import CheckResult, Decision, OrderRequest
 from .sizing import size_position
 from .manual import ManualOrderSpec, ManualPreview, preview_of, spec_dict
 from .snapshot import HistoryView
@@ -266,7 +266,22 @@ class OperatorActions:
             if dist > limit:
                 return (f"stop {new_stop} is {dist:.2f}% from the average price {pos.avg_price:.2f}; loosening "
                         f"past stop_loss_max_pct ({limit}%) is refused")
+            return self._loss_at_stop_refusal(pos, new_stop)
         return None
+
+    def _loss_at_stop_refusal(self, pos: Position, new_stop: Decimal) -> str | None:
+        """A looser stop is judged by the gate's own single-trade-loss rule, on the whole position
+        from its average price: within stop_loss_max_pct alone, a move could still take the loss
+        at the stop past max_single_trade_loss_usd and risk_per_trade_pct."""
+        check = next((c for c in self.gate.checks if c.name == "single_trade_loss"), None)
+        if check is None:
+            return None
+        req = OrderRequest(pos.symbol, Side.BUY if pos.quantity > 0 else Side.SELL, abs(pos.quantity),
+                           pos.avg_price, new_stop, OrderPurpose.ENTRY, "operator")
+        verdict = check.evaluate(req, self._context(req))
+        if verdict.passed:
+            return None
+        return f"stop {new_stop} would put {pos.symbol}'s {verdict.detail}: loosening past it is refused"
 
     # -- pauses -------------------------------------------------------------------------------
     async def pause(self, symbol: str | None = None, *, strategy: str | None = None,

@@ -18,7 +18,7 @@ from .alerts import AlertBus
 from .brokers.base import Broker, OrderUpdate
 from .clock import Clock
 from .journal import Journal
-from .models import TERMINAL_STATUSES, Fill, Order, OrderPurpose, OrderStatus, OrderType, Side
+from .models import TERMINAL_STATUSES, Fill, Order, OrderPurpose, OrderStatus, OrderType, Position, Side
 from .money import ZERO
 from .portfolio import Portfolio
 from .profile import OrderConfig
@@ -280,13 +280,23 @@ class OrderManager:
         if order.purpose is OrderPurpose.ENTRY and order.protective_stop is not None:
             pos = self.portfolio.positions.get(order.symbol)
             if pos is not None:
-                pos.stop_price = order.protective_stop
+                pos.stop_price = self._stop_after_entry(pos, order.protective_stop)
             await self.ensure_stop(order.symbol)
         elif order.purpose is OrderPurpose.STOP and order.symbol not in self.portfolio.positions:
             self.alerts.publish("warning", "stop_filled",
                                 f"{order.symbol} stopped out at {f.price}", f.ts, client_order_id=order.client_order_id)
         if self.on_fill is not None:
             self.on_fill(f, order, realized)
+
+    @staticmethod
+    def _stop_after_entry(pos: Position, entry_stop: Decimal) -> Decimal:
+        """The stop a position keeps after an entry fill: the tighter of the one it had and the
+        entry's own. An add judged at its own stop must not loosen the stop of what was already
+        held: taken whole, it moved the held part's loss at the stop past the caps unchecked."""
+        held = pos.stop_price
+        if held is None:
+            return entry_stop
+        return max(held, entry_stop) if pos.quantity > 0 else min(held, entry_stop)
 
     def _say_unbooked_fee(self, f: Fill) -> None:
         """A fee paid in an asset the engine cannot price (on the fill's row): the operator is told
