@@ -1,11 +1,9 @@
-"""Numbers a venue sends that cannot be read: never booked as 0.
+"""Numbers a venue sends that cannot be read are never booked as 0 (engine/brokers/venue_fields.py).
 
-The real client libraries (ccxt, alpaca-py) talk to the 127.0.0.1 emulators, whose answers are
-garbled on their way out (a trade without a price, "NaN", "1e999", ...). A fill that cannot be read
-must not reach the books: no Fill, so no journal fill row and no position; a critical alert names
-the venue, the order, the field and the raw value; the order is not reported filled and is left for
-reconciliation; entries in its symbol are refused meanwhile. Snapshots, balances and positions with
-garbage fail the read instead of reading 0.
+The real client libraries talk to the 127.0.0.1 emulators, whose answers are garbled on their way
+out (a trade without a price, "NaN", "1e999", ...): no fill is booked, a critical alert names venue,
+order, field and raw value, the order is left for reconciliation and entries in its symbol are
+refused; order snapshots, balances and positions with garbage fail the read instead of reading 0.
 """
 from __future__ import annotations
 
@@ -62,16 +60,17 @@ def test_finite_numbers_are_read_exactly(raw, want):
 def test_missing_takes_the_callers_default_only_when_it_names_one():
     assert number(None, "fee cost", missing=Decimal(0)) == 0 and number("", "fee cost", missing=Decimal(0)) == 0
     assert number(None, "filled", missing=None) is None
-    with pytest.raises(UnreadableNumber, match="fee cost missing"):
+    with pytest.raises(UnreadableNumber, match="^fee cost missing$"):
         number(None, "fee cost")
-    with pytest.raises(UnreadableNumber, match="fee cost 'NaN'"):
+    with pytest.raises(UnreadableNumber, match="^fee cost 'NaN' is not a usable number$"):
         number("NaN", "fee cost", missing=Decimal(0))  # a default is for absence, never for garbage
+    assert UnreadableNumber("price", "9" * 500).shown == repr("9" * 32 + "...")  # bounded for an alert line
 
 
-@pytest.mark.parametrize("raw", ["0", "-1", "-0.00000001", 0, Decimal("-0")])
-def test_a_price_or_quantity_must_be_above_zero(raw):
-    with pytest.raises(UnreadableNumber, match="not a positive number"):
-        positive(raw, "amount")
+def test_a_price_or_quantity_must_be_above_zero():
+    for raw in ("0", "-1", "-0.00000001", 0, Decimal("-0")):
+        with pytest.raises(UnreadableNumber, match="not a positive number"):
+            positive(raw, "amount")
     assert positive("0.00000001", "amount") == Decimal("0.00000001")
 
 
@@ -83,7 +82,7 @@ class Garbling:
         self.rules: dict[tuple[str, str], object] = {}
         super().__init__(*args, **kwargs)
 
-    def garble(self, method: str, path: str, edit) -> None:
+    def garble(self, method: str, path: str, edit) -> None:  # edit(decoded body) changes it in place
         self.rules[(method, path)] = edit
 
     @web.middleware
@@ -97,26 +96,14 @@ class Garbling:
         return web.json_response(body, status=resp.status)
 
 
-class GarbledBinance(Garbling, BinanceEmulator):
-    pass
-
-
-class GarbledBybit(Garbling, BybitEmulator):
-    pass
-
-
-class GarbledAlpaca(Garbling, AlpacaEmulator):
-    pass
+GarbledBinance = type("GarbledBinance", (Garbling, BinanceEmulator), {})
+GarbledBybit = type("GarbledBybit", (Garbling, BybitEmulator), {})
+GarbledAlpaca = type("GarbledAlpaca", (Garbling, AlpacaEmulator), {})
 
 
 def put(key: str, value):
     """An edit of one dict: the key set to `value`, or dropped for MISSING."""
-    def edit(d: dict) -> None:
-        if value is MISSING:
-            d.pop(key, None)
-        else:
-            d[key] = value
-    return edit
+    return lambda d: d.pop(key, None) if value is MISSING else d.__setitem__(key, value)
 
 
 TRADE_KEY = {"binance": {"price": "price", "amount": "qty", "fee cost": "commission"},
@@ -168,31 +155,29 @@ async def ccxt_rig(request):
         await emu.stop()
 
 
-def held_btc(emu) -> Decimal:
-    return emu.core.free.get("BTC", Decimal(0)) + emu.core.locked.get("BTC", Decimal(0))
-
-
 # -- ccxt: fills --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("field, value", [("price", v) for v in GARBAGE] + [("amount", v) for v in ("NaN", "-1", "0")])
 async def test_a_ccxt_trade_that_cannot_be_read_is_not_booked_and_is_alerted(ccxt_rig, field, value):
     await _unreadable_trade(ccxt_rig, field, value)
 
 
-# Bybit's trade parser in ccxt refuses a garbled fee itself (the trades read fails, like a venue error).
+# A fee that is there must be read: in the bought asset it decides how much the fill moved. (Bybit's
+# trade parser in ccxt refuses a garbled fee itself: the trades read fails, like a venue error.)
 @pytest.mark.parametrize("ccxt_rig", ["binance"], indirect=True)
-@pytest.mark.parametrize("value", ["abc", "Infinity", MISSING])
+@pytest.mark.parametrize("value", ["abc", "Infinity"])
 async def test_a_ccxt_trade_whose_fee_cannot_be_read_is_not_booked(ccxt_rig, value):
-    if value is MISSING:  # a fee not reported is no fee charged: 0 is its reading, the fill is booked
-        name, emu, b = ccxt_rig
-        garble_trades(emu, name, "fee cost", MISSING)
-        await b.submit(order("tcN-2-1", Side.BUY, OrderType.MARKET, "0.01", "BTC/USDT"))
-        ev = b.drain_events()
-        [f] = fills(ev)
-        assert f.fee == 0 and f.price == Decimal("50001") and f.quantity == Decimal("0.01")
-        assert updates(ev)[-1][:2] == ("tcN-2-1", OrderStatus.FILLED) and criticals(b.alerts) == []
-        return
-    # One that is there must be read: in the bought asset it decides how much the fill moved.
     await _unreadable_trade(ccxt_rig, "fee cost", value)
+
+
+@pytest.mark.parametrize("ccxt_rig", ["binance"], indirect=True)
+async def test_a_ccxt_trade_without_a_fee_is_booked_with_no_fee(ccxt_rig):
+    name, emu, b = ccxt_rig
+    garble_trades(emu, name, "fee cost", MISSING)  # a fee not reported is no fee charged: 0 is its reading
+    await b.submit(order("tcN-2-1", Side.BUY, OrderType.MARKET, "0.01", "BTC/USDT"))
+    ev = b.drain_events()
+    [f] = fills(ev)
+    assert (f.fee, f.price, f.quantity) == (0, Decimal("50001"), Decimal("0.01")) and criticals(b.alerts) == []
+    assert updates(ev)[-1][:2] == ("tcN-2-1", OrderStatus.FILLED)
 
 
 async def _unreadable_trade(ccxt_rig, field: str, value) -> None:
@@ -200,7 +185,7 @@ async def _unreadable_trade(ccxt_rig, field: str, value) -> None:
     garble_trades(emu, name, field, value)
     await b.submit(order("tcN-1-1", Side.BUY, OrderType.MARKET, "0.01", "BTC/USDT"))
     ev = b.drain_events()
-    assert held_btc(emu) > 0  # the venue filled it: the difference the operator must reconcile is real
+    assert emu.core.free["BTC"] > 0  # the venue filled it: the difference the operator must reconcile is real
     assert fills(ev) == []
     assert updates(ev) == [("tcN-1-1", OrderStatus.SUBMITTED, "")]  # never reported filled
     [alert] = criticals(b.alerts)
@@ -242,16 +227,12 @@ async def test_a_partly_filled_limit_stops_booking_at_the_first_unreadable_trade
 
 
 # -- ccxt: order snapshots and balances ---------------------------------------------------------------
-ORDER_ANSWER = {"binance": ("GET", "/api/v3/order", None, "executedQty"),
-                "bybit": ("GET", "/v5/order/realtime", "list", "cumExecQty")}
-
-
-def garble_order(emu, name: str, key: str, value) -> None:
-    method, path, inner, _ = ORDER_ANSWER[name]
-    one = put(key, value)
-    emu.garble(method, path, (lambda b: one(b)) if inner is None else (lambda b: [one(o) for o in b["result"]["list"]]))
-    if name == "bybit":
-        emu.garble("GET", "/v5/order/history", lambda b: [one(o) for o in b["result"]["list"]])
+def garble_filled(emu, name: str, value) -> None:
+    """The venue's answer to an order lookup with its filled quantity garbled."""
+    if name == "binance":
+        emu.garble("GET", "/api/v3/order", put("executedQty", value))
+    for path in ("/v5/order/realtime", "/v5/order/history") if name == "bybit" else ():
+        emu.garble("GET", path, lambda b: [put("cumExecQty", value)(o) for o in b["result"]["list"]])
 
 
 # Some garbage ccxt's own order parser refuses (its string arithmetic cannot take "abc" on Binance):
@@ -262,7 +243,7 @@ async def test_an_order_read_back_with_an_unreadable_filled_quantity_is_no_order
     name, emu, b = ccxt_rig
     # Placed before a restart: the broker does not track it and must read it from the venue.
     emu.core.place("BTCUSDT", "BUY", "LIMIT", "0.01", "40000", None, "tcN-0-9", emu.now_ms())
-    garble_order(emu, name, ORDER_ANSWER[name][3], value)
+    garble_filled(emu, name, value)
     with pytest.raises(VenueError) as err:
         await b.fetch_order("tcN-0-9")
     if value == "-1":
@@ -275,16 +256,14 @@ async def test_a_finished_order_whose_filled_quantity_is_garbage_is_not_reported
     name, emu, b = ccxt_rig
     await b.submit(order("tcN-4-1", Side.BUY, OrderType.LIMIT, "0.01", "BTC/USDT", limit="49000"))
     b.drain_events()
-    garble_order(emu, name, ORDER_ANSWER[name][3], value)
+    garble_filled(emu, name, value)
     emu.set_book("BTCUSDT", "48900", "48990")
+    refused_by_ccxt = False
     try:
         await b.poll()  # its trade is read and booked; then the order's own answer is garbage
     except VenueError:
         refused_by_ccxt = True
-    else:
-        refused_by_ccxt = False
-    ev = b.drain_events()
-    assert all(status is not OrderStatus.FILLED for _, status, _ in updates(ev))
+    assert all(status is not OrderStatus.FILLED for _, status, _ in updates(b.drain_events()))
     if not refused_by_ccxt:
         [alert] = criticals(b.alerts)
         assert alert.data["field"] == "filled" and f"filled {value!r}" in alert.message
@@ -353,16 +332,12 @@ async def test_an_alpaca_fill_that_cannot_be_read_is_not_booked(alpaca, key, val
     assert got[1][:2] == ("tcN-5-3", OrderStatus.SUBMITTED)
 
 
-async def test_an_alpaca_order_read_back_with_garbage_is_no_order(alpaca):
+async def test_alpaca_orders_positions_cash_and_quotes_read_back_with_garbage(alpaca):
     emu, b = alpaca
     emu.core.place("MSFT", "BUY", "LIMIT", Decimal(1), Decimal(300), None, "tcN-0-7", 0)  # before a restart
     emu.garble("GET", "/v2/orders:by_client_order_id", put("filled_qty", "abc"))
     with pytest.raises(VenueError, match="filled_qty 'abc'"):
-        await b.fetch_order("tcN-0-7")
-
-
-async def test_alpaca_positions_cash_and_quotes_with_garbage(alpaca):
-    emu, b = alpaca
+        await b.fetch_order("tcN-0-7")  # no order with a made-up filled quantity is adopted
     await b.submit(order("tcN-6-1", Side.BUY, OrderType.MARKET, "3", "AAPL"))
     emu.garble("GET", "/v2/positions", lambda body: [put("qty", "NaN")(p) for p in body])
     with pytest.raises(VenueError, match="qty 'NaN'"):
@@ -376,17 +351,9 @@ async def test_alpaca_positions_cash_and_quotes_with_garbage(alpaca):
 
 
 # -- through the engine: journal, books, reconciliation -----------------------------------------------
-def venue_profile(tmp_path, url: str):
-    return build_profile(tmp_path, "binance-testnet", mode="testnet", stage="testnet", symbols=["BTC/USDT", "ETH/USDT"],
-                         venue={"name": "binance", "base_url": url, "timeouts": TIMEOUTS},
-                         risk={**LOOSE_RISK, **ANY_READINESS, "max_limit_distance_pct": 50, "max_volume_fraction": 1,
-                               "max_book_fraction": 10, "min_edge": 0, "min_confidence": 0, "cash_reserve_pct": 0,
-                               "max_position_pct": 100, "max_symbol_exposure_pct": 100, "max_group_exposure_pct": 100,
-                               "max_open_positions": 100},
-                         sizing={"max_order_usd": 100000})
-
-
 async def open_venue_engine(profile, monkeypatch):
+    """Engine.open on the Binance emulator (broker, alerts and journal wired as in a real start),
+    with a quote per symbol so the gate can price an order."""
     from engine.engine import Engine
     from engine.journal import Journal
     from engine.profile import journal_path
@@ -412,16 +379,23 @@ async def open_venue_engine(profile, monkeypatch):
 async def test_the_engine_books_nothing_alerts_and_reconciles_after_a_restart(tmp_path, monkeypatch):
     emu = await GarbledBinance({KEY: SECRET}).start()
     garble_trades(emu, "binance", "price", "NaN")
-    profile = venue_profile(tmp_path, emu.url)
+    profile = build_profile(
+        tmp_path, "binance-testnet", mode="testnet", stage="testnet", symbols=["BTC/USDT", "ETH/USDT"],
+        venue={"name": "binance", "base_url": emu.url, "timeouts": TIMEOUTS}, sizing={"max_order_usd": 100000},
+        risk={**LOOSE_RISK, **ANY_READINESS, "max_book_fraction": 10, "min_edge": 0, "min_confidence": 0,
+              "cash_reserve_pct": 0, "max_position_pct": 100, "max_symbol_exposure_pct": 100})
     eng = await open_venue_engine(profile, monkeypatch)
+
+    def btc_entry() -> Order:
+        return Order(eng.orders.new_id(), "BTC/USDT", Side.BUY, OrderType.MARKET, Decimal("0.02"), OrderPurpose.ENTRY,
+                     eng.clock.now(), protective_stop=Decimal("46000"), reason="test")
     try:
         cash = eng.portfolio.cash
-        entry = Order(eng.orders.new_id(), "BTC/USDT", Side.BUY, OrderType.MARKET, Decimal("0.02"), OrderPurpose.ENTRY,
-                      eng.clock.now(), protective_stop=Decimal("46000"), reason="test")
+        entry = btc_entry()
         assert await eng.orders.send(entry, "strategy"), entry.reason
         await eng.orders.process_events()
         await eng.journal.flush()
-        assert held_btc(emu) > 0  # bought at the venue
+        assert emu.core.free["BTC"] > 0  # bought at the venue
         # Nothing booked on a made-up price: no fill row, no position, cash as it was, no stop sent.
         assert await eng.journal.rows(kinds=["fill"]) == []
         assert "BTC/USDT" not in eng.portfolio.positions and eng.portfolio.cash == cash
@@ -434,8 +408,7 @@ async def test_the_engine_books_nothing_alerts_and_reconciles_after_a_restart(tm
         rows = [r for r in await eng.journal.rows(kinds=["alert"]) if r.ref == "venue_unreadable_fill"]
         assert len(rows) == 1 and rows[0].data["severity"] == "critical" and rows[0].data["data"]["field"] == "price"
         # A second entry in the symbol is refused before the venue; the operator hears why.
-        again = Order(eng.orders.new_id(), "BTC/USDT", Side.BUY, OrderType.MARKET, Decimal("0.02"), OrderPurpose.ENTRY,
-                      eng.clock.now(), protective_stop=Decimal("46000"), reason="test")
+        again = btc_entry()
         assert await eng.orders.send(again, "strategy")
         await eng.orders.process_events()
         assert again.status is OrderStatus.REJECTED and "held" in again.reason

@@ -11,7 +11,8 @@ Every order carries `client_order_id`; lookups go by it (`/v2/orders:by_client_o
 Protective stops are `stop` orders, GTC when the quantity is whole shares (Alpaca takes
 fractional quantities only as DAY orders: a fractional position's stop is DAY and must be
 re-placed each session). Alpaca has no per-fill REST feed for orders, so fills are the deltas of
-each order's `filled_qty` / `filled_avg_price`, polled (one list request per round); equity
+each order's `filled_qty` / `filled_avg_price`, polled (one list request per round); a delta whose
+numbers cannot be read is not booked but alerted (engine/brokers/venue_fields.py); equity
 trades carry no commission, so fees are 0. `get_clock()` gives the venue's market clock for the
 trading-hours check.
 """

@@ -19,9 +19,11 @@ Orders
 
 Events: fills come from the create response when the venue gives them (Binance FULL), then from
 polling `fetch_my_trades` per symbol with working orders, and order states from open orders and
-lookups by client id; each becomes `Fill` / `OrderUpdate` with Decimal money. A fee charged in the
-base asset is converted to the quote currency and the fill's quantity is the base amount that
-actually moved, so cash and positions match the venue's balances.
+lookups by client id; each becomes `Fill` / `OrderUpdate` with Decimal money, read strictly: a fill
+whose numbers cannot be read is not booked but alerted, its order left for reconciliation
+(engine/brokers/venue_fields.py). A fee charged in the base asset is converted to the quote
+currency and the fill's quantity is the base amount that actually moved, so cash and positions
+match the venue's balances.
 
 Errors (engine/brokers/retry.py): rate limits (Binance 429/418 `DDoSProtection`, Bybit 10006/403
 `RateLimitExceeded`) back off; timeouts and 5xx retry with jittered backoff, bounded, each counted
