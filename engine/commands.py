@@ -168,10 +168,13 @@ class OperatorCommands:
             return None
         # It would still acknowledge the losing streak and re-base the drawdown pause: a limit
         # quietly loosened, with nothing it can lift.
+        held = self.reconcile_hold()  # lifted by answering the differences, never by a re-arm
         if tripped:
             names = ", ".join(b.name for b in tripped)
             return (f"nothing to re-arm: {names} lift on their own (at the venue's day or week boundary, "
-                    "or once quotes are fresh again)")
+                    "or once quotes are fresh again)" + (f"; reduce-only also while {held}" if held else ""))
+        if held:
+            return f"nothing to re-arm: reduce-only while {held}; a re-arm does not lift that"
         return "nothing to re-arm: trading is active and no breaker is tripped"
 
     async def rearm(self, reason: str, *, trips_seen: int | None = None) -> str | None:
@@ -203,7 +206,9 @@ class OperatorCommands:
         self.halt_reason = ""
         self._apply_breaker_state()
         self.journal.append("rearm", self.clock.now(), None, {"reason": reason})
-        self.alerts.publish("warning", "rearm", f"re-armed: {reason}", self.clock.now())
+        held = self.reconcile_hold()
+        self.alerts.publish("warning", "rearm", f"re-armed: {reason}" + (f"; still reduce-only while {held}" if held else ""),
+                            self.clock.now())
         await self.journal.flush()
         return None
 

@@ -190,10 +190,19 @@ class GateWiring:
                     self._apply_breaker_state()
 
     def _apply_breaker_state(self) -> None:
+        """The trading state below the latch: reduce-only while a blocking breaker is tripped or a
+        reconciliation difference is unanswered (restart.py), else active. Every path that lifts a
+        restriction (day roll, an auto-reset breaker clearing, re-arm, an answered difference) comes
+        through here, so none can lift one that another still holds; the reasons are shown as the
+        state's reason (`halt_reason`, which the header and status print)."""
         if self.state is TradingState.HALTED:
             return
-        blocked = any(b.state is BreakerState.TRIPPED and b.action == "block" for b in self.breakers)
-        self.state = TradingState.REDUCE_ONLY if blocked else TradingState.ACTIVE
+        why = [f"{b.name} tripped" for b in self.breakers if b.state is BreakerState.TRIPPED and b.action == "block"]
+        held = self.reconcile_hold()
+        if held:
+            why.append(held)
+        self.state = TradingState.REDUCE_ONLY if why else TradingState.ACTIVE
+        self.halt_reason = "; ".join(why)
 
     def new_period(self, period: str) -> None:
         """A new venue day (or week, which is also a new day) resets the breakers tied to it."""

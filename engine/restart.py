@@ -9,14 +9,18 @@ from __future__ import annotations
 import logging
 
 from datetime import datetime
+from decimal import Decimal
 
 from .journal import JournalRow
-from .models import OrderStatus
+from .models import Order, OrderPurpose, OrderStatus, Side
 from .money import ZERO
 from .recovery import rebuild, reconcile
 from .risk.gate import TradingState
 
 log = logging.getLogger("tradeconsole.engine")
+
+HUNDRED = Decimal(100)
+STOP_STEP = Decimal("0.00000001")  # the venue rounds to its own tick; finer than any of them
 
 
 class RestartWiring:
@@ -35,11 +39,20 @@ class RestartWiring:
             log.info("recovered %s positions, %s open orders (%s fills replayed)",
                      rep.positions, rep.open_orders, rep.fills_replayed)
         if diffs:
-            if self.state is not TradingState.HALTED:
-                self.state = TradingState.REDUCE_ONLY
+            # Not set here but derived from the open differences (gate_wiring), so a day roll, a
+            # stale-data breaker clearing or a re-arm cannot lift it while one is unanswered.
+            self._apply_breaker_state()
             self.alerts.publish("critical", "reconciliation",
                                 f"journal and venue differ in {len(diffs)} place(s): reduce-only until resolved",
                                 self.clock.now())
+
+    def reconcile_hold(self) -> str:
+        """Why reconciliation keeps the engine reduce-only ("" when every difference is answered)."""
+        n = sum(1 for d in self.reconciliation if not d.resolved)
+        if not n:
+            return ""
+        what = "difference between journal and venue is" if n == 1 else "differences between journal and venue are"
+        return f"{n} reconciliation {what} unanswered (adopt / cancel / mark closed)"
 
     async def resolve_difference(self, index: int, action: str) -> str | None:
         """The operator's answer to one reconciliation difference; journaled. None = done."""
@@ -50,16 +63,25 @@ class RestartWiring:
             return f"already resolved ({d.resolved})"
         if action not in d.actions:
             return f"{action} is not possible here; choose {', '.join(d.actions)}"
+        adopted = None  # (known stop, old stop id): the venue's holding, taken as ours, needs a stop at once
         if d.kind == "unknown_at_venue" and action == "cancel":
             await self.broker.cancel(d.client_order_id)
             self.broker.drain_events()
         elif d.kind == "unknown_at_venue" and action == "adopt":
             vo = await self.broker.fetch_order(d.client_order_id)
             if vo is not None and not vo.status.is_terminal:
-                self.orders.orders[vo.client_order_id] = vo
+                problem = self._arm_adopted_entry(vo)
+                if problem:
+                    return problem
                 self.orders.track(vo)
+                self.orders.record(vo)  # journaled, protective stop included: a later restart knows it
         elif d.kind == "quantity_mismatch" and action == "adopt":
             venue = (await self.broker.positions()).get(d.symbol, ZERO)
+            if venue != 0 and self._mark(d.symbol, venue > 0) is None:
+                # adopt_quantity would book it at price 0, and no stop can be placed from nothing.
+                return f"no price for {d.symbol} yet: adopt it once its quotes arrive (its stop is placed from them)"
+            # Read before adopting: adopt_quantity replaces the position the journal knew.
+            adopted = (self._known_stop(d.symbol, venue), self._working_stop(d.symbol))
             self.portfolio.adopt_quantity(d.symbol, venue, self.quotes.get(d.symbol))
         elif d.kind == "balance_mismatch" and action == "adopt":
             self.portfolio.cash = (await self.broker.balances())[self.broker.cash_currency]
@@ -71,11 +93,120 @@ class RestartWiring:
             o.reason = "marked closed by operator after restart"
             self.orders.record(o)
         d.resolved = action
-        self.journal.append("reconcile", self.clock.now(), d.client_order_id,
-                            {"difference": d.text, "action": action, "kind": d.kind, "symbol": d.symbol})
+        row = {"difference": d.text, "action": action, "kind": d.kind, "symbol": d.symbol}
+        plan = self._adopted_stop_plan(d.symbol, adopted[0]) if adopted else None
+        if plan is not None:
+            row["stop"], row["stop_basis"] = plan[0], plan[1]
+        self.journal.append("reconcile", self.clock.now(), d.client_order_id, row)
+        self._apply_breaker_state()  # the last answer lifts reduce-only, unless a breaker holds it
+        if plan is not None:
+            await self._protect_adopted(d.symbol, adopted[1], *plan)  # its send commits the reconcile row first
         if all(x.resolved for x in self.reconciliation):
-            self._apply_breaker_state()
+            self.alerts.publish("info", "reconciliation",
+                                f"every reconciliation difference answered: trading {self.state.value}",
+                                self.clock.now())
         await self.journal.flush()
+        return None
+
+    # -- the protective stop of what is adopted from the venue ---------------------------------
+    def _mark(self, symbol: str, long: bool) -> Decimal | None:
+        """The price a stop on this holding would trigger against, or None when there is none."""
+        q = self.quotes.get(symbol)
+        if q is not None:
+            return q.bid if long else q.ask
+        pos = self.portfolio.positions.get(symbol)
+        return pos.last_price if pos is not None and pos.last_price > 0 else None
+
+    def _default_stop(self, ref: Decimal, long: bool) -> Decimal:
+        frac = self.profile.risk.stop_loss_default_pct / HUNDRED
+        return (ref * (1 - frac) if long else ref * (1 + frac)).quantize(STOP_STEP)
+
+    def _working_stop(self, symbol: str) -> str | None:
+        pos = self.portfolio.positions.get(symbol)
+        if pos is not None and pos.stop_order_id in self.orders.working:
+            return pos.stop_order_id
+        return next((o.client_order_id for o in self.orders.working.values()
+                     if o.symbol == symbol and o.purpose is OrderPurpose.STOP), None)
+
+    def _known_stop(self, symbol: str, qty: Decimal) -> tuple[Decimal, str] | None:
+        """The stop the journal meant for this holding, if it knows one (read before adopting)."""
+        if qty == 0:
+            return None
+        long = qty > 0
+        pos = self.portfolio.positions.get(symbol)
+        if pos is not None and pos.stop_price is not None and (pos.quantity > 0) == long:
+            return pos.stop_price, f"the position's stop {pos.stop_price} from the journal"
+        # A stop or an entry journaled before the restart: the entry's protective stop is the one
+        # its fill would have placed, had the engine been up to hear it.
+        named = {x.client_order_id for x in self.reconciliation if x.symbol == symbol and x.client_order_id}
+        cands = [o for o in self.orders.orders.values() if o.symbol == symbol
+                 and (o.client_order_id in self.orders.working or o.client_order_id in named)]
+        stops = [(o.stop_price, f"the journal's working stop {o.client_order_id}") for o in cands
+                 if o.purpose is OrderPurpose.STOP and o.stop_price is not None
+                 and o.client_order_id in self.orders.working and (o.side is Side.SELL) == long]
+        stops += [(o.protective_stop, f"the protective stop of entry {o.client_order_id} from the journal")
+                  for o in cands if o.purpose is OrderPurpose.ENTRY and o.protective_stop is not None
+                  and (o.side is Side.BUY) == long]
+        if not stops:
+            return None
+        # Several: the tightest bounds the loss most.
+        return max(stops) if long else min(stops)
+
+    def _adopted_stop_plan(self, symbol: str, known: tuple[Decimal, str] | None) -> tuple[Decimal, str, bool] | None:
+        """(stop, why, past): where the adopted position's stop goes. `past`: the market has
+        already gone through the stop it should have had (a stop there would fire at once, or
+        the venue refuse it), so it is placed the default distance from the market instead."""
+        pos = self.portfolio.positions.get(symbol)
+        if pos is None:
+            return None  # flat, or dust: nothing to protect
+        long = pos.quantity > 0
+        pct = self.profile.risk.stop_loss_default_pct
+        if known is not None:
+            stop, why = known
+        else:
+            stop = self._default_stop(pos.avg_price, long)
+            why = f"no stop known: stop_loss_default_pct {pct} % from the average price {pos.avg_price}"
+        mark = self._mark(symbol, long)
+        if mark is None or not (mark <= stop if long else mark >= stop):
+            return stop, why, False
+        return (self._default_stop(mark, long),
+                f"the market ({mark}) is already past {stop} ({why}): placed {pct} % from the market instead", True)
+
+    async def _protect_adopted(self, symbol: str, old_stop: str | None, stop: Decimal, why: str, past: bool) -> None:
+        pos = self.portfolio.positions[symbol]
+        pos.stop_price = stop
+        if old_stop in self.orders.working:
+            pos.stop_order_id = old_stop  # so ensure_stop resizes it: new stop first, then the old goes
+        if self.orders.has_working(symbol, OrderPurpose.EXIT):
+            self.alerts.publish("critical", "adopted_stop",
+                                f"{symbol}: adopted {pos.quantity} from the venue; an exit is working, so no stop "
+                                f"was placed (it would be {stop}: {why})", self.clock.now())
+            return
+        await self.orders.ensure_stop(symbol)  # gated and journaled like every stop
+        working = self.orders.stop_order(symbol)
+        if working is None or working.stop_price != stop or working.remaining != abs(pos.quantity):
+            return  # refused: ensure_stop has raised the critical stop_refused alert
+        what = f"{symbol}: adopted {pos.quantity} from the venue; protective stop {stop} placed ({why})"
+        if past:
+            what += "; close it by hand if it should be out already"
+        self.alerts.publish("critical" if past else "warning", "adopted_stop", what, self.clock.now(),
+                            client_order_id=working.client_order_id)
+
+    def _arm_adopted_entry(self, vo: Order) -> str | None:
+        """An entry found working at the venue carries no protective stop (the venue does not know
+        it): give it the default one, so its fill places a stop like any entry's. Only an order
+        that adds to the engine's holding: one that reduces it is an exit, and a stop on the far
+        side would close the rest at once."""
+        if vo.purpose is not OrderPurpose.ENTRY or vo.protective_stop is not None:
+            return None
+        held = self.orders.position_qty(vo.symbol)
+        long = vo.side is Side.BUY
+        if held != 0 and (held > 0) != long:
+            return None
+        ref = vo.limit_price if vo.limit_price is not None else self._mark(vo.symbol, not long)
+        if ref is None:
+            return f"no price for {vo.symbol} yet: adopt it once its quotes arrive (its stop is set from them)"
+        vo.protective_stop = self._default_stop(ref, long)
         return None
 
     async def _restore_latch(self) -> None:
