@@ -413,16 +413,20 @@ async def test_the_engine_books_nothing_alerts_and_reconciles_after_a_restart(tm
         await eng.orders.process_events()
         assert again.status is OrderStatus.REJECTED and "held" in again.reason
         assert again.client_order_id not in emu.core.by_cid
+        # A halt still latches and ends; the entry the engine cannot close is reported, not hidden.
+        await eng.halt("operator", "test")
+        assert eng.state.value == "halted" and eng.cancels_outstanding == [entry.client_order_id]
     finally:
         await eng.close()
 
     restarted = await open_venue_engine(profile, monkeypatch)
     try:
         # The restart's reconciliation lists what was not booked: the order the venue finished and
-        # the holding the journal lacks; trading is reduce-only until the operator resolves them.
+        # the holding the journal lacks, for the operator to resolve (the halt's latch holds too).
         kinds = {(d.kind, d.symbol) for d in restarted.reconciliation}
         assert ("closed_while_down", "BTC/USDT") in kinds and ("quantity_mismatch", "BTC/USDT") in kinds
-        assert restarted.state.value == "reduce_only"
+        assert any(a.kind == "reconciliation" for a in restarted.alerts.unacknowledged())
+        assert restarted.state.value == "halted"
         assert await restarted.journal.rows(kinds=["fill"]) == []
     finally:
         await restarted.close()
