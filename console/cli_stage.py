@@ -52,7 +52,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     from engine.stages import (
         PromotionError,
         current_stage,
-        granted_in,
+        grant_for,
         plan,
         same_journal,
     )
@@ -65,14 +65,14 @@ def cmd_promote(args: argparse.Namespace) -> int:
     shared = same_journal(target, evidence)
     try:
         # Stage rows carry the operator's wall-clock time: read apart from the market rows the
-        # readiness report measures.
-        tstages = _read(tpath, ("stage",))
-        estages = tstages if shared else _read(epath, ("stage",))
+        # readiness report measures; the venue rows say which venue a grant belongs to.
+        tstages = _read(tpath, ("stage", "venue"))
+        estages = tstages if shared else _read(epath, ("stage", "venue"))
         edata = _read(epath)
     except JournalReadError as exc:
         return _fail(f"promote: {exc}")
-    tcur = current_stage(target, granted_in(tstages.rows) if tstages else None)
-    ecur = current_stage(evidence, granted_in(estages.rows) if estages else None)
+    tcur = current_stage(target, grant_for(target, tstages.rows)[0] if tstages else None)
+    ecur = current_stage(evidence, grant_for(evidence, estages.rows)[0] if estages else None)
     try:
         decided = plan(target, tcur, args.to, evidence, ecur, edata, resamples=args.resamples)
     except PromotionError as exc:

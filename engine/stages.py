@@ -1,18 +1,22 @@
 """The road to live money, one stage at a time: paper -> testnet -> micro -> small -> medium -> standard.
 
 A stage is granted in the journal, by `tradeconsole promote` (console/cli_stage.py), as a `stage`
-row `{from, to, direction, ...}`; the last such row is the journal's granted stage. The engine
-honours it: a testnet or live profile starts only when its journal grants its stage or a higher
-one (`require_granted`), so a real venue never trades on a stage nobody promoted to. A paper
-profile needs no grant: paper is where the road starts.
+row `{from, to, direction, venue, ...}`; the last such row is the journal's granted stage, and it
+counts only for the venue it was earned on (`grant_for`): a journal copied to, or shared with, a
+profile of another venue grants that profile nothing. The engine honours it: a testnet or live
+profile starts only when its journal grants its stage or a higher one (`require_granted`), so a
+real venue never trades on a stage nobody promoted to. A paper profile needs no grant: paper is
+where the road starts, and a paper journal is a paper record whatever the profile's `stage:` says.
 
 Promotion goes up one stage at a time and only when the readiness report of the current stage
 passes (engine/analytics/readiness.py: every criterion of `readiness.stages.<current>`). The
 evidence can sit in another profile's journal (`--from`): the step from testnet to micro is
-proven on the testnet profile's journal and granted in the live profile's. A downgrade needs no
-evidence and is journaled at once; the engine takes it at its next start (a live profile whose
-journal grants less than its stage refuses to start; one asking for less than its grant runs
-at the lower stage, with the lower caps).
+proven on the testnet profile's journal and granted in the live profile's. The evidence must be a
+record made at the stage being left: a paper profile's for paper, a testnet profile's granted
+testnet for testnet, a live profile's granted X for X, the last two on the target's venue. A
+downgrade needs no evidence and is journaled at once; the engine takes it at its next start (a
+live profile whose journal grants less than its stage refuses to start; one asking for less than
+its grant runs at the lower stage, with the lower caps).
 """
 from __future__ import annotations
 
@@ -39,32 +43,77 @@ def rank(stage: str) -> int:
 
 
 def granted_in(rows: Iterable[Any]) -> str | None:
-    """The stage the last `stage` row grants (rows oldest first, each with `.data`)."""
+    """The stage the last `stage` row grants (rows oldest first, each with `.data`), whatever its venue."""
+    last = _last_grant(rows)
+    return None if last is None else last["to"]
+
+
+def _last_grant(rows: Iterable[Any]) -> dict[str, Any] | None:
     last = None
     for r in rows:
-        to = (r.data or {}).get("to")
-        if to in STAGE_ORDER:
-            last = to
+        if getattr(r, "kind", "stage") != "stage":
+            continue
+        data = r.data or {}
+        if data.get("to") in STAGE_ORDER:
+            last = data
     return last
 
 
+def grant_for(profile: Profile, rows: Iterable[Any]) -> tuple[str | None, str | None]:
+    """(the stage the journal grants `profile`, or None; why a grant it holds does not count).
+
+    `rows` are the journal's `stage` and `venue` rows, oldest first. A grant is earned on one venue
+    and counts only there: a journal file copied to another venue's profile, or two venues'
+    profiles on one journal path, must not carry a live stage across accounts. The venue rows
+    record no account, so the venue is as fine as the binding goes."""
+    rows = list(rows)
+    last = _last_grant(rows)
+    if last is None:
+        return None, None
+    venue = profile.venue.name
+    earned = last.get("venue")
+    if earned is None:
+        # A grant written before grants named their venue. It is taken as earned on the venue the
+        # journal has traded on, and only when every `venue` row agrees with this profile's: a
+        # copy of another venue's journal carries that venue's rows and is refused. A journal that
+        # never started has no venue rows; its grant is accepted, and the engine's first start
+        # writes the venue row that binds it from then on (promote no longer writes unbound grants).
+        seen = sorted({str((r.data or {}).get("venue") or r.ref) for r in rows
+                       if getattr(r, "kind", None) == "venue"} - {venue})
+        if not seen:
+            return last["to"], None
+        earned = seen[0]
+    if earned != venue:
+        return None, (f"the journal of profile {profile.name!r} ({journal_path(profile)}) holds a grant of "
+                      f"stage {last['to']} earned on {earned}, not {venue}; a grant counts only on the venue it "
+                      f"was earned on")
+    return last["to"], None
+
+
 def current_stage(profile: Profile, granted: str | None) -> str | None:
-    """Where a journal stands: its grant; a paper profile stands at its own stage without one;
-    None for a testnet or live journal nobody promoted into yet."""
-    if granted is not None:
-        return granted
-    return profile.stage if profile.mode == "paper" else None
+    """Where a journal stands: its grant (`grant_for`); None for a testnet or live journal nobody
+    promoted into yet. A paper profile stands at paper: its journal is a paper record whatever its
+    `stage:` says (that only picks the caps it rehearses), so it can never prove a later stage."""
+    if profile.mode == "paper":
+        return "paper"
+    return granted
 
 
 async def require_granted(profile: Profile, journal: Any) -> str | None:
     """Refuse to start a testnet or live profile above its journal's grant; returns the grant."""
-    row = await journal.last(["stage"])
-    granted = granted_in([row]) if row is not None else None
     if profile.mode == "paper":
-        return granted
+        row = await journal.last(["stage"])
+        return granted_in([row]) if row is not None else None
+    granted, foreign = grant_for(profile, await journal.rows(kinds=["stage", "venue"]))
     hint = f"tradeconsole promote --to {profile.stage} --profile PATH"
+    before = "paper" if profile.mode == "testnet" else "testnet"
+    if foreign is not None:
+        first = "testnet" if profile.mode == "testnet" else "micro"
+        raise StageNotGranted(
+            f"stage {profile.stage}: {foreign}; earn it on {profile.venue.name}: promote this profile to {first} "
+            f"from your {profile.venue.name} {before} profile (tradeconsole promote --to {first} --profile PATH "
+            f"--from {before.upper()}_PROFILE) and up from there")
     if granted is None:
-        before = "paper" if profile.mode == "testnet" else "testnet"
         raise StageNotGranted(
             f"stage {profile.stage}: no stage is granted in the journal of profile {profile.name!r} yet; "
             f"promote into it from your {before} profile first ({hint} --from {before.upper()}_PROFILE)")
@@ -85,10 +134,11 @@ class Plan:
     message: str
     report: dict[str, Any] | None = None
     failing: list[str] = field(default_factory=list)
+    venue: str | None = None  # the target's venue: the grant counts there only (`grant_for`)
 
     def row(self, evidence: Profile, evidence_journal: Path, reason: str) -> dict[str, Any]:
         out: dict[str, Any] = {"from": self.current, "to": self.target, "direction": self.action,
-                               "evidence_profile": evidence.name, "reason": reason}
+                               "venue": self.venue, "evidence_profile": evidence.name, "reason": reason}
         if self.report is not None:
             out |= {"evidence_journal": str(evidence_journal), "verdict": self.report["verdict"],
                     "passed": self.report["passed"], "total": self.report["total"]}
@@ -97,6 +147,21 @@ class Plan:
 
 def _mode_for(stage: str) -> str:
     return "live" if stage in LIVE_STAGES else stage
+
+
+def needed(stage: str, venue: str) -> str:
+    """The record that proves `stage`, in words."""
+    if stage == "paper":
+        return "the journal of a paper profile"
+    return f"the journal of a {_mode_for(stage)} profile on {venue} granted {stage}"
+
+
+def _describe(profile: Profile, standing: str | None) -> str:
+    if profile.mode == "paper":
+        own = "" if profile.stage == "paper" else f" whatever its `stage: {profile.stage}` says"
+        return f"{profile.name!r} is a paper profile, which stands at paper{own}"
+    at = f"granted {standing}" if standing is not None else "granted no stage"
+    return f"{profile.name!r} is a {profile.mode} profile on {profile.venue.name}, {at}"
 
 
 def plan(target: Profile, target_current: str | None, to: str, evidence: Profile, evidence_current: str | None,
@@ -109,6 +174,7 @@ def plan(target: Profile, target_current: str | None, to: str, evidence: Profile
     if to not in STAGE_ORDER:
         raise PromotionError(f"--to: unknown stage {to!r}; stages are {', '.join(STAGE_ORDER)}")
     current = target_current if target_current is not None else evidence_current
+    venue = target.venue.name
     if current is None:
         if evidence is target or same_journal(evidence, target):
             raise PromotionError(
@@ -118,29 +184,39 @@ def plan(target: Profile, target_current: str | None, to: str, evidence: Profile
             f"neither {target.name!r} nor the evidence profile {evidence.name!r} has a stage granted yet: "
             f"promote {evidence.name!r} to {evidence.stage} first")
     if to == current:
-        return Plan("none", current, to, f"profile {target.name!r} is already at stage {to}")
+        return Plan("none", current, to, f"profile {target.name!r} is already at stage {to}", venue=venue)
     if rank(to) < rank(current):
         after = ("a live profile on this journal will not start until it is promoted again"
                  if target.mode == "live" and to not in LIVE_STAGES
                  else f"from its next start this journal trades at {to} at most")
-        return Plan("downgrade", current, to, f"downgraded {target.name!r} from {current} to {to}: {after}")
+        return Plan("downgrade", current, to, f"downgraded {target.name!r} from {current} to {to}: {after}",
+                    venue=venue)
     if rank(to) != rank(current) + 1:
+        why = "" if target_current is not None else (
+            f": {_describe(evidence, evidence_current)}; {to} needs {needed(STAGE_ORDER[rank(to) - 1], venue)}")
         return Plan("refused", current, to,
-                    f"refused: one stage at a time; from {current} the next stage is {STAGE_ORDER[rank(current) + 1]}")
+                    f"refused: one stage at a time; from {current} the next stage is "
+                    f"{STAGE_ORDER[rank(current) + 1]}{why}", venue=venue)
     if target.mode != _mode_for(to):
         raise PromotionError(f"--profile: stage {to} needs a {_mode_for(to)} profile; "
                              f"{target.name!r} is mode {target.mode}")
+    # The record must have been made at the stage being left, on the venue the grant is for: a
+    # paper journal (whatever its profile's stage: says) or another venue's record proves nothing
+    # about trading this stage here.
+    if evidence.mode != _mode_for(current) or (current != "paper" and evidence.venue.name != venue):
+        raise PromotionError(f"--from: leaving stage {current} needs {needed(current, venue)}; "
+                             f"{_describe(evidence, evidence_current)}")
     if evidence_current != current:
         return Plan("refused", current, to,
-                    f"refused: the evidence profile {evidence.name!r} stands at stage {evidence_current}, "
-                    f"but the stage being left is {current}")
+                    f"refused: leaving stage {current} needs {needed(current, venue)}; "
+                    f"{_describe(evidence, evidence_current)}", venue=venue)
     crit = evidence.readiness.stages.get(current)
     if crit is None:
         raise PromotionError(f"readiness.stages.{current}: profile {evidence.name!r} has no readiness criteria "
                              f"for stage {current}; add them (or pass the profile of stage {current})")
     if evidence_data is None:
         return Plan("refused", current, to, f"refused: profile {evidence.name!r} has no journal yet: "
-                                            f"nothing proves stage {current}")
+                                            f"nothing proves stage {current}", venue=venue)
     from .analytics.readiness import evaluate
 
     rep = evaluate(evidence, evidence_data, current, resamples=resamples, seed=seed, now=now)
@@ -149,9 +225,10 @@ def plan(target: Profile, target_current: str | None, to: str, evidence: Profile
         return Plan("refused", current, to,
                     f"refused: readiness of stage {current} is NO-GO ({rep['passed']}/{rep['total']} pass; "
                     f"failing: {', '.join(failing)}); see tradeconsole readiness --stage {current}",
-                    rep, failing)
+                    rep, failing, venue=venue)
     return Plan("promote", current, to, f"promoted {target.name!r} from {current} to {to} "
-                                         f"(readiness of {current}: GO, {rep['passed']}/{rep['total']})", rep)
+                                         f"(readiness of {current}: GO, {rep['passed']}/{rep['total']})", rep,
+                venue=venue)
 
 
 def same_journal(a: Profile, b: Profile) -> bool:

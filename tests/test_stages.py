@@ -136,7 +136,7 @@ def test_a_downgrade_needs_no_evidence_and_binds_the_next_start(tmp_path, capsys
     assert cli("--to", "micro", "--profile", str(lv), "--reason", "drawdown") == 0
     assert capsys.readouterr().out.startswith("downgraded 'lv' from small to micro: from its next start this journal trades at micro at most")
     assert stage_rows(tmp_path / "lv.sqlite")[-1] == {"from": "small", "to": "micro", "direction": "downgrade",
-                                                      "evidence_profile": "lv", "reason": "drawdown"}
+                                                      "venue": "binance", "evidence_profile": "lv", "reason": "drawdown"}
     with pytest.raises(StageNotGranted, match="grants micro only"):
         asyncio.run(granted(load_profile(lv)))
     assert cli("--to", "testnet", "--profile", str(lv)) == 0
