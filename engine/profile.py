@@ -312,6 +312,29 @@ class Profile(Strict):
             raise _bad("stage", f"a live profile needs a live stage (micro, small, medium, standard), not {self.stage}")
         return self
 
+    @model_validator(mode="after")
+    def _stage_caps_only_tighten(self) -> "Profile":
+        # The built-in caps of a live stage are what promotion measured the stage against: a live
+        # profile may tighten them, never raise or blank them (null would mean "no cap"). Paper and
+        # testnet profiles trade no money, so their caps stay free for rehearsals.
+        if self.mode != "live":
+            return self
+        problems = []
+        for stage, own in self.stages.items():
+            base = _default_stages()[stage]
+            for name in sorted(own.model_fields_set):
+                limit, got = getattr(base, name), getattr(own, name)
+                if limit is None:
+                    continue
+                ceiling = name.startswith("max_")
+                if got is None or (got > limit if ceiling else got < limit):
+                    word = "at most" if ceiling else "at least"
+                    problems.append(_bad(f"stages.{stage}.{name}", (
+                        f"must be {word} {limit}, stage {stage}'s built-in limit: a live profile may tighten it, "
+                        f"never loosen or remove it (got {'null' if got is None else got})")))
+        raise_problems("Profile", problems)
+        return self
+
     def data_dir(self) -> Path:
         return journal_path(self).parent
 
