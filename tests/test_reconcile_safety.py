@@ -327,3 +327,36 @@ async def test_adopting_more_of_a_held_position_resizes_its_stop_and_leaves_one(
         assert "the position's stop" in alert.message
     finally:
         await eng.close()
+
+
+async def test_marking_a_position_closed_cancels_the_stop_it_had(tmp_path):
+    # The venue shows none of what the journal holds (sold by hand elsewhere while down): marked
+    # closed, its stop must go too, or, fired, it would sell what the books no longer hold.
+    prof = build_profile(tmp_path, symbols=["BTC/USD", "ETH/USD"], risk=OPEN, strategy=FAST,
+                         sizing={"max_order_usd": 500}, orders={"entry_type": "market"})
+    eng = await Engine.open(prof, seed=1)
+    eng.strategy = Buy(["ETH/USD"])
+    eng.preroll()
+    await eng.run(duration=5)
+    old_stop = eng.portfolio.positions["ETH/USD"].stop_order_id
+    assert old_stop in eng.orders.working
+    await eng.close()
+    db = venue(tmp_path)
+    db.execute("UPDATE positions SET quantity = '0' WHERE symbol = 'ETH/USD'")
+    db.commit()
+    db.close()
+
+    eng = await Engine.open(prof, seed=2)
+    try:
+        (d,) = eng.reconciliation
+        assert d.kind == "quantity_mismatch"
+        await warm(eng, Quiet())
+        assert await eng.resolve_difference(0, "mark_closed") is None
+        assert "ETH/USD" not in eng.portfolio.positions
+        assert old_stop not in eng.orders.working
+        assert old_stop not in {o.client_order_id for o in await eng.broker.open_orders()}
+        rows = [r for r in await eng.journal.rows(["order"]) if r.ref == old_stop]
+        assert rows[-1].data["status"] == "cancelled"
+        assert eng.state is TradingState.ACTIVE
+    finally:
+        await eng.close()
