@@ -209,3 +209,6 @@ class EngineSnapshot:
     # "via 127.0.0.1:8080 (emulator)": the header must not let it pass for the venue itself.
     venue_notice: str = ""
     dust: tuple[DustView, ...] = ()  # not positions: listed apart, beside them
+    # Whether a re-arm would lift anything now (Engine.rearm_refusal): a day-loss breaker lifts at
+    # the venue's next day and reconciliation by answering it, so the header offers no re-arm then.
+    rearm_lifts: bool = True

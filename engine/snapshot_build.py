@@ -157,6 +157,7 @@ def build_snapshot(e: "Engine") -> EngineSnapshot:
         venue_notice=getattr(e, "venue_notice", ""),
         dust=tuple(DustView(d.symbol, d.quantity, d.last_price, d.quantity * d.last_price)
                    for d in sorted(p.dust.values(), key=lambda x: x.symbol)),
+        rearm_lifts=e.rearm_refusal() is None,
     )
 
 

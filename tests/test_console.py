@@ -113,6 +113,10 @@ async def test_header_shows_mode_and_a_loud_halt():
         assert header.has_class("-mode-live") and "LIVE" in header.info_text
         assert header.state_text.startswith("■ HALTED (R re-arms)") and "daily_loss tripped" in header.state_text
         assert header.query_one("#hdr-state").has_class("-halted")
+        # Reduce-only that a re-arm would not lift (a day's loss, reconciliation): no key offered.
+        header.show(snap(trading_state="reduce_only", halt_reason="daily_loss tripped", rearm_lifts=False))
+        await pilot.pause()
+        assert header.state_text.startswith("■ REDUCE ONLY  — daily_loss tripped") and "re-arms" not in header.state_text
         # At 80 columns a long reason is what gets cut, never the state, the pause or the key.
         await pilot.resize_terminal(80, 4)
         header.show(snap(trading_state="halted", halt_reason="re-armed after " + "x" * 300,

@@ -373,6 +373,7 @@ async def test_rearm_with_nothing_to_lift_or_asked_before_the_last_halt_is_refus
     assert await eng.rearm("just because") == eng.rearm_refusal()
     await eng.halt("operator", "first")
     assert eng.rearm_refusal() is None
+    assert eng.snapshot().rearm_lifts  # the header offers the re-arm key
     seen = eng.trips
     await eng.halt("cli", "second, while the operator was typing")
     msg = await eng.rearm("stale", trips_seen=seen)
@@ -390,6 +391,8 @@ async def test_rearm_with_nothing_to_lift_or_asked_before_the_last_halt_is_refus
     assert eng.state is TradingState.REDUCE_ONLY
     assert eng.rearm_refusal() == ("nothing to re-arm: portfolio_day lift on their own (at the venue's day or "
                                    "week boundary, or once quotes are fresh again)")
+    await eng.journal.flush()
+    assert not eng.snapshot().rearm_lifts  # ...and the header does not offer a key that would refuse
     breakers["portfolio_day"].measure = lambda: (D(0), D(5))
     eng.new_period("day")
     assert eng.state is TradingState.ACTIVE

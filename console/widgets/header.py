@@ -82,8 +82,10 @@ class StatusHeader(Vertical):
         # reason last, so a narrow terminal cuts the reason and never the state, the re-arm key
         # or the pauses (at 80 columns a long halt reason pushed those off the line).
         if snap.trading_state != "active":
-            label = Text(f"■ {snap.trading_state.upper().replace('_', ' ')} ({self.rearm_key} re-arms)",
-                         no_wrap=True, overflow="ellipsis")
+            # The re-arm key only where a re-arm lifts something (the engine says): reduce-only
+            # held by a day's loss or by reconciliation is not offered a key that would refuse.
+            hint = f" ({self.rearm_key} re-arms)" if snap.rearm_lifts else ""
+            label = Text(f"■ {snap.trading_state.upper().replace('_', ' ')}{hint}", no_wrap=True, overflow="ellipsis")
         else:
             label = Text("▶ ACTIVE", style="bold green", no_wrap=True, overflow="ellipsis")
         if snap.paused:
