@@ -63,6 +63,12 @@ CLOSE_ALL_BINDINGS: list[Binding] = [  # the close-all dialog: what the strategy
     Binding("p", "choose('pause')", "Close all and pause entries", id="close_all_pause"),
     Binding("t", "choose('trade')", "Close all, keep trading", id="close_all_trade"),
 ]
+RECONCILE_BINDINGS: list[Binding] = [  # the reconciliation dialog: one key per answer it offers
+    Binding("a", "choose('adopt')", "Adopt", id="reconcile_adopt"),
+    Binding("b", "choose('book')", "Book the fill", id="reconcile_book"),
+    Binding("x", "choose('cancel')", "Cancel at venue", id="reconcile_cancel"),
+    Binding("m", "choose('mark_closed')", "Mark closed", id="reconcile_mark_closed"),
+]
 CLOSE_BINDINGS: list[Binding] = [  # help, error and the read-only screens
     Binding("escape,enter,q,question_mark", "close", "Close", id="close_view"),
 ]
@@ -82,15 +88,16 @@ SCOPES: dict[str, list[Binding]] = {
     "confirm": CONFIRM_BINDINGS,
     "quit": QUIT_BINDINGS,
     "close_all": CLOSE_ALL_BINDINGS,
+    "reconcile": RECONCILE_BINDINGS,
     "view": CLOSE_BINDINGS,
     "form": FORM_BINDINGS,
     "field": FIELD_BINDINGS,
 }
 # Which scopes are in reach of one another when a key is pressed: a widget scope sees the app's
-# keys (it shadows them), a modal only the app's priority keys; the quit and close-all dialogs are
-# confirm dialogs.
+# keys (it shadows them), a modal only the app's priority keys; the quit, close-all and reconcile
+# dialogs are confirm dialogs.
 _TABLE_SCOPES = frozenset({"positions", "orders"})
-_MODAL_SCOPES = frozenset({"confirm", "quit", "close_all", "view", "form", "field"})
+_MODAL_SCOPES = frozenset({"confirm", "quit", "close_all", "reconcile", "view", "form", "field"})
 
 DESCRIPTIONS: dict[str, str] = {
     "approve": "approve the selected order in the approval queue",
@@ -123,6 +130,10 @@ DESCRIPTIONS: dict[str, str] = {
     "quit_close": "quit dialog: close all, then quit",
     "close_all_pause": "close-all dialog: close all and pause entries in every symbol (P resumes)",
     "close_all_trade": "close-all dialog: close all; the strategy keeps trading",
+    "reconcile_adopt": "reconciliation dialog: adopt the venue's version as ours",
+    "reconcile_book": "reconciliation dialog: book what the venue filled while the engine was down",
+    "reconcile_cancel": "reconciliation dialog: cancel the order at the venue",
+    "reconcile_mark_closed": "reconciliation dialog: mark it closed in the journal",
     "close_view": "help, error, history and performance: close",
     "form_send": "order form: send the order",
     "form_cancel": "order form: close without sending",
@@ -181,8 +192,9 @@ def _in_reach(a: KeyRow, b: KeyRow, priority: frozenset[str]) -> bool:
         return True  # a table key shadows the app key while the table has the focus
     if scopes == _TABLE_SCOPES:
         return False  # only one table has the focus at a time
-    if scopes in ({"confirm", "quit"}, {"confirm", "close_all"}, {"field", "form"}, {"field", "confirm"}):
-        return True  # the quit and close-all dialogs are confirm dialogs; a choice field sits in a dialog
+    if scopes in ({"confirm", "quit"}, {"confirm", "close_all"}, {"confirm", "reconcile"}, {"field", "form"},
+                  {"field", "confirm"}):
+        return True  # the quit, close-all and reconcile dialogs are confirm dialogs; a choice field sits in a dialog
     # Any other pair meets only through the app's priority keys, which reach every screen.
     return (a.scope == "app" and a.id in priority) or (b.scope == "app" and b.id in priority)
 

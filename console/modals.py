@@ -20,7 +20,8 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from .bindings import CLOSE_ALL_BINDINGS, CLOSE_BINDINGS, CONFIRM_BINDINGS, QUIT_BINDINGS, KeyRow, display_key
+from .bindings import (CLOSE_ALL_BINDINGS, CLOSE_BINDINGS, CONFIRM_BINDINGS, QUIT_BINDINGS, RECONCILE_BINDINGS, KeyRow,
+                       display_key)
 from .widgets._format import printable
 from .widgets.choice import ChoiceField
 
@@ -209,6 +210,24 @@ class CloseAllModal(ConfirmModal):
             choices=(Choice("pause", f"[{choice_keys[0]}] Close all and pause entries (nothing re-enters)", "error"),
                      Choice("trade", f"[{choice_keys[1]}] Close all, the strategy keeps trading", "warning")),
         )
+
+
+class ReconcileModal(ConfirmModal):
+    """One reconciliation difference and the answers the engine offers for it, each on its key."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(cls="ReconcileModal")
+    BINDINGS = RECONCILE_BINDINGS
+
+    def __init__(self, title: str, body: str, answers: Sequence[tuple[str, str, str]]) -> None:
+        """`answers`: (value, key, label) for each answer offered, in order."""
+        super().__init__(title, body, cancel_label="Later", danger=True,
+                         choices=[Choice(value, f"[{key}] {label}", "error" if value == "cancel" else "default")
+                                  for value, key, label in answers])
+
+    def action_choose(self, value: str) -> None:
+        # Every answer has its key, but only those offered for this difference may be taken.
+        if any(c.value == value for c in self.choices):
+            super().action_choose(value)
 
 
 class HelpModal(ModalScreen[None]):

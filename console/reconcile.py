@@ -9,15 +9,16 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from .modals import Choice, ConfirmModal
+from .modals import ReconcileModal
 
 if TYPE_CHECKING:
     from textual.app import App
 
 ACTION_LABELS = {
-    "adopt": "[a] Adopt the venue's version as ours",
-    "cancel": "[x] Cancel it at the venue",
-    "mark_closed": "[m] Mark it closed in the journal",
+    "adopt": "Adopt the venue's version as ours",
+    "book": "Book what the venue filled (position, cash, its stop)",
+    "cancel": "Cancel it at the venue",
+    "mark_closed": "Mark it closed in the journal",
 }
 REASK_AFTER = 15.0  # seconds: an unanswered difference comes back, entries stay stopped until then
 
@@ -30,9 +31,8 @@ async def review_differences(app: "App", engine) -> None:
         i, d = pending[0]
         body = (f"{d.text}\n\nThe engine found this on start and will not open new positions until every "
                 f"difference is answered ({len(pending)} left). Each answer is journaled.")
-        modal = ConfirmModal(f"Reconciliation: difference {i + 1} of {len(engine.reconciliation)}", body,
-                             choices=[Choice(a, ACTION_LABELS[a], "error" if a == "cancel" else "default")
-                                      for a in d.actions], cancel_label="Later", danger=True)
+        modal = ReconcileModal(f"Reconciliation: difference {i + 1} of {len(engine.reconciliation)}", body,
+                               [(a, app.key_for(f"reconcile_{a}"), ACTION_LABELS[a]) for a in d.actions])
         answer = await app.push_screen_wait(modal)
         if answer is None:
             await asyncio.sleep(REASK_AFTER)
