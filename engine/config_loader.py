@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .profile import Profile
+from .venue_config import KEY_SHAPED, looks_like_key
 
 
 # YAML is imported on first use: the console's default start (the built-in profile) reads no file,
@@ -59,11 +60,31 @@ def _may_hold_secret(path: tuple) -> bool:
     return any(str(p).lower().endswith("_env") or any(w in str(p).lower() for w in _SECRET_WORDS) for p in path)
 
 
+def _key_shaped_env(data: Any, path: tuple = ()) -> list[str]:
+    """Paths of `*_env` values shaped like a key. The venue keys refuse them in their own model;
+    this covers every other variable-name field (alert and heartbeat URLs), which a key-shaped
+    value passes, and which check-config would then print back in the effective profile."""
+    found = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            here = (*path, k)
+            if isinstance(v, str) and str(k).lower().endswith("_env") and looks_like_key(v):
+                found.append(".".join(str(p) for p in here))
+            else:
+                found.extend(_key_shaped_env(v, here))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            found.extend(_key_shaped_env(v, (*path, i)))
+    return found
+
+
 def _describe(err: dict[str, Any]) -> tuple[str, str]:
     loc = ".".join(str(p) for p in err["loc"])
     kind = err["type"]
     ctx = err.get("ctx") or {}
     got = err.get("input")
+    if kind == "key_shaped":  # the model's own words, which never quote the value
+        return loc, err["msg"]
     if kind not in ("cross_field", "extra_forbidden", "missing") and _may_hold_secret(err["loc"]):
         # Never echo the value: it may be a live key or a token-bearing URL.
         if str(err["loc"][-1]).lower().endswith("_env"):
@@ -117,10 +138,14 @@ def profile_from_mapping(data: Any, source: str = "<profile>") -> Profile:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([f"{source}: expected a mapping of settings at the top level (got {type(data).__name__})"])
+    shaped = [f"{source}: {loc}: {KEY_SHAPED}" for loc in _key_shaped_env(data)]
     try:
-        return Profile.model_validate(data)
+        profile = Profile.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(validation_lines(source, exc)) from None
+        raise ConfigError(list(dict.fromkeys(validation_lines(source, exc) + shaped))) from None
+    if shaped:
+        raise ConfigError(shaped)
+    return profile
 
 
 def load_profile(path: str | Path | None) -> Profile:

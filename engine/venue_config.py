@@ -19,11 +19,13 @@ two pairs must be different variables, and at start the two values must differ t
 """
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import re
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from .profile_base import Strict, bad, raise_problems
@@ -31,6 +33,40 @@ from .profile_base import Strict, bad, raise_problems
 VenueName = Literal["paper", "binance", "bybit", "alpaca"]
 REAL_VENUES = ("binance", "bybit", "alpaca")
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+# An Alpaca key id (PK/AK/CK + 18 capitals and digits) also matches ENV_NAME: pasted in place of
+# a variable's name it would pass the pattern and be printed back as "PK... is not set".
+_ALPACA_KEY_ID = re.compile(r"(?:PK|AK|CK)[A-Z0-9]{18}")
+_ALPACA_KEY_LIKE = re.compile(r"(?:PK|AK|CK)[A-Z0-9]{12,38}")
+
+
+def _random_token(token: str) -> bool:
+    # Names are words joined by _ (digits at most a suffix or two); a key is letters and digits
+    # shuffled together: count how often the run switches between the two.
+    if len(token) < 16:
+        return False
+    digits = sum(c.isdigit() for c in token)
+    switches = sum(a.isdigit() != b.isdigit() for a, b in itertools.pairwise(token))
+    return digits >= 2 and len(token) - digits >= 2 and switches >= 4
+
+
+def looks_like_key(value: str) -> bool:
+    """True for a value shaped like a venue key or secret rather than a name (never printed)."""
+    if _ALPACA_KEY_ID.fullmatch(value):
+        return True
+    if _ALPACA_KEY_LIKE.fullmatch(value) and any(c.isdigit() for c in value):
+        return True
+    return any(_random_token(t) for t in re.split(r"[_.:/\-]+", value))
+
+
+KEY_SHAPED = ("looks like a key, not a variable name: put the key in an environment variable and "
+              "name that variable here (the value is not shown)")
+
+
+def _not_key_shaped(value: str | None, what: str = "variable") -> str | None:
+    if value is not None and looks_like_key(value):
+        msg = KEY_SHAPED if what == "variable" else f"looks like a key, not a {what} name (the value is not shown)"
+        raise PydanticCustomError("key_shaped", msg)
+    return value
 
 # Default environment variable names, per venue and environment.
 _TEST_WORD = {"binance": "TESTNET", "bybit": "TESTNET", "alpaca": "PAPER"}
@@ -50,6 +86,9 @@ def default_env_names(venue: str) -> dict[str, str]:
 class VenueKeys(Strict):
     """Names of the environment variables holding the keys; never the keys themselves."""
 
+    # A value here may be a pasted key: pydantic must not quote it in its own error text.
+    model_config = ConfigDict(**Strict.model_config, hide_input_in_errors=True)
+
     test_key_env: str | None = Field(None, pattern=ENV_NAME,
                                      description="env var of the testnet/paper API key (default <VENUE>_TESTNET_API_KEY, Alpaca <VENUE>_PAPER_API_KEY)")
     test_secret_env: str | None = Field(None, pattern=ENV_NAME, description="env var of the testnet/paper API secret")
@@ -59,6 +98,11 @@ class VenueKeys(Strict):
         None, pattern=r"^[A-Za-z0-9_.:/-]{1,100}$",
         description="look keys up in the OS keyring under this service when the env vars are unset "
                     "(usernames <test|live>_key and <test|live>_secret)")
+
+    @field_validator("test_key_env", "test_secret_env", "live_key_env", "live_secret_env", "keyring_service")
+    @classmethod
+    def _key_shaped(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _not_key_shaped(value, "keyring service" if info.field_name == "keyring_service" else "variable")
 
     @model_validator(mode="after")
     def _distinct(self) -> "VenueKeys":
@@ -85,6 +129,8 @@ class VenueTimeouts(Strict):
 
 
 class VenueSection(Strict):
+    model_config = ConfigDict(**Strict.model_config, hide_input_in_errors=True)
+
     name: VenueName = Field("paper", description="paper (simulated account), binance, bybit (spot, via ccxt) or alpaca")
     timezone: str = Field("UTC", description="venue time zone: day/week P&L boundaries")
     base_url: str | None = Field(None, description="override the venue REST endpoint (emulator/proxy): scheme://host[:port]")
@@ -115,15 +161,10 @@ class VenueSection(Strict):
         problems = []
         for field in ("base_url", "data_url"):
             url = getattr(self, field)
-            if url is None:
-                continue
-            parts = urlsplit(url)
-            if parts.username or parts.password:  # first, and never echoed: it may hold a secret
-                problems.append(bad(field, "must not carry credentials"))
-            elif parts.scheme not in ("http", "https") or not parts.hostname:
-                problems.append(bad(field, f"must be http(s)://host[:port] (got {url!r})"))
-            elif parts.scheme == "http" and not _loopback(parts.hostname):
-                problems.append(bad(field, "plain http is only allowed to a loopback host (an emulator)"))
+            if url is not None:
+                problem = _url_problem(url)
+                if problem:
+                    problems.append(bad(field, problem))
         if self.data_url is not None and self.name != "alpaca":
             problems.append(bad("data_url", "only alpaca has a separate market-data endpoint"))
         raise_problems("VenueSection", problems)
@@ -138,9 +179,54 @@ class VenueSection(Strict):
         return names
 
 
-def _loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or bool(re.fullmatch(r"127\.\d+\.\d+\.\d+", host))
+_NOT_SHOWN = "the value is not shown: it may carry a secret"
+
+
+def _url_problem(url: str) -> str | None:
+    """What is wrong with an endpoint URL, never quoting it: a mistyped URL may still hold a
+    password, a token in its path or query, or be the key itself."""
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is not None and (parts.username or parts.password or "@" in parts.netloc):
+        return f"must not carry credentials ({_NOT_SHOWN})"
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        scheme = parts.scheme if parts is not None and re.fullmatch(r"[a-z][a-z0-9+.-]{0,9}", parts.scheme) else ""
+        got = f"; the scheme given is {scheme}://" if scheme and scheme not in ("http", "https") else ""
+        return f"must be http(s)://host[:port]{got} ({_NOT_SHOWN})"
+    if not port_ok:
+        return f"must be http(s)://host[:port] with a numeric port ({_NOT_SHOWN})"
+    if parts.query or parts.fragment:
+        return f"must be http(s)://host[:port]: no query or fragment ({_NOT_SHOWN})"
+    if parts.scheme == "http" and not loopback_host(parts.hostname):
+        return "plain http is only allowed to a loopback host (an emulator)"
+    return None
+
+
+def loopback_host(host: str) -> bool:
+    """localhost or a loopback address (127/8, ::1, ::ffff:127.x), however spelled."""
+    h = host.strip().lower().rstrip(".")
+    if h.startswith("[") and h.endswith("]"):
+        h = h[1:-1]
+    if h == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(h)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+_loopback = loopback_host
 
 
 def is_loopback_url(url: str | None) -> bool:
-    return bool(url) and _loopback(urlsplit(url).hostname or "")
+    if not url:
+        return False
+    try:
+        return loopback_host(urlsplit(url).hostname or "")
+    except ValueError:
+        return False

@@ -5,23 +5,29 @@ never from YAML. A loaded key is a `Secret` (its repr and str are redacted) and 
 that `redact()` and the log-record filter installed by `install_log_redaction()` scrub it from
 every log record, exception text, alert and journal line that passes through them.
 
-At connect the broker reads the account and returns an `EnvironmentReport`; `check_environment`
-refuses to start when the endpoint or the account does not match the profile's mode (a live key
-with a testnet/paper profile, or the reverse), when the account is blocked or cannot trade, and
-(policy `refuse`) when the key can withdraw; otherwise it returns the warnings to alert.
+Before any key is read, `check_endpoint` refuses a `base_url` that is not a host of the mode's
+environment (nor loopback; engine/brokers/endpoints.py). At connect the broker reads the account
+and returns an `EnvironmentReport`; `check_environment` refuses to start when the endpoint or the
+account does not match the profile's mode (a live key with a testnet/paper profile, or the
+reverse), when the endpoint is unknown, when the account is blocked or cannot trade, and (policy
+`refuse`) when the key can withdraw; otherwise it returns the warnings to alert.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import re
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable, Literal, Mapping
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from ..venue_config import VenueSection, is_loopback_url
+from ..venue_config import VenueSection, looks_like_key
+from .endpoints import endpoint_environment, endpoint_refusal, printable_host  # noqa: F401 - brokers import it from here
 
 Env = Literal["test", "live"]
 MASK = "***"
@@ -35,11 +41,16 @@ class EnvironmentMismatch(Exception):
     """The venue, the key or the account does not fit the profile's mode: refuse to start."""
 
 
+class EndpointRefused(KeyLoadError, EnvironmentMismatch):
+    """The profile's endpoint is not of its mode's environment: no key is handed to a client for it."""
+
+
 # -- secrets and redaction ------------------------------------------------------------------
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _variants: tuple[str, ...] = ()
 MIN_SECRET_LEN = 6  # shorter strings would redact ordinary words
+MIN_FRAGMENT_LEN = 8  # a piece of a wrapped secret; shorter pieces are too common to blank
 
 
 class Secret:
@@ -77,6 +88,19 @@ class Secret:
         raise TypeError("a Secret is not serialisable")
 
 
+def _forms(s: str) -> set[str]:
+    """Every spelling of `s` an error text may carry: raw, URL-quoted, escaped as Python's repr,
+    bytes repr or JSON (a header value with a line break is quoted as `...\\n...` by requests),
+    and each printable piece of a secret that spans lines or spaces."""
+    forms = {s, quote(s, safe=""), s.encode("unicode_escape").decode("ascii"), repr(s)[1:-1],
+             repr(s.encode("utf-8", "backslashreplace"))[2:-1], json.dumps(s)[1:-1],
+             json.dumps(s, ensure_ascii=False)[1:-1]}
+    for piece in re.split(r"[^\x21-\x7e]+", s):
+        if len(piece) >= MIN_FRAGMENT_LEN:
+            forms |= {piece, quote(piece, safe="")}
+    return {f for f in forms if len(f) >= MIN_SECRET_LEN}
+
+
 def register_secret(value: str) -> None:
     global _variants
     if not value or len(value) < MIN_SECRET_LEN:
@@ -87,8 +111,7 @@ def register_secret(value: str) -> None:
         _secrets.add(value)
         forms: set[str] = set()
         for s in _secrets:
-            forms.add(s)
-            forms.add(quote(s, safe=""))  # as it would appear in a URL or form body
+            forms |= _forms(s)
         # Longest first, so a secret containing another is masked whole.
         _variants = tuple(sorted(forms, key=len, reverse=True))
 
@@ -169,29 +192,63 @@ def mode_env(mode: str) -> Env:
     return "live" if mode == "live" else "test"
 
 
+def check_endpoint(venue: VenueSection, mode: str) -> None:
+    """Refuse a `base_url` that is not of the mode's environment (nor loopback), before any key
+    is read or request sent: a testnet profile aimed at the live API under any of its names
+    would otherwise sign its first requests with whatever key the testnet variables hold."""
+    if venue.base_url:
+        why = endpoint_refusal(venue.name, venue.base_url, mode)
+        if why:
+            raise EndpointRefused(why)
+
+
+def _unusable(value: str) -> str | None:
+    """Why a pasted key cannot be sent as is. The venues' keys are one line of printable ASCII;
+    anything else fails inside the HTTP client, whose error quotes the header value whole."""
+    if len(value.splitlines()) > 1:
+        return "contains a line break: paste it on one line"
+    if any(c.isspace() for c in value):
+        return "contains whitespace: paste the key alone, without spaces"
+    if any(unicodedata.category(c).startswith("C") for c in value):
+        return "contains a control character: paste the key alone"
+    if not value.isascii():
+        return "contains a character that is not plain ASCII (a typographic quote or dash?): paste the key alone"
+    return None
+
+
+def _shown(var: str) -> str:
+    """A variable's name for a message, unless it is shaped like a key (a paste in the wrong place)."""
+    return "(a name that looks like a key, not shown)" if looks_like_key(var) else var
+
+
 def load_keys(venue: VenueSection, mode: str, environ: Mapping[str, str] | None = None,
               keyring_get: KeyringGet | None = None) -> KeyPair:
     """The key pair for `mode` (testnet/paper -> the test pair, live -> the live pair).
 
-    Refuses when a value is missing, or when the test and live variables hold the same value
-    (one key pasted into both would make a testnet profile trade live)."""
+    Refuses when the endpoint is not of the mode's environment (`check_endpoint`), when a value
+    is missing or not one line of printable ASCII, or when the test and live variables hold the
+    same value (one key pasted into both would make a testnet profile trade live)."""
     if venue.name == "paper":
         raise KeyLoadError("the paper venue needs no keys")
+    check_endpoint(venue, mode)
     environ = os.environ if environ is None else environ
     names = venue.env_names()
     get_kr = keyring_get or _keyring_get
     service = venue.keys.keyring_service
 
-    def read(env: Env, what: str) -> tuple[str | None, str]:
+    def read(env: Env, what: str, check: bool = True) -> tuple[str | None, str]:
         var = names[f"{env}_{what}_env"]
-        value = (environ.get(var) or "").strip()
-        if value:
-            return value, f"env:{var}"
-        if service:
-            kr = (get_kr(service, f"{env}_{what}") or "").strip()
-            if kr:
-                return kr, f"keyring:{service}"
-        return None, var
+        value, src = (environ.get(var) or "").strip(), f"env:{_shown(var)}"
+        if not value and service:
+            value, src = (get_kr(service, f"{env}_{what}") or "").strip(), f"keyring:{service}"
+        if not value:
+            return None, _shown(var)
+        why = _unusable(value) if check else None
+        if why:
+            register_secret(value)  # the refusal names the variable only; this is for anything later
+            where = src[4:] if src.startswith("env:") else f"keyring service {service} ({env}_{what})"
+            raise KeyLoadError(f"{where} {why}")
+        return value, src
 
     want = mode_env(mode)
     other: Env = "test" if want == "live" else "live"
@@ -206,41 +263,19 @@ def load_keys(venue: VenueSection, mode: str, environ: Mapping[str, str] | None 
                            + (f" (nor in keyring service {service})" if service else ""))
     if key == sec:
         raise KeyLoadError(f"{key_src} and {sec_src} hold the same value: the key and the secret must differ")
-    okey, _ = read(other, "key")
-    osec, _ = read(other, "secret")
+    okey, _ = read(other, "key", check=False)  # compared only: a broken pair not in use stops nothing
+    osec, _ = read(other, "secret", check=False)
     for mine, theirs in ((key, okey), (key, osec), (sec, okey), (sec, osec)):
         if theirs is not None and mine == theirs:
             raise KeyLoadError(
                 f"the {label} and {'testnet/paper' if want == 'live' else 'live'} keys of venue {venue.name} "
-                f"hold the same value ({names[want + '_key_env']} / {names[other + '_key_env']}): refusing to start")
+                f"hold the same value ({_shown(names[want + '_key_env'])} / {_shown(names[other + '_key_env'])}): "
+                "refusing to start")
     install_log_redaction()
     return KeyPair(Secret(key, "api_key"), Secret(sec, "api_secret"), want, key_src)
 
 
 # -- environment checks ---------------------------------------------------------------------
-TEST_HOSTS = {
-    "binance": ("testnet.binance.vision", "demo-api.binance.com"),
-    "bybit": ("api-testnet.bybit.com", "api-demo.bybit.com"),
-    "alpaca": ("paper-api.alpaca.markets",),
-}
-LIVE_HOSTS = {
-    "binance": ("api.binance.com", "api1.binance.com", "api2.binance.com", "api3.binance.com", "api4.binance.com"),
-    "bybit": ("api.bybit.com", "api.bytick.com"),
-    "alpaca": ("api.alpaca.markets",),
-}
-
-
-def endpoint_environment(venue: str, url: str) -> Literal["test", "live", "local", "unknown"]:
-    if is_loopback_url(url):
-        return "local"
-    host = (urlsplit(url).hostname or "").lower()
-    if host in TEST_HOSTS.get(venue, ()) or "testnet" in host or "sandbox" in host or host.startswith("paper-"):
-        return "test"
-    if host in LIVE_HOSTS.get(venue, ()):
-        return "live"
-    return "unknown"
-
-
 @dataclass
 class EnvironmentReport:
     venue: str
@@ -262,8 +297,10 @@ def check_environment(report: EnvironmentReport, mode: str, withdrawal_policy: s
     if report.endpoint_env in ("test", "live") and report.endpoint_env != want:
         raise EnvironmentMismatch(
             f"{report.venue}: the endpoint {report.endpoint} is {report.endpoint_env} but the profile mode is {mode}")
-    if report.endpoint_env == "unknown" and want == "live":
-        raise EnvironmentMismatch(f"{report.venue}: {report.endpoint} is not a known live endpoint")
+    if report.endpoint_env == "unknown":
+        raise EnvironmentMismatch(
+            f"{report.venue}: venue.base_url: {printable_host(report.endpoint)} is not a known {word} endpoint "
+            f"nor loopback: refusing to start")
     if report.account_env is not None and report.account_env != want:
         raise EnvironmentMismatch(
             f"{report.venue}: the account is a {report.account_env} account but the profile mode is {mode} "
@@ -278,8 +315,6 @@ def check_environment(report: EnvironmentReport, mode: str, withdrawal_policy: s
         if withdrawal_policy == "refuse":
             raise EnvironmentMismatch(msg)
         warnings.append(msg)
-    if report.endpoint_env == "unknown":
-        warnings.append(f"{report.venue}: {report.endpoint} is not a known {word} endpoint")
     return warnings
 
 
