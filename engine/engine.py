@@ -297,9 +297,9 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
 
     async def on_batch(self, batch: list[Quote]) -> None:
         now = self.clock.now()
-        new_day, new_week = self.portfolio.roll(now)
-        if new_day:
-            self.new_period("week" if new_week else "day")
+        period = self.portfolio.roll_period(now)  # a roll a command made between batches counts too
+        if period:
+            self.new_period(period)
         market = self.market
         broker = self.broker
         portfolio = self.portfolio

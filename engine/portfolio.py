@@ -43,6 +43,7 @@ class Portfolio:
         self._week_key: object = None
         self.day_start_equity = starting_cash
         self.week_start_equity = starting_cash
+        self._period_begun: str | None = None  # a roll's news for the engine (`roll_period`)
         # Running valuation, kept per mark and fill: the gate reads equity and exposure on every
         # order, and summing every position each time is the most expensive thing it would do.
         self._value = ZERO  # sum of signed quantity x mark
@@ -232,22 +233,44 @@ class Portfolio:
     def roll(self, now: datetime) -> tuple[bool, bool]:
         """Move the day/week baselines when the venue's calendar day or ISO week changes.
 
-        Returns (new day, new week), both False on the first call, so limits can reset."""
+        Returns (new day, new week), both False on the first call of a fresh portfolio (its
+        baselines are the starting cash), so limits can reset. After `resume` a roll is not a
+        first call: the day the checkpoint kept is compared like any other."""
         day = now.astimezone(self.tz).date()
         if day == self._day_key:
             return False, False
         first = self._day_key is None
-        self.day_started = self.day_start(now)
-        self.week_started = self.day_started - timedelta(days=self.day_started.weekday())
         week = day.isocalendar()[:2]
         new_week = not first and week != self._week_key
+        self._enter_day(now)
         if not first:
             self.day_start_equity = self.equity
             if new_week:
                 self.week_start_equity = self.equity
-        self._day_key = day
-        self._week_key = week
+            # Kept until the engine takes it: a command's gate context may roll between batches,
+            # and the day breakers must still be reset for that day (`roll_period`).
+            self._period_begun = "week" if new_week or self._period_begun == "week" else "day"
         return not first, new_week
+
+    def roll_period(self, now: datetime) -> str | None:
+        """Roll, then return the period that began since the last call ("day", "week" or None),
+        whoever made the roll."""
+        self.roll(now)
+        begun, self._period_begun = self._period_begun, None
+        return begun
+
+    def resume(self, day: datetime, day_start_equity: Decimal, week_start_equity: Decimal) -> None:
+        """Baselines a checkpoint kept, for the venue day containing `day` and its week. A later
+        roll into another day re-bases them, exactly as if the engine had run through."""
+        self.day_start_equity = day_start_equity
+        self.week_start_equity = week_start_equity
+        self._enter_day(day)
+
+    def _enter_day(self, now: datetime) -> None:
+        self.day_started = self.day_start(now)
+        self.week_started = self.day_started - timedelta(days=self.day_started.weekday())
+        self._day_key = self.day_started.date()
+        self._week_key = self._day_key.isocalendar()[:2]
 
     def sample(self, now: datetime) -> Decimal:
         eq = self.equity

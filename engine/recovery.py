@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from .models import Fill, Order, OrderPurpose, OrderStatus, OrderType, Position, Side
+from .risk.breakers import BreakerState
 
 if TYPE_CHECKING:
     from .journal import JournalRow
@@ -59,6 +60,7 @@ def checkpoint_record(e: "Engine") -> dict:
     return {
         "cash": p.cash, "realized": p.realized_pnl, "fees": p.fees, "peak": p.peak_equity,
         "pause_peak": p.pause_peak, "day_start": p.day_start_equity, "week_start": p.week_start_equity,
+        "day": p.day_started,  # the venue day those two baselines belong to
         "closed_tail": p.closed_trades[-50:], "closed_count": len(p.closed_trades),
         "positions": [{"symbol": x.symbol, "quantity": x.quantity, "avg": x.avg_price, "last": x.last_price,
                        "realized": x.realized_pnl, "fees": x.fees, "stop": x.stop_price,
@@ -90,13 +92,14 @@ def order_from(d: dict, ts: datetime) -> Order:
 
 
 async def rebuild(e: "Engine", cp: "JournalRow | None") -> RecoveryReport:
-    """Positions, cash, P&L, open orders and breaker states from the journal: the last
-    checkpoint `cp` (the caller has read it), then the rows after it."""
+    """Positions, cash, P&L, open orders, breaker states and the day/week baselines from the
+    journal: the last checkpoint `cp` (the caller has read it), then the rows after it."""
     rep = RecoveryReport()
     j = e.journal
     p = e.portfolio
     after = 0
     open_orders: dict[str, dict] = {}
+    tripped: set[str] = set()
     if cp is not None:
         rep.from_checkpoint = True
         after = cp.seq
@@ -106,20 +109,15 @@ async def rebuild(e: "Engine", cp: "JournalRow | None") -> RecoveryReport:
         p.fees = Decimal(d["fees"])
         p.peak_equity = Decimal(d["peak"])
         p.pause_peak = Decimal(d["pause_peak"])
-        p.day_start_equity = Decimal(d["day_start"])
-        p.week_start_equity = Decimal(d["week_start"])
+        day = d.get("day")  # absent from older checkpoints: their baselines were the row's own day's
+        p.resume(datetime.fromisoformat(day or cp.ts), Decimal(d["day_start"]), Decimal(d["week_start"]))
         p.closed_trades = [Decimal(x) for x in d["closed_tail"]]
         for x in d["positions"]:
             p.restore_position(Position(x["symbol"], Decimal(x["quantity"]), Decimal(x["avg"]), Decimal(x["realized"]),
                                         Decimal(x["fees"]), Decimal(x["last"]), _D(x["stop"]), x["stop_order_id"],
                                         opening_order=x.get("opening_order")))
         open_orders = {o["client_order_id"]: o for o in d["open_orders"]}
-        for b in e.breakers:
-            state = d["breakers"].get(b.name)
-            if state == "tripped" and b.reset_on in ("rearm",):
-                from .risk.breakers import BreakerState
-
-                b.restore(BreakerState.TRIPPED)
+        tripped = {name for name, state in d["breakers"].items() if state == BreakerState.TRIPPED.value}
     for row in await j.rows(kinds=["fill"], after_seq=after):
         d = row.data
         p.apply_fill(Fill(row.ref or "", d["symbol"], Side(d["side"]), Decimal(d["quantity"]), Decimal(d["price"]),
@@ -148,7 +146,43 @@ async def rebuild(e: "Engine", cp: "JournalRow | None") -> RecoveryReport:
             pos.stop_order_id = o.client_order_id
             pos.stop_price = o.stop_price
     rep.positions = len(p.positions)
+    await _restore_breakers(e, tripped, after)
+    # The first roll after the restart: a day (or week) that began while the engine was down
+    # starts from the equity now, the best figure known for it, and its breakers reset with it.
+    period = p.roll_period(now)
+    if period:
+        e.new_period(period)
     return rep
+
+
+async def _restore_breakers(e: "Engine", tripped: set[str], after: int) -> None:
+    """Every breaker tripped at the checkpoint, or by a row after it, holds again until its own
+    reset (a re-arm, or the venue day or week that the first roll after the restart may bring),
+    as if the process had not stopped. Self-clearing ones are measured afresh."""
+    p = e.portfolio
+    last = None
+    for row in await e.journal.rows(kinds=["breaker", "rearm"], after_seq=after):
+        if row.kind == "rearm":
+            tripped -= {b.name for b in e.breakers if b.reset_on == "rearm"}
+            continue
+        last = row
+        if row.data.get("new") == BreakerState.TRIPPED.value:
+            tripped.add(row.ref)
+        else:
+            tripped.discard(row.ref)
+    for b in e.breakers:
+        if b.name in tripped and b.reset_on != "auto":
+            b.restore(BreakerState.TRIPPED)
+    if last is not None:
+        # Breaker rows are written after the batch's roll: one stamped on a later venue day than
+        # the checkpoint's means the engine had entered that day (its reset rows are above), and
+        # its trips belong to it. That day's baseline was never checkpointed: equity now stands in.
+        ts = datetime.fromisoformat(last.ts)
+        if p.day_started is None:
+            p.resume(ts, p.day_start_equity, p.week_start_equity)
+        elif p.day_start(ts) > p.day_started:
+            same_week = p.day_start(ts) - p.week_started < timedelta(days=7)
+            p.resume(ts, p.equity, p.week_start_equity if same_week else p.equity)
 
 
 async def reconcile(e: "Engine", rep: RecoveryReport) -> list[Difference]:
