@@ -133,6 +133,12 @@ class TradeLog:
             self.opens.append(now)
         self.due = None
 
+    def restore(self, entries: list[datetime], opens: list[datetime]) -> None:
+        """Entries and position openings from before a restart (journal order, oldest first)."""
+        self.entries[:0] = entries
+        self.opens[:0] = opens
+        self.due = self._next_prune = None
+
     def fresh(self, now: datetime, day_start: datetime | None) -> bool:
         """Whether the counts of the last `refresh` still hold at `now` for this venue day."""
         due = self.due

@@ -1,6 +1,7 @@
 """Limits that count over a day, a week or an hour hold across a restart, exactly as if the process
 had run through: a loss breaker tripped today stays tripped until the venue's own day (or ISO week)
-boundary, and a restart on a later day starts that day from the equity it finds.
+boundary, a restart on a later day starts that day from the equity it finds, and the trade
+throttles and new-position limits count the entries sent before the restart.
 
 Every test restarts the real engine on the same journal (and the paper venue's own file), with the
 venue in New York so the venue's midnight is not UTC's. Losses are booked as cash in both the
@@ -208,3 +209,72 @@ async def test_a_new_day_a_command_saw_first_still_resets_the_day_breakers(tmp_p
     assert eng.portfolio.day_start_equity == Decimal(9750)
     await eng.run(duration=3600)
     assert state(eng, "daily_loss") is BreakerState.ARMED and eng.state is TradingState.ACTIVE
+
+
+# -- trade counts --------------------------------------------------------------------------------
+async def test_trades_per_day_counts_the_entries_sent_before_restarts(tmp_path, start):
+    prof = profile(tmp_path, max_trades_per_day=2, max_trades_per_hour=2)
+    for hour, symbol in ((0, "BTC/USD"), (2, "ETH/USD")):
+        eng = await start(prof, MONDAY_10_NY + timedelta(hours=hour), symbol)
+        await eng.run(duration=30)
+        assert len(await entries_sent(eng)) == 1
+    eng = await start(prof, MONDAY_10_NY + timedelta(hours=4), "SOL/USD")
+    await eng.run(duration=30)
+    assert await entries_sent(eng) == []
+    last = (await refusals(eng))[-1]
+    assert last["failed"] == "trades_per_day"
+    assert check(last, "trades_per_day")["values"] == {"count": 2, "limit": 2}
+    assert check(last, "trades_per_hour")["values"]["count"] == 0  # two hours apart
+
+
+async def test_new_positions_per_day_and_week_count_across_restarts(tmp_path, start):
+    prof = profile(tmp_path, max_new_positions_per_day=2, max_new_positions_per_week=3)
+    for hour, symbol in ((0, "BTC/USD"), (1, "ETH/USD")):
+        eng = await start(prof, MONDAY_10_NY + timedelta(hours=hour), symbol)
+        await eng.run(duration=30)
+        assert len(await entries_sent(eng)) == 1
+    eng = await start(prof, MONDAY_10_NY + timedelta(hours=2), "SOL/USD")
+    await eng.run(duration=30)
+    assert await entries_sent(eng) == []
+    last = (await refusals(eng))[-1]
+    assert last["failed"] == "new_positions_per_day"
+    assert check(last, "new_positions_per_day")["values"] == {"period": "day", "count": 2, "limit": 2}
+    # Tuesday: a new day, the same week.
+    eng = await start(prof, MONDAY_10_NY + timedelta(days=1), "SOL/USD", "LTC/USD")
+    await eng.run(duration=30)
+    (sent,) = await entries_sent(eng)
+    last = (await refusals(eng))[-1]
+    assert last["failed"] == "new_positions_per_week" and last["symbol"] != sent.data["symbol"]
+    assert check(last, "new_positions_per_week")["values"] == {"period": "week", "count": 3, "limit": 3}
+    assert check(last, "new_positions_per_day")["values"]["count"] == 1
+
+
+async def test_the_hour_window_and_the_quiet_time_are_measured_across_restarts(tmp_path, start):
+    prof = profile(tmp_path, max_trades_per_hour=2, min_seconds_between_trades=300)
+    eng = await start(prof, MONDAY_10_NY, "BTC/USD")
+    await eng.run(duration=30)
+    (first,) = await entries_sent(eng)
+    first_at = datetime.fromisoformat(first.ts)
+
+    # Two minutes later: too soon after the first entry, which the restart did not forget.
+    eng = await start(prof, first_at + timedelta(minutes=2), "ETH/USD")
+    await eng.run(duration=30)
+    assert await entries_sent(eng) == []
+    refused = (await refusals(eng))[0]
+    assert refused["failed"] == "min_seconds_between_trades"
+    assert 120 <= check(refused, "min_seconds_between_trades")["values"]["since"] < 300
+    await eng.run(duration=240)
+    (second,) = await entries_sent(eng)
+    assert datetime.fromisoformat(second.ts) >= first_at + timedelta(seconds=300)
+
+    # Ten minutes on: two entries in the last hour, one each side of a restart.
+    eng = await start(prof, first_at + timedelta(minutes=10), "SOL/USD")
+    await eng.run(duration=30)
+    assert await entries_sent(eng) == []
+    last = (await refusals(eng))[-1]
+    assert last["failed"] == "trades_per_hour"
+    assert check(last, "trades_per_hour")["values"] == {"count": 2, "limit": 2}
+    # The first entry leaves the hour, and only then does the third go out.
+    await eng.run(duration=3600 - 600)
+    (third,) = await entries_sent(eng)
+    assert first_at + timedelta(hours=1) <= datetime.fromisoformat(third.ts) < first_at + timedelta(hours=1, seconds=30)
