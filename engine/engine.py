@@ -103,7 +103,7 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
         self.entries_stopped = False  # set by close_all(stop_entries=True) for the rest of the session
         self.quotes: dict[str, Quote] = {}
         self._signals: dict[str, Signal] = {}
-        self.trades = TradeLog()
+        self.trades = TradeLog(journal)
         self.market = MarketWatch(profile.risk.max_price_jump_pct)
         self.broker_environment = "paper"  # what the venue says it is; real venues report their own
         # The gate's context records, refilled per decision (see _context).

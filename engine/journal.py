@@ -331,34 +331,17 @@ class Journal:
             fetched = await cur.fetchall()
         return [JournalRow(r[0], r[1], r[2], r[3], orjson.loads(r[4])) for r in fetched]
 
-    async def rows_since(self, kinds: Iterable[str], since: datetime,
-                         fields: dict[str, dict[str, Any]] | None = None) -> list[JournalRow]:
+    async def rows_since(self, kinds: Iterable[str], since: datetime) -> list[JournalRow]:
         """Rows of `kinds` stamped at `since` or later, oldest first, without reading the months
         before: the last checkpoint row (one a minute) older than `since` bounds the scan by seq,
-        on the (kind, seq) index. `fields` keeps, of a kind it names, only the rows whose data
-        holds those values (None: absent or null), matched in SQLite so the others are never
-        decoded. Stamps compare as text: the clock's are all UTC (clock.py)."""
+        on the (kind, seq) index. Stamps compare as text: the clock's are all UTC (clock.py)."""
         await self.flush()
         kinds = list(kinds)
-        fields = fields or {}
         stamp = since.astimezone(timezone.utc).isoformat()
         sql = (f"SELECT seq, ts, kind, ref, data FROM events WHERE kind IN ({','.join('?' * len(kinds))})"
                " AND seq > COALESCE((SELECT seq FROM events WHERE kind = 'checkpoint' AND ts < ?"
-               " ORDER BY seq DESC LIMIT 1), 0) AND ts >= ?")
-        args: list[Any] = [*kinds, stamp, stamp]
-        alternatives = []
-        for kind in kinds:
-            terms = ["kind = ?"]
-            args.append(kind)
-            for name, value in fields.get(kind, {}).items():
-                if not name.isidentifier():
-                    raise ValueError(f"not a field name: {name!r}")
-                terms.append(f"json_extract(data, '$.{name}') " + ("IS NULL" if value is None else "= ?"))
-                if value is not None:
-                    args.append(value)
-            alternatives.append("(" + " AND ".join(terms) + ")")
-        sql += " AND (" + " OR ".join(alternatives) + ") ORDER BY seq"
-        async with self._db.execute(sql, args) as cur:
+               " ORDER BY seq DESC LIMIT 1), 0) AND ts >= ? ORDER BY seq")
+        async with self._db.execute(sql, [*kinds, stamp, stamp]) as cur:
             fetched = await cur.fetchall()
         return [JournalRow(r[0], r[1], r[2], r[3], orjson.loads(r[4])) for r in fetched]
 

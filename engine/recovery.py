@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from .models import Fill, Order, OrderPurpose, OrderStatus, OrderType, Position, Side
-from .money import ZERO
 from .risk.breakers import BreakerState
 
 if TYPE_CHECKING:
@@ -30,9 +29,6 @@ _D = lambda v: None if v is None else Decimal(v)  # noqa: E731
 # How far back the trade log is rebuilt: its longest count is the ISO week's new positions, and
 # it keeps no more than this itself (tracking.TradeLog.prune).
 TRADE_MEMORY = timedelta(days=8)
-# What `SignalFlow._send_entry` journals right before `trades.record_entry`: the entry's sent row.
-# A limit entry's market fallback has a parent and is not a new trade (the gate lets it through).
-SENT_ENTRY = {"status": OrderStatus.SUBMITTED.value, "purpose": OrderPurpose.ENTRY.value, "parent_id": None}
 
 
 @dataclass
@@ -101,7 +97,7 @@ def order_from(d: dict, ts: datetime) -> Order:
 async def rebuild(e: "Engine", cp: "JournalRow | None") -> RecoveryReport:
     """Positions, cash, P&L, open orders, breaker states and the day/week baselines from the
     journal: the last checkpoint `cp` (the caller has read it), then the rows after it; the trade
-    log from the entries of the last days."""
+    log from its `entry` rows of the last days."""
     rep = RecoveryReport()
     j = e.journal
     p = e.portfolio
@@ -195,31 +191,11 @@ async def _restore_breakers(e: "Engine", tripped: set[str], after: int) -> None:
 
 
 async def restore_trades(e: "Engine") -> None:
-    """The trade log from the journal, so no restart resets the throttles and new-position limits:
-    one query for the sent entries (and the fills) of the last `TRADE_MEMORY`. An entry opened a
-    position when its symbol was flat then: the fills since are undone, newest first, from the
-    holdings just rebuilt (an entry's row comes before its own fills)."""
-    p = e.portfolio
-    rows = await e.journal.rows_since(["order", "fill"], e.clock.now() - TRADE_MEMORY, {"order": SENT_ENTRY})
-    held = {s: x.quantity for s, x in p.positions.items()}
-    price = {s: x.last_price for s, x in p.positions.items()}
-    for s, x in p.dust.items():  # dust is not a position (record_entry asks the positions)
-        held[s] = held.get(s, ZERO) + x.quantity
-        price[s] = x.last_price
-    sent: dict[str, tuple[datetime, bool]] = {}
-    for row in reversed(rows):
-        d = row.data
-        sym = d["symbol"]
-        if row.kind == "fill":
-            qty = Decimal(d["quantity"])
-            held[sym] = held.get(sym, ZERO) - (qty if d["side"] == Side.BUY.value else -qty)
-            price[sym] = Decimal(d["price"])
-            continue
-        q = held.get(sym, ZERO)
-        flat = q == 0 or (p.is_dust is not None and sym in price and p.is_dust(sym, abs(q), price[sym]))
-        sent[row.ref or str(row.seq)] = (datetime.fromisoformat(row.ts), flat)  # the oldest row of an id wins
-    times = sorted(sent.values())
-    e.trades.restore([t for t, _ in times], [t for t, flat in times if flat])
+    """The trade log as it stood, so no restart resets the throttles and new-position limits: the
+    `entry` rows it journaled as it counted (tracking.TradeLog), one query bounded by time."""
+    rows = await e.journal.rows_since(["entry"], e.clock.now() - TRADE_MEMORY)
+    entries = [datetime.fromisoformat(r.ts) for r in rows]
+    e.trades.restore(entries, [t for t, r in zip(entries, rows) if r.data.get("opens_position")])
 
 
 async def reconcile(e: "Engine", rep: RecoveryReport) -> list[Difference]:

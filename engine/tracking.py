@@ -6,8 +6,12 @@ from bisect import bisect_left
 from collections import deque
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from .models import Quote
+
+if TYPE_CHECKING:
+    from .journal import Journal
 
 HUNDRED = Decimal(100)
 VOLUME_WINDOW = timedelta(seconds=60)  # traded volume the liquidity check compares against
@@ -117,7 +121,10 @@ class TradeLog:
     day rolls, or a trade leaves the last hour, so `refresh` recounts (by bisection) only then
     and an order in between pays for two time comparisons."""
 
-    def __init__(self) -> None:
+    def __init__(self, journal: Journal | None = None) -> None:
+        # Each entry is journaled as it is counted (an `entry` row): a restart counts it again
+        # from there (recovery.restore_trades), reading only those rows.
+        self.journal = journal
         self.entries: list[datetime] = []
         self.opens: list[datetime] = []
         self._next_prune: datetime | None = None
@@ -132,6 +139,8 @@ class TradeLog:
         if opens_position:
             self.opens.append(now)
         self.due = None
+        if self.journal is not None:
+            self.journal.append("entry", now, None, {"opens_position": opens_position})
 
     def restore(self, entries: list[datetime], opens: list[datetime]) -> None:
         """Entries and position openings from before a restart (journal order, oldest first)."""
