@@ -234,7 +234,10 @@ def test_keymap_validation_names_the_bad_id():
     with pytest.raises(ValueError, match="keys.close_position: 'a' is already bound to 'approve'"):
         validate_keymap({"close_position": "a"})
     assert validate_keymap({"close_position": "d"}) == {"close_position": "d"}  # d is the orders table's
-    assert validate_keymap({"confirm_yes": "a,enter"}) == {"confirm_yes": "a,enter"}
+    assert validate_keymap({"confirm_yes": "k,enter"}) == {"confirm_yes": "k,enter"}
+    # ...but the reconciliation dialog is a confirm dialog with its own answer keys.
+    with pytest.raises(ValueError, match="keys.confirm_yes: 'a' is already bound to 'reconcile_adopt'"):
+        validate_keymap({"confirm_yes": "a,enter"})
     with pytest.raises(ValueError, match="keys.confirm_yes: 'f12' is already bound to 'halt'"):
         validate_keymap({"confirm_yes": "f12"})
     with pytest.raises(ValueError, match="reserved"):
