@@ -217,8 +217,11 @@ class OrderManager:
         return failed
 
     # -- broker events ------------------------------------------------------------------------
-    async def process_events(self) -> None:
-        events = self.broker.drain_events()
+    async def process_events(self, events: list[Fill | OrderUpdate] | None = None) -> None:
+        """The broker's events since the last call, or `events` the venue reported otherwise (a
+        fill made while the engine was down, booked at reconciliation): the same path for both."""
+        if events is None:
+            events = self.broker.drain_events()
         if not events:
             return
         for ev in events:

@@ -232,8 +232,12 @@ async def reconcile(e: "Engine", rep: RecoveryReport) -> list[Difference]:
             diffs.append(Difference("unknown_to_venue", o.symbol, cid, f"{o.status.value} {o.remaining}", "no such order",
                                     actions=("mark_closed",)))
         else:
+            # What it filled meanwhile can be booked as its fill (engine/restart.py): at the venue's
+            # price, with the entry's stop.
+            filled_more = vo.filled_qty > o.filled_qty
             diffs.append(Difference("closed_while_down", o.symbol, cid, f"{o.status.value} {o.filled_qty}",
-                                    f"{vo.status.value} {vo.filled_qty}", actions=("mark_closed",)))
+                                    f"{vo.status.value} {vo.filled_qty}",
+                                    actions=("book", "mark_closed") if filled_more else ("mark_closed",)))
     rep.differences = diffs
     return diffs
 

@@ -12,7 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from .journal import JournalRow
-from .models import Order, OrderPurpose, OrderStatus, Side
+from .brokers.base import OrderUpdate
+from .models import Fill, Order, OrderPurpose, OrderStatus, Side
 from .money import ZERO
 from .recovery import rebuild, reconcile
 from .risk.gate import TradingState
@@ -88,6 +89,10 @@ class RestartWiring:
         elif d.kind == "quantity_mismatch" and action == "mark_closed":
             self.portfolio.adopt_quantity(d.symbol, ZERO, self.quotes.get(d.symbol))
             await self._cancel_orphan_stops(d.symbol)
+        elif d.kind == "closed_while_down" and action == "book":
+            problem = await self._book_missed_fill(d.client_order_id)
+            if problem:
+                return problem
         elif action == "mark_closed" and d.client_order_id in self.orders.working:
             o = self.orders.untrack(d.client_order_id)
             o.status = OrderStatus.CANCELLED
@@ -107,6 +112,42 @@ class RestartWiring:
                                 f"every reconciliation difference answered: trading {self.state.value}",
                                 self.clock.now())
         await self.journal.flush()
+        return None
+
+    async def _book_missed_fill(self, cid: str) -> str | None:
+        """What the venue filled of `cid` while the engine was down, booked as one fill at the
+        venue's average for that part: journaled, in the position, cash and P&L, and with the
+        entry's protective stop placed, as if the engine had heard it. Marked closed instead,
+        the fill was never journaled and an adopted position was booked at the mid of the day."""
+        o = self.orders.orders.get(cid)
+        vo = await self.broker.fetch_order(cid)
+        if o is None or vo is None:
+            return f"{cid}: the venue no longer reports it; mark it closed"
+        qty = vo.filled_qty - o.filled_qty
+        if qty <= 0 or vo.avg_fill_price <= 0:
+            return f"{cid}: the venue reports nothing more filled than the journal has; mark it closed"
+        signed = qty if o.side is Side.BUY else -qty
+        held = self.orders.position_qty(o.symbol)
+        venue = (await self.broker.positions()).get(o.symbol, ZERO)
+        # Booked on top of a position already adopted from the venue, it would count twice.
+        if (venue - held) * signed <= 0 or abs(venue - held) < qty:
+            return (f"{o.symbol}: the books hold {held} and the venue {venue}, so {signed} more would not match "
+                    f"(was the position adopted already?); mark {cid} closed instead")
+        price = (vo.avg_fill_price * vo.filled_qty - o.avg_fill_price * o.filled_qty) / qty
+        fee = max(vo.fees - o.fees, ZERO)
+        now = self.clock.now()
+        await self.orders.process_events([
+            Fill(cid, o.symbol, o.side, qty, price, fee, now, "taker", fill_id=f"{cid}-while-down"),
+            OrderUpdate(cid, vo.status, now, "filled while the engine was down", vo.venue_order_id)])
+        # The holding this fill explains is answered by it: adopted as well, it would be re-booked
+        # at today's mid.
+        if self.orders.position_qty(o.symbol) == venue:
+            for other in self.reconciliation:
+                if other.kind == "quantity_mismatch" and other.symbol == o.symbol and not other.resolved:
+                    other.resolved = "book"
+                    self.journal.append("reconcile", now, None, {
+                        "difference": other.text, "action": "book", "kind": other.kind, "symbol": o.symbol,
+                        "by": cid})
         return None
 
     async def _cancel_orphan_stops(self, symbol: str) -> None:

@@ -360,3 +360,48 @@ async def test_marking_a_position_closed_cancels_the_stop_it_had(tmp_path):
         assert eng.state is TradingState.ACTIVE
     finally:
         await eng.close()
+
+
+async def test_a_fill_while_down_is_booked_at_the_venues_price_with_its_stop(tmp_path):
+    prof, entry = await _entry_filled_while_down(tmp_path)
+    eng = await Engine.open(prof, seed=2)
+    try:
+        await warm(eng, Quiet())
+        kinds = [d.kind for d in eng.reconciliation]
+        down = kinds.index("closed_while_down")
+        assert eng.reconciliation[down].actions == ("book", "mark_closed")
+        assert await eng.resolve_difference(down, "book") is None
+        # Booked as the fill it was: at the venue's price, journaled, with the entry's own stop.
+        pos = eng.portfolio.positions[entry.symbol]
+        assert (pos.quantity, pos.avg_price) == (entry.quantity, entry.limit_price)
+        (fill,) = await eng.journal.rows(["fill"], ref=entry.client_order_id)
+        assert D(fill.data["price"]) == entry.limit_price and D(fill.data["quantity"]) == entry.quantity
+        assert eng.orders.orders[entry.client_order_id].status is OrderStatus.FILLED
+        assert entry.client_order_id not in eng.orders.working
+        stop = _the_stop(eng, entry.symbol)
+        assert (stop.quantity, stop.stop_price) == (entry.quantity, entry.protective_stop)
+        # The holding it explains is answered with it; the cash the venue paid is the one left.
+        mismatch = next(d for d in eng.reconciliation if d.kind == "quantity_mismatch")
+        assert mismatch.resolved == "book"
+        (cash,) = [i for i, d in enumerate(eng.reconciliation) if not d.resolved]
+        assert eng.reconciliation[cash].kind == "balance_mismatch"
+        assert await eng.resolve_difference(cash, "adopt") is None
+        assert eng.state is TradingState.ACTIVE
+    finally:
+        await eng.close()
+
+
+async def test_booking_a_fill_already_adopted_is_refused(tmp_path):
+    prof, entry = await _entry_filled_while_down(tmp_path)
+    eng = await Engine.open(prof, seed=2)
+    try:
+        await warm(eng, Quiet())
+        kinds = [d.kind for d in eng.reconciliation]
+        assert await eng.resolve_difference(kinds.index("quantity_mismatch"), "adopt") is None
+        problem = await eng.resolve_difference(kinds.index("closed_while_down"), "book")
+        assert problem is not None and "adopted already" in problem and "mark" in problem
+        assert eng.portfolio.positions[entry.symbol].quantity == entry.quantity  # not twice
+        assert not await eng.journal.rows(["fill"], ref=entry.client_order_id)
+        assert await eng.resolve_difference(kinds.index("closed_while_down"), "mark_closed") is None
+    finally:
+        await eng.close()
