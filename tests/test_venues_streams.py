@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -18,7 +19,7 @@ from emulators.streams import StreamingAlpaca, StreamingBinance, StreamingBybit
 from engine.brokers.alpaca_broker import AlpacaBroker
 from engine.brokers.ccxt_broker import CcxtBroker
 from engine.brokers.keys import load_keys
-from engine.clock import WallClock
+from engine.clock import SimClock, WallClock
 from engine.feeds.streams import build_stream
 from engine.feeds.venue import VenueFeed
 from engine.venue_config import VenueSection
@@ -269,3 +270,19 @@ def test_a_streamed_quote_ages_on_the_engine_clock():
     assert stream.fresh(5.0) == {"BTC/USDT": (q, 4.5)}
     clock.advance(1.0)
     assert stream.fresh(5.0) == {}
+
+
+@pytest.mark.parametrize("bid, ask", [("NaN", "100"), ("100", "Infinity"), ("abc", "100"), ("0", "100"),
+                                      ("100", None), ("-1", "100")])
+def test_a_quote_with_a_price_that_is_no_price_is_dropped(bid, ask):
+    from engine.feeds.streams import QuoteStream, ticker_quote
+
+    now = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    stream = QuoteStream("binance", ["BTC/USD"], SimClock(now))
+    q = ticker_quote("BTC/USD", {"bid": bid, "ask": ask, "last": "100"}, now)
+    if q is not None:
+        stream._on_quote(q)  # a NaN used to raise here and fail the stream; Infinity was a quote
+    assert "BTC/USD" not in stream.latest
+    good = ticker_quote("BTC/USD", {"bid": "99.5", "ask": "100.5"}, now)
+    stream._on_quote(good)
+    assert stream.latest["BTC/USD"].bid == Decimal("99.5")

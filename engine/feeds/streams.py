@@ -43,12 +43,15 @@ SILENCE_RECYCLE_SECONDS = 60.0
 
 
 def _dec(x: Any) -> Decimal:
+    # Anything but a finite number reads as 0, and a quote with a side at 0 is dropped
+    # (`_on_quote`): a NaN or infinite price must neither value a position nor break the stream.
     if x is None or x == "":
         return ZERO
     try:
-        return x if isinstance(x, Decimal) else Decimal(str(x))
-    except (InvalidOperation, ValueError):
+        d = x if isinstance(x, Decimal) else Decimal(str(x))
+    except (InvalidOperation, ValueError, TypeError):
         return ZERO
+    return d if d.is_finite() else ZERO
 
 
 def ws_base(url: str) -> str:
