@@ -217,6 +217,14 @@ def preflight(profile: Profile, source: str | None = None) -> list[str]:
             build_feed(profile.feed, profile.symbols, datetime.now(timezone.utc))
         except CsvFeedError as exc:
             problems.append(f"feed.csv_path: {exc}")
+    if profile.venue.name != "paper" and profile.venue.base_url:
+        # The host a testnet or live profile may talk to (engine/brokers/endpoints.py): the same
+        # refusal `run` makes before it reads a key.
+        from .brokers.endpoints import endpoint_refusal
+
+        why = endpoint_refusal(profile.venue.name, profile.venue.base_url, profile.mode)
+        if why:
+            problems.append(why)
     if profile.market_hours.calendar != "24/7":  # the calendar package costs most of a second: only when named
         from .risk.hours import CalendarError, ExchangeSessions
 

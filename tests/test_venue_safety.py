@@ -322,3 +322,16 @@ def test_a_bad_base_url_is_reported_without_its_text(url, shown):
         text = "\n".join(err.value.lines)
         assert f"venue.{field}: must" in text and PASTED not in text and "proxy.example.com" not in text
         assert "user" not in text and (shown is None or shown in text)
+
+
+def test_check_config_refuses_the_host_run_would_refuse(tmp_path, capsys):
+    from console.cli import main
+
+    path = tmp_path / "tn.yaml"
+    body = "name: tn\nmode: testnet\nstage: testnet\nsymbols: [BTC/USDT]\nvenue:\n  name: binance\n  base_url: {}\n"
+    path.write_text(body.format("https://api.binance.com."))
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "venue.base_url: api.binance.com is binance's live API but the profile mode is testnet" in err
+    path.write_text(body.format("https://testnet.binance.vision"))  # the real testnet: valid
+    assert main(["check-config", str(path)]) in (0, None)
