@@ -97,13 +97,13 @@ class SignalFlow:
                      sig.ts, protective_stop=sig.stop_price, reason=sig.reason)
 
     async def _send_entry(self, order: Order, decision: Decision) -> None:
+        if decision.approved:
+            # Counted before the send, so its `entry` row (what a restart counts again) goes in
+            # the commit that precedes the order's submission, not in a later one; an approved
+            # decision is always sent.
+            self.trades.record_entry(self.clock.now(), self.orders.position_qty(order.symbol) == 0)
         if await self.orders.send(order, "strategy", decision):
             self.counters["orders"] += 1
-            self.trades.record_entry(self.clock.now(), self.orders.position_qty(order.symbol) == 0)
-            if not self.orders.batching:
-                # A command's send has committed already: its `entry` row (what a restart counts)
-                # must not wait for the next batch, nor leave the screen on the last snapshot.
-                await self.journal.flush()
 
     async def _strategy_exit(self, sig: Signal, pos_qty: Decimal) -> None:
         if self.opened_by_operator(sig.symbol):
