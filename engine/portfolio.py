@@ -33,7 +33,7 @@ class Portfolio:
         # The drawdown pause measures from a peak the operator may re-base on re-arm; the
         # drawdown stop always measures from the all-time peak.
         self.pause_peak = starting_cash
-        self._streak_base = 0  # closed trades before this index were acknowledged on re-arm
+        self.streak_base = 0  # closed trades before this index were acknowledged on re-arm
         # The losing streak, counted forward as trades close: (trade list, base, trades seen, streak).
         self._streak: tuple[object, int, int, int] = (None, 0, 0, 0)
         self.curve: deque[tuple[datetime, Decimal]] = deque(maxlen=curve_len)
@@ -303,7 +303,7 @@ class Portfolio:
 
     def acknowledge_losses(self) -> None:
         """The operator has seen the losing streak (re-arm): count from here."""
-        self._streak_base = len(self.closed_trades)
+        self.streak_base = len(self.closed_trades)
         self.pause_peak = self.equity
 
     def consecutive_losses(self) -> int:
@@ -313,9 +313,9 @@ class Portfolio:
         trades = self.closed_trades
         n = len(trades)
         owner, base, seen, streak = self._streak
-        if owner is not trades or base != self._streak_base or seen > n:
+        if owner is not trades or base != self.streak_base or seen > n:
             # A new list (restored at start) or a re-arm: count again from the base.
-            base, seen, streak = self._streak_base, self._streak_base, 0
+            base, seen, streak = self.streak_base, self.streak_base, 0
         for i in range(max(seen, base), n):
             streak = streak + 1 if trades[i] < 0 else 0
         self._streak = (trades, base, n, streak)

@@ -65,6 +65,9 @@ def checkpoint_record(e: "Engine") -> dict:
         "pause_peak": p.pause_peak, "day_start": p.day_start_equity, "week_start": p.week_start_equity,
         "day": p.day_started,  # the venue day those two baselines belong to
         "closed_tail": p.closed_trades[-50:], "closed_count": len(p.closed_trades),
+        # Of that tail, the trades a re-arm acknowledged: without it a restart counted the
+        # acknowledged losing streak again and tripped consecutive_losses anew.
+        "streak_acked": max(0, p.streak_base - (len(p.closed_trades) - len(p.closed_trades[-50:]))),
         "positions": [{"symbol": x.symbol, "quantity": x.quantity, "avg": x.avg_price, "last": x.last_price,
                        "realized": x.realized_pnl, "fees": x.fees, "stop": x.stop_price,
                        "stop_order_id": x.stop_order_id, "opening_order": x.opening_order}
@@ -116,6 +119,7 @@ async def rebuild(e: "Engine", cp: "JournalRow | None") -> RecoveryReport:
         day = d.get("day")  # absent from older checkpoints: their baselines were the row's own day's
         p.resume(datetime.fromisoformat(day or cp.ts), Decimal(d["day_start"]), Decimal(d["week_start"]))
         p.closed_trades = [Decimal(x) for x in d["closed_tail"]]
+        p.streak_base = min(int(d.get("streak_acked", 0)), len(p.closed_trades))
         for x in d["positions"]:
             p.restore_position(Position(x["symbol"], Decimal(x["quantity"]), Decimal(x["avg"]), Decimal(x["realized"]),
                                         Decimal(x["fees"]), Decimal(x["last"]), _D(x["stop"]), x["stop_order_id"],

@@ -37,8 +37,8 @@ def test_streak_matches_a_full_recount_whatever_the_order_of_closes_rearms_and_r
             p.acknowledge_losses()
         elif op == "restore":  # a restart loads the checkpoint's tail as a new list
             p.closed_trades = list(p.closed_trades[-arg:]) if arg else []
-            p._streak_base = 0
-        assert p.consecutive_losses() == naive(p.closed_trades, p._streak_base)
+            p.streak_base = 0
+        assert p.consecutive_losses() == naive(p.closed_trades, p.streak_base)
 
 
 def test_a_zero_trade_ends_the_streak_and_a_rearm_starts_it_again():

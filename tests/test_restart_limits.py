@@ -278,3 +278,25 @@ async def test_the_hour_window_and_the_quiet_time_are_measured_across_restarts(t
     await eng.run(duration=3600 - 600)
     (third,) = await entries_sent(eng)
     assert first_at + timedelta(hours=1) <= datetime.fromisoformat(third.ts) < first_at + timedelta(hours=1, seconds=30)
+
+
+async def test_a_losing_streak_acknowledged_by_a_re_arm_is_not_counted_again_after_a_restart(tmp_path):
+    prof = build_profile(tmp_path, symbols=SYMBOLS, risk={**OPEN_GATE, "max_consecutive_losses": 3})
+    eng = await Engine.open(prof, clock=SimClock(MONDAY_10_NY))
+    eng.portfolio.closed_trades = [Decimal("5"), Decimal("-1"), Decimal("-2"), Decimal("-3")]
+    eng._evaluate_breakers(eng.clock.now())
+    streak = next(b for b in eng.breakers if b.name == "consecutive_losses")
+    assert streak.state is BreakerState.TRIPPED and eng.state is not TradingState.ACTIVE
+    assert await eng.rearm("seen the three losses") is None
+    assert eng.portfolio.consecutive_losses() == 0
+    eng.portfolio.closed_trades.append(Decimal("-4"))  # one more after the re-arm
+    await eng.close()
+
+    eng = await Engine.open(prof)
+    try:
+        assert eng.portfolio.consecutive_losses() == 1  # only the loss after the re-arm
+        eng._evaluate_breakers(eng.clock.now())
+        streak = next(b for b in eng.breakers if b.name == "consecutive_losses")
+        assert streak.state is not BreakerState.TRIPPED and eng.state is TradingState.ACTIVE
+    finally:
+        await eng.close()
