@@ -58,6 +58,7 @@ class GateWiring:
             c = self._exit_ctx
             c.now = now
             c.trading_state = self.state
+            c.state_reason = self.halt_reason
             c.cash = p.cash
             c.open_positions = len(p.positions)
             c.position_qty = self.orders.position_qty(req.symbol)
@@ -71,6 +72,7 @@ class GateWiring:
         c = self._entry_ctx
         c.now = now
         c.trading_state = self.state
+        c.state_reason = self.halt_reason
         c.equity = eq = p.equity
         c.cash = p.cash
         c.day_start_equity = p.day_start_equity

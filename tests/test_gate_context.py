@@ -40,6 +40,7 @@ class Wired(GateWiring):
     def __init__(self, clock: Clock, tz: str) -> None:
         self.clock = clock
         self.state = TradingState.ACTIVE
+        self.halt_reason = ""
         self.profile = SimpleNamespace(mode="paper")
         self.portfolio = Portfolio(D(10000), tz)
         self.trades = TradeLog()

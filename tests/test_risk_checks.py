@@ -643,3 +643,14 @@ def test_breaker_text_shows_value_limit_and_percent():
     b = breaker(m)
     step(b, m, "62")
     assert "62 %" in b.text() and "$62.00" in b.text() and "$100.00" in b.text()
+
+
+def test_trading_state_refusal_names_what_holds_it():
+    from engine.risk.checks import TradingStateCheck
+
+    held = TradingStateCheck().evaluate(req(), ctx(trading_state=TradingState.REDUCE_ONLY,
+                                                   state_reason="daily_loss tripped"))
+    assert not held.passed and held.values["why"] == "daily_loss tripped"
+    assert held.detail == "state reduce_only (daily_loss tripped), entry from strategy"
+    calm = TradingStateCheck().evaluate(req(), ctx())
+    assert calm.passed and "why" not in calm.values  # active: nothing to explain

@@ -28,8 +28,14 @@ class TradingStateCheck(PreTradeCheck):
             ok = req.purpose is not ENTRY
         else:
             ok = req.purpose in EXITS and req.source in ("operator", "system")
-        return (ok, "state {state.value}, {purpose.value} from {source}",
-                ("state", "purpose", "source"), (state, req.purpose, req.source))
+        if state is ACTIVE:
+            return (ok, "state {state.value}, {purpose.value} from {source}",
+                    ("state", "purpose", "source"), (state, req.purpose, req.source))
+        # Not active: the record says what holds it (a breaker, the latch, reconciliation), or a
+        # refusal read "state reduce_only" long after the loss behind it had partly come back.
+        return (ok, "state {state.value} ({why}), {purpose.value} from {source}",
+                ("state", "why", "purpose", "source"), (state, ctx.state_reason or "no reason recorded",
+                                                        req.purpose, req.source))
 
 
 class ReducesPositionCheck(PreTradeCheck):

@@ -89,6 +89,7 @@ class RiskContext:
     account_blocked: bool = False
     venue_environment: str = "paper"  # what the venue says it is: paper | testnet | live
     mode: str = "paper"
+    state_reason: str = ""  # why trading is not active (the engine's halt_reason), for the record
 
     def __post_init__(self) -> None:
         if self.mid is None and self.quote is not None:
