@@ -18,10 +18,11 @@ from .alerts import AlertBus
 from .brokers.base import Broker, OrderUpdate
 from .clock import Clock
 from .journal import Journal
-from .models import TERMINAL_STATUSES, Fill, Order, OrderPurpose, OrderStatus, OrderType, Position, Side
+from .models import TERMINAL_STATUSES, Fill, Order, OrderPurpose, OrderStatus, OrderType, Side
 from .money import ZERO
 from .portfolio import Portfolio
 from .profile import OrderConfig
+from .protective_stops import ProtectiveStops
 from .risk.gate import Decision
 
 log = logging.getLogger("tradeconsole.orders")
@@ -43,7 +44,7 @@ def order_record(o: Order) -> dict:
     }
 
 
-class OrderManager:
+class OrderManager(ProtectiveStops):
     def __init__(
         self,
         broker: Broker,
@@ -291,16 +292,6 @@ class OrderManager:
         if self.on_fill is not None:
             self.on_fill(f, order, realized)
 
-    @staticmethod
-    def _stop_after_entry(pos: Position, entry_stop: Decimal) -> Decimal:
-        """The stop a position keeps after an entry fill: the tighter of the one it had and the
-        entry's own. An add judged at its own stop must not loosen the stop of what was already
-        held: taken whole, it moved the held part's loss at the stop past the caps unchecked."""
-        held = pos.stop_price
-        if held is None:
-            return entry_stop
-        return max(held, entry_stop) if pos.quantity > 0 else min(held, entry_stop)
-
     def _say_unbooked_fee(self, f: Fill) -> None:
         """A fee paid in an asset the engine cannot price (on the fill's row): the operator is told
         once per asset, since P&L, the loss limits and the fee figures all leave it out."""
@@ -329,44 +320,6 @@ class OrderManager:
     def position_qty(self, symbol: str) -> Decimal:
         pos = self.portfolio.positions.get(symbol)
         return ZERO if pos is None else pos.quantity
-
-    # -- protective stops ---------------------------------------------------------------------
-    def stop_order(self, symbol: str) -> Order | None:
-        pos = self.portfolio.positions.get(symbol)
-        if pos is None or pos.stop_order_id is None:
-            return None
-        return self.working.get(pos.stop_order_id)
-
-    async def ensure_stop(self, symbol: str) -> None:
-        """Make the working stop match the position: same size, at the position's stop price."""
-        pos = self.portfolio.positions.get(symbol)
-        if pos is None or pos.stop_price is None:
-            return
-        current = self.stop_order(symbol)
-        qty = abs(pos.quantity)
-        if current is not None and current.remaining == qty and current.stop_price == pos.stop_price:
-            return
-        if self.has_working(symbol, OrderPurpose.EXIT):
-            return  # an exit is flattening it; a stop now could flip the position
-        stop = Order(self.new_id(), symbol, Side.SELL if pos.quantity > 0 else Side.BUY, OrderType.STOP,
-                     qty, OrderPurpose.STOP, self.clock.now(), stop_price=pos.stop_price,
-                     reason="protective stop")
-        old = current
-
-        async def retire_old() -> None:
-            # Only once the new stop is at the venue does the old one go: never bare.
-            if old is not None and not await self.cancel(old.client_order_id, "stop replaced"):
-                self.alerts.publish("critical", "stop_not_replaced",
-                                    f"{symbol}: two stops working: the venue did not cancel the old stop "
-                                    f"{old.client_order_id}; if both fire the position flips. Cancel it by hand",
-                                    self.clock.now(), client_order_id=old.client_order_id)
-
-        if await self.send(stop, "system", then=retire_old):
-            pos.stop_order_id = stop.client_order_id
-        else:
-            self.alerts.publish("critical", "stop_refused",
-                                f"{symbol}: protective stop refused ({stop.reason}); position has no stop",
-                                self.clock.now())
 
     # -- timers -------------------------------------------------------------------------------
     async def on_time(self) -> None:
