@@ -37,8 +37,12 @@ def make_profile(tmp: Path):
     return Profile(
         approval={"required": False},
         feed={"speed": 0},
-        # Limits loosened so the gate passes a few hundred resting entries at once.
+        # Limits loosened so the gate passes a few hundred resting entries at once (it counts the
+        # working ones against the position, exposure and cash limits).
         risk={
+            "max_position_pct": 100,
+            "max_symbol_exposure_pct": 100,
+            "max_group_exposure_pct": 100,
             "max_open_positions": 10_000,
             "max_trades_per_day": 1_000_000,
             "max_trades_per_hour": 1_000_000,
@@ -55,6 +59,7 @@ def make_profile(tmp: Path):
             "allowed_readiness": ["ready", "forming", "not_ready"],
         },
         orders={"entry_type": "limit", "limit_timeout_seconds": 86_400},
+        paper={"starting_cash": 1_000_000},
         journal={"path": str(tmp / "bench.sqlite")},
         logging={"path": str(tmp / "bench.log")},
     )

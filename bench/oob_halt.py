@@ -44,8 +44,12 @@ name: oobbench
 approval: {required: true}      # strategy entries (with --market) wait; only ours go out
 feed: {speed: 0}
 orders: {entry_type: limit, limit_timeout_seconds: 86400}
+paper: {starting_cash: 1000000}   # the gate counts working entries against cash and position caps
 risk:
   max_open_positions: 10000
+  max_position_pct: 100
+  max_symbol_exposure_pct: 100
+  max_group_exposure_pct: 100
   max_trades_per_day: 1000000
   max_trades_per_hour: 1000000
   min_seconds_between_trades: 0
