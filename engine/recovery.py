@@ -106,7 +106,7 @@ async def rebuild(e: "Engine", cp: "JournalRow | None") -> RecoveryReport:
     p = e.portfolio
     after = 0
     open_orders: dict[str, dict] = {}
-    tripped: set[str] = set()
+    states: dict[str, str] = {}  # each breaker's state at the checkpoint
     if cp is not None:
         rep.from_checkpoint = True
         after = cp.seq
@@ -125,7 +125,7 @@ async def rebuild(e: "Engine", cp: "JournalRow | None") -> RecoveryReport:
                                         Decimal(x["fees"]), Decimal(x["last"]), _D(x["stop"]), x["stop_order_id"],
                                         opening_order=x.get("opening_order")))
         open_orders = {o["client_order_id"]: o for o in d["open_orders"]}
-        tripped = {name for name, state in d["breakers"].items() if state == BreakerState.TRIPPED.value}
+        states = dict(d["breakers"])
     for row in await j.rows(kinds=["fill"], after_seq=after):
         d = row.data
         p.apply_fill(Fill(row.ref or "", d["symbol"], Side(d["side"]), Decimal(d["quantity"]), Decimal(d["price"]),
@@ -154,7 +154,7 @@ async def rebuild(e: "Engine", cp: "JournalRow | None") -> RecoveryReport:
             pos.stop_order_id = o.client_order_id
             pos.stop_price = o.stop_price
     rep.positions = len(p.positions)
-    await _restore_breakers(e, tripped, after)
+    await _restore_breakers(e, states, after)
     await restore_trades(e)
     # The first roll after the restart: a day (or week) that began while the engine was down
     # starts from the equity now, the best figure known for it, and its breakers reset with it.
@@ -164,24 +164,26 @@ async def rebuild(e: "Engine", cp: "JournalRow | None") -> RecoveryReport:
     return rep
 
 
-async def _restore_breakers(e: "Engine", tripped: set[str], after: int) -> None:
-    """Every breaker tripped at the checkpoint, or by a row after it, holds again until its own
-    reset (a re-arm, or the venue day or week that the first roll after the restart may bring),
-    as if the process had not stopped. Self-clearing ones are measured afresh."""
+async def _restore_breakers(e: "Engine", states: dict[str, str], after: int) -> None:
+    """Every breaker comes back in the state the checkpoint, or a row after it, left it in: a
+    tripped one holds until its own reset (a re-arm, or the venue day or week that the first
+    roll after the restart may bring), as if the process had not stopped; one at warning or
+    critical stays there, so the crossing it already alerted is not alerted again.
+    Self-clearing ones are measured afresh."""
     p = e.portfolio
     last = None
     for row in await e.journal.rows(kinds=["breaker", "rearm"], after_seq=after):
         if row.kind == "rearm":
-            tripped -= {b.name for b in e.breakers if b.reset_on == "rearm"}
+            states.update({b.name: BreakerState.ARMED.value for b in e.breakers if b.reset_on == "rearm"})
             continue
         last = row
-        if row.data.get("new") == BreakerState.TRIPPED.value:
-            tripped.add(row.ref)
-        else:
-            tripped.discard(row.ref)
+        states[row.ref] = row.data.get("new", BreakerState.ARMED.value)
     for b in e.breakers:
-        if b.name in tripped and b.reset_on != "auto":
-            b.restore(BreakerState.TRIPPED)
+        if b.reset_on != "auto" and b.name in states:
+            try:
+                b.restore(BreakerState(states[b.name]))
+            except ValueError:  # a state this version does not know: measured afresh
+                log.warning("breaker %s: unknown state %r in the journal", b.name, states[b.name])
     if last is not None:
         # Breaker rows are written after the batch's roll: one stamped on a later venue day than
         # the checkpoint's means the engine had entered that day (its reset rows are above), and

@@ -65,3 +65,27 @@ async def test_a_tripped_rearm_breaker_survives_a_restart(tmp_path):
         assert again.state is TradingState.ACTIVE
     finally:
         await again.close()
+
+
+async def test_a_warning_is_not_alerted_again_after_a_restart(tmp_path):
+    eng = await Engine.open(profile(tmp_path), seed=1)
+    await eng.run(duration=120)
+    eng.portfolio.closed_trades.extend([Decimal("-1")] * 3)  # 3 of 5: warning (60 %)
+    await eng.run(duration=120)
+    assert breaker(eng, "consecutive_losses").state is BreakerState.WARNING
+    warned = [a for a in eng.snapshot().alerts if "consecutive" in a.message]
+    assert len(warned) == 1
+    await eng.close()
+
+    again = await Engine.open(profile(tmp_path), seed=2)
+    try:
+        assert breaker(again, "consecutive_losses").state is BreakerState.WARNING
+        await again.run(duration=120)
+        assert breaker(again, "consecutive_losses").state is BreakerState.WARNING
+        assert not [a for a in again.snapshot().alerts if "consecutive" in a.message]  # the same crossing
+        again.portfolio.closed_trades.append(Decimal("-1"))  # 4 of 5: a new crossing, critical (80 %)
+        await again.run(duration=120)
+        assert breaker(again, "consecutive_losses").state is BreakerState.CRITICAL
+        assert len([a for a in again.snapshot().alerts if "consecutive" in a.message]) == 1
+    finally:
+        await again.close()
