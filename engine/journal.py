@@ -34,6 +34,10 @@ CACHED_STATEMENTS = 512
 WRITE_LOCK_TIMEOUT_SECONDS = 5.0
 
 log = logging.getLogger("tradeconsole.journal")
+# Rows the operator adds from the command line (`attest`, `drill`, `promote`) carry wall-clock
+# time, which a simulated session's clock has nothing to do with: they never move the journal's
+# own sense of time (`last_ts`, and analytics' reading of it).
+WALL_CLOCK_KINDS = frozenset({"attestation", "drill", "stage"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -367,9 +371,14 @@ class Journal:
         return None if r is None else JournalRow(r[0], r[1], r[2], r[3], orjson.loads(r[4]))
 
     async def last_ts(self) -> datetime | None:
-        """Time of the newest row (the journal's clock, whatever clock wrote it)."""
+        """Time of the newest row the journal's own clock wrote: a simulated profile's next start
+        continues from it. Rows the operator adds from the command line carry the wall's time
+        (WALL_CLOCK_KINDS) and are passed over: one `attest` made a simulated session's clock
+        jump to today, and its readiness counted months of "time trading" after 4 hours."""
         await self.flush()
-        async with self._db.execute("SELECT ts FROM events ORDER BY seq DESC LIMIT 1") as cur:
+        sql = (f"SELECT ts FROM events WHERE kind NOT IN ({','.join('?' * len(WALL_CLOCK_KINDS))})"
+               " ORDER BY seq DESC LIMIT 1")
+        async with self._db.execute(sql, sorted(WALL_CLOCK_KINDS)) as cur:
             r = await cur.fetchone()
         return None if r is None else datetime.fromisoformat(r[0])
 

@@ -172,3 +172,28 @@ async def granted(profile) -> str | None:
         return await require_granted(profile, j)
     finally:
         await j.close()
+
+
+async def test_a_wall_clock_row_does_not_move_a_simulated_sessions_clock(tmp_path):
+    # `attest`, `drill` and `promote` write the wall's time; a simulated profile's next start
+    # continues from its own clock, or readiness counted months of "time trading" after hours.
+    import asyncio
+    from datetime import datetime, timedelta, timezone
+
+    from conftest import build_profile
+    from engine.analytics.journal_data import append_row
+    from engine.engine import Engine
+
+    prof = build_profile(tmp_path)
+    eng = await Engine.open(prof, seed=1)
+    await eng.run(duration=3600)
+    ended = eng.clock.now()
+    await eng.close()
+    assert ended < datetime(2026, 6, 1, tzinfo=timezone.utc)  # the simulated market's own time
+    await asyncio.to_thread(append_row, prof.journal.path, "attestation", datetime.now(timezone.utc), "runbook_read",
+                            {"by": "test"})
+    again = await Engine.open(prof, seed=2)
+    try:
+        assert ended <= again.clock.now() <= ended + timedelta(minutes=2)
+    finally:
+        await again.close()

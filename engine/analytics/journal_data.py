@@ -18,12 +18,11 @@ from typing import Any, Iterable
 
 import orjson
 
+from ..journal import WALL_CLOCK_KINDS
+
 # Everything analytics reads; decisions are left out on purpose: they carry every check's numbers
 # and are by far the largest rows, and the order rows already say what each decision led to.
 # Operator rows are few; a `submit_manual` one marks a trade the operator opened by hand.
-# Rows the operator adds from the command line carry wall-clock time, which a simulated session's
-# clock has nothing to do with: they never move the journal's own sense of time.
-WALL_CLOCK_KINDS = frozenset({"attestation", "drill"})
 KINDS = ("session", "session_end", "fill", "equity", "signal", "order", "alert", "halt", "rearm",
          "breaker", "close_all", "attestation", "drill", "unknown_order", "unknown_fill", "operator", "note")
 
