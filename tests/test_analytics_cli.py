@@ -201,3 +201,16 @@ def test_attest_refuses_an_item_no_stage_asks_for(tmp_path, item):
         f"tradeconsole: attest: unknown item {item!r}; this profile's readiness items are "
         "capital_allocation, legal_tax_review, runbook_read, support_in_place"]
     assert not (tmp_path / "paper-auto.sqlite").exists()
+
+
+def test_fees_paid_in_an_asset_the_engine_cannot_price_make_fee_drag_not_measurable(home):
+    path = home / "paper-auto.sqlite"
+    with sqlite3.connect(path) as db:  # two fills whose fee the venue took in BNB
+        for seq, data in db.execute("SELECT seq, data FROM events WHERE kind = 'fill' ORDER BY seq LIMIT 2").fetchall():
+            row = json.loads(data)
+            row["unbooked_fee"] = "0.1 BNB"
+            db.execute("UPDATE events SET data = ? WHERE seq = ?", (json.dumps(row), seq))
+    out = json.loads(run(home, "readiness", "--profile", PROFILE, "--json").stdout)
+    fee = next(c for c in out["criteria"] if c["name"] == "fee_drag")
+    assert fee["passed"] is False
+    assert fee["detail"].startswith("not measurable: 0.2 BNB on 2 fill(s) paid in an asset the engine cannot price")

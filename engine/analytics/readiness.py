@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,26 @@ def latest_by_ref(rows: list[Row]) -> dict[str, Row]:
         if r.ref:
             out[r.ref] = r
     return out
+
+
+def unbooked_fees(data: JournalData) -> str:
+    """Fees paid in an asset the engine cannot price (each fill row's `unbooked_fee`, e.g.
+    "0.00042 BNB"), totalled per asset: "0.2 BNB on 2 fills", or "" when there are none."""
+    per_asset: dict[str, Decimal] = {}
+    fills = 0
+    for r in data.kind("fill"):
+        text = r.data.get("unbooked_fee")
+        if not text:
+            continue
+        amount, _, asset = str(text).partition(" ")
+        try:
+            per_asset[asset] = per_asset.get(asset, Decimal(0)) + Decimal(amount)
+        except ArithmeticError:
+            per_asset[asset] = per_asset.get(asset, Decimal(0))
+        fills += 1
+    if not fills:
+        return ""
+    return ", ".join(f"{v.normalize():f} {a}" for a, v in sorted(per_asset.items())) + f" on {fills} fill(s)"
 
 
 def last_passing_drill(data: JournalData) -> Row | None:
@@ -105,9 +126,17 @@ def evaluate(profile: Any, data: JournalData, stage: str, *, now: datetime | Non
     add("max_drawdown", "max drawdown", mdd, f"< {crit.max_drawdown_pct} %", mdd < float(crit.max_drawdown_pct),
         _pct(mdd))
     fd = t["fee_drag_pct"]
-    add("fee_drag", "fee drag (fees / P&L before fees)", fd, f"< {crit.max_fee_drag_pct} %",
-        fd is not None and fd < float(crit.max_fee_drag_pct),
-        _pct(fd) if fd is not None else "not measurable: no profit before fees")
+    unpriced = unbooked_fees(data)
+    if unpriced:
+        # Fees the venue took in another asset (BNB) are in no figure here: a drag measured
+        # without them could pass on fees it never counted.
+        add("fee_drag", "fee drag (fees / P&L before fees)", fd, f"< {crit.max_fee_drag_pct} %", False,
+            f"not measurable: {unpriced} paid in an asset the engine cannot price are left out of every "
+            f"figure here (return, fees, P&L); pay fees in the quote currency to measure it")
+    else:
+        add("fee_drag", "fee drag (fees / P&L before fees)", fd, f"< {crit.max_fee_drag_pct} %",
+            fd is not None and fd < float(crit.max_fee_drag_pct),
+            _pct(fd) if fd is not None else "not measurable: no profit before fees")
     wr = t["win_rate_pct"]
     add("win_rate", "win rate", wr, f"{crit.win_rate_min_pct}..{crit.win_rate_max_pct} %",
         wr is not None and float(crit.win_rate_min_pct) <= wr <= float(crit.win_rate_max_pct),
