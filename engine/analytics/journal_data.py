@@ -22,9 +22,11 @@ from ..journal import WALL_CLOCK_KINDS
 
 # Everything analytics reads; decisions are left out on purpose: they carry every check's numbers
 # and are by far the largest rows, and the order rows already say what each decision led to.
-# Operator rows are few; a `submit_manual` one marks a trade the operator opened by hand.
+# Operator rows are few; a `submit_manual` one marks a trade the operator opened by hand. A
+# `recovery` row (one per restart) says the session carried the account over (metrics.equity_curve).
 KINDS = ("session", "session_end", "fill", "equity", "signal", "order", "alert", "halt", "rearm",
-         "breaker", "close_all", "attestation", "drill", "unknown_order", "unknown_fill", "operator", "note")
+         "breaker", "close_all", "attestation", "drill", "unknown_order", "unknown_fill", "operator", "note",
+         "recovery")
 
 
 class JournalReadError(Exception):

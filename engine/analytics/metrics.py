@@ -51,25 +51,39 @@ class Point:
 def equity_curve(data: JournalData, capital: Decimal) -> list[Point]:
     """The equity rows on one scale that starts at `capital`.
 
-    A session that starts afresh (no realized P&L, no fees yet: the engine did not carry the
-    account over) is chained on: its growth multiplies the value the previous session ended at,
-    so a restart is neither a jump back to the starting cash nor a new account. A session that
-    carries the account over continues from where it left off."""
+    A session whose start rebuilt the books from the journal (it journaled a `recovery` row)
+    carried the account over: it continues from where it left off, so with no fresh start in
+    the journal the curve is the journaled equity itself. A session without one had nothing to
+    rebuild and began at its own starting cash: it is chained on, its growth multiplying the
+    value the previous session ended at, so a changed `starting_cash` (or a journal whose
+    sessions each began anew) is neither a jump nor a new account."""
     out: list[Point] = []
     base_eq = capital  # the session's own equity that corresponds to `base_val`
     base_val = capital
-    new_session = False
+    new_session = carried = False
     last_eq: Decimal | None = None
-    for r in data.kind("session", "equity", "session_end"):
+    for r in data.kind("session", "recovery", "equity", "session_end"):
         if r.kind == "session":
-            new_session = last_eq is not None
+            new_session, carried = last_eq is not None, False
+            continue
+        if r.kind == "recovery":
+            carried = True
             continue
         eq = dec(r.data.get("equity"))
         if new_session:
-            fresh = dec(r.data.get("realized")) == 0 and dec(r.data.get("fees")) == 0
+            # Whether a start is fresh is read from the recovery row, never guessed from the
+            # first equity row: with zero fees and nothing closed yet, a carried-over account
+            # showed realized 0 and fees 0 too, and its open positions' gains were counted
+            # again at every restart. The engine journals `recovery` whenever it restores
+            # anything (a checkpoint, written every minute and at close, or fills to replay),
+            # and has since before analytics existed, so no engine journal lacks it where the
+            # account was carried over; where it is absent the books really began empty.
             start_cash = _session_cash(data, r.seq)
             base_val = out[-1].value if out else capital
-            base_eq = (start_cash if start_cash is not None else eq) if fresh else (last_eq or eq)
+            if carried or start_cash is None:
+                base_eq = last_eq or eq  # without a known starting cash: continue, never rescale
+            else:
+                base_eq = start_cash
             new_session = False
         value = eq if base_eq == base_val else (base_val * eq / base_eq if base_eq else eq)
         out.append(Point(r.ts, r.timeline, value))
