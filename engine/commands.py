@@ -87,14 +87,22 @@ class OperatorCommands:
 
     async def _after_halt(self, source: str, reason: str, pending: list, first: bool) -> None:
         now = self.clock.now()
-        await self.journal.flush()  # the latch is durable before anything else happens
+        unrecorded = ""
+        try:
+            await self.journal.flush()  # the latch is durable before anything else happens...
+        except Exception as exc:  # noqa: BLE001 - told below; the halt goes on
+            # ...when the journal can take it. Locked or full, it must not stop the halt itself:
+            # waiting on it left the working entries at the venue, and one filled after F12.
+            # The rows stay buffered for the next commit that succeeds.
+            unrecorded = f"; the journal could not record it yet ({type(exc).__name__}: {exc})"
+            log.error("halt by %s: the journal could not commit the latch (%s); cancelling all the same", source, exc)
         for item in pending:
             self._finish_pending(item.order, OrderStatus.REJECTED, "halted", "rejected_by_halt")
-        if first:
-            self.alerts.publish("critical", "halt", f"HALTED by {source}: {reason}", now)
+        if first or unrecorded:
+            self.alerts.publish("critical", "halt", f"HALTED by {source}: {reason}{unrecorded}", now)
         log.warning("halted by %s: %s", source, reason)
         await self._cancel_entries_with_retry("halt")
-        await self.journal.flush()
+        await self.journal.flush()  # still failing: raised to the caller (the console's error dialog)
 
     async def _cancel_entries_with_retry(self, why: str) -> None:
         """Cancel every working entry; a venue that refuses gets bounded retries with backoff,

@@ -227,6 +227,39 @@ async def test_second_halt_changes_nothing_but_is_recorded(make_profile, open_en
     assert [h.data["source"] for h in halts] == ["operator", "cli"]  # every command is on record
 
 
+async def test_a_halt_the_journal_cannot_record_still_cancels_the_entries_and_says_so(make_profile, open_engine):
+    import sqlite3
+
+    eng = await busy_engine(make_profile, open_engine)
+    entries = [o.client_order_id for o in working_entries(eng)]
+    assert entries
+    db = eng.journal._db
+    execute = db.execute
+    locked = True
+
+    async def failing(sql, *args):
+        if locked:
+            raise sqlite3.OperationalError("database is locked")
+        return await execute(sql, *args)
+
+    db.execute = failing  # another process holds the write lock (or the disk is full)
+    task = eng.halt("operator", "F12 pressed")
+    with pytest.raises(sqlite3.OperationalError):
+        await task  # the console's error dialog hears of it...
+    # ...but the halt itself went on: no entry left working, here or at the venue, and a
+    # critical alert says the journal has not got it yet.
+    assert working_entries(eng) == []
+    assert not [o for o in await eng.broker.open_orders() if o.purpose is OrderPurpose.ENTRY]
+    (alert,) = [a for a in eng.alerts.unacknowledged() if a.kind == "halt"]  # pinned, as every critical
+    assert alert.severity == "critical" and "the journal could not record it yet" in alert.message
+    locked = False
+    db.execute = execute
+    await eng.journal.flush()  # the lock is gone: nothing the halt wrote was lost
+    assert [r.data["reason"] for r in await eng.journal.rows(["halt"])] == ["F12 pressed"]
+    cancelled = {r.ref for r in await eng.journal.rows(["order"]) if r.data["status"] == "cancelled"}
+    assert set(entries) <= cancelled
+
+
 async def test_halt_latch_survives_a_restart(make_profile, open_engine):
     profile = approval_profile(make_profile, orders=RESTING)
     eng = await busy_engine(make_profile, open_engine)
