@@ -55,19 +55,60 @@ class LoopFlushedFileHandler(RotatingFileHandler):
     shutdown, another thread) every record is flushed at once, as before. The size for rotation
     is counted as written (characters, so a line of non-ASCII text may overshoot `maxBytes` by
     its extra bytes) rather than asked of the file.
+
+    A rotation that fails (the backup name blocked by a directory, no permission to rename) must
+    not cost lines: the stock handler has closed the stream by then and, with the size unchanged,
+    every later record retried the rotation, failed and was dropped with a traceback on stderr
+    (the log pane froze). Here the current file is reopened and appended to past its limit, the
+    next attempt waits for another tenth of `maxBytes`, and the failure and the recovery are each
+    said once, in the log and in one stderr line.
     """
 
     def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
         super().__init__(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
         self._size = path.stat().st_size if path.exists() else 0
         self._flush_scheduled = False
+        self._retry_at = 0  # while rotation fails: the size at which it is tried again
+        self._failures = 0
 
     def shouldRollover(self, record: logging.LogRecord) -> bool:  # noqa: N802 (logging's name)
-        return bool(self.maxBytes) and self._size >= self.maxBytes
+        return bool(self.maxBytes) and self._size >= max(self.maxBytes, self._retry_at)
 
     def doRollover(self) -> None:  # noqa: N802
-        super().doRollover()
+        try:
+            super().doRollover()
+        except OSError as exc:
+            self._rotation_failed(exc)
+            return
         self._size = 0
+        self._retry_at = 0
+        if self._failures:
+            failures, self._failures = self._failures, 0
+            self._tell(f"log rotation works again, after {failures} failed attempt(s)")
+
+    def _rotation_failed(self, exc: OSError) -> None:
+        # A per-record retry is what turned one failure into hundreds of lost lines; a tenth of the
+        # limit spaces the attempts out yet lets rotation resume soon after the obstacle goes.
+        self._retry_at = self._size + max(self.maxBytes // 10, 1)
+        if self.stream is None:
+            # The base rollover closed the file before it failed; the file is still in place
+            # (or was already renamed, and then a new one is started), so append to it.
+            self.stream = self._open()
+        self._failures += 1
+        if self._failures == 1:
+            self._tell(f"log rotation failed ({exc}): appending to {self.baseFilename} past its size "
+                       f"limit, rotation retried every {self._retry_at - self._size} characters")
+
+    def _tell(self, text: str) -> None:
+        # Once per failure or recovery, so a line on stderr costs nothing. Callers update the size
+        # or `_retry_at` first: the record below must not re-enter the rotation (the handler's
+        # lock is an RLock, so it goes straight to the file).
+        try:
+            sys.stderr.write(f"tradeconsole: {text}\n")
+            sys.stderr.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+        logging.getLogger("tradeconsole.logsetup").warning("%s", text)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from datetime import datetime, timezone
 
 import pytest
@@ -59,6 +60,40 @@ def test_rollover_at_the_counted_size_keeps_the_backups(tmp_path):
     h.close()
     assert (tmp_path / "r.log.1").read_text() == "x" * 9_990 + "y" * 20 + "\n"
     assert path.read_text() == "y" * 20 + "\n"
+
+
+def test_a_failed_rotation_loses_no_line_and_is_reported_once(tmp_path, capsys):
+    path = tmp_path / "f.log"
+    setup_logging(path, LoggingConfig(max_bytes=10_000, backups=1), clock=SimClock(T0))
+    log = logging.getLogger("tradeconsole.engine")
+    # As root chmod stops nothing: a non-empty directory where the backup goes blocks the rotation.
+    (tmp_path / "f.log.1").mkdir()
+    (tmp_path / "f.log.1" / "x").write_text("x")
+    try:
+        for i in range(300):  # ~17 KB: well past the limit and many retry steps
+            log.info("line %d", i)
+        text = path.read_text()
+        # Before, the first failure closed the file and every later record was dropped.
+        assert all(f"line {i}\n" in text for i in range(300))
+        assert text.count("log rotation failed") == 1
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and "log rotation failed" in err
+        assert "Traceback" not in err and "Logging error" not in err
+
+        shutil.rmtree(tmp_path / "f.log.1")
+        for i in range(300, 400):
+            log.info("line %d", i)
+        backup, current = (tmp_path / "f.log.1").read_text(), path.read_text()
+        assert "line 299\n" in backup, "rotation resumed once the obstacle was gone"
+        assert "rotation works again" in current
+        assert all(f"line {i}\n" in backup + current for i in range(400))
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and "rotation works again" in err
+    finally:
+        root = logging.getLogger("tradeconsole")
+        for h in list(root.handlers):
+            root.removeHandler(h)
+            h.close()
 
 
 class _GoneReader:
