@@ -33,6 +33,7 @@ class RestartWiring:
         diffs = await reconcile(self, rep)
         self.recovery = rep
         self.reconciliation = diffs
+        await self.protect_bare_positions()  # a stop the journal holds as done, on a position still held
         if rep.fills_replayed or rep.open_orders or rep.positions or rep.from_checkpoint:
             self.journal.append("recovery", self.clock.now(), None, {
                 "fills_replayed": rep.fills_replayed, "open_orders": rep.open_orders, "positions": rep.positions,
@@ -107,6 +108,7 @@ class RestartWiring:
         self._apply_breaker_state()  # the last answer lifts reduce-only, unless a breaker holds it
         if plan is not None:
             await self._protect_adopted(d.symbol, adopted[1], *plan)  # its send commits the reconcile row first
+        await self.protect_bare_positions()  # e.g. an exit marked closed had taken its position's stop off
         if all(x.resolved for x in self.reconciliation):
             self.alerts.publish("info", "reconciliation",
                                 f"every reconciliation difference answered: trading {self.state.value}",
@@ -149,6 +151,31 @@ class RestartWiring:
                         "difference": other.text, "action": "book", "kind": other.kind, "symbol": o.symbol,
                         "by": cid})
         return None
+
+    async def protect_bare_positions(self) -> None:
+        """Every position held with no stop working and no exit on its way gets its stop back,
+        with an alert. A kill between an exit's taking the stop off and the exit's reaching the
+        venue left the position bare; the answer to that difference (mark the exit closed)
+        placed nothing, and only a passive NO STOP cell said so. A holding whose quantity is
+        still in question waits for its answer (adopting it places its stop)."""
+        in_question = {d.symbol for d in self.reconciliation if d.kind == "quantity_mismatch" and not d.resolved}
+        for symbol, pos in list(self.portfolio.positions.items()):
+            if (symbol in in_question or pos.quantity == 0 or self.orders.stop_order(symbol) is not None
+                    or self.orders.has_working(symbol, OrderPurpose.EXIT)):
+                continue
+            known = (pos.stop_price, f"its stop {pos.stop_price} from the journal") if pos.stop_price else None
+            plan = self._adopted_stop_plan(symbol, known)
+            if plan is None:
+                continue
+            stop, why, past = plan
+            pos.stop_price = stop
+            await self.orders.ensure_stop(symbol)  # gated and journaled; a refusal raises stop_refused
+            placed = self.orders.stop_order(symbol)
+            if placed is not None and placed.stop_price == stop:
+                self.alerts.publish("critical" if past else "warning", "stop_restored",
+                                    f"{symbol}: held {pos.quantity} with no stop working at the venue; protective "
+                                    f"stop {stop} placed ({why})", self.clock.now(),
+                                    client_order_id=placed.client_order_id)
 
     async def _cancel_orphan_stops(self, symbol: str) -> None:
         """A position marked closed leaves no stop behind: fired, it would sell what the books no

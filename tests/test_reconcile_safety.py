@@ -405,3 +405,40 @@ async def test_booking_a_fill_already_adopted_is_refused(tmp_path):
         assert await eng.resolve_difference(kinds.index("closed_while_down"), "mark_closed") is None
     finally:
         await eng.close()
+
+
+async def test_a_position_left_bare_by_an_exit_that_never_reached_the_venue_gets_its_stop_back(tmp_path):
+    from engine.models import Order, OrderType
+
+    prof = build_profile(tmp_path, symbols=["BTC/USD", "ETH/USD"], risk=OPEN, strategy=FAST,
+                         sizing={"max_order_usd": 500}, orders={"entry_type": "market"})
+    eng = await Engine.open(prof, seed=1)
+    eng.strategy = Buy(["ETH/USD"])
+    eng.preroll()
+    await eng.run(duration=5)
+    eng.strategy = Quiet()
+    pos = eng.portfolio.positions["ETH/USD"]
+    held, stop_price, old_stop = pos.quantity, pos.stop_price, pos.stop_order_id
+    # An exit takes the stop off first, journals itself, and is killed before the venue hears of it.
+    assert await eng.orders.cancel(old_stop, "exit replaces stop")
+    await eng.orders.process_events()
+    exit_ = Order(eng.orders.new_id(), "ETH/USD", Side.SELL, OrderType.MARKET, held, OrderPurpose.EXIT,
+                  eng.clock.now(), status=OrderStatus.SUBMITTED, reason="strategy exit")
+    eng.orders.orders[exit_.client_order_id] = exit_
+    eng.orders.track(exit_)
+    eng.orders._journal_order(exit_)
+    await eng.close()
+
+    eng = await Engine.open(prof, seed=2)
+    try:
+        (d,) = eng.reconciliation
+        assert (d.kind, d.client_order_id) == ("unknown_to_venue", exit_.client_order_id)
+        await warm(eng, Quiet())
+        assert await eng.resolve_difference(0, "mark_closed") is None
+        stop = _the_stop(eng, "ETH/USD")
+        assert (stop.quantity, stop.stop_price) == (held, stop_price) and stop.client_order_id != old_stop
+        assert stop.client_order_id in {o.client_order_id for o in await eng.broker.open_orders()}
+        (alert,) = [a for a in eng.alerts.recent() if a.kind == "stop_restored"]
+        assert alert.severity == "warning" and "no stop working at the venue" in alert.message
+    finally:
+        await eng.close()
