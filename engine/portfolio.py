@@ -12,6 +12,7 @@ small (`is_dust`, from the broker's market minimums); without it nothing is dust
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Callable
@@ -19,6 +20,41 @@ from zoneinfo import ZoneInfo
 
 from .models import Fill, Position, Quote, Side
 from .money import ZERO
+
+
+@dataclass(slots=True)
+class TradeTotals:
+    """Every round trip closed on this account, across restarts, as analytics' `trade_stats`
+    counts them (a net above 0 wins, below 0 loses). `closed_trades` cannot stand in: a restart
+    keeps only its tail (the checkpoint's, enough for the losing streak), and the performance
+    screen counted that tail, showing 50 trades of 228 and hiding most of the loss."""
+    count: int = 0
+    wins: int = 0
+    losses: int = 0
+    gross_profit: Decimal = ZERO
+    gross_loss: Decimal = ZERO  # the losing trades' nets, summed, as a positive amount
+    largest_win: Decimal = ZERO
+    largest_loss: Decimal = ZERO  # the most negative net (0 with no loss)
+
+    def add(self, net: Decimal) -> None:
+        self.count += 1
+        if net > 0:
+            self.wins += 1
+            self.gross_profit += net
+            self.largest_win = max(self.largest_win, net)
+        elif net < 0:
+            self.losses += 1
+            self.gross_loss -= net
+            self.largest_loss = min(self.largest_loss, net)
+
+    def record(self) -> dict:
+        return {"count": self.count, "wins": self.wins, "losses": self.losses, "gross_profit": self.gross_profit,
+                "gross_loss": self.gross_loss, "largest_win": self.largest_win, "largest_loss": self.largest_loss}
+
+    @classmethod
+    def from_record(cls, d: dict) -> "TradeTotals":
+        return cls(int(d["count"]), int(d["wins"]), int(d["losses"]), Decimal(d["gross_profit"]),
+                   Decimal(d["gross_loss"]), Decimal(d["largest_win"]), Decimal(d["largest_loss"]))
 
 
 class Portfolio:
@@ -50,6 +86,7 @@ class Portfolio:
         self._gross = ZERO  # sum of |quantity| x mark
         self.exposure: dict[str, Decimal] = {}  # symbol -> |quantity| x mark
         self.closed_trades: list[Decimal] = []  # net P&L of each round trip, oldest first
+        self.totals = TradeTotals()  # of every round trip, where closed_trades may be a tail
         self._trade_pnl: dict[str, Decimal] = {}  # running net P&L of each open round trip
         # Remainders below the venue's minimum order, per symbol (module docstring); valued apart
         # from `_value` so the exposure figures the gate reads never carry them.
@@ -150,18 +187,31 @@ class Portfolio:
         self._revalue(pos)
         running = self._trade_pnl.get(f.symbol, ZERO) + realized - f.fee
         if pos.quantity == 0:
-            self.closed_trades.append(running)
-            self._trade_pnl.pop(f.symbol, None)
+            self._close_trade(f.symbol, running)
             del self.positions[f.symbol]
         elif left_over(signed, pos.quantity) and self.is_dust is not None \
                 and self.is_dust(f.symbol, abs(pos.quantity), f.price):
             # What is left cannot be sold: the round trip is over, the remainder is dust.
-            self.closed_trades.append(running)
-            self._trade_pnl.pop(f.symbol, None)
+            self._close_trade(f.symbol, running)
             self._set_aside(pos, f.price)
         else:
             self._trade_pnl[f.symbol] = running
         return realized
+
+    def _close_trade(self, symbol: str, net: Decimal) -> None:
+        self.closed_trades.append(net)
+        self.totals.add(net)
+        self._trade_pnl.pop(symbol, None)
+
+    def open_trade_pnl(self) -> dict[str, Decimal]:
+        """Running net P&L of each open round trip (for the checkpoint)."""
+        return dict(self._trade_pnl)
+
+    def restore_trade_pnl(self, pnl: dict[str, Decimal]) -> None:
+        """The open round trips' running nets as a checkpoint kept them: without them a trade
+        held across a restart closed with only what it made after it (its entry fee lost), on
+        the screen and in the losing streak, unlike the journal's own round trip."""
+        self._trade_pnl = dict(pnl)
 
     # -- dust ---------------------------------------------------------------------------------
     def _set_aside(self, pos: Position, price: Decimal) -> None:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from .models import Fill, Order, OrderPurpose, OrderStatus, OrderType, Position, Side
+from .portfolio import TradeTotals
 from .risk.breakers import BreakerState
 
 if TYPE_CHECKING:
@@ -64,7 +65,12 @@ def checkpoint_record(e: "Engine") -> dict:
         "cash": p.cash, "realized": p.realized_pnl, "fees": p.fees, "peak": p.peak_equity,
         "pause_peak": p.pause_peak, "day_start": p.day_start_equity, "week_start": p.week_start_equity,
         "day": p.day_started,  # the venue day those two baselines belong to
-        "closed_tail": p.closed_trades[-50:], "closed_count": len(p.closed_trades),
+        "closed_tail": p.closed_trades[-50:], "closed_count": p.totals.count,
+        # What the performance screen counts: every trade, not the tail (portfolio.TradeTotals),
+        # and the nets so far of the trades still open, which would otherwise close short.
+        "trade_totals": p.totals.record(), "open_trade_pnl": p.open_trade_pnl(),
+        # The screen's worst drawdown so far: a restart set it back to 0.
+        "max_drawdown_shown": e.operator_state.max_drawdown_pct,
         # Of that tail, the trades a re-arm acknowledged: without it a restart counted the
         # acknowledged losing streak again and tripped consecutive_losses anew.
         "streak_acked": max(0, p.streak_base - (len(p.closed_trades) - len(p.closed_trades[-50:]))),
@@ -120,10 +126,18 @@ async def rebuild(e: "Engine", cp: "JournalRow | None") -> RecoveryReport:
         p.resume(datetime.fromisoformat(day or cp.ts), Decimal(d["day_start"]), Decimal(d["week_start"]))
         p.closed_trades = [Decimal(x) for x in d["closed_tail"]]
         p.streak_base = min(int(d.get("streak_acked", 0)), len(p.closed_trades))
+        tot = d.get("trade_totals")
+        p.totals = TradeTotals.from_record(tot) if tot is not None else await totals_from_fills(e, cp.seq)
         for x in d["positions"]:
             p.restore_position(Position(x["symbol"], Decimal(x["quantity"]), Decimal(x["avg"]), Decimal(x["realized"]),
                                         Decimal(x["fees"]), Decimal(x["last"]), _D(x["stop"]), x["stop_order_id"],
                                         opening_order=x.get("opening_order")))
+        pnl = d.get("open_trade_pnl")
+        # An older checkpoint's position carries its round trip's realized P&L and fees so far.
+        p.restore_trade_pnl({s: Decimal(v) for s, v in pnl.items()} if pnl is not None else
+                            {x.symbol: x.realized_pnl - x.fees for x in p.positions.values()})
+        st = e.operator_state
+        st.max_drawdown_pct = max(st.max_drawdown_pct, Decimal(d.get("max_drawdown_shown") or 0))
         open_orders = {o["client_order_id"]: o for o in d["open_orders"]}
         states = dict(d["breakers"])
     for row in await j.rows(kinds=["fill"], after_seq=after):
@@ -162,6 +176,21 @@ async def rebuild(e: "Engine", cp: "JournalRow | None") -> RecoveryReport:
     if period:
         e.new_period(period)
     return rep
+
+
+async def totals_from_fills(e: "Engine", upto: int) -> TradeTotals:
+    """The trade totals of a checkpoint written before it kept them: the round trips of the fill
+    rows up to it, rebuilt as analytics rebuilds them (one read of the journal's fills, once: the
+    next checkpoint keeps the totals)."""
+    from .analytics.journal_data import Row
+    from .analytics.trades import closed, rebuild_trades
+
+    fills = [Row(r.seq, datetime.fromisoformat(r.ts), r.kind, r.ref, r.data)
+             for r in await e.journal.rows(kinds=["fill"]) if r.seq <= upto]
+    totals = TradeTotals()
+    for t in closed(rebuild_trades(fills)):
+        totals.add(t.net)
+    return totals
 
 
 async def _restore_breakers(e: "Engine", states: dict[str, str], after: int) -> None:

@@ -64,25 +64,12 @@ def _capital(e: "Engine") -> CapitalView:
                        p.cash, p.equity * risk.cash_reserve_pct / HUNDRED, risk.cash_reserve_pct)
 
 
-def _trade_stats(e: "Engine") -> tuple:
-    """(n, wins, losses, gross profit, gross loss, largest win, largest loss), extended
-    incrementally: the closed-trade list only grows, and a snapshot is taken several times a second."""
-    trades = e.portfolio.closed_trades
-    st = e.operator_state
-    n, wins, losses, gp, gl, big_w, big_l = st.perf_cache or (0, 0, 0, ZERO, ZERO, ZERO, ZERO)
-    if len(trades) < n:  # rebuilt (recovery): start over
-        n, wins, losses, gp, gl, big_w, big_l = 0, 0, 0, ZERO, ZERO, ZERO, ZERO
-    for pnl in trades[n:]:
-        if pnl > 0:
-            wins, gp, big_w = wins + 1, gp + pnl, max(big_w, pnl)
-        elif pnl < 0:
-            losses, gl, big_l = losses + 1, gl - pnl, min(big_l, pnl)
-    st.perf_cache = (len(trades), wins, losses, gp, gl, big_w, big_l)
-    return st.perf_cache
-
-
 def _performance(e: "Engine") -> PerformanceView:
-    n, wins, losses, gp, gl, big_w, big_l = _trade_stats(e)
+    # Every trade the account closed, restarts included (portfolio.TradeTotals), so the screen
+    # and readiness, which reads them all from the journal, count the same trades.
+    t = e.portfolio.totals
+    n, wins, losses, gp, gl, big_w, big_l = (t.count, t.wins, t.losses, t.gross_profit, t.gross_loss,
+                                             t.largest_win, t.largest_loss)
     st = e.operator_state
     dd = e.portfolio.drawdown_pct
     st.max_drawdown_pct = max(st.max_drawdown_pct, dd)
