@@ -123,6 +123,8 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
         self.recovery = None
         self.reconciliation: list = []  # differences found at start (engine/recovery.py)  # started by the runner (engine/services.py), stopped on close
         self._carry: list[Quote] | None = None  # a batch read past the end of the last run()
+        self.run_state = "idle"  # idle (not started), running, stopped, failed: the heartbeat reads it
+        self.run_error = ""
         self._prerolled = False
         self._repace = False
         self._preroll_start: datetime | None = None
@@ -246,7 +248,27 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
             await asyncio.sleep(0)
 
     async def run(self, duration: float | None = None) -> None:
-        """Consume the feed until `duration` simulated seconds pass, the feed ends, or stop()."""
+        """Consume the feed until `duration` simulated seconds pass, the feed ends, or stop().
+
+        Every runner (console worker, headless) comes through here, so a run that dies is told
+        here, once: under the console the loop keeps turning and nothing else would say so."""
+        self.run_state, self.run_error = "running", ""
+        try:
+            await self._run_feed(duration)
+        except Exception as exc:
+            from .brokers.keys import redact
+
+            line = (f"{type(exc).__name__}: {redact(exc)}".splitlines() or [""])[0][:300]
+            self.run_state, self.run_error = "failed", line
+            with contextlib.suppress(Exception):  # the error itself is what the runner must see
+                self.alerts.publish("critical", "engine_failed", f"ENGINE STOPPED with an error: {line}; "
+                                    "no quotes, signals or orders are handled until restart", self.clock.now())
+            raise
+        finally:
+            if self.run_state == "running":
+                self.run_state = "stopped"
+
+    async def _run_feed(self, duration: float | None) -> None:
         if getattr(self.feed, "is_async", False):
             # A real venue's quotes arrive over the network: its own loop (engine/venue_wiring.py),
             # chosen once here so the simulated path below never awaits a quote.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Callable
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from ..engine import Engine
 
 log = logging.getLogger("tradeconsole.notify")
+
+STALL_FLOOR_SECONDS = 300.0  # a slow simulation (speed << 1) may go minutes between batches
 
 
 class DailySummary:
@@ -85,14 +88,60 @@ class DailySummary:
         return states
 
 
+def stall_seconds(interval: float) -> float:
+    """How long the engine clock may stand still, while the run is said to be running, before the
+    engine counts as hung: a simulated clock moves with every batch, a wall clock always moves."""
+    return max(5 * interval, STALL_FLOOR_SECONDS)
+
+
+def _dead(engine: "Engine", stalled_for: float, interval: float) -> str:
+    """Why the engine is not alive ('' when it is). Not yet started counts as alive: the switch
+    should hear from a process that is starting (warm-up, first paint)."""
+    state = getattr(engine, "run_state", "idle")
+    if state == "failed":
+        return f"the engine's run ended with an error ({engine.run_error})"
+    if state == "stopped":
+        return "the engine's run ended (feed ended or engine stopped)"
+    if state == "running" and stalled_for > stall_seconds(interval):
+        return f"engine time has not moved for {stalled_for:.0f} s"
+    return ""
+
+
 async def heartbeat(endpoint: Endpoint, interval: float, engine: "Engine",
-                    journal: Callable[[str, dict], None], publish: Callable[..., None]) -> None:
-    """Ping `endpoint` now and every `interval` wall seconds. Wall time on purpose: the switch on
-    the other end watches the real clock, and a paused or finished simulation is still a live
-    process. Pings stop when the loop stops turning, which is what the switch is there to see."""
+                    journal: Callable[[str, dict], None], publish: Callable[..., None],
+                    wall: Callable[[], float] = time.monotonic) -> None:
+    """Ping `endpoint` now and every `interval` wall seconds while the engine is alive. Wall time
+    on purpose: the switch on the other end watches the real clock, and a paused simulation is
+    still a live process.
+
+    A dead-man's switch hears silence, not words: once the engine's run has ended (an error, the
+    feed's end, a stop) or its clock has stood still past `stall_seconds`, the pings stop, so the
+    switch fires; one `stopped` row and a warning say why here. A pinged "ENGINE STOPPED" would
+    reset most switches (any request counts), so none is sent. Pings resume if the engine moves
+    again. A loop that stops turning stops them too, which is what the switch is there to see."""
     failing = False
+    silent = ""
+    seen, moved = engine.clock.now(), wall()
     while True:
         now = engine.clock.now()
+        if now != seen:
+            seen, moved = now, wall()
+        why = _dead(engine, wall() - moved, interval)
+        if why:
+            if not silent:
+                log.error("heartbeat to %s stopped: %s", endpoint.label, why)
+                journal("heartbeat", {"result": "stopped", "reason": why, "endpoint": endpoint.label,
+                                      "kind": "heartbeat"})
+                if engine.run_state != "failed":  # a failed run raised its own critical alert
+                    publish("warning", "heartbeat_stopped", f"heartbeat to {endpoint.label} stopped: {why}; "
+                            "the dead-man's switch will fire", channel="heartbeat")
+            silent = why
+            await asyncio.sleep(min(interval, STALL_FLOOR_SECONDS / 10))
+            continue
+        if silent:
+            silent = ""
+            publish("info", "heartbeat_recovered", f"heartbeat to {endpoint.label} resumed: the engine moves again",
+                    channel="heartbeat")
         body = (f"tradeconsole {engine.profile.name} alive; engine time "
                 f"{now.astimezone(engine.portfolio.tz):%Y-%m-%d %H:%M:%S %Z}; trading {engine.state.value}")
         out = await endpoint.send(f"tradeconsole {engine.profile.name}: alive", body, "info")
