@@ -1,7 +1,8 @@
 """Real receivers on 127.0.0.1 for the alert tests: an SMTP server (aiosmtpd) and an HTTP server
 for apprise's json:// webhooks, each in its own thread so the engine's loop never carries them.
 
-The HTTP receiver can answer ok, fail (HTTP 500) or hang (hold the request without answering).
+The HTTP receiver can answer ok, fail (HTTP 500), hang (hold the request without answering) or
+be slow (answer ok after a while).
 Both stop by themselves at the end of each test (fixtures), hung requests included.
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ class HttpReceiver:
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.received: list[dict[str, Any]] = []
-        self.mode = "ok"  # ok | fail | hang
+        self.mode = "ok"  # ok | fail | hang | slow
         self.hang_seconds = 10.0
         self.hits = 0
         self._release = threading.Event()
@@ -49,6 +50,8 @@ class HttpReceiver:
                 if rx.mode == "hang":
                     rx._release.wait(rx.hang_seconds)
                     return  # never answers; the client gives up first
+                if rx.mode == "slow":  # a slow provider: answers, after hang_seconds
+                    rx._release.wait(rx.hang_seconds)
                 if rx.mode == "fail":
                     self.send_response(500)
                     self.end_headers()

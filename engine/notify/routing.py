@@ -136,6 +136,9 @@ class BoundedQueue:
     def __len__(self) -> int:
         return len(self._items)
 
+    def __iter__(self):
+        return iter(list(self._items))
+
     def put(self, item: Message | Alert) -> None:
         if len(self._items) >= self.maxlen:
             victim = next((m for m in self._items if m.severity == "info"), self._items[0])

@@ -13,6 +13,7 @@ the wall clock (they are about real providers, real phones and a real process be
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -25,6 +26,7 @@ from .config import AlertsConfig
 from .endpoint import Endpoint, build_endpoints
 from .routing import BoundedQueue, Coalescer, Message, Router
 from .summary import DailySummary, heartbeat
+from .undelivered import left_by_last_session, shutdown_row
 from .worker import ChannelWorker, Wording
 
 if TYPE_CHECKING:
@@ -35,6 +37,8 @@ log = logging.getLogger("tradeconsole.notify")
 TICK_SECONDS = 0.1  # dispatcher turn: alerts reach a channel's queue within this
 STOP_GRACE_SECONDS = 2.0  # on close, queued alerts get this long to go out
 STUCK_SECONDS = 1.0  # ... unless their channel has been in one attempt this long already
+CRITICAL_GRACE_SECONDS = 5.0  # a channel holding a critical message is waited for this long, stuck
+# or not: a slow SMTP relay takes seconds. The hard bound of a close; what is left is journaled.
 FLUSH_DELAY_SECONDS = 0.25  # delivery rows ride the engine's next commit, or ours after this
 
 
@@ -55,6 +59,8 @@ class NotifyService:
         self.summary = DailySummary(engine) if cfg.daily_summary else None
         self.heartbeat_endpoint = heartbeat_endpoint
         self._stopping = False
+        self._stopped = False
+        self._stop_event = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._flush_task: asyncio.Task | None = None
 
@@ -63,6 +69,11 @@ class NotifyService:
     def stopping(self) -> bool:
         return self._stopping
 
+    async def until_stopping(self, seconds: float) -> None:
+        """Sleep `seconds`, or less if the service starts stopping meanwhile (a retry's backoff)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_event.wait(), seconds)
+
     def journal(self, channel: str, data: dict) -> None:
         if self.engine.closed:
             return
@@ -70,7 +81,8 @@ class NotifyService:
             self.engine.journal.append("delivery", self.engine.clock.now(), channel, data)
         except JournalError:
             return
-        self._flush_soon()
+        if not self._stopped:  # after stop, the engine's close commits them
+            self._flush_soon()
 
     def publish(self, severity: str, kind: str, message: str, at: datetime | None = None, **data: object) -> None:
         if self._stopping or self.engine.closed:
@@ -83,6 +95,7 @@ class NotifyService:
         if self.summary is not None:
             await self.summary.prime()
         self.engine.alerts.subscribe(self._on_alert)
+        await self._resend_undelivered()
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._dispatch_loop(), name="tc-notify-dispatch"))
         for w in self.workers.values():
@@ -100,22 +113,52 @@ class NotifyService:
         except Exception:  # noqa: BLE001 - shutting down: never in the way
             log.exception("alerts: final dispatch failed")
         self._stopping = True
+        self._stop_event.set()  # retries in backoff wake now
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + STOP_GRACE_SECONDS
-        # Healthy channels get the grace to send what is queued; one already stuck in an attempt
-        # is not waited for (its daemon thread ends at its own socket timeout).
-        while loop.time() < deadline and any(not w.idle and not w.stuck(STUCK_SECONDS)
-                                             for w in self.workers.values()):
+        began = loop.time()
+        while any(self._worth_waiting(w, loop.time() - began) for w in self.workers.values()):
             await asyncio.sleep(0.05)
         tasks = self._tasks + ([self._flush_task] if self._flush_task is not None else [])
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        self._stopped = True
         for w in self.workers.values():
-            if w.queue:
-                self.journal(w.name, {"result": "dropped", "reason": "shutdown", "messages": len(w.queue),
-                                      "endpoint": w.endpoint.label})
+            # Given up on at shutdown, cut off mid-attempt, still queued: none of it went out.
+            lost = w.unsent + ([w.current] if w.current is not None else []) + list(w.queue)
+            if lost:
+                self.journal(w.name, shutdown_row(lost, w.endpoint.label))
+                log.warning("alerts: %d message(s) for %s not delivered at shutdown%s", len(lost), w.name,
+                            " (critical ones are sent again at the next start)" if any(
+                                m.severity == "critical" for m in lost) else "")
+
+    @staticmethod
+    def _worth_waiting(w: ChannelWorker, elapsed: float) -> bool:
+        # Healthy channels get the short grace; one already stuck in an attempt is not waited for
+        # (its daemon thread ends at its own socket timeout), unless it holds a critical message.
+        if w.idle:
+            return False
+        if w.holds_critical and elapsed < CRITICAL_GRACE_SECONDS:
+            return True
+        return elapsed < STOP_GRACE_SECONDS and not w.stuck(STUCK_SECONDS)
+
+    async def _resend_undelivered(self) -> None:
+        try:
+            left = await left_by_last_session(self.engine.journal)
+        except Exception:  # noqa: BLE001 - a start is never held up by this
+            log.exception("alerts: could not read what the last session left undelivered")
+            return
+        sent: list[str] = []
+        for channel, msgs in left.items():
+            names = [channel] if channel in self.workers else self.router.recipients("critical", msgs[0].kind, None)
+            for name in names:
+                for m in msgs:
+                    self.workers[name].queue.put(m)
+                sent.append(f"{len(msgs)} on {name}")
+        if sent:
+            self.publish("info", "delivery_resent", "critical alerts not delivered before the last shutdown "
+                         f"are sent again: {', '.join(sent)}")
 
     # -- the trading path's side: one append ----------------------------------------------------
     def _on_alert(self, alert: Alert) -> None:

@@ -32,6 +32,7 @@ class Hooks(Protocol):
     def publish(self, severity: str, kind: str, message: str, **data: object) -> None: ...
     @property
     def stopping(self) -> bool: ...
+    async def until_stopping(self, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +76,18 @@ class ChannelWorker:
         self.sending = False
         self._attempt_started = 0.0
         self.delivered = 0
+        # At shutdown: the message an attempt was cut off in (cancelled mid-send), and the ones
+        # given up on because the engine was stopping; the service journals both as undelivered.
+        self.current: Message | None = None
+        self.unsent: list[Message] = []
 
     @property
     def idle(self) -> bool:
         return not self.sending and not self.queue
+
+    @property
+    def holds_critical(self) -> bool:
+        return any(m.severity == "critical" for m in ([self.current] if self.current else []) + list(self.queue))
 
     def stuck(self, longer_than: float) -> bool:
         """In one attempt for longer than `longer_than` wall seconds: likely hung."""
@@ -101,16 +110,18 @@ class ChannelWorker:
                 msg = digest(self.queue.take(DIGEST_MAX))
             else:
                 msg = self.queue.pop()
-            self.sending = True
+            self.sending, self.current = True, msg
             try:
                 await self.deliver(msg)
             finally:
                 self.sending = False
+            self.current = None  # left set when cancelled mid-send: that one did not go out
 
     async def deliver(self, msg: Message) -> bool:
         title, body = self._wording.render(msg)
         out = Outcome(False, "not attempted")
         for attempt in range(1, self._attempts + 1):
+            last_try = self._hooks.stopping
             self._attempt_started = time.monotonic()
             out = await self.endpoint.send(title, body, msg.severity)
             self._hooks.journal(self.name, {
@@ -123,10 +134,16 @@ class ChannelWorker:
                 return True
             log.warning("alert channel %s (%s) attempt %d/%d failed: %s", self.name, self.endpoint.label,
                         attempt, self._attempts, out.error)
-            if attempt < self._attempts and not self._hooks.stopping:
-                await asyncio.sleep(min(self._backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
-            elif self._hooks.stopping:
+            if attempt == self._attempts or last_try:
                 break
+            await self._hooks.until_stopping(min(self._backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+            # Shutting down cuts the backoff short: a critical message gets one last attempt within
+            # the service's grace, the rest are left for the journal as undelivered.
+            if self._hooks.stopping and msg.severity != "critical":
+                break
+        if self._hooks.stopping:
+            self.unsent.append(msg)
+            return False
         self._failed(out.error, msg.count)
         return False
 
