@@ -237,7 +237,8 @@ async def test_snapshot_carries_risk_meter_capital_and_performance(make_profile,
     assert p.exposure == pos.market_value and p.exposure_cap == eng.portfolio.equity / 10
     assert s.capital.deployed == eng.portfolio.gross_exposure and s.capital.cap == D(5000)
     assert s.capital.reserve_min == eng.portfolio.equity * D("0.25")
-    eng.portfolio.closed_trades.extend([D(30), D(-10), D(20), D(-10)])
+    for net in (D(30), D(-10), D(20), D(-10)):  # the screen counts every trade: the totals, not the tail
+        eng.portfolio.totals.add(net)
     perf = eng.snapshot().performance
     assert (perf.trades, perf.wins, perf.losses) == (4, 2, 2)
     assert perf.win_rate_pct == 50 and perf.profit_factor == D("2.5") and perf.net == D(30)
