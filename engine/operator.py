@@ -39,7 +39,6 @@ class OperatorState:
     stage_started: datetime | None = None  # when the first session at this stage began
     session_start_equity: Decimal | None = None
     max_drawdown_pct: Decimal = ZERO
-    perf_cache: tuple = ()
     # Client ids of the operator's entry orders (queued or sent), this session's and, from the
     # journal, every earlier one: a position one of them opened is the operator's.
     manual_orders: set[str] = field(default_factory=set)
