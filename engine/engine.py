@@ -8,12 +8,9 @@ has nothing uncommitted, so the screen never shows a state change the journal do
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
-import time
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from pathlib import Path
 from typing import Callable
 
@@ -25,10 +22,10 @@ from .clock import EPOCH_SIM_START, Clock, SimClock
 from .feeds import MarketFeed, build_feed
 from .journal import Journal
 from .logsetup import setup_logging
-from .models import Alert, Fill, Order, Quote, Signal
-from .money import ZERO
+from .models import Alert, Quote, Signal
 from .orders import OrderManager
 from .commands import OperatorCommands
+from .feed_loop import FeedLoop
 from .gate_wiring import GateWiring
 from .restart import RestartWiring
 from .signal_flow import SignalFlow
@@ -51,10 +48,6 @@ log = logging.getLogger("tradeconsole.engine")
 EQUITY_SAMPLE_SECONDS = 10
 EQUITY_JOURNAL_SECONDS = 60
 ONE_MINUTE = timedelta(minutes=1)
-ONE_HOUR = timedelta(hours=1)
-BREAKER_IDLE_INTERVAL = timedelta(seconds=5)
-BREAKER_EQUITY_STEP = Decimal("0.0001")
-YIELD_EVERY = 0.002  # seconds of flat-out work between turns of the loop for keys and the screen
 
 
 def paper_store_path(journal: Path) -> Path:
@@ -66,7 +59,7 @@ class EngineCloseError(Exception):
     """Something could not be written at close; everything was closed anyway."""
 
 
-class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartWiring):
+class Engine(FeedLoop, OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartWiring):
     def __init__(self, profile: Profile, clock: SimClock, journal: Journal, feed: MarketFeed,
                  broker: PaperBroker, session: int, speed: float, log_file: Path) -> None:
         self.profile = profile
@@ -197,184 +190,6 @@ class Engine(OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartW
         log.info("session %s started: profile %s, mode %s, journal %s", session, profile.name, profile.mode,
                  journal.path)
         return eng
-
-    # -- the loop -----------------------------------------------------------------------------
-    def stop(self) -> None:
-        self._stop.set()
-
-    def set_speed(self, speed: float) -> None:
-        """Simulated seconds per wall second from now on; 0 = as fast as possible."""
-        if speed < 0:
-            raise ValueError("speed must be >= 0")
-        self.speed = speed
-        self._repace = True  # re-anchor pacing at the next batch
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def preroll(self, max_quotes: int | None = None) -> int:
-        """Warm the strategy on simulated history before trading, as a live bot loads past bars.
-
-        Only the simulated market has a past to ask for; a replay starts cold. No orders. With
-        `max_quotes` it stops early and a later call carries on; returns quotes consumed."""
-        if self.profile.feed.kind != "sim" or self._prerolled:
-            return 0
-        if self._preroll_start is None:
-            self._preroll_start = self.clock.now()
-        need = (self.profile.strategy.warmup_bars + 1) * max(self.profile.strategy.timeframes)
-        n = 0
-        while max_quotes is None or n < max_quotes:
-            batch = self.feed.next_batch()
-            if batch is None:
-                self._prerolled = True
-                break
-            for q in batch:
-                self.quotes[q.symbol] = q
-                self.market.update(q)
-                self.broker.on_quote(q)
-                self.strategy.on_quote(q, ZERO)
-            n += len(batch)
-            self.clock.set(batch[0].ts)
-            if (batch[0].ts - self._preroll_start).total_seconds() >= need:
-                self._prerolled = True
-                break
-        return n
-
-    async def _preroll_in_steps(self) -> None:
-        while not self._prerolled and self.profile.feed.kind == "sim":
-            # ~10 ms of warm-up at a time: the console's first paint and keys must not wait for it.
-            self.preroll(max_quotes=200)
-            await asyncio.sleep(0)
-
-    async def run(self, duration: float | None = None) -> None:
-        """Consume the feed until `duration` simulated seconds pass, the feed ends, or stop().
-
-        Every runner (console worker, headless) comes through here, so a run that dies is told
-        here, once: under the console the loop keeps turning and nothing else would say so."""
-        self.run_state, self.run_error = "running", ""
-        try:
-            await self._run_feed(duration)
-        except Exception as exc:
-            from .brokers.keys import redact
-
-            line = (f"{type(exc).__name__}: {redact(exc)}".splitlines() or [""])[0][:300]
-            self.run_state, self.run_error = "failed", line
-            with contextlib.suppress(Exception):  # the error itself is what the runner must see
-                self.alerts.publish("critical", "engine_failed", f"ENGINE STOPPED with an error: {line}; "
-                                    "no quotes, signals or orders are handled until restart", self.clock.now())
-            raise
-        finally:
-            if self.run_state == "running":
-                self.run_state = "stopped"
-
-    async def _run_feed(self, duration: float | None) -> None:
-        if getattr(self.feed, "is_async", False):
-            # A real venue's quotes arrive over the network: its own loop (engine/venue_wiring.py),
-            # chosen once here so the simulated path below never awaits a quote.
-            from .venue_wiring import run_venue
-
-            return await run_venue(self, duration)
-        await self._preroll_in_steps()
-        self.trading_started = self.clock.now()
-        start_sim: datetime | None = None
-        start_wall = time.monotonic()
-        end: datetime | None = None
-        last_yield = time.monotonic()
-        while not self._stop.is_set():
-            batch, self._carry = (self._carry, None) if self._carry is not None else (self.feed.next_batch(), None)
-            if batch is None:
-                break
-            ts = batch[0].ts
-            if start_sim is None:
-                start_sim = ts
-                end = None if duration is None else ts + timedelta(seconds=duration)
-            if end is not None and ts > end:
-                self._carry = batch  # the next run() starts with it: no quote is lost
-                break
-            if self._repace:
-                self._repace = False
-                start_sim, start_wall = ts, time.monotonic()
-            if self.speed > 0:
-                due = start_wall + (ts - start_sim).total_seconds() / self.speed
-                delay = due - time.monotonic()
-                if delay > 0:
-                    # Woken by stop(): at a slow --speed the next batch can be minutes away, and
-                    # a halt or Ctrl-C must not wait for it.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop.wait(), delay)
-                    if self._stop.is_set():
-                        self._carry = batch  # not traded: the next run() starts with it
-                        break
-                    last_yield = time.monotonic()
-            if time.monotonic() - last_yield > YIELD_EVERY:
-                # Flat out, or paced but behind (the loop was busy, so many batches are due at
-                # once): either way let keys and the screen in between batches.
-                await asyncio.sleep(0)
-                last_yield = time.monotonic()
-            if ts > self.clock.now():
-                self.clock.set(ts)
-            await self.on_batch(batch)
-        await self.journal.flush()
-
-    async def on_batch(self, batch: list[Quote]) -> None:
-        now = self.clock.now()
-        period = self.portfolio.roll_period(now)  # a roll a command made between batches counts too
-        if period:
-            self.new_period(period)
-        market = self.market
-        broker = self.broker
-        portfolio = self.portfolio
-        for q in batch:
-            self.quotes[q.symbol] = q
-            if market.update(q):
-                # Not at a lone spike: one bad print would move equity and trip the loss and
-                # drawdown breakers (a gap that holds is taken after GAP_CONFIRM_QUOTES).
-                portfolio.mark(q)
-            broker.on_quote(q)  # the paper venue matches working orders: stops, limits
-        self.counters["ticks"] += len(batch)
-        orders = self.orders
-        orders.batching = True  # orders decided in this batch share one journal commit
-        try:
-            fills_before = orders.fills
-            await orders.process_events()
-            await orders.on_time()
-            if now >= self._next_forget:
-                for cid in orders.forget_finished(now):
-                    self._signals.pop(cid, None)
-                self._next_forget = now + ONE_HOUR
-            if len(self.approvals):
-                self._expire_approvals(now)
-            # Breakers read equity and time: re-read them after any fill, when equity has moved
-            # by a basis point since they last looked, and every few seconds for the timed ones.
-            eq = portfolio.equity
-            if (orders.fills != fills_before or now >= self._next_breaker_check
-                    or abs(eq - self._breaker_equity) > self._breaker_equity * BREAKER_EQUITY_STEP):
-                self._evaluate_breakers(now)
-                self._breaker_equity = eq
-                self._next_breaker_check = now + BREAKER_IDLE_INTERVAL
-            # The strategy decides after this batch's fills are in, with the positions they left:
-            # asked before them, an exit meant for a position its stop had just closed was read
-            # as an entry the other way (and an entry as an exit of the fill it had not seen).
-            strategy = self.strategy
-            positions = portfolio.positions
-            signals: list[Signal] = []
-            for q in batch:
-                pos = positions.get(q.symbol)
-                sig = strategy.on_quote(q, pos.quantity if pos is not None else ZERO)
-                if sig is not None:
-                    signals.append(sig)
-            for sig in signals:
-                await self._on_signal(sig)
-            self._sample(now)
-        finally:
-            orders.batching = False
-        await orders.dispatch()
-        if self.journal.pending:
-            await self.journal.flush()  # the venue's books first (journal.before_commit)
-
-    def _on_fill(self, fill: Fill, order: Order, realized: Decimal) -> None:
-        self.counters["fills"] += 1
 
     # -- equity, snapshot, shutdown -----------------------------------------------------------
     def _sample(self, now: datetime) -> None:
