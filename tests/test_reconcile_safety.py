@@ -298,13 +298,19 @@ async def test_a_holding_the_journal_never_knew_gets_the_default_stop_once_price
         await eng.close()
 
 
-async def test_adopting_more_of_a_held_position_resizes_its_stop_and_leaves_one(tmp_path):
-    prof = build_profile(tmp_path, symbols=["BTC/USD", "ETH/USD"], risk=OPEN, strategy=FAST,
+async def _holding_eth(tmp: Path):
+    """Session 1, still open: an ETH position bought at market, with its protective stop."""
+    prof = build_profile(tmp, symbols=["BTC/USD", "ETH/USD"], risk=OPEN, strategy=FAST,
                          sizing={"max_order_usd": 500}, orders={"entry_type": "market"})
     eng = await Engine.open(prof, seed=1)
     eng.strategy = Buy(["ETH/USD"])
     eng.preroll()
     await eng.run(duration=5)
+    return prof, eng
+
+
+async def test_adopting_more_of_a_held_position_resizes_its_stop_and_leaves_one(tmp_path):
+    prof, eng = await _holding_eth(tmp_path)
     pos = eng.portfolio.positions["ETH/USD"]
     held, stop_price, old_stop = pos.quantity, pos.stop_price, pos.stop_order_id
     assert stop_price is not None and old_stop in eng.orders.working
@@ -332,12 +338,7 @@ async def test_adopting_more_of_a_held_position_resizes_its_stop_and_leaves_one(
 async def test_marking_a_position_closed_cancels_the_stop_it_had(tmp_path):
     # The venue shows none of what the journal holds (sold by hand elsewhere while down): marked
     # closed, its stop must go too, or, fired, it would sell what the books no longer hold.
-    prof = build_profile(tmp_path, symbols=["BTC/USD", "ETH/USD"], risk=OPEN, strategy=FAST,
-                         sizing={"max_order_usd": 500}, orders={"entry_type": "market"})
-    eng = await Engine.open(prof, seed=1)
-    eng.strategy = Buy(["ETH/USD"])
-    eng.preroll()
-    await eng.run(duration=5)
+    prof, eng = await _holding_eth(tmp_path)
     old_stop = eng.portfolio.positions["ETH/USD"].stop_order_id
     assert old_stop in eng.orders.working
     await eng.close()
@@ -410,12 +411,7 @@ async def test_booking_a_fill_already_adopted_is_refused(tmp_path):
 async def test_a_position_left_bare_by_an_exit_that_never_reached_the_venue_gets_its_stop_back(tmp_path):
     from engine.models import Order, OrderType
 
-    prof = build_profile(tmp_path, symbols=["BTC/USD", "ETH/USD"], risk=OPEN, strategy=FAST,
-                         sizing={"max_order_usd": 500}, orders={"entry_type": "market"})
-    eng = await Engine.open(prof, seed=1)
-    eng.strategy = Buy(["ETH/USD"])
-    eng.preroll()
-    await eng.run(duration=5)
+    prof, eng = await _holding_eth(tmp_path)
     eng.strategy = Quiet()
     pos = eng.portfolio.positions["ETH/USD"]
     held, stop_price, old_stop = pos.quantity, pos.stop_price, pos.stop_order_id
