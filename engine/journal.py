@@ -318,11 +318,17 @@ class Journal:
             log.warning("journal checkpoint failed: %s", exc)
 
     async def rows(
-        self, kinds: Iterable[str] | None = None, ref: str | None = None, after_seq: int = 0
+        self, kinds: Iterable[str] | None = None, ref: str | None = None, after_seq: int = 0,
+        before_seq: int | None = None, where: tuple[str, Any] | None = None,
     ) -> list[JournalRow]:
+        """Rows oldest first; `where` = (field, value) keeps the rows whose data has that value,
+        tested in SQLite so the rest are never decoded (a week's heartbeat rows, for one)."""
         await self.flush()
         sql = "SELECT seq, ts, kind, ref, data FROM events WHERE seq > ?"
         args: list[Any] = [after_seq]
+        if before_seq is not None:
+            sql += " AND seq < ?"
+            args.append(before_seq)
         if kinds is not None:
             kinds = list(kinds)
             sql += f" AND kind IN ({','.join('?' * len(kinds))})"
@@ -330,6 +336,9 @@ class Journal:
         if ref is not None:
             sql += " AND ref = ?"
             args.append(ref)
+        if where is not None:
+            sql += " AND json_extract(data, ?) = ?"
+            args.extend((f"$.{where[0]}", where[1]))
         sql += " ORDER BY seq"
         async with self._db.execute(sql, args) as cur:
             fetched = await cur.fetchall()

@@ -189,3 +189,18 @@ async def test_a_cancelled_flush_whose_statement_commits_is_not_committed_twice(
         assert j.rows_written == 6 and j.pending == 0
     finally:
         await j.close()
+
+
+async def test_rows_between_two_seqs_with_a_data_field(tmp_path):
+    j = await Journal.open(tmp_path / "w.sqlite")
+    try:
+        ts = datetime(2026, 1, 5, tzinfo=timezone.utc)
+        for i, reason in enumerate(["ok", "shutdown", "ok", "shutdown", "shutdown"]):
+            j.append("delivery", ts, f"ch{i}", {"reason": reason, "n": i})
+        j.append("alert", ts, None, {"reason": "shutdown"})
+        await j.flush()
+        got = await j.rows(["delivery"], after_seq=1, before_seq=5, where=("reason", "shutdown"))
+        assert [r.data["n"] for r in got] == [1, 3]  # seq 5 (n=4) is past the bound, the alert another kind
+        assert [r.data["n"] for r in await j.rows(["delivery"], where=("n", 2))] == [2]
+    finally:
+        await j.close()

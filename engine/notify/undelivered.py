@@ -41,10 +41,8 @@ async def left_by_last_session(journal: Journal) -> dict[str, list[Message]]:
         return {}
     prev, cur = sessions[-2].seq, sessions[-1].seq
     out: dict[str, list[Message]] = {}
-    for r in await journal.rows(["delivery"], after_seq=prev):
-        if r.seq > cur:
-            break
-        if r.data.get("reason") != "shutdown" or not r.data.get("undelivered") or r.ref is None:
+    for r in await journal.rows(["delivery"], after_seq=prev, before_seq=cur, where=("reason", "shutdown")):
+        if not r.data.get("undelivered") or r.ref is None:
             continue
         for u in r.data["undelivered"]:
             text = u["text"] if u["text"].startswith(REPEAT_MARK) else REPEAT_MARK + u["text"]
