@@ -71,11 +71,12 @@ class OperatorCommands:
                                 client_order_id=item.order.client_order_id)
 
     # -- halt, close-all, re-arm --------------------------------------------------------------
-    def halt(self, source: str, reason: str) -> asyncio.Task:
+    def halt(self, source: str, reason: str, *, alert: bool = True) -> asyncio.Task:
         """Latch now (before this returns); the returned task cancels and journals.
 
         The halt row is appended before returning, so the very next flush carries it; a second
-        halt keeps the first reason (the journal still records every one)."""
+        halt keeps the first reason (the journal still records every one). `alert=False` is for
+        a caller that raises its own critical alert about the cause (a run that died)."""
         first = self.state is not TradingState.HALTED
         self.state = TradingState.HALTED
         self.trips += 1
@@ -83,7 +84,7 @@ class OperatorCommands:
             self.halt_reason = reason
         self.journal.append("halt", self.clock.now(), None, {"source": source, "reason": reason, "first": first})
         pending = self.approvals.take_all()
-        return asyncio.get_running_loop().create_task(self._after_halt(source, reason, pending, first))
+        return asyncio.get_running_loop().create_task(self._after_halt(source, reason, pending, first and alert))
 
     async def _after_halt(self, source: str, reason: str, pending: list, first: bool) -> None:
         now = self.clock.now()

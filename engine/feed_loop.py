@@ -19,7 +19,13 @@ from .money import ZERO
 ONE_HOUR = timedelta(hours=1)
 BREAKER_IDLE_INTERVAL = timedelta(seconds=5)
 BREAKER_EQUITY_STEP = Decimal("0.0001")
+HALT_ON_FAILURE_WAIT = 5.0  # seconds a dying run waits for its halt's cancels
 YIELD_EVERY = 0.002  # seconds of flat-out work between turns of the loop for keys and the screen
+
+
+def _retrieve(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class FeedLoop:
@@ -84,9 +90,22 @@ class FeedLoop:
 
             line = (f"{type(exc).__name__}: {redact(exc)}".splitlines() or [""])[0][:300]
             self.run_state, self.run_error = "failed", line
+            # Nothing handles the venue's events from here on: an entry still working would fill
+            # with no stop placed after it, unseen. So the run's death latches the halt (entries
+            # cancelled, stops kept, journaled, shown), and the restart comes up halted.
+            halting = None
             with contextlib.suppress(Exception):  # the error itself is what the runner must see
-                self.alerts.publish("critical", "engine_failed", f"ENGINE STOPPED with an error: {line}; "
-                                    "no quotes, signals or orders are handled until restart", self.clock.now())
+                halting = self.halt("engine", f"engine stopped with an error: {line}", alert=False)
+            with contextlib.suppress(Exception):
+                self.alerts.publish("critical", "engine_failed", f"ENGINE STOPPED with an error: {line}; halted "
+                                    "(working entries cancelled, stops kept); no quotes, signals or orders are "
+                                    "handled until restart", self.clock.now())
+            if halting is not None:
+                halting.add_done_callback(_retrieve)  # its failure, if any, was logged by the halt
+                # Bounded: the runner (the console's error dialog, headless's exit) waits for the
+                # cancels, not for a venue that does not answer; the task goes on regardless.
+                with contextlib.suppress(Exception, asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(halting), HALT_ON_FAILURE_WAIT)
             raise
         finally:
             if self.run_state == "running":

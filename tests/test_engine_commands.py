@@ -505,3 +505,34 @@ async def test_close_all_on_the_way_out_stops_new_entries_for_this_session_only(
     mark = await last_seq(again)
     await run_until(again, lambda: bool(again.portfolio.positions), limit=3600 * 4)
     assert [r for r in await rows(again, "decision", after=mark) if r.data["purpose"] == "entry"]
+
+
+async def test_a_run_that_dies_latches_the_halt_cancels_entries_and_keeps_stops(make_profile, open_engine):
+    eng = await busy_engine(make_profile, open_engine)
+    entries = [o.client_order_id for o in working_entries(eng)]
+    stops = {s: eng.orders.stop_order(s) for s in eng.portfolio.positions}
+    assert entries and stops and all(stops.values())
+    before = await last_seq(eng)
+
+    async def broken(batch) -> None:
+        raise RuntimeError("a bug in the strategy")
+    eng.on_batch = broken
+    with pytest.raises(RuntimeError):
+        await eng.run(600)
+
+    # Nothing would handle an entry's fill from here on: the run's death is a halt.
+    assert eng.state is TradingState.HALTED
+    assert eng.halt_reason == "engine stopped with an error: RuntimeError: a bug in the strategy"
+    assert working_entries(eng) == []
+    assert not [o for o in await eng.broker.open_orders() if o.purpose is OrderPurpose.ENTRY]
+    for cid in entries:
+        assert (await rows(eng, "order", ref=cid))[-1].data["status"] == "cancelled"
+    for symbol, stop in stops.items():
+        assert eng.orders.stop_order(symbol) is stop  # the positions keep their stops
+    (halt,) = await rows(eng, "halt", after=before)
+    assert halt.data["source"] == "engine"
+    # One critical alert says it all: the error, and that the engine halted.
+    critical = [r for r in await rows(eng, "alert", after=before) if r.data["severity"] == "critical"]
+    assert [r.ref for r in critical] == ["engine_failed"]
+    assert "halted (working entries cancelled, stops kept)" in critical[0].data["message"]
+    assert eng.snapshot().approvals == ()
