@@ -214,7 +214,8 @@ class OperatorCommands:
         self.state = TradingState.ACTIVE
         self.halt_reason = ""
         self._apply_breaker_state()
-        self.journal.append("rearm", self.clock.now(), None, {"reason": reason})
+        # The pause's new base goes with it: a restart before the next checkpoint re-bases again.
+        self.journal.append("rearm", self.clock.now(), None, {"reason": reason, "pause_peak": self.portfolio.pause_peak})
         held = self.reconcile_hold()
         self.alerts.publish("warning", "rearm", f"re-armed: {reason}" + (f"; still reduce-only while {held}" if held else ""),
                             self.clock.now())

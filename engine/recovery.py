@@ -140,8 +140,15 @@ async def rebuild(e: "Engine", cp: "JournalRow | None") -> RecoveryReport:
         st.max_drawdown_pct = max(st.max_drawdown_pct, Decimal(d.get("max_drawdown_shown") or 0))
         open_orders = {o["client_order_id"]: o for o in d["open_orders"]}
         states = dict(d["breakers"])
-    for row in await j.rows(kinds=["fill"], after_seq=after):
+    for row in await j.rows(kinds=["fill", "rearm"], after_seq=after):
         d = row.data
+        if row.kind == "rearm":
+            # A re-arm since the checkpoint acknowledged the losing streak as it stood then (the
+            # trades replayed so far) and re-based the drawdown pause: without this, a crash
+            # before the next checkpoint tripped both breakers again on the first tick.
+            p.streak_base = len(p.closed_trades)
+            p.pause_peak = Decimal(d["pause_peak"]) if "pause_peak" in d else p.equity
+            continue
         p.apply_fill(Fill(row.ref or "", d["symbol"], Side(d["side"]), Decimal(d["quantity"]), Decimal(d["price"]),
                           Decimal(d["fee"]), datetime.fromisoformat(row.ts), d.get("liquidity", ""), d.get("fill_id", "")))
         rep.fills_replayed += 1

@@ -300,3 +300,38 @@ async def test_a_losing_streak_acknowledged_by_a_re_arm_is_not_counted_again_aft
         assert streak.state is not BreakerState.TRIPPED and eng.state is TradingState.ACTIVE
     finally:
         await eng.close()
+
+
+async def test_a_re_arm_after_the_last_checkpoint_survives_a_crash(tmp_path):
+    """Killed after a re-arm and before the next minute's checkpoint: the restart replays the
+    re-arm row, so neither the acknowledged streak nor the re-based drawdown pause trips again."""
+    import sqlite3
+
+    from engine.recovery import checkpoint_record
+
+    prof = build_profile(tmp_path, symbols=SYMBOLS, risk={**OPEN_GATE, "max_consecutive_losses": 3})
+    eng = await Engine.open(prof, clock=SimClock(MONDAY_10_NY))
+    p = eng.portfolio
+    p.closed_trades = [Decimal("5"), Decimal("-1"), Decimal("-2"), Decimal("-3")]
+    p.pause_peak = p.equity * Decimal("1.25")  # 20 % under the pause's peak: over its 15 %
+    eng._evaluate_breakers(eng.clock.now())
+    tripped = {b.name for b in eng.breakers if b.state is BreakerState.TRIPPED}
+    assert {"consecutive_losses", "drawdown_pause"} <= tripped
+    eng.journal.append("checkpoint", eng.clock.now(), None, checkpoint_record(eng))  # the minute's
+    assert await eng.rearm("seen the losses and the drawdown") is None
+    crash_at = (await eng.journal.last(["rearm"])).seq
+    await eng.close()
+    db = sqlite3.connect(prof.journal.path)  # kill -9 here: close's checkpoint never written
+    db.execute("DELETE FROM events WHERE seq > ?", (crash_at,))
+    db.commit()
+    db.close()
+
+    eng = await Engine.open(prof)
+    try:
+        assert eng.portfolio.consecutive_losses() == 0
+        assert eng.portfolio.pause_drawdown_pct == 0
+        eng._evaluate_breakers(eng.clock.now())
+        assert not [b.name for b in eng.breakers if b.state is BreakerState.TRIPPED]
+        assert eng.state is TradingState.ACTIVE
+    finally:
+        await eng.close()
