@@ -7,6 +7,11 @@ Requests                                        Responses
   {"cmd": "close_all"}                            {"ok": true, "positions": 2, "exit_orders": [...], ...}
   {"cmd": "rearm", "reason": "why"}               {"ok": true, "state": "active"} or
                                                   {"ok": false, "refused": true, "error": "cannot re-arm: ..."}
+  {"cmd": "reconcile"}                            {"ok": true, "differences": [{"id": "3f9a2c", ...}], "open": 1, ...}
+  {"cmd": "resolve", "difference": "3f9a2c",      {"ok": true, "action": "adopt", "open": 0, "state": "active", ...} or
+   "action": "adopt"}                             {"ok": false, "invalid": true, "error": "..."} (unknown id, an
+                                                  answer the line does not allow), or "refused": true (the engine's
+                                                  own refusal, e.g. no price yet)
 Anything wrong with a request: {"ok": false, "error": "..."}. An optional "id" is echoed back.
 Money travels as decimal strings, never floats.
 """
@@ -21,8 +26,12 @@ from typing import Any
 
 MAX_LINE = 64 * 1024  # bytes, newline included; longer lines are refused and the connection closed
 MAX_REASON = 500  # characters: a reason is a sentence for the journal, not a document
-COMMANDS = {"ping": (), "status": (), "halt": ("reason",), "close_all": (), "rearm": ("reason",)}
-_ALLOWED = {"cmd", "id", "reason"}
+MAX_DIFFERENCE_ID = 40  # characters: ids are 6 hex digits (engine/control/differences.py)
+# A reconciliation difference's answers, as Engine.resolve_difference names them.
+ACTIONS = ("adopt", "book", "cancel", "mark_closed")
+COMMANDS = {"ping": (), "status": (), "halt": ("reason",), "close_all": (), "rearm": ("reason",),
+            "reconcile": (), "resolve": ("difference", "action")}
+_ALLOWED = {"cmd", "id", "reason", "difference", "action"}
 
 
 class ProtocolError(Exception):
@@ -34,6 +43,8 @@ class Request:
     cmd: str
     reason: str | None = None
     id: Any = None
+    difference: str | None = None  # resolve: the id `reconcile` listed
+    action: str | None = None  # resolve: one of ACTIONS
 
 
 def _default(value: Any) -> Any:
@@ -78,9 +89,19 @@ def parse_request(line: bytes) -> Request:
         reason = " ".join(reason.split())  # one line in the journal and the log, whatever was typed
         if len(reason) > MAX_REASON:
             raise ProtocolError(f"reason is longer than {MAX_REASON} characters")
-    elif reason is not None:
-        raise ProtocolError(f"{cmd} takes no \"reason\"")
-    return Request(cmd, reason, rid)
+    for name in ("reason", "difference", "action"):
+        if name not in COMMANDS[cmd] and obj.get(name) is not None:
+            raise ProtocolError(f"{cmd} takes no \"{name}\"")
+    difference, action = obj.get("difference"), obj.get("action")
+    if "difference" in COMMANDS[cmd]:
+        if not isinstance(difference, str) or not difference.strip():
+            raise ProtocolError(f"{cmd} needs a non-empty \"difference\" (an id `reconcile` lists)")
+        difference = difference.strip().lower()
+        if len(difference) > MAX_DIFFERENCE_ID:
+            raise ProtocolError(f"difference is longer than {MAX_DIFFERENCE_ID} characters")
+    if "action" in COMMANDS[cmd] and action not in ACTIONS:
+        raise ProtocolError(f"{cmd} needs \"action\": one of {', '.join(ACTIONS)}")
+    return Request(cmd, reason, rid, difference, action)
 
 
 def error(message: str, rid: Any = None, **extra: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..models import OrderPurpose
 from ..risk.gate import TradingState
+from . import differences
 from .protocol import MAX_LINE, ProtocolError, Request, encode, error, parse_request
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class ControlServer:
         self._server: asyncio.base_events.Server | None = None
         self._conns: set[asyncio.Task] = set()
         self._background: set[asyncio.Task] = set()  # commands that outlived their budget
+        self._answering = asyncio.Lock()  # one reconciliation answer at a time, late ones included
 
     async def serve(self, sock: socket.socket) -> None:
         self._server = await asyncio.start_unix_server(self._on_connect, sock=sock, limit=MAX_LINE)
@@ -236,6 +238,42 @@ class ControlServer:
         log.warning("control: re-armed over the socket: %s", req.reason)
         return {"ok": True, "state": e.state.value, "note": note}
 
+    async def _cmd_reconcile(self, req: Request) -> dict[str, Any]:
+        return differences.reconcile_reply(self.engine)
+
+    async def _cmd_resolve(self, req: Request) -> dict[str, Any]:
+        """One reconciliation difference answered through Engine.resolve_difference, the method
+        the console's dialog calls: it does the work, journals the answer and lifts reduce-only
+        with the last one. Only the answers the dialog would offer for the line are taken."""
+        e, ident, action = self.engine, req.difference or "", req.action or ""
+        found = differences.find(e, ident)
+        if found is None:
+            return error(f"no difference {ident!r}: `tradeconsole reconcile` lists the open ones and their ids",
+                         invalid=True, **differences.trading(e))
+        index, d = found
+        if d.resolved:
+            return error(f"difference {ident} ({d.text}) is already answered: {differences.shown(d.resolved)}",
+                         refused=True, **differences.trading(e))
+        if action not in d.actions:
+            allowed = ", ".join(differences.shown(a) for a in d.actions)
+            return error(f"{differences.shown(action)} is not an answer to difference {ident} "
+                         f"({d.kind.replace('_', ' ')} {d.symbol}); choose {allowed}",
+                         invalid=True, **differences.trading(e))
+        task = asyncio.ensure_future(self._answer(index, action))
+        if not await self._bounded(task, self.command_budget):
+            return error("the answer is taking longer than expected; `tradeconsole reconcile` shows when it lands",
+                         **differences.trading(e))
+        problem = task.result()
+        if problem:
+            return error(problem, refused=True, **differences.trading(e))
+        log.warning("control: reconciliation difference %s answered over the socket: %s (%s)", ident, action, d.text)
+        return {"ok": True, "difference": ident, "action": action, "text": d.text, "resolved": d.resolved,
+                "position": differences.holding(e, d.symbol), **differences.trading(e)}
+
+    async def _answer(self, index: int, action: str) -> str | None:
+        async with self._answering:
+            return await self.engine.resolve_difference(index, action)
+
 
 def status_reply(e: Engine) -> dict[str, Any]:
     s = e.snapshot()
@@ -263,8 +301,7 @@ def status_reply(e: Engine) -> dict[str, Any]:
         "cancels_outstanding": list(e.cancels_outstanding),
         "counters": dict(s.counters),
         # Differences found between journal and venue at start: reduce-only until each is answered
-        # (in the console's reconciliation modal). A headless operator needs to see them too.
-        "reconciliation": [{"text": d.text, "resolved": d.resolved, "actions": list(d.actions)}
-                           for d in getattr(e, "reconciliation", ())],
+        # (in the console's reconciliation modal, or `tradeconsole reconcile` by its id).
+        "reconciliation": [differences.difference_row(d) for d in getattr(e, "reconciliation", ())],
         "journal": str(e.journal.path),
     }

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..risk.gate import TradingState
+from .differences import open_count
 from .paths import (
     ControlPathError,
     InstanceLock,
@@ -116,6 +117,10 @@ async def start_control(engine: Engine, *, install_signals: bool = False, **serv
             signals.uninstall()
         raise
     log.info("control socket listening on %s", path)
+    left = open_count(engine)
+    if left:  # headless, this log line on stdout is the operator's only prompt
+        log.warning("%d reconciliation difference(s) between journal and venue: reduce-only until each is answered "
+                    "(the console's dialog, or `tradeconsole reconcile --profile ...` from any shell)", left)
     svc = ControlService(lock, path, server, inode)
     svc.signals = signals
     return svc
