@@ -12,7 +12,8 @@ from typing import Sequence
 
 # Further subcommands live with their features; each module has `register(subparsers)` and
 # sets `handler=` on its parsers. A module not in this build is skipped.
-COMMAND_MODULES = ("console.cli_control", "console.cli_alerts", "console.cli_analytics", "console.cli_stage")
+COMMAND_MODULES = ("console.cli_control", "console.cli_reconcile", "console.cli_alerts", "console.cli_analytics",
+                   "console.cli_stage")
 
 
 class UsageError(Exception):

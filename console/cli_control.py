@@ -188,8 +188,8 @@ def status_lines(r: dict[str, Any]) -> list[str]:
     open_diffs = [d for d in r.get("reconciliation", []) if not d["resolved"]]
     if open_diffs:
         lines.append(f"RECONCILE     {len(open_diffs)} difference(s) between journal and venue; reduce-only until "
-                     "each is answered in the console (adopt / cancel / mark closed):")
-        lines.extend(f"  {d['text']}" for d in open_diffs)
+                     "each is answered in the console or with `tradeconsole reconcile`:")
+        lines.extend(f"  {d['id']}  {d['text']}" for d in open_diffs)
     lines.append("breakers")
     for b in r["breakers"]:
         lines.append(f"  {b['state']:<8} {b['text'].strip()}")
