@@ -114,7 +114,8 @@ class Engine(FeedLoop, OperatorCommands, OperatorActions, SignalFlow, GateWiring
         self.cancels_outstanding: list[str] = []
         self.services: list = []
         self.recovery = None
-        self.reconciliation: list = []  # differences found at start (engine/recovery.py)  # started by the runner (engine/services.py), stopped on close
+        self._answering: set[int] = set()  # differences an answer is being carried out for (restart.py)
+        self.reconciliation: list = []  # differences found at start (engine/recovery.py)
         self._carry: list[Quote] | None = None  # a batch read past the end of the last run()
         self.run_state = "idle"  # idle (not started), running, stopped, failed: the heartbeat reads it
         self.run_error = ""

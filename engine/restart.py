@@ -54,10 +54,14 @@ class RestartWiring:
         if not n:
             return ""
         what = "difference between journal and venue is" if n == 1 else "differences between journal and venue are"
-        return f"{n} reconciliation {what} unanswered (adopt / cancel / mark closed)"
+        return f"{n} reconciliation {what} unanswered (the console's dialog, or `tradeconsole reconcile`)"
 
     async def resolve_difference(self, index: int, action: str) -> str | None:
-        """The operator's answer to one reconciliation difference; journaled. None = done."""
+        """The operator's answer to one reconciliation difference; journaled. None = done.
+
+        One answer per difference at a time: the console's dialog and `tradeconsole reconcile`
+        (the control socket) can both answer, and an answer awaits the venue before it marks
+        the difference resolved; two at once could both act (a position adopted twice)."""
         if not 0 <= index < len(self.reconciliation):
             return f"no difference #{index}"
         d = self.reconciliation[index]
@@ -65,6 +69,15 @@ class RestartWiring:
             return f"already resolved ({d.resolved})"
         if action not in d.actions:
             return f"{action} is not possible here; choose {', '.join(d.actions)}"
+        if index in self._answering:
+            return "another answer to it is being carried out; list the differences again in a moment"
+        self._answering.add(index)
+        try:
+            return await self._resolve(d, action)
+        finally:
+            self._answering.discard(index)
+
+    async def _resolve(self, d, action: str) -> str | None:
         adopted = None  # (known stop, old stop id): the venue's holding, taken as ours, needs a stop at once
         if d.kind == "unknown_at_venue" and action == "cancel":
             await self.broker.cancel(d.client_order_id)

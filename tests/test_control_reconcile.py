@@ -16,6 +16,7 @@ from test_reconcile_safety import (
     Quiet,
     _entry_filled_while_down,
     _holding_eth,
+    _restarted_with_differences,
     venue,
     warm,
 )
@@ -223,3 +224,24 @@ async def test_no_engine_running_says_so_and_answers_nothing(tmp_path, cli):
     j = sqlite3.connect(tmp_path / "j.sqlite")
     assert not j.execute("SELECT 1 FROM events WHERE kind = 'reconcile'").fetchall()
     j.close()
+
+
+async def test_two_answers_to_one_difference_at_once_act_once(tmp_path):
+    """The console's dialog and `tradeconsole reconcile` can answer the same line at the same
+    moment; the venue's answer takes time, and both must not adopt the position."""
+    eng, _ = await _restarted_with_differences(tmp_path)
+    try:
+        i = next(n for n, d in enumerate(eng.reconciliation) if d.kind == "quantity_mismatch")
+        ask = eng.broker.positions
+
+        async def slow_venue():
+            await asyncio.sleep(0.05)
+            return await ask()
+        eng.broker.positions = slow_venue
+        first, second = await asyncio.gather(eng.resolve_difference(i, "adopt"), eng.resolve_difference(i, "adopt"))
+        assert first is None and "being carried out" in second
+        assert len([r for r in await eng.journal.rows(["reconcile"]) if r.data["kind"] == "quantity_mismatch"]) == 1
+        assert await eng.resolve_difference(i, "adopt") == "already resolved (adopt)"
+        assert eng.portfolio.positions["BTC/USD"].quantity == D("0.01")
+    finally:
+        await eng.close()

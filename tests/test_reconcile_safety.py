@@ -141,7 +141,7 @@ async def test_rearm_does_not_lift_it_and_the_last_answer_does(tmp_path):
         # Nothing a re-arm could lift: refused, saying what would.
         refusal = eng.rearm_refusal()
         assert refusal == ("nothing to re-arm: reduce-only while 2 reconciliation differences between journal and "
-                           "venue are unanswered (adopt / cancel / mark closed); a re-arm does not lift that")
+                           "venue are unanswered (the console's dialog, or `tradeconsole reconcile`); a re-arm does not lift that")
         assert await eng.rearm("try", trips_seen=eng.trips) == refusal
         # A halt on top: the re-arm lifts the halt only, and its alert says what still holds.
         await eng.halt("operator", "coffee")
@@ -438,3 +438,4 @@ async def test_a_position_left_bare_by_an_exit_that_never_reached_the_venue_gets
         assert alert.severity == "warning" and "no stop working at the venue" in alert.message
     finally:
         await eng.close()
+
