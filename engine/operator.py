@@ -229,6 +229,9 @@ class OperatorActions:
     async def tighten_stop(self, symbol: str, new_stop: Decimal) -> str | None:
         """Move a position's protective stop. Closer to the price is always allowed; further away
         only within `risk.stop_loss_max_pct` of the average price; never past the price."""
+        # The venue's news first: a stop that has fired leaves nothing to move, and a new stop
+        # sized from the position before it would open one the other way.
+        await self.orders.process_events()
         pos = self.portfolio.positions.get(symbol)
         old = None if pos is None else pos.stop_price
         refusal = self._stop_refusal(symbol, new_stop)

@@ -32,6 +32,10 @@ log = logging.getLogger("tradeconsole.orders")
 KEEP_FINISHED = timedelta(days=1)
 
 Authorize = Callable[[Order, str], Decision]
+# Rounds of the venue's events one `process_events` works through: its own reactions (a stop
+# placed, a replaced one cancelled) make a few more; bounded, so a venue that never falls quiet
+# cannot hold the loop (the rest waits for the next call).
+EVENT_ROUNDS = 8
 
 
 def order_record(o: Order) -> dict:
@@ -87,6 +91,13 @@ class OrderManager(ProtectiveStops):
         self.batching = False
         self._outbox: dict[str, tuple[Order, Callable[[], Awaitable[None]] | None]] = {}
         self._finished: deque[tuple[datetime, str]] = deque()  # (when, id) as orders reach an end state
+        # The venue's events not handled yet, in the order it told them. One queue, so a call made
+        # while one is being handled (a stop's replacement hearing its answer) takes the older
+        # ones first, and one that failed midway leaves the rest for the next call.
+        self._events: deque[Fill | OrderUpdate] = deque()
+        # A replacement stop's id -> the stop it replaces, until the venue takes or refuses it
+        # (protective_stops.py): the old one goes only once the new one is working.
+        self._replacing: dict[str, Order] = {}
 
     def new_id(self) -> str:
         self._n += 1
@@ -217,19 +228,30 @@ class OrderManager(ProtectiveStops):
                 failed.append(cid)
         return failed
 
+    async def cancel_entries_in(self, symbol: str, reason: str) -> list[str]:
+        """Cancel the symbol's working entries; returns the ids the venue refused."""
+        same = self._working_by_symbol.get(symbol)
+        entries = [cid for cid, o in same.items() if o.purpose is OrderPurpose.ENTRY] if same else []
+        return [cid for cid in entries if not await self.cancel(cid, reason)]
+
     # -- broker events ------------------------------------------------------------------------
     async def process_events(self, events: list[Fill | OrderUpdate] | None = None) -> None:
         """The broker's events since the last call, or `events` the venue reported otherwise (a
         fill made while the engine was down, booked at reconciliation): the same path for both."""
-        if events is None:
-            events = self.broker.drain_events()
-        if not events:
-            return
-        for ev in events:
-            if isinstance(ev, Fill):
-                await self._on_fill(ev)
-            else:
-                await self._on_update(ev)
+        queue = self._events
+        queue.extend(self.broker.drain_events() if events is None else events)
+        for _ in range(EVENT_ROUNDS):
+            while queue:
+                ev = queue.popleft()
+                if isinstance(ev, Fill):
+                    await self._on_fill(ev)
+                else:
+                    await self._on_update(ev)
+            # What the handling itself made the venue say (a replaced stop's cancel, a stop placed
+            # after a fill) is heard too, so the books are whole when this returns.
+            queue.extend(self.broker.drain_events())
+            if not queue:
+                return
 
     async def _on_update(self, ev: OrderUpdate) -> None:
         order = self.orders.get(ev.client_order_id)
@@ -239,6 +261,8 @@ class OrderManager(ProtectiveStops):
             return
         if ev.venue_order_id:
             order.venue_order_id = ev.venue_order_id
+        if ev.client_order_id in self._replacing and not (ev.status is OrderStatus.SUBMITTED and order.status.is_terminal):
+            await self._replaced(order, ev.status)
         if ev.status is OrderStatus.SUBMITTED or order.status.is_terminal:
             return
         order.status = ev.status
@@ -248,11 +272,25 @@ class OrderManager(ProtectiveStops):
             self._limit_deadline.pop(order.client_order_id, None)
         self._journal_order(order)
         if ev.status is OrderStatus.REJECTED:
-            self.alerts.publish("warning", "order_rejected",
-                                f"{order.symbol} {order.side.value} {order.quantity} rejected by venue: {ev.reason}",
-                                ev.ts, client_order_id=order.client_order_id)
-            if order.purpose is OrderPurpose.EXIT:
-                await self.ensure_stop(order.symbol)  # an exit that failed must not leave it bare
+            self._say_rejected(order, ev.reason, ev.ts)
+        if order.purpose is OrderPurpose.EXIT and ev.status.is_terminal:
+            # Whatever is left when an exit ends (refused, cancelled, or filled while an entry
+            # filled beside it) gets its stop: an exit that ends must never leave it bare.
+            await self.ensure_stop(order.symbol)
+
+    def _say_rejected(self, order: Order, why: str, ts: datetime) -> None:
+        pos = self.portfolio.positions.get(order.symbol)
+        if order.purpose is OrderPurpose.STOP and pos is not None and not self.has_working(order.symbol, OrderPurpose.STOP):
+            # The replacement is kept off until the venue takes it (ensure_stop); a first stop
+            # refused leaves the position bare, and only the operator can judge why.
+            self.alerts.publish("critical", "stop_rejected",
+                                f"{order.symbol}: the venue refused its protective stop at {order.stop_price} ({why}); "
+                                f"the position of {pos.quantity} has NO stop. Close it or move the stop",
+                                ts, client_order_id=order.client_order_id)
+            return
+        self.alerts.publish("warning", "order_rejected",
+                            f"{order.symbol} {order.side.value} {order.quantity} rejected by venue: {why}",
+                            ts, client_order_id=order.client_order_id)
 
     async def _on_fill(self, f: Fill) -> None:
         order = self.orders.get(f.client_order_id)
@@ -280,6 +318,10 @@ class OrderManager(ProtectiveStops):
             self._say_unbooked_fee(f)
         if self.portfolio.dust_quantity(f.symbol) != dust_before:
             self._journal_dust(f.symbol, dust_before, f)
+        if f.symbol not in self.portfolio.positions:
+            # Flat: a stop or exit still working would trade what is no longer held (a stop that
+            # filled while it was being replaced, an exit sized before it).
+            await self.cancel_orphans(f.symbol, f"{order.purpose.value} {order.client_order_id} filled")
         log.info("fill %s %s %s %s @ %s fee %s", f.client_order_id, f.symbol, f.side.value, f.quantity, f.price, f.fee)
         if order.purpose is OrderPurpose.ENTRY and order.protective_stop is not None:
             pos = self.portfolio.positions.get(order.symbol)

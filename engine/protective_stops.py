@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from .models import Order, OrderPurpose, OrderType, Position, Side
+from .models import Order, OrderPurpose, OrderStatus, OrderType, Position, Side
 
 
 class ProtectiveStops:
@@ -32,22 +32,50 @@ class ProtectiveStops:
         stop = Order(self.new_id(), symbol, Side.SELL if pos.quantity > 0 else Side.BUY, OrderType.STOP,
                      qty, OrderPurpose.STOP, self.clock.now(), stop_price=pos.stop_price,
                      reason="protective stop")
-        old = current
-
-        async def retire_old() -> None:
-            # Only once the new stop is at the venue does the old one go: never bare.
-            if old is not None and not await self.cancel(old.client_order_id, "stop replaced"):
-                self.alerts.publish("critical", "stop_not_replaced",
-                                    f"{symbol}: two stops working: the venue did not cancel the old stop "
-                                    f"{old.client_order_id}; if both fire the position flips. Cancel it by hand",
-                                    self.clock.now(), client_order_id=old.client_order_id)
-
-        if await self.send(stop, "system", then=retire_old):
-            pos.stop_order_id = stop.client_order_id
+        if current is not None:
+            # The new stop goes first and the old one only once the venue has taken the new one
+            # (`_replaced`): never bare, and a refused replacement leaves the old one in charge.
+            self._replacing[stop.client_order_id] = current
+        # A replacement hears the answers the venue gives as it takes the order (paper, a refusal)
+        # at once, so the old stop goes in the same breath as before, or stays.
+        if await self.send(stop, "system", then=self.process_events if current is not None else None):
+            if stop.client_order_id in self.working:  # not refused already
+                pos.stop_order_id = stop.client_order_id
         else:
+            self._replacing.pop(stop.client_order_id, None)
             self.alerts.publish("critical", "stop_refused",
                                 f"{symbol}: protective stop refused ({stop.reason}); position has no stop",
                                 self.clock.now())
+
+    async def _replaced(self, new: Order, status: OrderStatus) -> None:
+        """The venue's answer to a replacement stop: taken (working, or already trading), so the
+        old stop goes; or refused, so the old one stays the position's stop."""
+        old = self._replacing.pop(new.client_order_id)
+        pos = self.portfolio.positions.get(new.symbol)
+        if status.is_terminal and new.filled_qty == 0 and status is not OrderStatus.FILLED:
+            if pos is not None and pos.stop_order_id == new.client_order_id and old.client_order_id in self.working:
+                pos.stop_order_id = old.client_order_id
+            return
+        if old.client_order_id in self.working and not await self.cancel(old.client_order_id, "stop replaced"):
+            self.alerts.publish("critical", "stop_not_replaced",
+                                f"{new.symbol}: two stops working: the venue did not cancel the old stop "
+                                f"{old.client_order_id}; if both fire the position flips. Cancel it by hand",
+                                self.clock.now(), client_order_id=old.client_order_id)
+
+    async def cancel_orphans(self, symbol: str, why: str) -> None:
+        """Cancel the stops and exits still working in a symbol that is flat: fired, a stop sells
+        what the books no longer hold (a short on margin), and an exit opens a position the other
+        way. Orders already filled in full (their status not heard yet) stay; a venue
+        that keeps one raises a critical alert. The cancels' own events are read by the caller."""
+        orphans = [cid for cid, o in self.working.items()
+                   if o.symbol == symbol and o.purpose in (OrderPurpose.STOP, OrderPurpose.EXIT)
+                   and o.remaining > 0]
+        for cid in orphans:
+            if not await self.cancel(cid, why):
+                self.alerts.publish("critical", "orphan_stop",
+                                    f"{symbol}: flat ({why}), but the venue did not cancel {cid}; if it fires it "
+                                    f"trades what the books no longer hold. Cancel it by hand",
+                                    self.clock.now(), client_order_id=cid)
 
     @staticmethod
     def _stop_after_entry(pos: Position, entry_stop: Decimal) -> Decimal:

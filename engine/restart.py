@@ -102,7 +102,8 @@ class RestartWiring:
             self.portfolio.cash = (await self.broker.balances())[self.broker.cash_currency]
         elif d.kind == "quantity_mismatch" and action == "mark_closed":
             self.portfolio.adopt_quantity(d.symbol, ZERO, self.quotes.get(d.symbol))
-            await self._cancel_orphan_stops(d.symbol)
+            await self.orders.cancel_orphans(d.symbol, "position marked closed after restart")
+            await self.orders.process_events()
         elif d.kind == "closed_while_down" and action == "book":
             problem = await self._book_missed_fill(d.client_order_id)
             if problem:
@@ -189,18 +190,6 @@ class RestartWiring:
                                     f"{symbol}: held {pos.quantity} with no stop working at the venue; protective "
                                     f"stop {stop} placed ({why})", self.clock.now(),
                                     client_order_id=placed.client_order_id)
-
-    async def _cancel_orphan_stops(self, symbol: str) -> None:
-        """A position marked closed leaves no stop behind: fired, it would sell what the books no
-        longer hold (the trader's own coins in that account, or a short on margin)."""
-        stops = [cid for cid, o in self.orders.working.items() if o.symbol == symbol and o.purpose is OrderPurpose.STOP]
-        for cid in stops:
-            if not await self.orders.cancel(cid, "position marked closed after restart"):
-                self.alerts.publish("critical", "orphan_stop",
-                                    f"{symbol}: marked closed, but the venue did not cancel its stop {cid}; "
-                                    f"if it fires it sells what the books no longer hold. Cancel it by hand",
-                                    self.clock.now(), client_order_id=cid)
-        await self.orders.process_events()
 
     # -- the protective stop of what is adopted from the venue ---------------------------------
     def _mark(self, symbol: str, long: bool) -> Decimal | None:

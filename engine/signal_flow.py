@@ -14,6 +14,8 @@ from .risk.gate import Decision
 from .sizing import size_position
 
 BPS = Decimal("0.0001")
+# Times an exit is sized again when the position moves as its stop comes off (a stop that fired).
+EXIT_ATTEMPTS = 3
 
 
 class SignalFlow:
@@ -113,37 +115,61 @@ class SignalFlow:
         await self._exit_position(sig.symbol, "strategy", sig.reason)
 
     async def _exit_position(self, symbol: str, source: str, reason: str) -> bool:
-        pos = self.portfolio.positions.get(symbol)
-        if pos is None or pos.quantity == 0:
-            return True
-        side = Side.SELL if pos.quantity > 0 else Side.BUY
+        # What there is to close is read after the venue's news (a stop that fired, an entry that
+        # filled), and the symbol's entries go first: left working, one filled after the exit and
+        # the position it opened had no stop (or a limit's market fallback bought it back).
+        failed = await self.orders.cancel_entries_in(symbol, "position closed")
+        if failed:
+            self.alerts.publish("warning", "entry_not_cancelled",
+                                f"{symbol}: closing, but the venue did not cancel entry {', '.join(failed)}; "
+                                "what it fills after the exit gets a protective stop", self.clock.now())
+        await self.orders.process_events()
+        for _ in range(EXIT_ATTEMPTS):
+            held = self.orders.position_qty(symbol)
+            if held == 0:
+                return True
+            order = self._exit_order(symbol, held, reason)
+            req = self._request(order, source)
+            decision = self.gate.evaluate(req, self._context(req))
+            self._journal_decision(order, req, decision, "exit: whole position")
+            if not decision.approved:
+                self.orders.record(order)
+                return False
+            # The stop comes off first, or it could fire too and flip the position.
+            stop = self.orders.stop_order(symbol)
+            if stop is not None:
+                if not await self.orders.cancel(stop.client_order_id, "exit replaces stop"):
+                    # The venue kept the stop: it may have fired already, or fire yet, and an exit
+                    # beside it could flip the position. The stop stays; the next exit tries again.
+                    self._hold_exit(order, stop, source)
+                    return False
+                await self.orders.process_events()
+            if self.orders.position_qty(symbol) == held:
+                ok = await self.orders.send(order, source, decision)
+                if ok:
+                    self.counters["orders"] += 1
+                return ok
+            # The position moved while its stop came off (the stop had fired, an entry filled):
+            # sent as sized, the exit would flip it. Not sent; sized again from what is held now.
+            order.status = OrderStatus.CANCELLED
+            order.reason = "not sent: the position changed before the exit left"
+            self.orders.record(order)
+        await self.orders.ensure_stop(symbol)
+        self.alerts.publish("critical", "exit_not_sent",
+                            f"{symbol}: exit not sent: the position kept changing as it was closed; it holds "
+                            f"{self.orders.position_qty(symbol)} with its protective stop. Close it again",
+                            self.clock.now())
+        return False
+
+    def _exit_order(self, symbol: str, held: Decimal, reason: str) -> Order:
+        side = Side.SELL if held > 0 else Side.BUY
         cfg = self.profile.orders
         q = self.quotes.get(symbol)
         if cfg.exit_type == "limit" and q is not None:
             # Aggressive but bounded: crosses the spread, never deeper than the slippage bound.
             bound = cfg.exit_slippage_bps * BPS
             price = q.bid * (1 - bound) if side is Side.SELL else q.ask * (1 + bound)
-            order = Order(self.orders.new_id(), symbol, side, OrderType.LIMIT, abs(pos.quantity), OrderPurpose.EXIT,
-                          self.clock.now(), limit_price=price.quantize(Decimal("0.00000001")), reason=reason)
-        else:
-            order = Order(self.orders.new_id(), symbol, side, OrderType.MARKET, abs(pos.quantity),
-                          OrderPurpose.EXIT, self.clock.now(), reason=reason)
-        req = self._request(order, source)
-        decision = self.gate.evaluate(req, self._context(req))
-        self._journal_decision(order, req, decision, "exit: whole position")
-        if not decision.approved:
-            self.orders.record(order)
-            return False
-        # The stop comes off first, or it could fire too and flip the position.
-        stop = self.orders.stop_order(symbol)
-        if stop is not None:
-            if not await self.orders.cancel(stop.client_order_id, "exit replaces stop"):
-                # The venue kept the stop: it may have fired already, or fire yet, and an exit
-                # beside it could flip the position. The stop stays; the next exit tries again.
-                self._hold_exit(order, stop, source)
-                return False
-            await self.orders.process_events()
-        ok = await self.orders.send(order, source, decision)
-        if ok:
-            self.counters["orders"] += 1
-        return ok
+            return Order(self.orders.new_id(), symbol, side, OrderType.LIMIT, abs(held), OrderPurpose.EXIT,
+                         self.clock.now(), limit_price=price.quantize(Decimal("0.00000001")), reason=reason)
+        return Order(self.orders.new_id(), symbol, side, OrderType.MARKET, abs(held), OrderPurpose.EXIT,
+                     self.clock.now(), reason=reason)
