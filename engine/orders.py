@@ -313,6 +313,9 @@ class OrderManager(ProtectiveStops):
         }
         if f.unbooked_fee:
             row["unbooked_fee"] = f.unbooked_fee
+        if order.parent_id:
+            row["parent_id"] = order.parent_id  # a restart credits the position the same way
+            self.portfolio.credit_opening(f.symbol, f.client_order_id, order.parent_id)
         self.journal.append("fill", f.ts, f.client_order_id, row)
         if f.unbooked_fee:
             self._say_unbooked_fee(f)

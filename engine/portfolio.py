@@ -198,6 +198,14 @@ class Portfolio:
             self._trade_pnl[f.symbol] = running
         return realized
 
+    def credit_opening(self, symbol: str, filled: str, root: str) -> None:
+        """A position opened by `filled`, the continuation of order `root` (a limit's market
+        fallback), was opened by `root`: whose decision it was (the operator's or the strategy's)
+        goes with the order that made it, not with the id its last part happened to fill under."""
+        pos = self.positions.get(symbol)
+        if pos is not None and pos.opening_order == filled:
+            pos.opening_order = root
+
     def _close_trade(self, symbol: str, net: Decimal) -> None:
         self.closed_trades.append(net)
         self.totals.add(net)

@@ -151,6 +151,8 @@ async def rebuild(e: "Engine", cp: "JournalRow | None") -> RecoveryReport:
             continue
         p.apply_fill(Fill(row.ref or "", d["symbol"], Side(d["side"]), Decimal(d["quantity"]), Decimal(d["price"]),
                           Decimal(d["fee"]), datetime.fromisoformat(row.ts), d.get("liquidity", ""), d.get("fill_id", "")))
+        if d.get("parent_id"):
+            p.credit_opening(d["symbol"], row.ref or "", d["parent_id"])
         rep.fills_replayed += 1
     # The latest state of every order touched since the checkpoint decides what is still open.
     for row in await j.rows(kinds=["order"], after_seq=after):

@@ -212,3 +212,36 @@ async def test_a_stop_move_the_venue_half_refuses_says_two_stops_are_working(mak
     assert new != old and {old, new} <= set(eng.orders.working)
     (alert,) = [a for a in eng.alerts.unacknowledged() if a.kind == "stop_not_replaced"]
     assert old in alert.message and "two stops" in alert.message
+
+
+async def test_a_manual_limit_completed_by_its_market_fallback_stays_the_operators(make_profile, open_engine):
+    from datetime import timedelta
+
+    from engine.models import Quote
+
+    eng = await open_engine(make_profile(approval={"required": False}, risk={**LOOSE_RISK, **ANY_READINESS},
+                                         orders={"limit_timeout_seconds": 30}, paper={"latency_ms": 0}), seed=5)
+    eng.strategy.on_quote = lambda q, pos: None
+    await eng.run(duration=30)
+    q = eng.quotes["BTC/USD"]
+
+    async def quotes(n: int) -> None:
+        for _ in range(n):
+            eng.clock.set(eng.clock.now() + timedelta(seconds=10))
+            await eng.on_batch([Quote("BTC/USD", eng.clock.now(), q.bid, q.ask, D(100), D(100), q.mid, D(100000))])
+
+    below = (q.bid * D("0.999")).quantize(D("0.01"))  # never reached: the fallback buys it all
+    assert await eng.submit_manual(ManualOrderSpec("BTC/USD", "buy", quantity=D("0.002"), type="limit",
+                                                   limit_price=below)) is None
+    await quotes(5)
+    pos = eng.portfolio.positions["BTC/USD"]
+    assert eng.orders.orders[pos.opening_order].parent_id is None  # the operator's own order
+    assert eng.opened_by_operator("BTC/USD")
+    eng.strategy.on_quote = exit_signals()
+    await quotes(3)
+    assert eng.orders.position_qty("BTC/USD") == D("0.002")  # the strategy's exit left it alone
+
+    # A restart before the next checkpoint replays the fill, and whose it is with it.
+    await eng.journal.flush()
+    eng2 = await open_engine(eng.profile, seed=5)
+    assert eng2.opened_by_operator("BTC/USD")
