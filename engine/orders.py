@@ -82,6 +82,7 @@ class OrderManager(ProtectiveStops):
         self._working_entries: dict[str, Order] = {}
         self.working_entries: Mapping[str, Order] = MappingProxyType(self._working_entries)
         self._limit_deadline: dict[str, object] = {}
+        self._stale_entries: set[str] = set()  # restored limit entries: no market fallback (track_restored)
         self.fills = 0
         self.on_fill: Callable[[Fill, Order, Decimal], None] | None = None
         # How much more of a symbol an entry may buy/sell now under the position cap (engine-set).
@@ -110,6 +111,16 @@ class OrderManager(ProtectiveStops):
         self._working_by_symbol.setdefault(order.symbol, {})[order.client_order_id] = order
         if order.purpose is OrderPurpose.ENTRY:
             self._working_entries[order.client_order_id] = order
+
+    def track_restored(self, order: Order, now: datetime) -> None:
+        """`order` was found working at a restart (the journal's, or one adopted from the venue).
+        A limit keeps a timeout, counted from now: without one it rested for good, holding room
+        in the gate. An entry's is not chased at market: its signal is from before the restart."""
+        self.track(order)
+        if order.type is OrderType.LIMIT and order.purpose in (OrderPurpose.ENTRY, OrderPurpose.EXIT):
+            self._limit_deadline[order.client_order_id] = now + timedelta(seconds=self.cfg.limit_timeout_seconds)
+            if order.purpose is OrderPurpose.ENTRY:
+                self._stale_entries.add(order.client_order_id)
 
     def untrack(self, cid: str) -> Order | None:
         """`cid` is working no more; returns the order if it was."""
@@ -391,6 +402,12 @@ class OrderManager(ProtectiveStops):
                 continue
             remaining = order.remaining
             if remaining <= 0 or order.status is OrderStatus.FILLED:
+                continue
+            if cid in self._stale_entries:
+                self._stale_entries.discard(cid)
+                self.alerts.publish("info", "fallback_skipped",
+                                    f"{order.symbol}: limit entry from before the restart timed out; {remaining} "
+                                    "left unbought (its signal is too old to chase at market)", now, client_order_id=cid)
                 continue
             if self.entry_room is not None:
                 # The price has moved since the limit was sized: shrink the rest to fit the cap

@@ -169,7 +169,7 @@ async def rebuild(e: "Engine", cp: "JournalRow | None") -> RecoveryReport:
         elif status in OPEN_STATES:
             o = order_from(d, now)
             e.orders.orders[cid] = o
-            e.orders.track(o)
+            e.orders.track_restored(o, now)
             rep.open_orders += 1
     for o in e.orders.working.values():
         if o.purpose is OrderPurpose.STOP and o.symbol in p.positions:

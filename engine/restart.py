@@ -88,7 +88,7 @@ class RestartWiring:
                 problem = self._arm_adopted_entry(vo)
                 if problem:
                     return problem
-                self.orders.track(vo)
+                self.orders.track_restored(vo, self.clock.now())
                 self.orders.record(vo)  # journaled, protective stop included: a later restart knows it
         elif d.kind == "quantity_mismatch" and action == "adopt":
             venue = (await self.broker.positions()).get(d.symbol, ZERO)

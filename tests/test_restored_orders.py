@@ -1,0 +1,61 @@
+"""Orders found working at a restart keep the rules they were sent under: a limit keeps a timeout
+(counted from the restart), and a limit entry from before it is cancelled then, not chased at
+market on a signal older than the restart."""
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal as D
+
+from conftest import ANY_READINESS, LOOSE_RISK, build_profile
+from engine.engine import Engine
+from engine.manual import ManualOrderSpec
+from engine.models import OrderPurpose, Quote
+from engine.strategy.base import Strategy
+
+SYMBOL = "BTC/USD"
+
+
+class Quiet(Strategy):
+    name = "quiet"
+
+    def on_quote(self, quote, position_qty):
+        return None
+
+
+async def quotes(eng: Engine, bid: D, ask: D, n: int, secs: float) -> None:
+    for _ in range(n):
+        eng.clock.set(eng.clock.now() + timedelta(seconds=secs))
+        await eng.on_batch([Quote(SYMBOL, eng.clock.now(), bid, ask, D(100), D(100), (bid + ask) / 2, D(100000))])
+
+
+async def test_a_limit_entry_working_across_a_restart_times_out_without_a_market_fallback(tmp_path):
+    prof = build_profile(tmp_path, symbols=[SYMBOL], risk={**LOOSE_RISK, **ANY_READINESS, "min_edge": 0,
+                                                           "min_confidence": 0},
+                         orders={"limit_timeout_seconds": 30}, paper={"latency_ms": 0}, control={"socket": False})
+    eng = await Engine.open(prof, seed=1)
+    eng.strategy = Quiet()
+    eng.preroll()
+    await eng.run(duration=5)
+    q = eng.quotes[SYMBOL]
+    below = (q.bid * D("0.995")).quantize(D("0.01"))  # rests: the market never comes down to it
+    assert await eng.submit_manual(ManualOrderSpec(SYMBOL, "buy", quantity=D("0.01"), type="limit",
+                                                   limit_price=below)) is None
+    await quotes(eng, q.bid, q.ask, 2, 1)
+    (cid,) = [c for c, o in eng.orders.working.items() if o.purpose is OrderPurpose.ENTRY]
+    await eng.close()
+
+    eng = await Engine.open(prof, seed=1)
+    try:
+        eng.strategy = Quiet()
+        assert cid in eng.orders.working
+        await quotes(eng, q.bid, q.ask, 2, 10)  # inside its timeout: still resting
+        assert cid in eng.orders.working
+        await quotes(eng, q.bid, q.ask, 2, 10)  # past it
+        assert cid not in eng.orders.working
+        assert [o.client_order_id for o in await eng.broker.open_orders()] == []
+        assert eng.orders.position_qty(SYMBOL) == 0  # nothing bought at market
+        assert not [o for o in eng.orders.orders.values() if o.parent_id == cid]
+        (alert,) = [a for a in eng.alerts.recent() if a.kind == "fallback_skipped"]
+        assert "from before the restart" in alert.message
+    finally:
+        await eng.close()
