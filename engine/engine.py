@@ -105,6 +105,7 @@ class Engine(FeedLoop, OperatorCommands, OperatorActions, SignalFlow, GateWiring
         self._last_refusal: dict[str, tuple[str | None, datetime]] = {}
         self._stop = asyncio.Event()
         self._snapshot: EngineSnapshot | None = None
+        self._snapshot_wanted = False  # a reader met uncommitted rows (snapshot)
         self._next_sample: datetime | None = None
         self._next_breaker_check = datetime.min.replace(tzinfo=timezone.utc)
         self._breaker_equity = self.portfolio.equity
@@ -215,12 +216,23 @@ class Engine(FeedLoop, OperatorCommands, OperatorActions, SignalFlow, GateWiring
     def snapshot(self) -> EngineSnapshot:
         if self._snapshot is None or not self.journal.pending:
             self._snapshot = build_snapshot(self)
-        elif self.state is TradingState.HALTED and self._snapshot.trading_state != "halted":
+            self._snapshot_wanted = False
+            return self._snapshot
+        # Asked while rows are uncommitted (flat out, the loop gives the screen its turns inside
+        # the commits): the loop builds one at its next clean moment, or the screen froze.
+        self._snapshot_wanted = True
+        if self.state is TradingState.HALTED and self._snapshot.trading_state != "halted":
             # The latch is on but its journal row is not committed yet: say so at once, as
             # HALTING, rather than show the old state or claim a halt the journal lacks.
             return dataclasses.replace(self._snapshot, trading_state="halting", halt_reason=self.halt_reason,
                                        approvals=())
         return self._snapshot
+
+    def _refresh_wanted_snapshot(self) -> None:
+        """The end of a batch, journal committed: build the snapshot a reader asked for meanwhile."""
+        if self._snapshot_wanted and not self.journal.pending:
+            self._snapshot_wanted = False
+            self._snapshot = build_snapshot(self)
 
     async def close(self) -> None:
         """Stop the services, close the venue (the paper venue writes its books), then the journal.

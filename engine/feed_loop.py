@@ -215,6 +215,7 @@ class FeedLoop:
         await orders.dispatch()
         if self.journal.pending:
             await self.journal.flush()  # the venue's books first (journal.before_commit)
+        self._refresh_wanted_snapshot()
 
     def _on_fill(self, fill: Fill, order: Order, realized: Decimal) -> None:
         self.counters["fills"] += 1

@@ -536,3 +536,22 @@ async def test_a_run_that_dies_latches_the_halt_cancels_entries_and_keeps_stops(
     assert [r.ref for r in critical] == ["engine_failed"]
     assert "halted (working entries cancelled, stops kept)" in critical[0].data["message"]
     assert eng.snapshot().approvals == ()
+
+
+async def test_flat_out_the_screen_still_gets_fresh_snapshots(make_profile, open_engine):
+    """At speed 0 the loop gives the screen its turns inside the journal's commits, when rows are
+    always uncommitted: the snapshot it reads then is the one the loop built at its last clean
+    moment (the end of the last batch), never the one from before the run."""
+    eng = await open_engine(make_profile(approval={"required": False}), seed=2)
+    await eng.run(duration=5)
+    before = eng.snapshot().ts
+    seen = []
+    commit = eng.journal._commit
+
+    async def screen_reads_during_commit(rows):
+        seen.append(eng.snapshot().ts)  # what the console's timer would read at this moment
+        await commit(rows)
+    eng.journal._commit = screen_reads_during_commit
+    await eng.run(duration=120)
+    assert len(seen) > 10
+    assert seen[-1] > before + timedelta(seconds=60)  # it froze at `before`
