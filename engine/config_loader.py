@@ -193,6 +193,9 @@ def load_profile(path: str | Path | None) -> Profile:
     profile.journal.path = _beside(folder, profile.journal.path)
     profile.logging.path = _beside(folder, profile.logging.path)
     profile.control.socket_path = _beside(folder, profile.control.socket_path)
+    shared = shared_files(profile)
+    if shared:
+        raise ConfigError([f"{source}: {line}" for line in shared])
     return profile
 
 
@@ -201,6 +204,52 @@ def _beside(folder: Path, value: str | None) -> str | None:
         return value
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else (folder / path).resolve())
+
+
+_SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+
+
+def _files(profile: Profile) -> list[tuple[str, str, Path]]:
+    """Every file a run writes, as (the profile field it comes from, what it is, its path)."""
+    from .control.paths import socket_path
+    from .profile import journal_path, log_path, paper_store_path
+
+    def sqlite(field: str, what: str, path: Path) -> list[tuple[str, str, Path]]:
+        return [(field, what, path), *((field, f"{what}'s {s} file", Path(f"{path}{s}")) for s in _SQLITE_SIDECARS)]
+
+    jpath = journal_path(profile)
+    files = sqlite("journal.path", "the journal", jpath)
+    if profile.venue.name == "paper":
+        files += sqlite("journal.path", "the paper venue's store", paper_store_path(jpath))
+    lpath = log_path(profile)
+    log = "the log file" if profile.logging.path else "the log file (by default journal.path with .log)"
+    files.append(("logging.path", log, lpath))
+    files += [("logging.path", f"the log's rotated backup {lpath.name}.{i}", Path(f"{lpath}.{i}"))
+              for i in range(1, profile.logging.backups + 1)]
+    if profile.control.socket:
+        files.append(("control.socket_path", "the control socket", socket_path(profile)))
+    return files
+
+
+def shared_files(profile: Profile) -> list[str]:
+    """Two of a run's files that would be one file, one line per pair of fields: a log written
+    into the journal, its rotation renaming the live journal away, a lock truncating it."""
+    seen: list[tuple[str, str, Path, tuple[int, int] | None]] = []
+    lines: dict[tuple[str, str], str] = {}
+    for field, what, path in _files(profile):
+        real = path.expanduser().resolve()
+        try:
+            st = real.stat()
+            inode: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            inode = None
+        for o_field, o_what, o_real, o_inode in seen:
+            if o_field != field and (o_real == real or (inode is not None and inode == o_inode)):
+                lines.setdefault((field, o_field), (
+                    f"{field}: {what} would be the same file as {o_what} ({o_field}): {real}; "
+                    "give each its own path"))
+        seen.append((field, what, real, inode))
+    return list(lines.values())
 
 
 def preflight(profile: Profile, source: str | None = None) -> list[str]:

@@ -31,7 +31,7 @@ from .restart import RestartWiring
 from .signal_flow import SignalFlow
 from .operator import OperatorActions
 from .portfolio import Portfolio
-from .profile import Profile, journal_path, log_path
+from .profile import Profile, journal_path, log_path, paper_store_path
 from .risk.breakers import Breaker
 from .risk.checks import default_checks, taker_fee_rate
 from .risk.gate import RiskGate, TradingState
@@ -48,11 +48,6 @@ log = logging.getLogger("tradeconsole.engine")
 EQUITY_SAMPLE_SECONDS = 10
 EQUITY_JOURNAL_SECONDS = 60
 ONE_MINUTE = timedelta(minutes=1)
-
-
-def paper_store_path(journal: Path) -> Path:
-    """The paper venue's own books, beside the journal but never inside it."""
-    return journal.with_name(journal.stem + ".paper-venue.sqlite")
 
 
 class EngineCloseError(Exception):

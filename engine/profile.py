@@ -369,3 +369,8 @@ def log_path(profile: Profile) -> Path:
     if profile.logging.path:
         return Path(profile.logging.path).expanduser().resolve()
     return journal_path(profile).with_suffix(".log")
+
+
+def paper_store_path(journal: Path) -> Path:
+    """The paper venue's own books, beside the journal but never inside it."""
+    return journal.with_name(journal.stem + ".paper-venue.sqlite")
