@@ -235,6 +235,10 @@ def _backtest(args: argparse.Namespace) -> int:
     if journal.resolve() == paper_path.resolve():
         return _fail("backtest: --journal must not be the profile's own journal")
     try:
+        bt.check_journal(journal)
+    except ValueError as exc:
+        return _fail(f"backtest: {exc}")
+    try:
         res, m = bt.run_backtest(profile, args.csv, journal)
         windows = None
         if args.windows:

@@ -221,6 +221,12 @@ class Journal:
             raise
         return cls(db, p, checkpointer)
 
+    async def set_meta(self, key: str, value: str) -> None:
+        """Say what this journal is, in its `meta` table (beside schema_version), committed now:
+        e.g. that a backtest made it (engine/analytics/backtest.py)."""
+        await self._db.execute("INSERT INTO meta(key, value) VALUES (?, ?)"
+                               " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
     @property
     def pending(self) -> int:
         """Rows appended but not yet committed (plus a flush in progress, or a cancelled one's

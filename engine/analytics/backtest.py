@@ -22,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .journal_data import load
+from .journal_data import JournalReadError, load, read_meta
 from .metrics import Metrics, compute, jsonable, periods_per_year
 
 # (metric path, higher is better?) compared between a backtest and the paper journal
@@ -47,6 +47,32 @@ def backtest_profile(profile: Any, csv_path: str | Path, journal: str | Path) ->
     return Profile.model_validate(data)
 
 
+# What says a journal is a backtest's own (its `meta` table): the only existing file a backtest
+# may add rows to. A profile's journal would count the backtest's trades as go/no-go evidence.
+MADE_BY = ("made_by", "backtest")
+
+
+def check_journal(journal: str | Path) -> None:
+    """Refuse (ValueError, one line) a journal path a backtest must not write: only a new file,
+    or a journal a backtest made (MADE_BY), may take a backtest's rows. Checked before anything
+    is written."""
+    p = Path(journal)
+    if p.is_dir():
+        raise ValueError(f"--journal: {p} is a directory; a backtest journal is a file")
+    if not p.exists():
+        log = p.with_suffix(".log")
+        if log.exists():  # its log would be written into another journal's log (and rotate it)
+            raise ValueError(f"--journal: {p}: its log file {log} already exists; name a new file")
+        return
+    try:
+        made_by = read_meta(p, MADE_BY[0])
+    except JournalReadError as exc:
+        raise ValueError(f"--journal: {exc}; name a new file") from None
+    if made_by != MADE_BY[1]:
+        raise ValueError(f"--journal: {p} exists and is not a journal a backtest made (a profile's journal would "
+                         "count the backtest's trades as its own); name a new file")
+
+
 @dataclass
 class RunResult:
     journal: str
@@ -63,6 +89,7 @@ async def run_engine(profile: Any) -> RunResult:
     engine = await Engine.open(profile, speed=0.0)
     t0 = time.perf_counter()
     try:
+        await engine.journal.set_meta(*MADE_BY)
         await engine.run()
         await asyncio.sleep(0)  # a breaker halt's cancel task gets its turn before closing
         wall = time.perf_counter() - t0

@@ -76,12 +76,7 @@ def load(path: str | Path, kinds: Iterable[str] = KINDS) -> JournalData:
     p = Path(path)
     if not p.exists():
         raise JournalReadError(f"{p}: no journal (run the engine with this profile first)")
-    try:
-        # mode=ro: analytics must never change the journal. The WAL files of a running engine are
-        # read as they are, so a report during a session sees everything committed so far.
-        db = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-    except sqlite3.Error as exc:
-        raise JournalReadError(f"{p}: cannot open: {exc}") from None
+    db = _read_only(p)
     kinds = list(kinds)
     try:
         cur = db.execute(
@@ -106,6 +101,32 @@ def load(path: str | Path, kinds: Iterable[str] = KINDS) -> JournalData:
         if kind not in WALL_CLOCK_KINDS and (latest is None or when > latest):
             latest = when
     return JournalData(str(p), rows)
+
+
+def _read_only(p: Path) -> sqlite3.Connection:
+    try:
+        # mode=ro: analytics must never change the journal. The WAL files of a running engine are
+        # read as they are, so a report during a session sees everything committed so far.
+        return sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        raise JournalReadError(f"{p}: cannot open: {exc}") from None
+
+
+def read_meta(path: str | Path, key: str) -> str | None:
+    """A value of an existing journal's `meta` table (Journal.set_meta), read-only; None when the
+    file is an SQLite database without it. JournalReadError when the file is no SQLite database
+    or cannot be read."""
+    p = Path(path)
+    db = _read_only(p)
+    try:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is None:
+            return None
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise JournalReadError(f"{p}: not a tradeconsole journal ({exc})") from None
+    finally:
+        db.close()
+    return None if row is None else str(row[0])
 
 
 def dec(value: Any) -> Decimal:

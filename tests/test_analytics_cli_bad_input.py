@@ -1,0 +1,108 @@
+"""Bad input to `tradeconsole backtest / readiness / report`: one line naming what was expected,
+exit 2, no traceback, and nothing written before the refusal."""
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, cli_cmd, cli_env
+
+PROFILE = "config/paper-auto.yaml"
+CSV = "tests/data/bars-2sym-8h.csv"
+
+
+def run(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(cli_cmd(*args), capture_output=True, text=True, cwd=REPO, env=cli_env(home),
+                          timeout=timeout)
+
+
+def one_line(res: subprocess.CompletedProcess, start: str) -> str:
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
+    assert res.stderr.startswith(start), res.stderr
+    return res.stderr
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    # Reading a WAL journal read-only (as `readiness` does) leaves SQLite's -shm/-wal beside it.
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())
+            if p.is_file() and not p.name.endswith(("-shm", "-wal"))}
+
+
+# -- backtest --journal: only a new file or a backtest's own journal --------------------------------
+def another_profiles_journal(home: Path) -> Path:
+    from engine.analytics.journal_data import append_row
+
+    path = home / "live-small.sqlite"  # a real record: its trades are go/no-go evidence
+    append_row(path, "session", datetime(2026, 1, 5, tzinfo=timezone.utc), None, {"session": 1, "profile": "x"})
+    return path
+
+
+def sqlite_file_that_is_no_journal(home: Path) -> Path:
+    path = home / "paper-auto.paper-venue.sqlite"  # the paper venue's books
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE books (k TEXT PRIMARY KEY, v TEXT)")
+        db.execute("INSERT INTO books VALUES ('cash', '10000')")
+    db.close()
+    return path
+
+
+def text_file(home: Path) -> Path:
+    path = home / "notes.txt"
+    path.write_text("not a database\n" * 50, encoding="utf-8")
+    return path
+
+
+def empty_file(home: Path) -> Path:
+    path = home / "empty.sqlite"
+    path.touch()
+    return path
+
+
+@pytest.mark.parametrize("make, says", [
+    (another_profiles_journal, "exists and is not a journal a backtest made"),
+    (sqlite_file_that_is_no_journal, "exists and is not a journal a backtest made"),
+    (empty_file, "exists and is not a journal a backtest made"),
+    (text_file, "not a tradeconsole journal (file is not a database)"),
+])
+def test_backtest_refuses_an_existing_file_no_backtest_made_before_writing_anything(tmp_path, make, says):
+    home = tmp_path / "h"
+    home.mkdir()
+    target = make(home)
+    before = files(home)
+    res = run(home, "backtest", "--profile", PROFILE, "--csv", CSV, "--journal", str(target))
+    err = one_line(res, f"tradeconsole: backtest: --journal: {target}")
+    assert says in err and err.rstrip().endswith("name a new file")
+    assert files(home) == before, "the refused backtest wrote into (or beside) a file that is not its own"
+
+
+def test_backtest_refuses_a_directory_and_a_new_journal_whose_log_is_taken(tmp_path):
+    home = tmp_path / "h"
+    home.mkdir()
+    res = run(home, "backtest", "--profile", PROFILE, "--csv", CSV, "--journal", str(tmp_path))
+    assert one_line(res, "tradeconsole: backtest: --journal: ") == (
+        f"tradeconsole: backtest: --journal: {tmp_path} is a directory; a backtest journal is a file\n")
+    # A new journal named so that its log would be another journal's log (rotated under it).
+    (home / "paper-auto.log").write_text("the profile's log\n", encoding="utf-8")
+    before = files(home)
+    res = run(home, "backtest", "--profile", PROFILE, "--csv", CSV, "--journal", str(home / "paper-auto"))
+    assert "its log file" in one_line(res, f"tradeconsole: backtest: --journal: {home / 'paper-auto'}")
+    assert files(home) == before
+
+
+def test_a_backtest_journal_takes_another_backtest(tmp_path):
+    from engine.analytics.backtest import MADE_BY
+    from engine.analytics.journal_data import read_meta
+
+    journal = tmp_path / "bt.sqlite"
+    for session in (1, 2):
+        res = run(tmp_path, "backtest", "--profile", PROFILE, "--csv", CSV, "--journal", str(journal), "--json")
+        assert res.returncode == 0, res.stderr
+        with sqlite3.connect(journal) as db:
+            assert db.execute("SELECT COUNT(*) FROM events WHERE kind = 'session'").fetchone()[0] == session
+        db.close()
+    assert read_meta(journal, MADE_BY[0]) == MADE_BY[1]
