@@ -233,21 +233,32 @@ def _confirm_live(profile, flag: bool) -> None:
         raise UsageError("tradeconsole: live confirmation did not match; nothing started")
 
 
-def _refuse_second_engine(profile) -> None:
-    """Two engines on one profile would share a journal and a venue account: never."""
-    if not profile.control.socket:
-        return
-    from engine.control.paths import lock_holder, lock_path, socket_path
+async def _instance_lock(profile):
+    """The journal's instance lock, taken before the journal is opened and held for the engine's
+    life (Engine.close lets it go): two engines on one journal would interleave two sessions and
+    share a venue account. Returns None when the lock file cannot be made at all (the journal's
+    own open then says why)."""
+    from engine.control.paths import InstanceLock, lock_holder, lock_path
 
+    lock = InstanceLock(lock_path(profile))
+    deadline = asyncio.get_running_loop().time() + LOCK_WAIT
     try:
-        holder = lock_holder(lock_path(socket_path(profile)))
+        lock.path.parent.mkdir(parents=True, exist_ok=True)
+        # A CLI latching a halt holds it for milliseconds; an engine, for its whole run.
+        while not lock.try_acquire():
+            if asyncio.get_running_loop().time() >= deadline:
+                holder = lock_holder(lock.path)
+                shown = f" (pid {holder})" if holder and holder > 0 else ""
+                print(f"tradeconsole: profile {profile.name!r} is already running{shown}: its journal is in use "
+                      f"({lock.path} is locked); see `tradeconsole status --profile ...`", file=sys.stderr)
+                raise SystemExit(2)
+            await asyncio.sleep(0.05)
     except OSError:
-        return  # unreadable run dir: the control service reports it properly
-    if holder:
-        shown = f" (pid {holder})" if holder > 0 else ""
-        print(f"tradeconsole: profile {profile.name!r} is already running{shown}; "
-              f"see `tradeconsole status --profile ...`", file=sys.stderr)
-        raise SystemExit(2)
+        return None
+    return lock
+
+
+LOCK_WAIT = 2.0  # seconds a start waits for the instance lock
 
 
 def _start_refusals() -> tuple[type[Exception], ...]:
@@ -292,13 +303,25 @@ async def _open(profile, seed, speed, *, stdout: bool):
     from engine.engine import Engine
     from engine.services import start_services
 
-    _refuse_second_engine(profile)
+    lock = await _instance_lock(profile)
     held = _hold_signals()
     try:
         engine = await Engine.open(profile, seed=seed, speed=speed, log_to_stdout=stdout)
-    except _start_refusals() as exc:  # evaluated only when an exception is being matched
-        print(f"tradeconsole: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except BaseException as exc:
+        if lock is not None:
+            lock.release()
+        if isinstance(exc, _start_refusals()):  # evaluated only when an exception is being matched
+            print(f"tradeconsole: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        raise
+    if lock is None:  # the journal opened, yet no lock file can be made beside it: never unlocked
+        from engine.control.paths import lock_path
+
+        await engine.close()
+        print(f"tradeconsole: {lock_path(profile)}: cannot create the instance lock beside the journal",
+              file=sys.stderr)
+        raise SystemExit(2)
+    engine.instance_lock = lock
     try:
         await start_services(engine)
     except BaseException as exc:  # a fatal service error: nothing may trade this profile twice

@@ -101,6 +101,8 @@ class Engine(FeedLoop, OperatorCommands, OperatorActions, SignalFlow, GateWiring
         self._stop = asyncio.Event()
         self._snapshot: EngineSnapshot | None = None
         self._snapshot_wanted = False  # a reader met uncommitted rows (snapshot)
+        # The journal's instance lock when the runner took it (console/cli.py); let go on close.
+        self.instance_lock = None
         self._next_sample: datetime | None = None
         self._next_breaker_check = datetime.min.replace(tzinfo=timezone.utc)
         self._breaker_equity = self.portfolio.equity
@@ -260,6 +262,9 @@ class Engine(FeedLoop, OperatorCommands, OperatorActions, SignalFlow, GateWiring
                 await self.journal.close()
             except Exception as exc:  # noqa: BLE001
                 failures.append(f"the journal's last {self.journal.pending} rows were not committed ({exc})")
+            finally:
+                if self.instance_lock is not None:  # only once the journal is shut: the next may open it
+                    self.instance_lock.release()
         if failures:
             log.error("session %s closed, but %s", self.session, "; ".join(failures))
             raise EngineCloseError(f"{self.journal.path}: session {self.session} closed, but " + "; ".join(failures))

@@ -270,7 +270,7 @@ async def test_cli_halt_between_open_and_service_start_is_not_lost(make_profile,
     svc = await start_control(eng)
     try:
         assert eng.state is TradingState.HALTED and "while the engine was opening" in eng.halt_reason
-        assert lock_path(socket_path(profile)).exists()
+        assert lock_path(profile).exists()
     finally:
         await svc.stop()
 

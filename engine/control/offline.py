@@ -15,21 +15,14 @@ from typing import Any
 from ..clock import EPOCH_SIM_START
 from ..journal import Journal
 from ..profile import Profile, journal_path
-from .paths import (
-    InstanceLock,
-    default_run_dir,
-    ensure_run_dir,
-    lock_holder,
-    lock_path,
-    socket_path,
-)
+from .paths import InstanceLock, lock_holder, lock_path
 
 LOCK_WAIT = 1.0  # seconds: an engine that holds the lock holds it for good; do not wait long
 
 
 def engine_pid(profile: Profile) -> int | None:
     """Pid of the engine holding this profile's instance lock (-1: held, pid unknown), or None."""
-    return lock_holder(lock_path(socket_path(profile)))
+    return lock_holder(lock_path(profile))
 
 
 async def _latch_row(journal: Journal):
@@ -39,14 +32,16 @@ async def _latch_row(journal: Journal):
 async def offline_halt(profile: Profile, reason: str) -> dict[str, Any]:
     """Append a `halt` row (source "cli"). Returns what the latch was before and whether an engine
     held the lock (running but not reachable over the socket) while we wrote."""
-    sock = socket_path(profile)
-    ensure_run_dir(sock.parent, ours=sock.parent == default_run_dir(profile))
-    lock = InstanceLock(lock_path(sock))
+    jpath = journal_path(profile)
+    try:
+        jpath.parent.mkdir(parents=True, exist_ok=True)  # the lock lives beside the journal
+    except OSError as exc:  # told as the journal's folder: what is in its way
+        raise OSError(exc.errno, exc.strerror, str(jpath)) from None
+    lock = InstanceLock(lock_path(profile))
     deadline = time.monotonic() + LOCK_WAIT
     while not lock.try_acquire() and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     try:
-        jpath = journal_path(profile)
         journal = await Journal.open(jpath)
         try:
             prev = await _latch_row(journal)

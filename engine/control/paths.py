@@ -1,7 +1,8 @@
 """Where the control socket and its lock live, and how to reach a socket whose path is too long.
 
-Default: `<journal dir>/run/<profile name>.sock`, with `<profile name>.lock` beside it. The run
-directory is private (0700): the socket's own 0600 mode is the second line, SO_PEERCRED the third.
+Default: `<journal dir>/run/<profile name>.sock`; the instance lock is `<journal>.lock`, beside the
+journal (`lock_path`). The run directory is private (0700): the socket's own 0600 mode is the
+second line, SO_PEERCRED the third.
 """
 from __future__ import annotations
 
@@ -29,8 +30,12 @@ def socket_path(profile: Profile) -> Path:
     return journal_path(profile).parent / "run" / f"{profile.name}.sock"
 
 
-def lock_path(sock: Path) -> Path:
-    return sock.with_suffix(".lock")
+def lock_path(profile: Profile) -> Path:
+    """The instance lock: `<journal>.lock`, beside the journal. One engine per journal, whatever
+    profile names it (two profiles on one journal would interleave two sessions), and wherever the
+    control socket is (a socket path that cannot be made must not leave an engine unlocked)."""
+    j = journal_path(profile)
+    return j.with_name(j.name + ".lock")
 
 
 def default_run_dir(profile: Profile) -> Path:

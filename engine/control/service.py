@@ -51,9 +51,9 @@ class ControlStartError(Exception):
 class ControlService:
     name = "control"
 
-    def __init__(self, lock: InstanceLock, path: Path | None, server: ControlServer | None,
+    def __init__(self, lock: InstanceLock | None, path: Path | None, server: ControlServer | None,
                  inode: tuple[int, int] | None) -> None:
-        self.lock = lock
+        self.lock = lock  # None: the runner's lock, which the runner releases after the engine closed
         self.path = path
         self.server = server
         self._inode = inode
@@ -70,7 +70,8 @@ class ControlService:
                     st = os.lstat(self.path)
                     if (st.st_dev, st.st_ino) == self._inode:
                         os.unlink(self.path)
-            self.lock.release()
+            if self.lock is not None:
+                self.lock.release()
             if self.signals is not None and not self.signals.attached:
                 self.signals.uninstall()  # ours alone; a runner that attached uninstalls it itself
             log.info("control service stopped")
@@ -86,8 +87,12 @@ async def start_control(engine: Engine, *, install_signals: bool = False, **serv
     it, even before the runner attaches its own way to end (engine/control/signals.py)."""
     cfg = engine.profile.control
     path = socket_path(engine.profile)
-    ensure_run_dir(path.parent, ours=path.parent == default_run_dir(engine.profile))
-    lock = await _acquire(InstanceLock(lock_path(path)), engine.profile.name)
+    runners = getattr(engine, "instance_lock", None)
+    # The runner took the lock before it opened the journal, and keeps it until the journal is
+    # closed (console/cli.py); an engine opened otherwise (a test, a tool) takes it here.
+    ours = None if runners is not None and runners.held else \
+        await _acquire(InstanceLock(lock_path(engine.profile)), engine.profile.name)
+    lock = ours or runners
     signals: SignalPolicy | None = None
     try:
         if engine.state is not TradingState.HALTED:
@@ -98,9 +103,10 @@ async def start_control(engine: Engine, *, install_signals: bool = False, **serv
             signals.install()
         if not cfg.socket:
             log.info("control socket off (control.socket: false); instance lock %s held", lock.path)
-            svc = ControlService(lock, None, None, None)
+            svc = ControlService(ours, None, None, None)
             svc.signals = signals
             return svc
+        ensure_run_dir(path.parent, ours=path.parent == default_run_dir(engine.profile))
         await _clear_stale(path)
         sock, inode = _bind(path)
         server = ControlServer(engine, **server_options)
@@ -112,7 +118,8 @@ async def start_control(engine: Engine, *, install_signals: bool = False, **serv
                 os.unlink(path)
             raise
     except BaseException:
-        lock.release()
+        if ours is not None:
+            ours.release()
         if signals is not None and not signals.attached:
             signals.uninstall()
         raise
@@ -121,7 +128,7 @@ async def start_control(engine: Engine, *, install_signals: bool = False, **serv
     if left:  # headless, this log line on stdout is the operator's only prompt
         log.warning("%d reconciliation difference(s) between journal and venue: reduce-only until each is answered "
                     "(the console's dialog, or `tradeconsole reconcile --profile ...` from any shell)", left)
-    svc = ControlService(lock, path, server, inode)
+    svc = ControlService(ours, path, server, inode)
     svc.signals = signals
     return svc
 
