@@ -119,6 +119,8 @@ def _describe(err: dict[str, Any]) -> tuple[str, str]:
         return loc, f"must be one of {ctx.get('expected')} (got {got!r})"
     if kind == "too_short":
         return loc, f"needs at least {ctx.get('min_length')} item(s)"
+    if kind == "too_long":
+        return loc, f"at most {ctx.get('max_length')} item(s)"
     if kind == "string_pattern_mismatch":
         return loc, f"must match {ctx.get('pattern')} (got {got!r})"
     msg = err["msg"]

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from .profile import Profile
 
-_SYMBOLS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "min_length": "at least", "pattern": "matches"}
+_SYMBOLS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "min_length": "at least", "max_length": "at most", "pattern": "matches"}
 
 
 def _type_name(ann: object) -> str:

@@ -47,14 +47,15 @@ class FeedLoop:
         """Warm the strategy on simulated history before trading, as a live bot loads past bars.
 
         Only the simulated market has a past to ask for; a replay starts cold. No orders. With
-        `max_quotes` it stops early and a later call carries on; returns quotes consumed."""
+        `max_quotes` it stops early and a later call carries on; returns quotes consumed. A stop
+        (SIGINT, SIGTERM, a halt's shutdown) ends it at the next batch, warm or not."""
         if self.profile.feed.kind != "sim" or self._prerolled:
             return 0
         if self._preroll_start is None:
             self._preroll_start = self.clock.now()
         need = (self.profile.strategy.warmup_bars + 1) * max(self.profile.strategy.timeframes)
         n = 0
-        while max_quotes is None or n < max_quotes:
+        while (max_quotes is None or n < max_quotes) and not self._stop.is_set():
             batch = self.feed.next_batch()
             if batch is None:
                 self._prerolled = True
@@ -72,7 +73,7 @@ class FeedLoop:
         return n
 
     async def _preroll_in_steps(self) -> None:
-        while not self._prerolled and self.profile.feed.kind == "sim":
+        while not self._prerolled and self.profile.feed.kind == "sim" and not self._stop.is_set():
             # ~10 ms of warm-up at a time: the console's first paint and keys must not wait for it.
             self.preroll(max_quotes=200)
             await asyncio.sleep(0)

@@ -17,6 +17,10 @@ from .venue_config import VenueSection as VenueConfig
 
 Pct = Decimal
 MIN_SPEED = 0.01
+MIN_TICK_SECONDS = 0.01
+MAX_TIMEFRAME_SECONDS = 86_400
+MAX_TIMEFRAMES = 10
+MAX_WARMUP_BARS = 1_000
 
 
 class FeedConfig(Strict):
@@ -28,8 +32,13 @@ class FeedConfig(Strict):
     seed: int = Field(7, ge=-(2**63), le=2**63 - 1, description="random seed of the simulated market")
     speed: float = Field(1.0, ge=0, le=1_000_000,
                          description="simulated seconds per wall second; 0 = as fast as possible, else at least 0.01")
-    tick_seconds: float = Field(1.0, gt=0, le=3600,
-                                description="seconds between quotes (sim: simulated; venue: how often quotes are polled)")
+    # At least 10 ms: no venue is polled faster, and a simulated tick below it only multiplies the
+    # warm-up (strategy.warmup_bars bars of the slowest timeframe) into millions of quotes; at
+    # 1e-300 the clock never moved at all and the warm-up never ended.
+    tick_seconds: float = Field(1.0, ge=MIN_TICK_SECONDS, le=3600,
+                                description="seconds between quotes (sim: simulated; venue: how often quotes are "
+                                            "polled); at least 0.01: nothing quotes faster, and a smaller tick only "
+                                            "makes the warm-up millions of quotes long")
     csv_path: str | None = Field(None, description="CSV file for kind: csv; relative to the profile file; "
                                                    "its symbols must be in `symbols`")
     stream: bool = Field(False, description="venue feed: take quotes from the venue's websocket stream, polling "
@@ -57,13 +66,18 @@ class StrategyConfig(Strict):
     timeframes: list[int] = Field(
         default_factory=lambda: [10, 30, 120],
         min_length=1,
-        description="bar lengths in seconds; one fast/slow EMA pair per timeframe",
+        max_length=MAX_TIMEFRAMES,
+        description="bar lengths in seconds, each at most 86400 (a day: the warm-up replays warmup_bars bars of "
+                    "the slowest); one fast/slow EMA pair per timeframe",
     )
     fast_period: int = Field(8, ge=2, description="fast EMA length in bars")
     slow_period: int = Field(21, ge=3, description="slow EMA length in bars")
     adapt_rate: float = Field(0.05, gt=0, le=1, description="how fast timeframe weights follow their hit rate")
     edge_scale: float = Field(0.004, gt=0, description="EMA spread (fraction of price) that counts as full edge")
-    warmup_bars: int = Field(30, ge=1, description="bars a timeframe needs before it votes; entries while the slowest one is still warming are 'forming'")
+    warmup_bars: int = Field(30, ge=1, le=MAX_WARMUP_BARS,
+                             description="bars a timeframe needs before it votes; entries while the slowest one is "
+                                         "still warming are 'forming'; at most 1000 (an EMA has forgotten its start "
+                                         "long before: more only lengthens the warm-up)")
 
     @model_validator(mode="after")
     def _periods(self) -> "StrategyConfig":
@@ -72,6 +86,9 @@ class StrategyConfig(Strict):
             problems.append(_bad("fast_period", f"must be below slow_period ({self.slow_period}) (got {self.fast_period})"))
         if any(t <= 0 for t in self.timeframes):
             problems.append(_bad("timeframes", "every timeframe must be > 0 seconds"))
+        if any(t > MAX_TIMEFRAME_SECONDS for t in self.timeframes):
+            problems.append(_bad("timeframes", f"every timeframe must be at most {MAX_TIMEFRAME_SECONDS} seconds "
+                                               f"(a day) (got {max(self.timeframes)})"))
         raise_problems("StrategyConfig", problems)
         return self
 
