@@ -3,18 +3,26 @@
 Bindings live in scopes. `app` keys work on the main screen (the halt keys everywhere, as
 priority bindings); `positions` / `orders` keys act on the focused table's row and shadow app
 keys while it has the focus; each modal has its own scope, where only the app's priority keys
-reach. `validate_keymap(profile.keys)` checks a remap before the app starts: an unknown id, an
-empty or malformed key, a key two ids in reach of each other would share, or a navigation key
-outside a modal is a `ValueError` naming the id, because a typo in `keys:` must never silently
-leave F12 unbound.
+reach. `keymap_problems(profile.keys)` checks a remap before anything opens (check-config and run,
+console/cli.py), one line per problem naming `keys.<id>`: an unknown id; an empty or malformed
+key; a key no terminal sends as that name (checked against Textual's own tables: the named keys
+its terminal parser produces, and the name it gives each character); a key a terminal turns into
+another (ctrl+h arrives as backspace, ctrl+i as tab, ctrl+m as enter, and Textual's documented
+aliases); a key two ids in reach of each other would share, or that Textual's own bindings hold;
+a navigation key outside a modal; and, for the priority halt keys, a key typed in a text field.
+A typo in `keys:` must never silently leave F12 unbound. `validate_keymap` raises them.
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from textual.app import App
 from textual.binding import Binding
+from textual.keys import KEY_ALIASES, KEY_NAME_REPLACEMENTS, REPLACED_KEYS, _character_to_key, key_to_character
+from textual.screen import Screen
 
 BINDINGS: list[Binding] = [
     Binding("a", "approve", "Approve", id="approve"),
@@ -152,6 +160,98 @@ RESERVED_KEYS = frozenset(
 )
 _MODIFIERS = frozenset({"ctrl", "alt", "shift", "meta", "super", "hyper"})
 _KEY_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+# The halt keys are priority bindings: they fire before any widget, text fields included.
+_HALT_IDS = frozenset({"halt", "halt_alt"})
+
+
+def _textual_name(character: str) -> str:
+    """The key name Textual gives a character ('?' -> 'question_mark', '/' -> 'slash')."""
+    name = character if character.isalnum() else _character_to_key(character)
+    return KEY_NAME_REPLACEMENTS.get(name, name)
+
+
+def _terminal_tables() -> tuple[frozenset[str], dict[str, str]]:
+    """From Textual's own terminal parser table: every named key a terminal's bytes are read as,
+    and each ctrl+<character> whose byte is read as another key (ctrl+h -> backspace)."""
+    from textual._ansi_sequences import ANSI_SEQUENCES_KEYS
+
+    named = frozenset(k.value for v in ANSI_SEQUENCES_KEYS.values() if isinstance(v, tuple) for k in v
+                      if not k.value.startswith("<"))
+    turned: dict[str, str] = {}
+    for byte in range(0x20):
+        read = ANSI_SEQUENCES_KEYS.get(chr(byte))
+        written = f"ctrl+{_textual_name(chr(byte ^ 0x40).lower())}"
+        if isinstance(read, tuple) and read and read[0].value != written:
+            turned[written] = f"reaches the console as {read[0].value!r} (a terminal sends both as one code)"
+    # Keys Textual documents as one and the same (ctrl+j and newline, the Enter of some terminals).
+    for key, aliases in KEY_ALIASES.items():
+        for alias in aliases:
+            for one, other in ((alias, key), (key, alias)) if "+" in key else ((alias, key),):
+                turned.setdefault(one, f"is the same code as {other!r} to a terminal (Textual reads them as one key)")
+    return named, turned
+
+
+TERMINAL_KEYS, TURNED_KEYS = _terminal_tables()
+
+
+def _textual_bindings(bindings) -> dict[str, str]:
+    return {b.key: b.action for b in Binding.make_bindings(bindings)}
+
+
+# Textual's own keys on every app and screen (ctrl+q quits); a remap onto one would race it.
+TEXTUAL_KEYS = {k: a for k, a in _textual_bindings([*App.BINDINGS, *Screen.BINDINGS]).items()
+                if k not in RESERVED_KEYS}
+
+
+@functools.cache
+def text_field_keys() -> dict[str, str]:
+    """What a text field (Textual's Input: reject reasons, notes, the order form) does with a key.
+    Looked up only for a remapped halt key: the dialogs' widgets are not imported at start."""
+    from textual.widgets import Input
+
+    return _textual_bindings(Input.BINDINGS)
+
+
+def _character_key(name: str) -> str | None:
+    """The character an unmodified key name types ('question_mark' -> '?'), or None."""
+    character = key_to_character(REPLACED_KEYS.get(name, name))
+    if character is None or len(character) != 1 or not character.isprintable():
+        return None
+    return character if _textual_name(character) == name else None
+
+
+def _reachable(key: str) -> bool:
+    """A key Textual can read from a terminal under this very name."""
+    if key in TERMINAL_KEYS:
+        return True
+    *mods, name = key.split("+")
+    if not mods:
+        return _character_key(name) is not None
+    # Escape then a letter or digit: Textual reads alt+x (alt+shift+x for X).
+    return mods in (["alt"], ["alt", "shift"]) and len(name) == 1 and name.isalnum() and name == name.lower()
+
+
+def _key_problem(binding_id: str, key: str, modal: bool) -> str | None:
+    *mods, name = key.split("+")
+    if not name or not _KEY_NAME.match(name) or any(m not in _MODIFIERS for m in mods):
+        return f"invalid key {key!r} (write e.g. 'f11', 'ctrl+x', 'y')"
+    # Inside a dialog enter and escape are the natural answers, and a choice field steps with
+    # the arrows; elsewhere these keys navigate.
+    allowed = ("enter", "escape", "left", "right") if modal else ()
+    if key in RESERVED_KEYS and key not in allowed:
+        return f"{key!r} is reserved for navigation"
+    if key in TURNED_KEYS:
+        return f"{key!r} {TURNED_KEYS[key]}"
+    if not _reachable(key):
+        return f"{key!r} is not a key a terminal sends (Textual knows no such key; e.g. 'f11', 'ctrl+x', 'y')"
+    if key in TEXTUAL_KEYS:
+        return f"{key!r} is Textual's own key ({TEXTUAL_KEYS[key]})"
+    if binding_id in _HALT_IDS:
+        if not mods and (_character_key(name) is not None or name == "space"):
+            return f"{key!r} types a character: halt fires first, even while typing in a text field"
+        if key in text_field_keys():
+            return f"{key!r} edits text fields ({text_field_keys()[key]}): halt would fire while typing"
+    return None
 
 
 @dataclass(frozen=True)
@@ -162,26 +262,19 @@ class KeyRow:
     scope: str = "app"
 
 
-def _normalise(binding_id: str, spec: object) -> tuple[str, ...]:
+def _normalise(binding_id: str, spec: object) -> tuple[tuple[str, ...], list[str]]:
+    """The keys a spec names, and what is wrong with them (one line each)."""
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"keys.{binding_id}: needs a key such as 'f11' or 'ctrl+x' (got {spec!r})")
+        return (), [f"keys.{binding_id}: needs a key such as 'f11' or 'ctrl+x' (got {spec!r})"]
     try:
         # make_bindings is Textual's own parser: it splits "a,b" and names single characters
         # ("?" -> "question_mark") exactly as key events will.
         keys = tuple(b.key for b in Binding.make_bindings([Binding(spec, binding_id)]))
     except Exception as exc:  # Textual raises its own InvalidBinding/BindingError types
-        raise ValueError(f"keys.{binding_id}: invalid key {spec!r}: {exc}") from None
+        return (), [f"keys.{binding_id}: invalid key {spec!r}: {exc}"]
     modal = SCOPE_OF[binding_id] in _MODAL_SCOPES
-    for key in keys:
-        *mods, name = key.split("+")
-        if not name or not _KEY_NAME.match(name) or any(m not in _MODIFIERS for m in mods):
-            raise ValueError(f"keys.{binding_id}: invalid key {key!r} (write e.g. 'f11', 'ctrl+x', 'y')")
-        # Inside a dialog enter and escape are the natural answers, and a choice field steps with
-        # the arrows; elsewhere these keys navigate.
-        allowed = ("enter", "escape", "left", "right") if modal else ()
-        if key in RESERVED_KEYS and key not in allowed:
-            raise ValueError(f"keys.{binding_id}: {key!r} is reserved for navigation")
-    return keys
+    problems = [f"keys.{binding_id}: {p}" for key in keys if (p := _key_problem(binding_id, key, modal))]
+    return keys, problems
 
 
 def _in_reach(a: KeyRow, b: KeyRow, priority: frozenset[str]) -> bool:
@@ -199,25 +292,39 @@ def _in_reach(a: KeyRow, b: KeyRow, priority: frozenset[str]) -> bool:
     return (a.scope == "app" and a.id in priority) or (b.scope == "app" and b.id in priority)
 
 
-def validate_keymap(keys: Mapping[str, str] | None) -> dict[str, str]:
-    """Check a profile's remap; return it normalised for `App.set_keymap`."""
+def keymap_problems(keys: Mapping[str, str] | None) -> list[str]:
+    """What is wrong with a profile's remap, one line per problem (`keys.<id>: ...`); [] if none."""
     keys = dict(keys or {})
     unknown = sorted(k for k in keys if k not in BINDING_IDS)
-    if unknown:
-        raise ValueError(
-            f"keys: unknown binding id {unknown[0]!r}; known ids: {', '.join(BINDING_IDS)}"
-        )
-    resolved = {binding_id: _normalise(binding_id, spec) for binding_id, spec in keys.items()}
+    problems = [f"keys.{u}: no such binding id; known ids: {', '.join(BINDING_IDS)}" for u in unknown]
+    resolved: dict[str, tuple[str, ...]] = {}
+    for binding_id, spec in keys.items():
+        if binding_id in BINDING_IDS:
+            resolved[binding_id], found = _normalise(binding_id, spec)
+            problems += found
+    if problems:
+        return problems
     priority = frozenset(b.id for b in BINDINGS if b.priority and b.id)
     owner: dict[str, list[KeyRow]] = {}
-    # Defaults first, so a clash is reported against the id the profile actually remapped.
+    # Defaults first, so a clash is reported against the id the profile actually remapped. Two
+    # ids in reach sharing a key include halt and halt_alt: they stay two distinct keys.
     rows = sorted(effective_keys(resolved), key=lambda row: row.id in resolved)
     for row in rows:
         for key in row.keys:
-            for other in owner.get(key, []):
-                if other.id != row.id and _in_reach(row, other, priority):
-                    raise ValueError(f"keys.{row.id}: {key!r} is already bound to {other.id!r}")
+            clash = next((o for o in owner.get(key, []) if o.id != row.id and _in_reach(row, o, priority)), None)
+            if clash is not None:
+                problems.append(f"keys.{row.id}: {key!r} is already bound to {clash.id!r}")
             owner.setdefault(key, []).append(row)
+    return problems
+
+
+def validate_keymap(keys: Mapping[str, str] | None) -> dict[str, str]:
+    """Check a profile's remap; return it normalised for `App.set_keymap`. Its problems are a
+    ValueError, one line each."""
+    problems = keymap_problems(keys)
+    if problems:
+        raise ValueError("\n".join(problems))
+    resolved = {binding_id: _normalise(binding_id, spec)[0] for binding_id, spec in dict(keys or {}).items()}
     return {binding_id: ",".join(k) for binding_id, k in resolved.items()}
 
 
