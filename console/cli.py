@@ -144,13 +144,22 @@ def _load(path: str | None):
         raise SystemExit(2) from None
 
 
+def keymap_refusals(profile, path: str | None) -> list[str]:
+    """The profile's `keys:` problems as `run` refuses them, one line each naming the file. The
+    console's check (console/bindings.py): the engine does not import Textual."""
+    from console.bindings import keymap_problems
+
+    source = path or "built-in profile"
+    return [f"{source}: {line}" for line in keymap_problems(profile.keys)]
+
+
 def _check_config(path: str) -> int:
     from engine.config_loader import effective_yaml, preflight
 
     profile = _load(path)
     # What `run` would refuse at its start (a missing or malformed CSV, an unknown exchange
-    # calendar) is not "valid" either.
-    problems = preflight(profile, path)
+    # calendar, a key map that leaves a key unreachable) is not "valid" either.
+    problems = preflight(profile, path) + keymap_refusals(profile, path)
     for line in problems:
         print(line, file=sys.stderr)
     if problems:
@@ -193,6 +202,12 @@ def _start(args: argparse.Namespace, gc_paused: bool) -> int:
         raise UsageError("tradeconsole: --no-mouse and --theme are for the console, not --headless")
     theme = _theme(args.theme)  # a typo is told before a live profile asks for its confirmation
     profile = _load(args.profile)
+    if not args.headless:  # the key map, before the journal or the venue is opened
+        refusals = keymap_refusals(profile, args.profile)
+        for line in refusals:
+            print(line, file=sys.stderr)
+        if refusals:
+            return 2
     _confirm_live(profile, args.live)
     speed = _speed(args.speed)
     try:
@@ -365,7 +380,7 @@ def _console(profile, seed, speed, duration, *, mouse: bool | None = None, theme
         try:
             app = TradeConsoleApp(engine, exit_when_ready=exit_when_ready, mouse=mouse, theme=theme,
                                   duration=duration, start_gc_paused=start_gc_paused)
-        except ValueError as exc:  # a bad key remap in the profile, or a bad TRADECONSOLE_THEME
+        except ValueError as exc:  # a bad TRADECONSOLE_THEME (the key map was checked before the open)
             await engine.close()
             print(f"tradeconsole: {exc}", file=sys.stderr)
             return 2

@@ -9,6 +9,7 @@ import pytest
 
 from console.app import TradeConsoleApp
 from console.bindings import keymap_problems, validate_keymap
+from console.cli import main
 from console.modals import NoteModal
 
 
@@ -60,6 +61,38 @@ def test_every_problem_is_one_line_and_good_remaps_pass():
     assert validate_keymap(good)["log_search"] == "slash"
     # A printable key stays fine for a key that is not a priority one.
     assert keymap_problems({"approve": "z"}) == []
+
+
+BAD = "keys:\n  halt: ctrl+h\n  halt_alt: fff\n"
+
+
+def test_check_config_reports_the_key_map_run_would_refuse(tmp_path, capsys):
+    prof = tmp_path / "keys.yaml"
+    prof.write_text(BAD)
+    assert main(["check-config", str(prof)]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.splitlines() == [
+        f"{prof}: keys.halt: 'ctrl+h' reaches the console as 'backspace' (a terminal sends both as one code)",
+        f"{prof}: keys.halt_alt: 'fff' is not a key a terminal sends (Textual knows no such key; e.g. 'f11', "
+        "'ctrl+x', 'y')",
+    ]
+
+
+def test_run_refuses_a_bad_key_map_before_the_engine_or_journal_opens(tmp_path, capsys, monkeypatch):
+    from engine.engine import Engine
+
+    async def never(*args, **kwargs):
+        raise AssertionError("the engine was opened with a key map run refuses")
+
+    monkeypatch.setattr(Engine, "open", never)
+    journal = tmp_path / "j.sqlite"
+    prof = tmp_path / "keys.yaml"
+    prof.write_text(BAD + f"journal:\n  path: {journal}\n")
+    assert main(["run", "--profile", str(prof)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{prof}: keys.halt: 'ctrl+h'") and "Traceback" not in err
+    assert len(err.splitlines()) == 2 and not journal.exists()
 
 
 async def test_remapped_halt_keys_fire_from_a_text_field_and_typing_never_halts(make_profile, open_engine):
