@@ -11,52 +11,92 @@ import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+
+# Bounds of the integer arguments: a bootstrap seed is non-negative (numpy) and goes into JSON
+# (64 bits); resamples cost memory and time in proportion (1e11 asked numpy for 745 GiB).
+MAX_RESAMPLES = 100_000
+MAX_SEED = 2**63 - 1
+
+
+def int_in(low: int, high: int | None = None):
+    """An argparse type: an integer from `low` to `high` (no upper bound when None); a value out
+    of range is a usage error that says the range."""
+    expected = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = None
+        if v is None or v < low or (high is not None and v > high):
+            raise argparse.ArgumentTypeError(f"expected {expected} (got {text!r})")
+        return v
+
+    return parse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from console.cli import market_seed
 
+    resamples, seed = int_in(1, MAX_RESAMPLES), int_in(0, MAX_SEED)
+
     r = sub.add_parser("readiness", help="go/no-go of a stage from the journal's record")
     r.add_argument("--profile", metavar="PATH")
     r.add_argument("--stage", metavar="NAME", help="stage whose criteria to check (default: the profile's stage)")
     r.add_argument("--json", action="store_true", help="JSON instead of a table")
-    r.add_argument("--resamples", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)")
-    r.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed (default 0)")
-    r.set_defaults(handler=_readiness)
+    r.add_argument("--resamples", type=resamples, default=2000, metavar="N", help="bootstrap resamples (default 2000)")
+    r.add_argument("--seed", type=seed, default=0, metavar="N", help="bootstrap seed (default 0)")
+    r.set_defaults(handler=_no_traceback("readiness", _readiness))
 
     a = sub.add_parser("attest", help="journal an operator attestation for a readiness item")
     a.add_argument("item", metavar="ITEM", help="an item the readiness criteria list, e.g. runbook_read")
     a.add_argument("--text", required=True, metavar="TEXT", help="what the operator attests")
     a.add_argument("--profile", metavar="PATH")
-    a.set_defaults(handler=_attest)
+    a.set_defaults(handler=_no_traceback("attest", _attest))
 
     b = sub.add_parser("backtest", help="replay a CSV through the engine and measure it")
     b.add_argument("--profile", metavar="PATH")
     b.add_argument("--csv", required=True, metavar="FILE", help="quotes or OHLCV bars (see docs/metrics.md)")
     b.add_argument("--journal", metavar="PATH", help="backtest journal (default: <journal>.backtest-<time>.sqlite)")
-    b.add_argument("--windows", type=int, metavar="N", help="walk-forward: N rolling in/out-of-sample windows")
+    b.add_argument("--windows", type=int_in(1), metavar="N", help="walk-forward: N rolling in/out-of-sample windows")
     b.add_argument("--is-fraction", type=float, metavar="F", help="in-sample share of a window (0.7; with --windows)")
     b.add_argument("--json", action="store_true")
-    b.set_defaults(handler=_backtest)
+    b.set_defaults(handler=_no_traceback("backtest", _backtest))
 
     p = sub.add_parser("report", help="daily, weekly or stage report from the journal")
     p.add_argument("kind", choices=("daily", "weekly", "stage"))
     p.add_argument("--profile", metavar="PATH")
     p.add_argument("--json", action="store_true")
     p.add_argument("--html", metavar="PATH", help="also write a self-contained HTML report with charts")
-    p.add_argument("--resamples", type=int, default=2000, metavar="N")
-    p.add_argument("--seed", type=int, default=0, metavar="N")
-    p.set_defaults(handler=_report)
+    p.add_argument("--resamples", type=resamples, default=2000, metavar="N")
+    p.add_argument("--seed", type=seed, default=0, metavar="N")
+    p.set_defaults(handler=_no_traceback("report", _report))
 
     d = sub.add_parser("drill", help="halt/cancel/close-all drill on the paper broker (paper/testnet only)")
     d.add_argument("--profile", metavar="PATH")
     d.add_argument("--seed", type=market_seed, metavar="N", help="seed of the simulated market")
     d.add_argument("--json", action="store_true")
-    d.set_defaults(handler=_drill)
+    d.set_defaults(handler=_no_traceback("drill", _drill))
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _no_traceback(command: str, handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """`handler`, whose unforeseen failure is one line and exit 2: never a traceback, and never
+    exit 1, which `readiness` says for NO-GO and `drill` for a failed drill."""
+
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except BrokenPipeError:
+            raise  # the reader went away: cli.main's quiet exit 141
+        except Exception as exc:  # noqa: BLE001 - anything else is an error, said in one line
+            return _fail(f"{command}: failed: {type(exc).__name__}: {exc}")
+
+    return guarded
+
+
 def _fail(msg: str) -> int:
     print(f"tradeconsole: {msg}", file=sys.stderr)
     return 2
@@ -154,8 +194,6 @@ def _readiness(args: argparse.Namespace) -> int:
     stage = args.stage or profile.stage
     if stage not in profile.readiness.stages:
         return _fail(f"readiness: no criteria for stage {stage!r} (profile has: {', '.join(profile.readiness.stages)})")
-    if args.resamples < 1:
-        return _fail("readiness: --resamples must be >= 1")
     try:
         rep = evaluate(profile, _journal(profile), stage, resamples=args.resamples, seed=args.seed)
     except JournalReadError as exc:
@@ -312,8 +350,6 @@ def _report(args: argparse.Namespace) -> int:
     from engine.analytics.journal_data import JournalReadError
 
     profile = _profile(args.profile)
-    if args.resamples < 1:
-        return _fail("report: --resamples must be >= 1")
     try:
         rep, m = report.build(profile, _journal(profile), args.kind, resamples=args.resamples, seed=args.seed)
     except JournalReadError as exc:

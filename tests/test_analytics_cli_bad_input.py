@@ -106,3 +106,53 @@ def test_a_backtest_journal_takes_another_backtest(tmp_path):
             assert db.execute("SELECT COUNT(*) FROM events WHERE kind = 'session'").fetchone()[0] == session
         db.close()
     assert read_meta(journal, MADE_BY[0]) == MADE_BY[1]
+
+
+# -- readiness / report: bounded integers; no error is ever exit 1 (NO-GO) -------------------------
+@pytest.mark.parametrize("command", ["readiness", "report stage"])
+@pytest.mark.parametrize("arg, value, expected", [
+    ("--seed", "-1", "an integer from 0 to 9223372036854775807"),
+    ("--seed", "2.5", "an integer from 0 to 9223372036854775807"),
+    ("--resamples", "100000000000", "an integer from 1 to 100000"),  # numpy asked for 745 GiB
+    ("--resamples", "0", "an integer from 1 to 100000"),
+])
+def test_out_of_range_integers_are_a_usage_line(tmp_path, command, arg, value, expected):
+    res = run(tmp_path, *command.split(), "--profile", PROFILE, arg, value)
+    assert one_line(res, "tradeconsole ") == (
+        f"tradeconsole {command.split()[0]}: argument {arg}: expected {expected} (got {value!r})\n")
+
+
+def small_journal(home: Path) -> Path:
+    from engine.analytics.journal_data import append_row
+
+    path = home / "paper-auto.sqlite"
+    append_row(path, "session", datetime(2026, 1, 5, tzinfo=timezone.utc), None, {"session": 1, "profile": "paper-auto"})
+    return path
+
+
+def test_a_journal_row_that_cannot_be_read_is_exit_2_not_no_go(tmp_path):
+    path = small_journal(tmp_path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE events SET data = '{not json' WHERE kind = 'session'")
+    db.close()
+    for command in (["readiness"], ["report", "daily"]):
+        res = run(tmp_path, *command, "--profile", PROFILE)
+        one_line(res, f"tradeconsole: {path}: row 1 (session) cannot be read: ")
+
+
+@pytest.mark.parametrize("failure", [MemoryError(), RuntimeError("numpy said no")])
+def test_readiness_that_fails_unforeseen_exits_2_in_one_line(tmp_path, monkeypatch, capsys, failure):
+    import engine.analytics.readiness as readiness
+    from console.cli import main
+
+    small_journal(tmp_path)
+    monkeypatch.setenv("TRADECONSOLE_HOME", str(tmp_path))
+
+    def fails(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(readiness, "evaluate", fails)
+    assert main(["readiness", "--profile", str(REPO / PROFILE)]) == 2  # 1 would read as NO-GO
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == (
+        f"tradeconsole: readiness: failed: {type(failure).__name__}: {failure}\n")

@@ -91,13 +91,16 @@ def load(path: str | Path, kinds: Iterable[str] = KINDS) -> JournalData:
     timeline = 0
     latest: datetime | None = None
     for seq, ts, kind, ref, data in fetched:
-        when = datetime.fromisoformat(ts)
+        try:
+            when, data = datetime.fromisoformat(ts), orjson.loads(data)
+        except (TypeError, ValueError) as exc:  # orjson.JSONDecodeError is a ValueError
+            raise JournalReadError(f"{p}: row {seq} ({kind}) cannot be read: {exc}") from None
         # A simulated market restarts its clock at every session, so time can run backwards at
         # a session row; later periods and durations must not mix the two stretches of time.
         if kind == "session" and latest is not None and when < latest:
             timeline += 1
             latest = None
-        rows.append(Row(seq, when, kind, ref, orjson.loads(data), timeline))
+        rows.append(Row(seq, when, kind, ref, data, timeline))
         if kind not in WALL_CLOCK_KINDS and (latest is None or when > latest):
             latest = when
     return JournalData(str(p), rows)
