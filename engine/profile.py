@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .profile_base import Strict, bad as _bad, raise_problems
+from .profile_base import MAX_USD, Strict, bad as _bad, raise_problems
 from .venue_config import VenueSection as VenueConfig
 
 Pct = Decimal
@@ -94,8 +94,8 @@ class StrategyConfig(Strict):
 
 
 class SizingConfig(Strict):
-    min_order_usd: Decimal = Field(Decimal(10), ge=0, description="smallest order worth sending")
-    max_order_usd: Decimal = Field(Decimal(5000), gt=0, description="largest single order")
+    min_order_usd: Decimal = Field(Decimal(10), ge=0, le=MAX_USD, description="smallest order worth sending")
+    max_order_usd: Decimal = Field(Decimal(5000), gt=0, le=MAX_USD, description="largest single order")
 
     @model_validator(mode="after")
     def _bounds(self) -> "SizingConfig":
@@ -122,10 +122,10 @@ class RiskLimits(Strict):
     stop_loss_default_pct: Pct = Field(Decimal(8), gt=0, lt=100, description="stop distance the strategy uses")
     stop_loss_min_pct: Pct = Field(Decimal(5), gt=0, lt=100, description="tightest stop the gate accepts")
     stop_loss_max_pct: Pct = Field(Decimal(15), gt=0, lt=100, description="widest stop the gate accepts")
-    max_single_trade_loss_usd: Decimal = Field(Decimal(200), gt=0, description="most one trade may lose at its stop, fees included")
-    max_total_capital_usd: Decimal = Field(Decimal(100000), gt=0, description="most capital deployed in positions and working entries at once")
-    daily_loss_usd: Decimal | None = Field(None, gt=0, description="daily loss cap in USD; the tighter of this and daily_loss_pct applies")
-    weekly_loss_usd: Decimal | None = Field(None, gt=0, description="weekly loss cap in USD; the tighter of this and weekly_loss_pct applies")
+    max_single_trade_loss_usd: Decimal = Field(Decimal(200), gt=0, le=MAX_USD, description="most one trade may lose at its stop, fees included")
+    max_total_capital_usd: Decimal = Field(Decimal(100000), gt=0, le=MAX_USD, description="most capital deployed in positions and working entries at once")
+    daily_loss_usd: Decimal | None = Field(None, gt=0, le=MAX_USD, description="daily loss cap in USD; the tighter of this and daily_loss_pct applies")
+    weekly_loss_usd: Decimal | None = Field(None, gt=0, le=MAX_USD, description="weekly loss cap in USD; the tighter of this and weekly_loss_pct applies")
     max_new_positions_per_day: int = Field(10, ge=1, description="positions opened per venue day")
     max_new_positions_per_week: int = Field(40, ge=1, description="positions opened per ISO week")
     max_symbol_exposure_pct: Pct = Field(Decimal(10), gt=0, le=100, description="exposure in one symbol, % of equity")
@@ -184,8 +184,8 @@ class MarketHoursConfig(Strict):
 
 
 class StageLimits(Strict):
-    max_capital_usd: Decimal | None = Field(None, gt=0, description="capital the stage may deploy")
-    max_position_usd: Decimal | None = Field(None, gt=0, description="largest position in the stage")
+    max_capital_usd: Decimal | None = Field(None, gt=0, le=MAX_USD, description="capital the stage may deploy")
+    max_position_usd: Decimal | None = Field(None, gt=0, le=MAX_USD, description="largest position in the stage")
     min_edge: float | None = Field(None, ge=0, le=1, description="stricter min edge for the stage")
     min_confidence: float | None = Field(None, ge=0, le=1, description="stricter min confidence for the stage")
 
@@ -237,7 +237,7 @@ class OrderConfig(Strict):
 
 
 class PaperConfig(Strict):
-    starting_cash: Decimal = Field(Decimal(10000), gt=0, description="paper account's starting cash")
+    starting_cash: Decimal = Field(Decimal(10000), gt=0, le=MAX_USD, description="paper account's starting cash")
     maker_fee_bps: Decimal = Field(Decimal(10), ge=0, le=1000, description="fee on resting (maker) fills")
     taker_fee_bps: Decimal = Field(Decimal(20), ge=0, le=1000, description="fee on crossing (taker) fills")
     slippage_bps: Decimal = Field(Decimal(2), ge=0, le=1000, description="price worsening on taker fills")

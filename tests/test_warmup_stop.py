@@ -8,8 +8,9 @@ import signal
 
 import pytest
 
-from engine.config_loader import ConfigError, load_profile, profile_from_mapping
+from engine.config_loader import profile_from_mapping
 from engine.headless import run_headless
+from test_profile_files import refused
 
 # The longest warm-up the bounds allow: 1001 bars of a day at 100 quotes a second (8.6e9 batches).
 LONGEST = {"strategy": {"timeframes": [86_400], "warmup_bars": 1000}, "feed": {"speed": 0, "tick_seconds": 0.01}}
@@ -25,10 +26,7 @@ PAST_STOP = 500  # steps a warm-up may still take once asked to stop before the 
     ("strategy:\n  timeframes: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]\n", "strategy.timeframes: at most 10 item(s)"),
 ])
 def test_a_warm_up_that_would_never_end_is_refused(tmp_path, text, line):
-    (tmp_path / "p.yaml").write_text(text)
-    with pytest.raises(ConfigError) as exc:
-        load_profile(tmp_path / "p.yaml")
-    assert exc.value.lines == [f"{tmp_path / 'p.yaml'}: {line}"]
+    assert refused(tmp_path, text) == [f"{tmp_path / 'p.yaml'}: {line}"]
 
 
 def test_the_bounds_themselves_are_accepted():
