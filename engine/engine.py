@@ -50,6 +50,20 @@ EQUITY_JOURNAL_SECONDS = 60
 ONE_MINUTE = timedelta(minutes=1)
 
 
+async def _refuse_replay_into_the_past(journal: Journal, feed: MarketFeed, csv_path: str | None) -> None:
+    """A replay whose data starts before the journal's last row would move simulated time back under
+    the journal's trades, day counts and P&L baselines: refused before anything is written."""
+    from .feeds import CsvFeedError
+
+    last = await journal.last_ts()
+    first = feed.first_ts  # type: ignore[attr-defined]
+    if last is not None and first < last:
+        raise CsvFeedError(str(csv_path), None, (
+            f"feed.csv_path starts at {first.isoformat()}, before the last time already in the journal "
+            f"{journal.path} ({last.isoformat()}): replaying it would move simulated time back; "
+            "give this replay a new journal.path"))
+
+
 class EngineCloseError(Exception):
     """Something could not be written at close; everything was closed anyway."""
 
@@ -145,6 +159,8 @@ class Engine(FeedLoop, OperatorCommands, OperatorActions, SignalFlow, GateWiring
             clock = SimClock(feed.first_ts)  # type: ignore[attr-defined]
         journal = await Journal.open(jpath)
         try:
+            if feed is not None:
+                await _refuse_replay_into_the_past(journal, feed, feed_cfg.csv_path)
             if clock is None:
                 # Simulated time continues from the journal: a restart must not move time back
                 # under the day's trade counts and P&L baselines.
