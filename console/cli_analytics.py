@@ -262,26 +262,24 @@ def _backtest(args: argparse.Namespace) -> int:
     elif args.windows is None:
         # Silently ignored before: the operator would read a plain backtest as the split they asked.
         return _fail("backtest: --is-fraction needs --windows (it splits each walk-forward window)")
-    if args.windows is not None:
-        try:
-            bt.window_bounds(10**9, args.windows, args.is_fraction)  # argument check only
-        except ValueError as exc:
-            return _fail(f"backtest: {exc}")
     paper_path = journal_path(profile)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     journal = Path(args.journal) if args.journal else paper_path.with_name(f"{paper_path.stem}.backtest-{stamp}.sqlite")
     if journal.resolve() == paper_path.resolve():
         return _fail("backtest: --journal must not be the profile's own journal")
+    batches = None
     try:
+        # Every refusal comes before anything is written: the journal, then the windows against
+        # the data (a 1-row CSV with --windows 2 ran the whole backtest first, journal and log).
         bt.check_journal(journal)
-    except ValueError as exc:
-        return _fail(f"backtest: {exc}")
-    try:
+        if args.windows is not None:
+            batches = bt.read_batches(args.csv)
+            bt.window_bounds(len(batches), args.windows, args.is_fraction)
         res, m = bt.run_backtest(profile, args.csv, journal)
         windows = None
-        if args.windows:
+        if batches is not None:
             with tempfile.TemporaryDirectory(prefix="tc-walkforward-") as tmp:
-                windows = bt.walk_forward(profile, args.csv, tmp, args.windows, args.is_fraction)
+                windows = bt.walk_forward(profile, args.csv, tmp, args.windows, args.is_fraction, batches)
                 for w in windows:
                     w.pop("journal", None)  # in the temporary directory, gone with it
     except CsvFeedError as exc:

@@ -99,8 +99,15 @@ def test_a_backtest_journal_takes_another_backtest(tmp_path):
     from engine.analytics.journal_data import read_meta
 
     journal = tmp_path / "bt.sqlite"
-    for session in (1, 2):
-        res = run(tmp_path, "backtest", "--profile", PROFILE, "--csv", CSV, "--journal", str(journal), "--json")
+    header, *lines = (REPO / CSV).read_text(encoding="utf-8").splitlines(keepends=True)
+    stamps = sorted({line.split(",", 1)[0] for line in lines}, key=int)
+    cut = stamps[len(stamps) // 2]
+    halves = []  # the second replay starts after the first: time in a journal never goes back
+    for k, keep in enumerate((lambda ts: int(ts) < int(cut), lambda ts: int(ts) >= int(cut))):
+        halves.append(tmp_path / f"half-{k}.csv")
+        halves[-1].write_text(header + "".join(x for x in lines if keep(x.split(",", 1)[0])), encoding="utf-8")
+    for session, csv in enumerate(halves, 1):
+        res = run(tmp_path, "backtest", "--profile", PROFILE, "--csv", str(csv), "--journal", str(journal), "--json")
         assert res.returncode == 0, res.stderr
         with sqlite3.connect(journal) as db:
             assert db.execute("SELECT COUNT(*) FROM events WHERE kind = 'session'").fetchone()[0] == session
@@ -156,3 +163,21 @@ def test_readiness_that_fails_unforeseen_exits_2_in_one_line(tmp_path, monkeypat
     out = capsys.readouterr()
     assert out.out == "" and out.err == (
         f"tradeconsole: readiness: failed: {type(failure).__name__}: {failure}\n")
+
+
+# -- backtest --windows: checked against the data before anything is written -----------------------
+@pytest.mark.parametrize("rows, windows", [(None, "100000"), (1, "2")], ids=["too-many-windows", "one-row-csv"])
+def test_windows_the_data_cannot_hold_are_refused_before_any_journal_or_log(tmp_path, rows, windows):
+    home = tmp_path / "h"
+    home.mkdir()
+    csv = REPO / CSV
+    if rows is not None:
+        lines = csv.read_text(encoding="utf-8").splitlines(keepends=True)
+        csv = tmp_path / "one.csv"
+        csv.write_text("".join(lines[:1 + rows]), encoding="utf-8")
+    n = 480 if rows is None else rows  # timestamps in the file
+    for journal in ([], ["--journal", str(home / "bt.sqlite")]):
+        res = run(home, "backtest", "--profile", PROFILE, "--csv", str(csv), "--windows", windows, *journal)
+        assert one_line(res, "tradeconsole: ") == (
+            f"tradeconsole: backtest: {n} timestamps are too few for {windows} windows\n")
+        assert list(home.iterdir()) == [], "a refused backtest left its journal or log behind"

@@ -152,15 +152,23 @@ def summary(m: Metrics) -> dict[str, Any]:
     })
 
 
-def walk_forward(profile: Any, csv_path: str | Path, workdir: str | Path, windows: int,
-                 is_fraction: float = 0.7) -> list[dict[str, Any]]:
-    """Run every window; returns per window its bounds and in/out-of-sample summaries."""
+def read_batches(csv_path: str | Path) -> list:
+    """The replay's batches (one per timestamp), the whole file validated (CsvFeedError)."""
     from engine.feeds.csv_replay import CsvReplayFeed
 
     feed = CsvReplayFeed(csv_path)
     batches = []
     while (b := feed.next_batch()) is not None:
         batches.append(b)
+    return batches
+
+
+def walk_forward(profile: Any, csv_path: str | Path, workdir: str | Path, windows: int,
+                 is_fraction: float = 0.7, batches: list | None = None) -> list[dict[str, Any]]:
+    """Run every window; returns per window its bounds and in/out-of-sample summaries.
+    `batches`: the CSV's, when the caller has read it already (read_batches)."""
+    if batches is None:
+        batches = read_batches(csv_path)
     bounds = window_bounds(len(batches), windows, is_fraction)
     wd = Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
