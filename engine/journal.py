@@ -59,6 +59,18 @@ class JournalError(Exception):
     pass
 
 
+def write_error(path: Path, exc: sqlite3.Error) -> JournalError:
+    """The one line a write the journal could not make is reported with (read-only file, disk
+    full, another writer's lock): the file named. It is still the sqlite3 error it was, for the
+    callers that catch that."""
+    return _write_error_type(type(exc))(f"{path}: cannot write the journal: {exc}")
+
+
+@functools.cache
+def _write_error_type(kind: type[sqlite3.Error]) -> type[JournalError]:
+    return type(f"Journal{kind.__name__}", (JournalError, kind), {"__module__": __name__})
+
+
 def _default(value: Any) -> Any:
     # Money is stored as its exact decimal string, never as a float.
     if isinstance(value, Decimal):
@@ -224,8 +236,11 @@ class Journal:
     async def set_meta(self, key: str, value: str) -> None:
         """Say what this journal is, in its `meta` table (beside schema_version), committed now:
         e.g. that a backtest made it (engine/analytics/backtest.py)."""
-        await self._db.execute("INSERT INTO meta(key, value) VALUES (?, ?)"
-                               " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+        try:
+            await self._db.execute("INSERT INTO meta(key, value) VALUES (?, ?)"
+                                   " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+        except sqlite3.Error as exc:
+            raise write_error(self.path, exc) from exc
 
     @property
     def pending(self) -> int:
@@ -284,6 +299,8 @@ class Journal:
                     self._in_flight = (statement, chunk)
                     done += len(chunk)
                     raise
+                except sqlite3.Error as exc:  # not committed: put back below, said with the file's name
+                    raise write_error(self.path, exc) from exc
                 self._committed(chunk)
                 done += len(chunk)
         except BaseException:

@@ -30,11 +30,14 @@ async def stop_task(task: asyncio.Task | None) -> None:
 
 async def close_after_failed_start(broker: Any, journal: Any) -> None:
     """Close the venue, then the journal, however the first goes: an open journal's thread would
-    keep the process from exiting after the start's error is told. A failure closing the venue is
-    logged, not raised: the start's own error is the one to tell."""
+    keep the process from exiting after the start's error is told. A failure closing either is
+    logged, not raised: the start's own error is the one to tell (a journal that cannot be
+    written failed the start's commit, then its close's again)."""
     try:
         await broker.close()
     except Exception:  # noqa: BLE001
         log.exception("closing the venue after a failed start")
-    finally:
-        await journal.close()
+    try:
+        await journal.close()  # its connections are closed whatever its last commit does
+    except Exception as exc:  # noqa: BLE001
+        log.error("closing the journal after a failed start: %s", exc)
