@@ -158,8 +158,15 @@ class RiskLimits(Strict):
         if self.drawdown_pause_pct >= self.drawdown_stop_pct:
             problems.append(_bad("drawdown_pause_pct", f"must be below drawdown_stop_pct ({self.drawdown_stop_pct}) (got {self.drawdown_pause_pct})"))
         for group, members in self.correlated_groups.items():
-            if len(members) < 2:
+            if len(set(members)) < 2:
                 problems.append(_bad(f"correlated_groups.{group}", "a group needs at least two symbols"))
+            elif len(set(members)) != len(members):
+                twice = next(m for i, m in enumerate(members) if m in members[:i])
+                problems.append(_bad(f"correlated_groups.{group}", f"lists {twice} twice"))
+        if self.daily_loss_pct > self.weekly_loss_pct:
+            problems.append(_bad("daily_loss_pct", f"must be <= weekly_loss_pct ({self.weekly_loss_pct}) (got {self.daily_loss_pct})"))
+        if self.daily_loss_usd and self.weekly_loss_usd and self.daily_loss_usd > self.weekly_loss_usd:
+            problems.append(_bad("daily_loss_usd", f"must be <= weekly_loss_usd ({self.weekly_loss_usd}) (got {self.daily_loss_usd})"))
         if self.max_new_positions_per_day > self.max_new_positions_per_week:
             problems.append(_bad("max_new_positions_per_day", f"must be <= max_new_positions_per_week ({self.max_new_positions_per_week}) (got {self.max_new_positions_per_day})"))
         if self.max_trades_per_hour > self.max_trades_per_day:
@@ -181,6 +188,19 @@ class MarketHoursConfig(Strict):
         if self.calendar != "24/7" and not re.fullmatch(r"[A-Z0-9]{3,5}", self.calendar):
             raise _bad("calendar", f"must be 24/7 or an exchange code such as XNYS (got {self.calendar!r})")
         return self
+
+
+def _not_a_symbol(symbol: str, venue: str) -> str | None:
+    """Why `symbol` cannot be one, or None. The simulated market and a replay take any name (a
+    replay's own symbols are read stripped, so a space would never match); a real venue's symbols
+    are upper case (Binance, Bybit: BTC/USDT; Alpaca: BTC/USD, AAPL), and lower case never matches."""
+    if not symbol.strip():
+        return "a symbol cannot be empty"
+    if any(ch.isspace() or not ch.isprintable() for ch in symbol):
+        return "a symbol has no spaces, line breaks or control characters"
+    if venue != "paper" and symbol != symbol.upper():
+        return f"{venue} spells its symbols in upper case"
+    return None
 
 
 class StageLimits(Strict):
@@ -266,7 +286,7 @@ class Profile(Strict):
     venue: VenueConfig = Field(default_factory=VenueConfig)
     symbols: list[str] = Field(
         default_factory=lambda: ["BTC/USD", "ETH/USD", "SOL/USD", "LTC/USD"], min_length=1,
-        description="symbols the feed quotes and the strategy trades",
+        description="symbols the feed quotes and the strategy trades; no spaces, and in upper case on a real venue",
     )
     feed: FeedConfig = Field(default_factory=FeedConfig)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
@@ -306,12 +326,30 @@ class Profile(Strict):
         return data
 
     @model_validator(mode="after")
+    def _consistent(self) -> "Profile":
+        """Limits that contradict each other across sections, and names that cannot be what they name."""
+        problems = []
+        for i, symbol in enumerate(self.symbols):
+            why = _not_a_symbol(symbol, self.venue.name)
+            if why:
+                problems.append(_bad(f"symbols.{i}", f"{why} (got {symbol!r})"))
+        if self.sizing.min_order_usd > self.risk.max_total_capital_usd:
+            problems.append(_bad("sizing.min_order_usd", f"must be <= risk.max_total_capital_usd "
+                                 f"({self.risk.max_total_capital_usd}): no order could ever be sent (got {self.sizing.min_order_usd})"))
+        for where, stages in (("stages", self.stages), ("readiness.stages", self.readiness.stages)):
+            problems += [_bad(f"{where}.{name}", f"unknown stage; stages are {', '.join(STAGE_ORDER)}")
+                         for name in sorted(set(stages) - set(STAGE_ORDER))]
+        for name, c in self.readiness.stages.items():
+            if c.win_rate_min_pct > c.win_rate_max_pct:
+                problems.append(_bad(f"readiness.stages.{name}.win_rate_min_pct", f"must be <= win_rate_max_pct "
+                                     f"({c.win_rate_max_pct}): no record could pass (got {c.win_rate_min_pct})"))
+        raise_problems("Profile", problems)
+        return self
+
+    @model_validator(mode="after")
     def _mode_venue(self) -> "Profile":
         if len(set(self.symbols)) != len(self.symbols):
             raise _bad("symbols", "contains duplicates")
-        unknown = sorted(set(self.stages) - set(STAGE_ORDER))
-        if unknown:
-            raise _bad(f"stages.{unknown[0]}", f"unknown stage; stages are {', '.join(STAGE_ORDER)}")
         grouped = {s for members in self.risk.correlated_groups.values() for s in members}
         strays = sorted(grouped - set(self.symbols))
         if strays:

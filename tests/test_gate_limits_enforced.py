@@ -84,6 +84,7 @@ EXTRA = {  # what a field needs beside it to bite
     "stop_loss_min_pct": {"stop_loss_default_pct": 12},
     "max_trades_per_day": {"max_trades_per_hour": 3},  # an hourly cap above the daily one is refused
     "max_new_positions_per_week": {"max_new_positions_per_day": 2},
+    "weekly_loss_pct": {"daily_loss_pct": 1},  # a daily cap above the weekly one is refused
 }
 # A 1 x 100.01 limit buy at the ask, stop 92 (8 %), edge 0.5, confidence 0.9, strategy still forming.
 ORDER = OrderRequest("BTC/USD", Side.BUY, D("1"), D("100.01"), D("92"), OrderPurpose.ENTRY, "strategy",
