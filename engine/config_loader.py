@@ -213,7 +213,7 @@ _SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 
 def _files(profile: Profile) -> list[tuple[str, str, Path]]:
     """Every file a run writes, as (the profile field it comes from, what it is, its path)."""
-    from .control.paths import socket_path
+    from .control.paths import lock_path, socket_path
     from .profile import journal_path, log_path, paper_store_path
 
     def sqlite(field: str, what: str, path: Path) -> list[tuple[str, str, Path]]:
@@ -223,6 +223,7 @@ def _files(profile: Profile) -> list[tuple[str, str, Path]]:
     files = sqlite("journal.path", "the journal", jpath)
     if profile.venue.name == "paper":
         files += sqlite("journal.path", "the paper venue's store", paper_store_path(jpath))
+    files.append(("journal.path", "the instance lock", lock_path(profile)))
     lpath = log_path(profile)
     log = "the log file" if profile.logging.path else "the log file (by default journal.path with .log)"
     files.append(("logging.path", log, lpath))

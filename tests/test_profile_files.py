@@ -35,6 +35,9 @@ def refused(tmp: Path, text: str) -> list[str]:
     ("journal: {path: j.sqlite}\nlogging: {path: j.sqlite-wal}\n",
      "logging.path: the log file would be the same file as the journal's -wal file (journal.path): "
      "{tmp}/j.sqlite-wal; give each its own path"),
+    ("journal: {path: j.sqlite}\nlogging: {path: j.sqlite.lock}\n",
+     "logging.path: the log file would be the same file as the instance lock (journal.path): {tmp}/j.sqlite.lock; "
+     "give each its own path"),
     ("journal: {path: j.sqlite}\ncontrol: {socket_path: j.sqlite}\n",
      "control.socket_path: the control socket would be the same file as the journal (journal.path): "
      "{tmp}/j.sqlite; give each its own path"),
