@@ -165,17 +165,27 @@ class ConsoleActions:
 
     # ---------------------------------------------------------------- approvals
 
-    def _moved_off(self, table, what: str) -> bool:
-        """The row the operator had chosen left from under the cursor (expired, filled, answered
-        elsewhere): the key they pressed was meant for it, not for the row that slid there."""
-        if not table.take_moved_off():
-            return False
-        self.notify(f"The {what} you had selected is gone; the cursor is on the next one. Press again to act on it.",
-                    severity="warning")
-        return True
+    def _moved_off(self, table, what: str, *, in_place: bool = False) -> bool:
+        """Whether the key must not act on the row under the cursor now: the row the operator had
+        chosen left from under it (expired, filled, answered elsewhere; the key was meant for it,
+        not for the row that slid or arrived there), or, for a key that acts in place with no
+        dialog naming the row (`in_place`: approve, cancel), that row has not yet been on screen
+        long enough to have been read (the previous one was just answered: a double tap, a held key)."""
+        if table.row_count == 0:
+            return False  # nothing there to act on: said by the caller; a flag waits for the next row
+        if table.take_moved_off():
+            self.notify(f"The {what} you had selected is gone; the cursor is on the next one. Press again to act"
+                        " on it.", severity="warning")
+            return True
+        if in_place and not table.ready():
+            table.hold()
+            self.notify(f"Nothing done: the {what} under the cursor has only just been shown. Check it, then press"
+                        " again.", severity="warning")
+            return True
+        return False
 
-    def _selected_approval(self):
-        if self._moved_off(self.approvals.table, "order"):
+    def _selected_approval(self, in_place: bool = False):
+        if self._moved_off(self.approvals.table, "order", in_place=in_place):
             return None
         approval = self.approvals.selected()
         if approval is None:
@@ -183,7 +193,7 @@ class ConsoleActions:
         return approval
 
     def action_approve(self) -> None:
-        approval = self._selected_approval()
+        approval = self._selected_approval(in_place=True)
         if approval is None:
             return
         label = f"{approval.side} {qty(approval.quantity)} {approval.symbol} @ {price(approval.price)}"
@@ -281,7 +291,7 @@ class ConsoleActions:
     def action_cancel_order(self, client_order_id: str | None = None) -> None:
         # No dialog names the order here (close and move-stop ask first), so a row that slid under
         # the cursor must not be cancelled in place of the one chosen.
-        if client_order_id is None and self._moved_off(self.orders.table, "order"):
+        if client_order_id is None and self._moved_off(self.orders.table, "order", in_place=True):
             return
         cid = client_order_id or (o.client_order_id if (o := self.orders.selected()) else None)
         if cid is None:

@@ -367,7 +367,8 @@ async def test_approve_and_reject_act_on_the_selected_approval(engine_factory):
     app = TradeConsoleApp(engine)
     async with app.run_test(size=(100, 40)) as pilot:
         pane = app.query_one(ApprovalPane)
-        await until(pilot, lambda: len(pane.table.row_keys) >= 2)
+        # `a` acts on a row once it has been on screen (KeyedTable.STEADY_SECONDS).
+        await until(pilot, lambda: len(pane.table.row_keys) >= 2 and pane.table.ready())
         first = pane.selected().client_order_id
         await pilot.press("a")
         await until(pilot, lambda: first not in {a.client_order_id for a in engine.snapshot().approvals})

@@ -7,7 +7,9 @@ are added, changed cell by cell, or removed by key.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 from rich.cells import get_character_cell_size
 from rich.padding import Padding
@@ -220,7 +222,16 @@ class CachedTable(DataTable):
 
 
 class KeyedTable(CachedTable):
-    """DataTable whose rows are synchronised from `{row_key: cells}` mappings."""
+    """DataTable whose rows are synchronised from `{row_key: cells}` mappings.
+
+    A key that acts on the selected row in place (approve, cancel) must act only on a row the
+    operator has seen selected: `ready()` is False for a row that came under the cursor by itself
+    (the previous one answered, cancelled, expired; the first row of an empty table) until it has
+    been on screen STEADY_SECONDS with no press of such a key (`hold()` restarts the wait, so a
+    double tap or a held key never reaches the next row); a row the operator moved to is theirs.
+    """
+
+    STEADY_SECONDS = 0.5
 
     def __init__(self, columns: Sequence[tuple[str, str]], **kwargs) -> None:
         kwargs.setdefault("cursor_type", "row")
@@ -233,6 +244,10 @@ class KeyedTable(CachedTable):
         self._moved_off = False
         self._expected_gone: str | None = None  # a row the operator's own key is taking away
         self._syncing = False
+        # When the row under the cursor came there by itself (None: the operator chose it), and
+        # whether the operator's key has acted and its row is still shown.
+        self._arrived: float | None = None
+        self._acted = False
 
     def _ensure_columns(self) -> None:
         # Done lazily (add_column needs a running app) and from sync() too, because the first
@@ -275,30 +290,66 @@ class KeyedTable(CachedTable):
         self._ensure_columns()
         column_keys = [key for key, _ in self._column_spec]
         selected = self.selected_key()
-        self._syncing = True
-        try:
+        with self._programmatic():
             self._sync(rows, column_keys, selected)
-        finally:
-            self._syncing = False
         if selected is not None and selected not in rows:
-            self._moved_off = bool(self.row_count) and selected != self._expected_gone
+            # Kept through an empty table: a row arriving later is not the one the operator chose.
+            self._moved_off = selected != self._expected_gone
             self._expected_gone = None
+        now = self.selected_key()
+        if now != selected or self._acted:
+            self._arrived = time.monotonic() if now is not None else None
+            self._acted = False
+
+    @contextmanager
+    def _programmatic(self) -> Iterator[None]:
+        """Cursor moves inside are the console's own (keeping the selection), not the operator's."""
+        before, self._syncing = self._syncing, True
+        try:
+            yield
+        finally:
+            self._syncing = before
+
+    @contextmanager
+    def keeping_selection(self) -> Iterator[None]:
+        """Rebuild the rows (new columns) and put the cursor back: the selection's state stays."""
+        state = (self.selected_key(), self._moved_off, self._arrived, self._acted)
+        with self._programmatic():
+            yield
+        if self.selected_key() == state[0]:
+            self._moved_off, self._arrived, self._acted = state[1:]
 
     def acting_on(self, key: str) -> None:
         """The operator's key is about to take this row away (approve, close): the row after it is
-        then theirs to act on, not one that slid under the cursor."""
+        then theirs to act on, not one that slid under the cursor, once it has been shown."""
         self._expected_gone = key
+        self._acted = True
 
     def take_moved_off(self) -> bool:
         """True once after the chosen row left from under the cursor; a key meant for it must not
-        act on the row now there."""
+        act on the row now there. Told, the operator has now seen the row: it is theirs."""
         moved, self._moved_off = self._moved_off, False
+        if moved:
+            self._arrived = None
         return moved
+
+    def ready(self) -> bool:
+        """Whether the selected row has been on screen, selected, long enough to be acted on."""
+        if self._acted:
+            return False  # the key has acted; the next row is not on screen yet
+        return self._arrived is None or time.monotonic() - self._arrived >= self.STEADY_SECONDS
+
+    def hold(self) -> None:
+        """A press came too soon: the wait starts again, so a held key never reaches the row."""
+        if not self._acted:
+            self._arrived = time.monotonic()
 
     def watch_cursor_coordinate(self, old, new) -> None:
         super().watch_cursor_coordinate(old, new)
         if not self._syncing:
             self._moved_off = False  # the operator (or a click) chose a row
+            self._arrived = None
+            self._acted = False
 
     def _sync(self, rows: Mapping[str, tuple[Cell, ...]], column_keys: list[str], selected: str | None) -> None:
         with self.app.batch_update():
@@ -355,11 +406,12 @@ class FittedPane:
             return
         self.columns_shown = columns
         selected = self.table.selected_key()
-        self.table.set_columns(columns, tight=self.narrow)
-        if self._shown is not None:
-            self.show(self._shown)
-            if selected in self.table.row_keys:
-                self.table.move_cursor(row=self.table.get_row_index(selected), animate=False)
+        with self.table.keeping_selection():
+            self.table.set_columns(columns, tight=self.narrow)
+            if self._shown is not None:
+                self.show(self._shown)
+                if selected in self.table.row_keys:
+                    self.table.move_cursor(row=self.table.get_row_index(selected), animate=False)
 
     def cells_for(self, cells: Sequence[Cell], columns: Sequence[tuple[str, str]]) -> tuple[Cell, ...]:
         """A full row (laid out as `columns`) cut to the columns shown."""

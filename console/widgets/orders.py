@@ -59,7 +59,8 @@ class OrdersTable(KeyedTable):
     BINDINGS = ORDER_BINDINGS
 
     def action_cancel_order(self) -> None:
-        self.app.action_cancel_order(self.selected_key())  # type: ignore[attr-defined]
+        # No id: the selection, checked as the operator saw it (the palette names its order).
+        self.app.action_cancel_order()  # type: ignore[attr-defined]
 
 
 def short_status_cells(o: OrderView) -> tuple[Cell, ...]:
