@@ -390,11 +390,25 @@ class ConsoleActions:
             await asyncio.sleep(0.1)
 
     async def _close_all_and_quit(self) -> None:
-        await self.engine.close_all("console", stop_entries=True)
-        self.refresh_snapshot()
-        positions = await self._await_flat()
+        try:
+            await self.engine.close_all("console", stop_entries=True)
+            self.refresh_snapshot()
+            positions = await self._await_flat()
+        except BaseException:
+            await self._stay("close-all failed")  # the command's error dialog tells the rest
+            raise
         if positions:
             # Never leave silently with positions the operator asked to flatten.
-            self.show_error("Not quitting", f"{positions} position(s) are still open after close-all.")
+            await self._stay("positions still open after close-all")
+            self.show_error("Not quitting", f"{positions} position(s) are still open after close-all (their exits"
+                            f" are working). Entries resume: the strategy trades again ({self.key_for('pause_all')}"
+                            " pauses it).")
             return
         self._exit_now()
+
+    async def _stay(self, why: str) -> None:
+        """The quit is abandoned and the operator stays: the entries stopped for the way out start
+        again, as the header (ACTIVE) says; nothing else would ever lift that stop, and the pause
+        key is there to hold them."""
+        await self.engine.resume_entries("console", f"quit abandoned: {why}")
+        self.refresh_snapshot()

@@ -168,6 +168,18 @@ class OperatorCommands:
         self.alerts.publish("warning", "close_all", f"close-all by {source}", now)
         await self.journal.flush()
 
+    async def resume_entries(self, source: str, reason: str) -> bool:
+        """Lift close_all's `stop_entries` (the quit it was for was abandoned: the operator stays,
+        and the strategy trades as the header says). Journaled as an `operator` row; False when
+        entries were not stopped."""
+        if not self.entries_stopped:
+            return False
+        self.entries_stopped = False
+        self.journal.append("operator", self.clock.now(), None, {
+            "action": "resume_entries", "result": "done", "refusal": None, "source": source, "reason": reason})
+        await self.journal.flush()
+        return True
+
     def rearm_refusal(self) -> str | None:
         """Why a re-arm would do nothing now (asked before its dialog opens), or None."""
         if self.state is TradingState.HALTED:
