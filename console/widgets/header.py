@@ -48,28 +48,34 @@ class StatusHeader(Vertical):
     def show(self, snap: EngineSnapshot) -> None:
         for mode in MODE_STYLE:
             self.set_class(snap.mode == mode, f"-mode-{mode}")
-        # Most important first: on a narrow terminal the clock is what gets cut off, not equity.
+        # Mode, equity and the connection always fit; what has a free length (the profile's name,
+        # the venue notice) is cut with an ellipsis to the room left, then the clock goes.
         mode = f" {snap.mode.upper()} " if snap.mode != "live" else " LIVE · REAL MONEY "
-        # Right after the venue, before anything a narrow screen would cut: an emulator or a
-        # proxy must never pass for the venue itself.
-        notice = ((f" ⚠ {snap.venue_notice}", "bold yellow"),) if snap.venue_notice else ()
-        info = Text.assemble(
-            (mode, MODE_STYLE.get(snap.mode, "bold white on red")),
-            "  ",
-            (snap.profile, "bold"),
-            ("@", "dim"),
-            snap.venue,
-            *notice,
-            "  ",
+        # Right after the venue: an emulator or a proxy must never pass for the venue itself (cut,
+        # its ⚠ stays in sight).
+        name = Text(snap.profile, style="bold")
+        venue = Text.assemble(("@", "dim"), snap.venue)
+        if snap.venue_notice:
+            venue.append(f" ⚠ {snap.venue_notice}", style="bold yellow")
+        tail = Text.assemble(
             ("equity ", "dim"),
             (money(snap.equity), "bold"),
             "  ",
             ("● connected", "green") if snap.connected else ("○ DISCONNECTED", "bold red"),
-            "  ",
-            clock(snap.ts),
-            no_wrap=True,
-            overflow="ellipsis",
         )
+        stamp = Text("  " + clock(snap.ts))
+        head = Text(mode, style=MODE_STYLE.get(snap.mode, "bold white on red"))
+        width = self.info.content_region.width or 10_000  # not laid out yet: nothing to cut
+        room = width - head.cell_len - tail.cell_len - 4  # the two gaps around `where`
+        if name.cell_len + venue.cell_len > room - stamp.cell_len:
+            stamp = Text()  # the clock goes before any of the profile's name or the notice
+        room -= stamp.cell_len
+        if name.cell_len + venue.cell_len > room:
+            # The name is cut first (to a few letters at least), then the venue and notice.
+            name.truncate(max(room - venue.cell_len, 6), overflow="ellipsis")
+        where = Text.assemble(name, venue)
+        where.truncate(max(room, 1), overflow="ellipsis")
+        info = Text.assemble(head, "  ", where, "  ", tail, stamp, no_wrap=True, overflow="ellipsis")
         # One line each, always: no layout pass for a text change (the clock changes every tick).
         self.info.update(info, layout=False)
         state = self.state
