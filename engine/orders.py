@@ -314,6 +314,10 @@ class OrderManager(ProtectiveStops):
         order.fees += f.fee
         if order.remaining > 0:
             order.status = OrderStatus.PARTIALLY_FILLED
+            # On record as it stands: a restart before the next checkpoint rebuilds the order
+            # from its last row, and one that said "submitted, 0 filled" over-counted what the
+            # working entry would still take and averaged its price wrong once the rest filled.
+            self._journal_order(order)
         dust_before = self.portfolio.dust_quantity(f.symbol)
         realized = self.portfolio.apply_fill(f)
         self.fills += 1

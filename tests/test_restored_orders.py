@@ -22,10 +22,10 @@ class Quiet(Strategy):
         return None
 
 
-async def quotes(eng: Engine, bid: D, ask: D, n: int, secs: float) -> None:
+async def quotes(eng: Engine, bid: D, ask: D, n: int, secs: float, size: D = D(100)) -> None:
     for _ in range(n):
         eng.clock.set(eng.clock.now() + timedelta(seconds=secs))
-        await eng.on_batch([Quote(SYMBOL, eng.clock.now(), bid, ask, D(100), D(100), (bid + ask) / 2, D(100000))])
+        await eng.on_batch([Quote(SYMBOL, eng.clock.now(), bid, ask, size, size, (bid + ask) / 2, D(100000))])
 
 
 async def test_a_limit_entry_working_across_a_restart_times_out_without_a_market_fallback(tmp_path):
@@ -57,5 +57,38 @@ async def test_a_limit_entry_working_across_a_restart_times_out_without_a_market
         assert not [o for o in eng.orders.orders.values() if o.parent_id == cid]
         (alert,) = [a for a in eng.alerts.recent() if a.kind == "fallback_skipped"]
         assert "from before the restart" in alert.message
+    finally:
+        await eng.close()
+
+
+async def test_a_partly_filled_order_is_rebuilt_with_what_it_filled_after_a_crash(tmp_path):
+    prof = build_profile(tmp_path, symbols=[SYMBOL], risk={**LOOSE_RISK, **ANY_READINESS, "min_edge": 0,
+                                                           "min_confidence": 0, "max_book_fraction": 10},
+                         orders={"limit_timeout_seconds": 600}, paper={"latency_ms": 0}, control={"socket": False})
+    eng = await Engine.open(prof, seed=1)
+    eng.strategy = Quiet()
+    eng.preroll()
+    await eng.run(duration=5)
+    q = eng.quotes[SYMBOL]
+    thin = D("0.005")  # the book has 0.005 at the ask: a third of the order fills on arrival
+    await quotes(eng, q.bid, q.ask, 65, 1, thin)  # a checkpoint passes before the order
+    assert await eng.submit_manual(ManualOrderSpec(SYMBOL, "buy", quantity=D("0.015"), type="limit",
+                                                   limit_price=q.ask)) is None
+    await quotes(eng, q.bid, q.ask * D("1.001"), 1, 1, thin)  # the rest rests under a higher ask
+    (entry,) = [o for o in eng.orders.working.values() if o.purpose is OrderPurpose.ENTRY]
+    assert entry.filled_qty == D("0.005")
+    avg = entry.avg_fill_price
+    # kill -9: what is committed stays, nothing of a clean close is written
+    await eng.journal.flush()
+    await eng.broker.persist()
+    eng.broker._store.close()
+    eng.broker._store = None
+    eng._closed = True
+    await eng.journal.close()
+
+    eng = await Engine.open(prof, seed=1)
+    try:
+        again = eng.orders.working[entry.client_order_id]
+        assert (again.filled_qty, again.avg_fill_price, again.remaining) == (D("0.005"), avg, D("0.01"))
     finally:
         await eng.close()
