@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from console.cli_analytics import MAX_RESAMPLES, int_in
+
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
 
@@ -27,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the profile whose journal proves the current stage (default: --profile); "
                         "e.g. the testnet profile when a live profile is promoted to micro")
     p.add_argument("--reason", default="", metavar="TEXT", help="why; goes into the journal")
-    p.add_argument("--resamples", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)")
+    p.add_argument("--resamples", type=int_in(1, MAX_RESAMPLES), default=2000, metavar="N",
+                   help="bootstrap resamples (default 2000)")
     p.set_defaults(handler=cmd_promote)
 
 
@@ -48,6 +51,7 @@ def _read(path: Path, kinds: tuple[str, ...] | None = None) -> Any:
 def cmd_promote(args: argparse.Namespace) -> int:
     from console.cli import load_or_exit
     from engine.analytics.journal_data import JournalReadError, append_row
+    from engine.journal import JournalError
     from engine.profile import journal_path
     from engine.stages import (
         PromotionError,
@@ -59,8 +63,6 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
     target = load_or_exit(args.profile)
     evidence = load_or_exit(args.evidence) if args.evidence else target
-    if args.resamples < 1:
-        return _fail("promote: --resamples must be >= 1")
     tpath, epath = journal_path(target), journal_path(evidence)
     shared = same_journal(target, evidence)
     try:
@@ -83,7 +85,10 @@ def cmd_promote(args: argparse.Namespace) -> int:
         print(decided.message)
         return EXIT_OK
     reason = " ".join(args.reason.split())
-    append_row(tpath, "stage", datetime.now(timezone.utc), decided.target, decided.row(evidence, epath, reason))
+    try:
+        append_row(tpath, "stage", datetime.now(timezone.utc), decided.target, decided.row(evidence, epath, reason))
+    except JournalError as exc:  # read-only, locked, disk full: the journal's own line names the file
+        return _fail(f"promote: {exc}")
     print(decided.message + _running_note(target))
     return EXIT_OK
 

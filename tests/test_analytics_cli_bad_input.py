@@ -129,6 +129,13 @@ def test_out_of_range_integers_are_a_usage_line(tmp_path, command, arg, value, e
         f"tradeconsole {command.split()[0]}: argument {arg}: expected {expected} (got {value!r})\n")
 
 
+@pytest.mark.parametrize("value", ["0", "100000000000"])
+def test_promote_bounds_its_resamples_too(tmp_path, value):
+    res = run(tmp_path, "promote", "--to", "testnet", "--profile", PROFILE, "--resamples", value)
+    assert one_line(res, "tradeconsole ") == (
+        f"tradeconsole promote: argument --resamples: expected an integer from 1 to 100000 (got {value!r})\n")
+
+
 def small_journal(home: Path) -> Path:
     from engine.analytics.journal_data import append_row
 
