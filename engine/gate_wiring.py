@@ -78,7 +78,9 @@ class GateWiring:
         c.day_start_equity = p.day_start_equity
         c.pnl_today = eq - p.day_start_equity  # = p.pnl_today, without summing equity again
         c.open_positions = len(p.positions)
-        c.position_qty = self.orders.position_qty(symbol)
+        held = p.positions.get(symbol)
+        c.position_qty = ZERO if held is None else held.quantity
+        c.position_avg = ZERO if held is None else held.avg_price
         c.gross_exposure = p.gross_exposure
         c.trades_today = log_.trades_today
         c.trades_last_hour = log_.trades_last_hour

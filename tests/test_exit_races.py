@@ -37,7 +37,8 @@ async def engine(tmp_path):
     opened: list[Engine] = []
 
     async def make(**sections) -> Engine:
-        prof = build_profile(tmp_path, symbols=[SYMBOL, "ETH/USD"], risk=RISK, sizing={"max_order_usd": 3000},
+        sections.setdefault("risk", RISK)
+        prof = build_profile(tmp_path, symbols=[SYMBOL, "ETH/USD"], sizing={"max_order_usd": 3000},
                              control={"socket": False}, **sections)
         eng = await Engine.open(prof, seed=1)
         opened.append(eng)
@@ -197,3 +198,22 @@ async def test_an_exit_that_ends_with_something_left_gives_it_a_stop(engine):
     assert held == D("0.02")
     (stop,) = await venue_stops(eng)
     assert stop.remaining == held
+
+
+async def test_a_limits_market_fallback_is_judged_with_what_the_limit_filled(engine):
+    """Half a limit fills, the price runs up 4 % before its timeout: the rest at market is the
+    same trade, so the gate judges the whole position's loss at its stop, not the rest alone."""
+    eng = await engine(paper={"latency_ms": 0}, orders={"limit_timeout_seconds": 30},
+                       risk={**RISK, "max_single_trade_loss_usd": 100, "max_price_jump_pct": 5})
+    q = eng.quotes[SYMBOL]
+    stop = (q.ask * D("0.945")).quantize(D("0.01"))
+    await push(eng, q.bid, q.ask, size="0.016")
+    await buy(eng, "0.030", type="limit", limit_price=q.ask, stop_price=stop)  # ~93 at its stop
+    for _ in range(8):
+        await push(eng, q.bid * D("1.04"), q.ask * D("1.04"), size="1", secs=5)
+    pos = eng.portfolio.positions[SYMBOL]
+    assert (pos.avg_price - pos.stop_price) * pos.quantity <= 100  # it was 124.87
+    fallback = [r for r in await eng.journal.rows(["decision"]) if r.data["purpose"] == "entry"][-1]
+    check = next(c for c in fallback.data["checks"] if c["name"] == "single_trade_loss")
+    assert fallback.data["failed"] == "single_trade_loss" and not check["passed"]
+    assert [a.kind for a in eng.alerts.recent() if a.kind == "fallback_refused"]

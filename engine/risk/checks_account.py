@@ -171,6 +171,14 @@ class SingleTradeLossCheck(PreTradeCheck):
         price, qty = req.price, req.quantity
         fees = (price + stop) * qty * self.fee_rate
         loss = abs(price - stop) * qty + fees
+        if req.continuation and ctx.position_qty:
+            # The rest of one entry (a limit's market fallback): one trade with the part already
+            # filled, so its loss at the stop counts too, from its own average. Judged alone, a
+            # fallback after the price ran up took the trade's loss past the cap.
+            held = abs(ctx.position_qty)
+            held_fees = (ctx.position_avg + stop) * held * self.fee_rate
+            loss += abs(ctx.position_avg - stop) * held + held_fees
+            fees += held_fees
         # Sizing spends exactly the risk share before fees; fees ride on top of it.
         cap = ctx.equity * self.risk_frac + fees
         if self.max_usd < cap:
