@@ -251,6 +251,8 @@ class OrderManager(ProtectiveStops):
         fill made while the engine was down, booked at reconciliation): the same path for both."""
         queue = self._events
         queue.extend(self.broker.drain_events() if events is None else events)
+        if not queue:
+            return  # the common case, once per batch: nothing said
         for _ in range(EVENT_ROUNDS):
             while queue:
                 ev = queue.popleft()
