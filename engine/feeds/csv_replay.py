@@ -206,6 +206,10 @@ class CsvReplayFeed:
                     continue
                 text = cell.strip()
                 try:
+                    # Decimal also reads "1_00" and other scripts' digits ("١٠٠") as 100: a
+                    # spreadsheet's thousands mark or a mangled export, never guessed at.
+                    if "_" in text or not text.isascii():
+                        raise InvalidOperation
                     d = Decimal(text)
                 except InvalidOperation:
                     shown = repr(text) if text else "empty"
