@@ -92,11 +92,24 @@ def _speed(text: str | None) -> float | None:
     return v
 
 
+def _check_home() -> None:
+    """TRADECONSOLE_HOME, when set, is an absolute folder: a relative one named another journal
+    (and another halt latch) in every folder a command was run from, and "   " made a folder of
+    spaces."""
+    raw = os.environ.get("TRADECONSOLE_HOME")
+    if raw is None or raw == "":
+        return
+    if not raw.strip() or not os.path.isabs(os.path.expanduser(raw)):
+        raise UsageError(f"tradeconsole: TRADECONSOLE_HOME: expected an absolute path such as /home/you/tradeconsole "
+                         f"(got {raw!r})")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if not args_in or (args_in[0].startswith("-") and args_in[0] not in ("-h", "--help")):
         args_in.insert(0, "run")
     try:
+        _check_home()
         # `run` (also what no command means) is parsed by its own subparser: the other commands'
         # modules are not imported just to be listed, which the console's start would pay for.
         args = _parser(commands=args_in[0] != "run").parse_args(args_in)

@@ -322,3 +322,16 @@ def test_check_config_refuses_what_run_would_refuse_at_its_start(tmp_path, capsy
     assert main(["check-config", str(prof)]) == 2
     out = capsys.readouterr()
     assert out.out == "" and out.err.startswith(f"{prof}: feed.csv_path: {tmp_path / 'missing.csv'}: cannot read")
+
+
+@pytest.mark.parametrize("home", ["relative/dir", "   ", "./here"])
+@pytest.mark.parametrize("command", [["status"], ["halt", "--reason", "x"], ["run", "--headless", "--duration", "1m"]])
+def test_a_tradeconsole_home_that_is_not_an_absolute_path_is_refused(tmp_path, monkeypatch, capsys, home, command):
+    from console.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRADECONSOLE_HOME", home)
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err == f"tradeconsole: TRADECONSOLE_HOME: expected an absolute path such as /home/you/tradeconsole (got {home!r})\n"
+    assert list(tmp_path.iterdir()) == []  # no folder made, nothing written where the command ran
