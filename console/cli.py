@@ -77,16 +77,19 @@ def market_seed(text: str) -> int:
 def _speed(text: str | None) -> float | None:
     if text is None:
         return None
-    if text.lower() in ("max", "0"):
+    if text.lower() == "max":
         return 0.0
     from engine.profile import MIN_SPEED
 
     top = _feed_bound("speed", "le")
-    expected = f"tradeconsole: --speed: expected 'max' or a number from {MIN_SPEED:g} to {top:g} (got {text!r})"
+    expected = (f"tradeconsole: --speed: expected 'max' (or 0, as feed.speed) or a number from {MIN_SPEED:g} "
+                f"to {top:g} (got {text!r})")
     try:
         v = float(text)
     except ValueError:
         raise UsageError(expected) from None
+    if v == 0:  # any spelling of zero ("0", "0.0", "-0"): flat out, as `feed.speed: 0` means
+        return 0.0
     if not MIN_SPEED <= v <= top:  # NaN fails this too
         raise UsageError(expected)
     return v

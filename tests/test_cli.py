@@ -335,3 +335,10 @@ def test_a_tradeconsole_home_that_is_not_an_absolute_path_is_refused(tmp_path, m
     err = capsys.readouterr().err
     assert err == f"tradeconsole: TRADECONSOLE_HOME: expected an absolute path such as /home/you/tradeconsole (got {home!r})\n"
     assert list(tmp_path.iterdir()) == []  # no folder made, nothing written where the command ran
+
+
+@pytest.mark.parametrize("text", ["0", "0.0", "-0", "0e0", "MAX"])
+def test_every_spelling_of_zero_speed_is_flat_out(text):
+    from console.cli import _speed
+
+    assert _speed(text) == 0.0
