@@ -156,6 +156,11 @@ def load_profile(path: str | Path | None) -> Profile:
         return Profile()
     p = Path(path)
     source = str(path)
+    if not source.strip():
+        raise ConfigError(["the profile path is empty: expected the path of a YAML profile file"])
+    if p.exists() and not p.is_file() and not p.is_dir():
+        # /dev/zero or a pipe: read to the end, it never ends (or waits for a writer).
+        raise ConfigError([f"{source}: not a regular file (a device or a pipe): expected a YAML profile file"])
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:

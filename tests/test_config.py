@@ -510,3 +510,12 @@ def test_preflight_of_a_24_7_profile_does_not_load_the_calendar_package():
             "assert preflight(Profile()) == []; print('exchange_calendars' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert (res.returncode, res.stdout, res.stderr) == (0, "False\n", "")
+
+
+def test_an_empty_path_or_a_device_is_no_profile_and_is_never_read():
+    with pytest.raises(ConfigError) as exc:
+        load_profile("")
+    assert exc.value.lines == ["the profile path is empty: expected the path of a YAML profile file"]
+    with pytest.raises(ConfigError) as exc:
+        load_profile("/dev/zero")  # read to the end, it never ends
+    assert exc.value.lines == ["/dev/zero: not a regular file (a device or a pipe): expected a YAML profile file"]
