@@ -28,14 +28,20 @@ async def quotes(eng: Engine, bid: D, ask: D, n: int, secs: float, size: D = D(1
         await eng.on_batch([Quote(SYMBOL, eng.clock.now(), bid, ask, size, size, (bid + ask) / 2, D(100000))])
 
 
-async def test_a_limit_entry_working_across_a_restart_times_out_without_a_market_fallback(tmp_path):
+async def started(tmp_path, timeout: int, **risk) -> tuple:
+    """A warmed paper engine on one symbol with a quiet strategy, and its profile."""
     prof = build_profile(tmp_path, symbols=[SYMBOL], risk={**LOOSE_RISK, **ANY_READINESS, "min_edge": 0,
-                                                           "min_confidence": 0},
-                         orders={"limit_timeout_seconds": 30}, paper={"latency_ms": 0}, control={"socket": False})
+                                                           "min_confidence": 0, **risk},
+                         orders={"limit_timeout_seconds": timeout}, paper={"latency_ms": 0}, control={"socket": False})
     eng = await Engine.open(prof, seed=1)
     eng.strategy = Quiet()
     eng.preroll()
     await eng.run(duration=5)
+    return prof, eng
+
+
+async def test_a_limit_entry_working_across_a_restart_times_out_without_a_market_fallback(tmp_path):
+    prof, eng = await started(tmp_path, 30)
     q = eng.quotes[SYMBOL]
     below = (q.bid * D("0.995")).quantize(D("0.01"))  # rests: the market never comes down to it
     assert await eng.submit_manual(ManualOrderSpec(SYMBOL, "buy", quantity=D("0.01"), type="limit",
@@ -62,13 +68,7 @@ async def test_a_limit_entry_working_across_a_restart_times_out_without_a_market
 
 
 async def test_a_partly_filled_order_is_rebuilt_with_what_it_filled_after_a_crash(tmp_path):
-    prof = build_profile(tmp_path, symbols=[SYMBOL], risk={**LOOSE_RISK, **ANY_READINESS, "min_edge": 0,
-                                                           "min_confidence": 0, "max_book_fraction": 10},
-                         orders={"limit_timeout_seconds": 600}, paper={"latency_ms": 0}, control={"socket": False})
-    eng = await Engine.open(prof, seed=1)
-    eng.strategy = Quiet()
-    eng.preroll()
-    await eng.run(duration=5)
+    prof, eng = await started(tmp_path, 600, max_book_fraction=10)
     q = eng.quotes[SYMBOL]
     thin = D("0.005")  # the book has 0.005 at the ask: a third of the order fills on arrival
     await quotes(eng, q.bid, q.ask, 65, 1, thin)  # a checkpoint passes before the order
