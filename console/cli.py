@@ -272,20 +272,17 @@ async def _instance_lock(profile):
     from engine.control.paths import InstanceLock, lock_holder, lock_path
 
     lock = InstanceLock(lock_path(profile))
-    deadline = asyncio.get_running_loop().time() + LOCK_WAIT
     try:
         lock.path.parent.mkdir(parents=True, exist_ok=True)
-        # A CLI latching a halt holds it for milliseconds; an engine, for its whole run.
-        while not lock.try_acquire():
-            if asyncio.get_running_loop().time() >= deadline:
-                holder = lock_holder(lock.path)
-                shown = f" (pid {holder})" if holder and holder > 0 else ""
-                print(f"tradeconsole: profile {profile.name!r} is already running{shown}: its journal is in use "
-                      f"({lock.path} is locked); see `tradeconsole status --profile ...`", file=sys.stderr)
-                raise SystemExit(2)
-            await asyncio.sleep(0.05)
+        taken = await lock.acquire(LOCK_WAIT)
     except OSError:
         return None
+    if not taken:
+        holder = lock_holder(lock.path)
+        shown = f" (pid {holder})" if holder and holder > 0 else ""
+        print(f"tradeconsole: profile {profile.name!r} is already running{shown}: its journal is in use "
+              f"({lock.path} is locked); see `tradeconsole status --profile ...`", file=sys.stderr)
+        raise SystemExit(2)
     return lock
 
 

@@ -7,8 +7,6 @@ latch (engine/control/service.py); it cannot slip in between and come up armed.
 """
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,9 +36,7 @@ async def offline_halt(profile: Profile, reason: str) -> dict[str, Any]:
     except OSError as exc:  # told as the journal's folder: what is in its way
         raise OSError(exc.errno, exc.strerror, str(jpath)) from None
     lock = InstanceLock(lock_path(profile))
-    deadline = time.monotonic() + LOCK_WAIT
-    while not lock.try_acquire() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await lock.acquire(LOCK_WAIT)  # held or not, the row goes in (engine_pid says who holds it)
     try:
         journal = await Journal.open(jpath)
         try:

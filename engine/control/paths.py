@@ -6,6 +6,7 @@ second line, SO_PEERCRED the third.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
@@ -120,6 +121,17 @@ class InstanceLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        return True
+
+    async def acquire(self, wait: float) -> bool:
+        """Take the lock, waiting up to `wait` seconds for its holder: a CLI latching a halt holds
+        it for milliseconds, an engine for its whole run. False if it is still held then."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while not self.try_acquire():
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
         return True
 
     def release(self) -> None:

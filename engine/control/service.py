@@ -134,14 +134,10 @@ async def start_control(engine: Engine, *, install_signals: bool = False, **serv
 
 
 async def _acquire(lock: InstanceLock, profile: str) -> InstanceLock:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + LOCK_WAIT
-    while not lock.try_acquire():
-        if loop.time() >= deadline:
-            pid = lock_holder(lock.path)
-            who = f"pid {pid}" if pid and pid > 0 else "another process"
-            raise ControlStartError(f"another engine ({who}) is running profile {profile!r}: {lock.path} is locked")
-        await asyncio.sleep(0.05)
+    if not await lock.acquire(LOCK_WAIT):
+        pid = lock_holder(lock.path)
+        who = f"pid {pid}" if pid and pid > 0 else "another process"
+        raise ControlStartError(f"another engine ({who}) is running profile {profile!r}: {lock.path} is locked")
     return lock
 
 
