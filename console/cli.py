@@ -294,7 +294,7 @@ def _start_refusals() -> tuple[type[Exception], ...]:
     paper start does not import the venue wiring just to name its error."""
     from engine.brokers.paper_store import PaperStoreError
     from engine.feeds.csv_replay import CsvFeedError
-    from engine.journal import JournalError
+    from engine.journal_errors import JournalError
     from engine.logsetup import LogFileError
     from engine.risk.hours import CalendarError
     from engine.venue_wiring import VenueStartError

@@ -222,7 +222,7 @@ def _print_readiness(rep: dict[str, Any]) -> None:
 
 def _attest(args: argparse.Namespace) -> int:
     from engine.analytics.journal_data import append_row
-    from engine.journal import JournalError
+    from engine.journal_errors import JournalError
     from engine.profile import journal_path
 
     profile = _profile(args.profile)
@@ -397,7 +397,7 @@ def _drill(args: argparse.Namespace) -> int:
 
     from engine.analytics.drill import run_drill
     from engine.analytics.journal_data import append_row
-    from engine.journal import JournalError
+    from engine.journal_errors import JournalError
     from engine.profile import journal_path
 
     profile = _profile(args.profile)

@@ -94,7 +94,7 @@ def _offline(work: Coroutine[Any, Any, dict[str, Any]], what: str) -> dict[str, 
     from pathlib import Path
 
     from engine.control.paths import ControlPathError
-    from engine.journal import JournalError, why_unusable
+    from engine.journal_errors import JournalError, why_unusable
 
     try:
         return asyncio.run(work)

@@ -51,7 +51,7 @@ def _read(path: Path, kinds: tuple[str, ...] | None = None) -> Any:
 def cmd_promote(args: argparse.Namespace) -> int:
     from console.cli import load_or_exit
     from engine.analytics.journal_data import JournalReadError, append_row
-    from engine.journal import JournalError
+    from engine.journal_errors import JournalError
     from engine.profile import journal_path
     from engine.stages import (
         PromotionError,

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
 
-from ..journal import why_unusable
+from ..journal_errors import why_unusable
 from ..models import Order, OrderPurpose, OrderStatus, OrderType, Side
 
 _SCHEMA = """

@@ -20,7 +20,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Callable, Mapping
 
-from ..journal import JournalError
+from ..journal_errors import JournalError
 from ..models import Alert
 from .config import AlertsConfig
 from .endpoint import Endpoint, build_endpoints
