@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from . import cli_tables as tables
+
 
 # Bounds of the integer arguments: a bootstrap seed is non-negative (numpy) and goes into JSON
 # (64 bits); resamples cost memory and time in proportion (1e11 asked numpy for 745 GiB).
@@ -121,70 +123,6 @@ def _dump(obj: Any) -> None:
     sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
-def _f(x: Any, digits: int = 2) -> str:
-    if x is None:
-        return "n/a"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, str):
-        if x in ("inf", "-inf"):
-            return x
-        try:
-            return f"{float(x):,.{digits}f}"
-        except ValueError:
-            return x
-    if isinstance(x, float):
-        return f"{x:,.{digits}f}"
-    return f"{x:,}" if isinstance(x, int) else str(x)
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=True, width=max(100, Console().width))
-
-
-def _kv_table(title: str, rows: list[tuple[str, Any]]):
-    from rich.table import Table
-
-    t = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
-    t.add_column(style="bold")
-    t.add_column(justify="right")
-    for k, v in rows:
-        t.add_row(k, _f(v))
-    return t
-
-
-def _metrics_tables(m: dict[str, Any], title: str = "") -> list:
-    from rich.table import Table
-
-    t, r, d, ex = m["trades"], m["returns"], m["drawdown"], m["execution"]
-    out = [_kv_table(f"{title}trades", [
-        ("closed trades", t["trades"]), ("win rate %", t["win_rate_pct"]), ("average win", t["avg_win"]),
-        ("average loss", t["avg_loss"]), ("profit factor", t["profit_factor"]), ("expectancy", t["expectancy"]),
-        ("net P&L", t["net_pnl"]), ("fees", t["fees"]), ("fee drag %", t["fee_drag_pct"]),
-        ("largest loss", t["largest_loss"]), ("largest loss % capital", t["largest_loss_pct_of_capital"]),
-        ("win / loss streak", f"{t['longest_win_streak']} / {t['longest_loss_streak']}")]),
-        _kv_table(f"{title}returns and risk", [
-            ("start equity", r["start_equity"]), ("final equity", r["final_equity"]),
-            ("total return %", r["total_return_pct"]), ("annualised return %", r["annualized_return_pct"]),
-            ("Sharpe", r["sharpe"]), ("Sortino", r["sortino"]), ("days trading", r["elapsed_days"]),
-            ("max drawdown %", d["max_drawdown_pct"]), ("drawdown recovered", d["recovered"]),
-            ("longest under water h", d["longest_underwater_s"] / 3600),
-            ("entry fill rate %", ex["fill_rate_pct"]), ("slippage bps (mean)", ex["slippage_bps_mean"])])]
-    if m["per_symbol"]:
-        s = Table(title=f"{title}by symbol", title_justify="left")
-        for col in ("symbol", "trades", "win rate %", "net P&L", "fees", "profit factor"):
-            s.add_column(col, justify="left" if col == "symbol" else "right")
-        for sym, v in m["per_symbol"].items():
-            s.add_row(sym, _f(v["trades"]), _f(v["win_rate_pct"]), _f(v["net_pnl"]), _f(v["fees"]),
-                      _f(v["profit_factor"]))
-        out.append(s)
-    from .cli_breakdowns import breakdown_tables
-
-    return out + breakdown_tables(m, title, _f)
-
-
 # -- readiness and attest --------------------------------------------------------------------------
 def _readiness(args: argparse.Namespace) -> int:
     from engine.analytics.journal_data import JournalReadError
@@ -201,23 +139,8 @@ def _readiness(args: argparse.Namespace) -> int:
     if args.json:
         _dump(rep)
     else:
-        _print_readiness(rep)
+        tables.print_readiness(rep)
     return 0 if rep["verdict"] == "GO" else 1
-
-
-def _print_readiness(rep: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    c = _console()
-    t = Table(title=f"readiness: profile {rep['profile']}, stage {rep['stage']}", title_justify="left")
-    for col in ("criterion", "measured", "threshold", "result", "detail"):
-        t.add_column(col, justify="right" if col in ("measured",) else "left")
-    for cr in rep["criteria"]:
-        t.add_row(cr["label"], _f(cr["measured"]), cr["threshold"],
-                  "[green]PASS[/]" if cr["passed"] else "[red]FAIL[/]", cr["detail"])
-    c.print(t)
-    colour = "green" if rep["verdict"] == "GO" else "red"
-    c.print(f"[bold {colour}]{rep['verdict']}[/]  {rep['passed']}/{rep['total']} criteria pass  (journal {rep['journal']})")
 
 
 def _attest(args: argparse.Namespace) -> int:
@@ -301,45 +224,15 @@ def _backtest(args: argparse.Namespace) -> int:
     if args.json:
         _dump(out)
         return 0
-    c = _console()
+    c = tables.terminal()
     c.print(f"backtest of profile {profile.name} on {args.csv}: {res.quotes:,} quotes in {res.wall_seconds:.2f} s, "
             f"journal {journal}")
-    for t in _metrics_tables(out["metrics"]):
+    for t in tables.metrics_tables(out["metrics"]):
         c.print(t)
-    _print_vs_paper(c, out["vs_paper"])
+    tables.print_vs_paper(c, out["vs_paper"])
     if windows is not None:
-        _print_windows(c, windows)
+        tables.print_windows(c, windows)
     return 0
-
-
-def _print_vs_paper(c, vs: dict[str, Any] | None) -> None:
-    from rich.table import Table
-
-    if vs is None:
-        c.print("backtest vs paper: no paper journal for this profile yet")
-        return
-    t = Table(title=f"backtest vs paper (flagged: paper worse by more than {vs['factor']} of the backtest)",
-              title_justify="left")
-    for col in ("metric", "backtest", "paper", "better", "flag"):
-        t.add_column(col, justify="left" if col in ("metric", "better", "flag") else "right")
-    for r in vs["rows"]:
-        t.add_row(r["metric"], _f(r["backtest"]), _f(r["paper"]), r["better"], "[red]DIVERGES[/]" if r["flagged"] else "")
-    c.print(t)
-
-
-def _print_windows(c, windows: list[dict[str, Any]]) -> None:
-    from rich.table import Table
-
-    t = Table(title="walk-forward: out-of-sample per window (in-sample in brackets)", title_justify="left")
-    for col in ("#", "out of sample", "trades", "win rate %", "profit factor", "net P&L", "return %", "max DD %"):
-        t.add_column(col, justify="left" if col == "out of sample" else "right")
-    for w in windows:
-        o, i = w["oos"], w["is"]
-        t.add_row(str(w["window"]), f"{w['out_of_sample'][0][5:16]} .. {w['out_of_sample'][1][5:16]}",
-                  f"{o['trades']} ({i['trades']})", f"{_f(o['win_rate_pct'])} ({_f(i['win_rate_pct'])})",
-                  f"{_f(o['profit_factor'])} ({_f(i['profit_factor'])})", f"{_f(o['net_pnl'])} ({_f(i['net_pnl'])})",
-                  f"{_f(o['return_pct'])} ({_f(i['return_pct'])})", _f(o["max_drawdown_pct"]))
-    c.print(t)
 
 
 # -- report and drill ------------------------------------------------------------------------------
@@ -360,17 +253,17 @@ def _report(args: argparse.Namespace) -> int:
     if args.json:
         _dump(rep)
         return 0
-    c = _console()
+    c = tables.terminal()
     per = rep["period"]
     c.print(f"[bold]{args.kind} report[/]: profile {rep['profile']} (stage {rep['stage']}), "
             f"{per['since'] or per['first_row']} .. {per['until'] or per['last_row']}")
-    for t in _metrics_tables(rep["metrics"]):
+    for t in tables.metrics_tables(rep["metrics"]):
         c.print(t)
     review = rep.get("week") or rep.get("review")
     if review:
         for key in ("largest_gain", "largest_loss"):
             t = review[key]
-            c.print(f"{key.replace('_', ' ')}: " + ("none" if t is None else f"{t['symbol']} {_f(t['net'])} — {t['reason']}"))
+            c.print(f"{key.replace('_', ' ')}: " + ("none" if t is None else f"{t['symbol']} {tables.cell(t['net'])} — {t['reason']}"))
         inc = review["incidents"]
         c.print(f"incidents: {len(inc['breakers'])} breaker critical/trips, {len(inc['halts'])} halts, "
                 f"{len(inc['venue_errors'])} venue errors; positions without a stop: "
@@ -386,7 +279,7 @@ def _report(args: argparse.Namespace) -> int:
             t.add_row(str(n["ts"]), about, n["text"])
         c.print(t)
     if rep.get("readiness"):
-        _print_readiness(rep["readiness"])
+        tables.print_readiness(rep["readiness"])
     if args.html:
         c.print(f"HTML report: {args.html}")
     return 0
@@ -423,7 +316,7 @@ def _drill(args: argparse.Namespace) -> int:
             t.add_column(col, justify="right" if col == "ms" else "left")
         for s in out["steps"]:
             t.add_row(s["name"], "[green]ok[/]" if s["ok"] else "[red]FAILED[/]", f"{s['ms']:.1f}", s["detail"])
-        c = _console()
+        c = tables.terminal()
         c.print(t)
         where = f"journaled in {main}" if unrecorded is None else "NOT journaled"
         c.print(f"[bold {'green' if res.passed else 'red'}]{'PASS' if res.passed else 'FAIL'}[/]  "
