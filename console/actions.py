@@ -21,9 +21,6 @@ from .widgets._format import price, qty
 log = logging.getLogger("tradeconsole.console")
 
 HALT_REASON = "operator halt (F12)"
-# How long quitting waits for a halt's cancels to be journaled before leaving anyway; the halt
-# latch itself is already set, and close() flushes what was written.
-QUIT_HALT_WAIT = 10.0
 # How long to watch close-all's exit orders fill before telling the operator what is still open.
 CLOSE_WAIT = 15.0
 # A toast longer than this covers the side column at 80x24; the rest is in the alert pane.
@@ -344,71 +341,3 @@ class ConsoleActions:
                             f"Entries paused: {label} (exits and stops keep working)")
 
         self.command(toggle(), "resume" if resume else "pause")
-
-    # --------------------------------------------------------------------- quit
-
-    async def action_quit(self) -> None:
-        # Overrides App.action_quit so ctrl+q also asks before leaving exposure behind.
-        from .modals import QuitModal
-
-        if self._exiting or isinstance(self.screen, QuitModal):
-            return
-        working, positions = self.engine.exposure()
-        if not (working or positions):
-            self._exit_now()
-            return
-
-        def answered(choice: str | None) -> None:
-            if choice == "halt":
-                self.command(self._halt_and_quit(), "halt and quit")
-            elif choice == "close":
-                self.command(self._close_all_and_quit(), "close all and quit")
-
-        self.push_screen(QuitModal(working, positions), answered)
-
-    async def _halt_and_quit(self) -> None:
-        task = self.engine.halt("console", "operator quit: halt and quit")
-        self.refresh_snapshot()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), QUIT_HALT_WAIT)
-        except asyncio.TimeoutError:
-            log.warning("halt still cancelling orders after %ss; quitting anyway", QUIT_HALT_WAIT)
-        self._exit_now()
-
-    async def _await_flat(self) -> int:
-        """Positions still open once the exit orders had CLOSE_WAIT seconds to fill (0 = flat).
-
-        close_all() returns when the exits are sent; the fills come with the next quotes, which the
-        engine's run loop keeps processing meanwhile.
-        """
-        deadline = asyncio.get_running_loop().time() + CLOSE_WAIT
-        while True:
-            _, positions = self.engine.exposure()
-            if not positions or asyncio.get_running_loop().time() >= deadline:
-                self.refresh_snapshot()
-                return positions
-            await asyncio.sleep(0.1)
-
-    async def _close_all_and_quit(self) -> None:
-        try:
-            await self.engine.close_all("console", stop_entries=True)
-            self.refresh_snapshot()
-            positions = await self._await_flat()
-        except BaseException:
-            await self._stay("close-all failed")  # the command's error dialog tells the rest
-            raise
-        if positions:
-            # Never leave silently with positions the operator asked to flatten.
-            await self._stay("positions still open after close-all")
-            self.show_error("Not quitting", f"{positions} position(s) are still open after close-all (their exits"
-                            f" are working). Entries resume: the strategy trades again ({self.key_for('pause_all')}"
-                            " pauses it).")
-            return
-        self._exit_now()
-
-    async def _stay(self, why: str) -> None:
-        """The quit is abandoned and the operator stays: the entries stopped for the way out start
-        again, as the header (ACTIVE) says; nothing else would ever lift that stop, and the pause
-        key is there to hold them."""
-        await self.engine.resume_entries("console", f"quit abandoned: {why}")
-        self.refresh_snapshot()

@@ -25,7 +25,8 @@ from textual.worker import Worker, WorkerState
 
 from engine.control.signals import SignalPolicy, policy_for
 
-from .actions import QUIT_HALT_WAIT, ConsoleActions
+from .actions import ConsoleActions
+from .quit_actions import QUIT_HALT_WAIT, QuitActions
 from .view_actions import ViewActions
 from .bindings import BINDINGS, display_key, effective_keys, validate_keymap
 from .palette import OperatorCommandsProvider
@@ -73,7 +74,7 @@ def known_theme(name: str) -> str | None:
     return f"unknown theme {name!r}; try ansi, ansi-light or one of: {', '.join(sorted(BUILTIN_THEMES))}"
 
 
-class TradeConsoleApp(SnapshotRefresh, ConsoleActions, ViewActions, App[None]):
+class TradeConsoleApp(SnapshotRefresh, ConsoleActions, QuitActions, ViewActions, App[None]):
     # Absolute: Textual resolves a relative path against the module of the class, which for a
     # subclass elsewhere (a benchmark, a test) is the wrong directory.
     CSS_PATH = Path(__file__).with_name("theme.tcss")
