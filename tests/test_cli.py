@@ -252,7 +252,7 @@ async def test_a_stop_signal_during_the_start_is_held_and_acted_on_once_the_engi
     import signal
 
     from conftest import build_profile
-    from console import cli
+    from console import cli_open
     from engine.control.signals import policy_for
     from engine.engine import Engine
     from engine.risk.gate import TradingState
@@ -265,7 +265,7 @@ async def test_a_stop_signal_during_the_start_is_held_and_acted_on_once_the_engi
         return await real_open(cls, *args, **kwargs)
 
     monkeypatch.setattr(Engine, "open", classmethod(open_under_a_signal))
-    engine = await cli._open(build_profile(tmp_path, "sig"), 3, 0.0, stdout=False)
+    engine = await cli_open.open_engine(build_profile(tmp_path, "sig"), 3, 0.0, stdout=False)
     policy = policy_for(engine, engine.stop)  # the runner attaches, as run_headless does
     try:
         assert engine.state is TradingState.HALTED and engine.halt_reason == reason
