@@ -55,12 +55,36 @@ class ProtectiveStops:
         if status.is_terminal and new.filled_qty == 0 and status is not OrderStatus.FILLED:
             if pos is not None and pos.stop_order_id == new.client_order_id and old.client_order_id in self.working:
                 pos.stop_order_id = old.client_order_id
+            if (status is OrderStatus.REJECTED and pos is not None and old.client_order_id in self.working
+                    and old.remaining < abs(pos.quantity)):
+                await self._resize_old_first(old, abs(pos.quantity), new.reason)
             return
         if old.client_order_id in self.working and not await self.cancel(old.client_order_id, "stop replaced"):
             self.alerts.publish("critical", "stop_not_replaced",
                                 f"{new.symbol}: two stops working: the venue did not cancel the old stop "
                                 f"{old.client_order_id}; if both fire the position flips. Cancel it by hand",
                                 self.clock.now(), client_order_id=old.client_order_id)
+
+    async def _resize_old_first(self, old: Order, qty: Decimal, why: str) -> None:
+        """The venue refused a larger stop while the old one works: a spot venue locks what a
+        resting sell stop covers (Alpaca holds the shares), so a second stop for the whole
+        position never fits beside the first. Kept, the old stop would leave the rest of the
+        position bare for good; a moment bare while it comes off is the lesser risk."""
+        symbol, now = old.symbol, self.clock.now()
+        self.alerts.publish("warning", "stop_resized_old_first",
+                            f"{symbol}: the venue refused a stop for {qty} beside the old one for {old.remaining} "
+                            f"({why}); taking the old stop off first, then placing one for the whole position",
+                            now, client_order_id=old.client_order_id)
+        if not await self.cancel(old.client_order_id, "stop resized: the old one first"):
+            self.alerts.publish("critical", "stop_partial",
+                                f"{symbol}: the stop covers {old.remaining} of {qty}: the venue refused a larger "
+                                f"stop and did not cancel the old one. Close the rest or move the stop",
+                                now, client_order_id=old.client_order_id)
+            return
+        await self.process_events()  # the old stop's end, so the next one is not another replacement
+        if old.client_order_id in self.working:
+            return  # still working at the venue (filling?): its events decide what comes next
+        await self.ensure_stop(symbol)
 
     async def cancel_orphans(self, symbol: str, why: str) -> None:
         """Cancel the stops and exits still working in a symbol that is flat: fired, a stop sells
