@@ -27,3 +27,8 @@ def classify(exc: BaseException) -> VenueError:
     if isinstance(exc, (requests.ConnectionError, OSError)):
         return VenueError(Failure.TRANSIENT, f"{type(exc).__name__}: {msg}")
     return VenueError(Failure.FINAL, f"{type(exc).__name__}: {msg}")
+
+
+def is_duplicate_id(err: VenueError) -> bool:
+    """Alpaca refused an order because its client order id is taken (422)."""
+    return "client_order_id must be unique" in str(err).lower()

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..models import Fill, Order, OrderPurpose, OrderStatus, OrderType
 from .alpaca_payloads import STATUS
+from .alpaca_errors import is_duplicate_id
 from .retry import Failure, VenueError
 from .venue_fields import ZERO, UnreadableNumber, number, positive
 
@@ -20,6 +21,10 @@ class TrackedOrder:
     unconfirmed_since: float | None = None
     fill_n: int = 0
     unreadable: str = ""  # a fill of it could not be read: engine/brokers/venue_fields.py
+    in_flight: bool = False  # its submit call has not returned yet
+    cancel_wanted: bool = False  # cancel asked before the venue's word on it: PollingVenue._cancel_later
+    cancelling: bool = False
+    closed_locally: bool = False  # ended on our word (refused, never confirmed), not the venue's
 
 
 class AlpacaOrderLifecycleMixin:
@@ -60,20 +65,29 @@ class AlpacaOrderLifecycleMixin:
 
         return await self.retrier.run(f"lookup {cid}", one)
 
+    def _is_duplicate(self, err: VenueError) -> bool:
+        return is_duplicate_id(err)
+
     def _accept(self, track: TrackedOrder, raw: Any) -> None:
         o = track.order
+        self._reopen(track, "accepted")
         track.unconfirmed_since = None
         o.venue_order_id = str(raw.id)
         if o.status is OrderStatus.NEW:
             o.status = OrderStatus.SUBMITTED
             self._emit(o.client_order_id, OrderStatus.SUBMITTED, "", o.venue_order_id)
         self._apply(track, raw)
+        # Synchronous (the poll round calls it): a cancel asked meanwhile runs beside it.
+        self._cancel_soon(track)
 
     def _apply(self, track: TrackedOrder, raw: Any) -> None:
         o = track.order
+        status = STATUS.get(getattr(raw.status, "value", str(raw.status)), OrderStatus.SUBMITTED)
+        self._reopen(track, status.value)
         if track.terminal_sent:
             return
-        status = STATUS.get(getattr(raw.status, "value", str(raw.status)), OrderStatus.SUBMITTED)
+        if o.venue_order_id is None:
+            o.venue_order_id = str(raw.id)
         if not track.unreadable:
             try:
                 self._fill_delta(track, raw, status)
@@ -120,18 +134,29 @@ class AlpacaOrderLifecycleMixin:
             if found is None:
                 return True
             track = self._adopt(found)
-        if track.terminal_sent:
+        if track.terminal_sent and not track.closed_locally:
             return True
         vid = track.order.venue_order_id
         if vid is None:
-            found = await self._lookup(client_order_id)
+            # Not confirmed yet (a submit pending or unconfirmed, or closed on our word): ask.
+            try:
+                found = await self._lookup(client_order_id)
+            except VenueError:
+                found = None
+                if not (track.in_flight or track.unconfirmed_since is not None):
+                    return False
             if found is None:
-                track.unconfirmed_since = None
-                track.terminal_sent = True
-                self._working.discard(client_order_id)
-                self._emit(client_order_id, OrderStatus.CANCELLED, "cancelled: never reached the venue")
-                return True
-            self._accept(track, found)
+                # It may still land: cancelled once the venue's answer is known.
+                return True if track.closed_locally else self._cancel_later(track)
+            if track.in_flight:
+                track.cancel_wanted = True  # the submit's end cancels it
+            prior, track.cancelling = track.cancelling, True  # cancelled below, not beside
+            try:
+                self._accept(track, found)
+            finally:
+                track.cancelling = prior
+            if track.terminal_sent or track.in_flight:
+                return track.terminal_sent
             vid = track.order.venue_order_id
         try:
             await self._retry(f"cancel {client_order_id}", self.client.cancel_order_by_id, vid)

@@ -18,11 +18,15 @@ class CcxtCancelMixin:
     """Part of CcxtBroker (engine/brokers/ccxt_broker.py), whose __init__ sets the state used here."""
 
     async def cancel(self, client_order_id: str) -> bool:
+        """True once the venue has ended the order (or never had it). False while it is open or its
+        state unknown: a submit still pending or unconfirmed (the cancel is carried out when the
+        venue's answer is known: PollingVenue._cancel_later), or a cancel acknowledged whose
+        outcome could not be read (the poller resolves it, fills first)."""
         track = self._tracks.get(client_order_id)
         if track is None:
             return await self._cancel_foreign(client_order_id)
         o = track.order
-        if track.terminal_sent:
+        if track.terminal_sent and not track.closed_locally:
             return True
         params: dict[str, Any] = ({"origClientOrderId": client_order_id} if self.name == "binance"
                                   else {"orderLinkId": client_order_id})
@@ -39,34 +43,43 @@ class CcxtCancelMixin:
                 raw = await self._retry(f"cancel {client_order_id}", self.ex.cancel_order, None, o.symbol, params)
         except VenueError as err:
             if err.kind in (Failure.NOT_FOUND, Failure.FINAL):
-                # Gone already (filled, cancelled) or never landed: ask the venue what it knows.
-                try:
-                    found = await self._lookup(client_order_id, o.symbol)
-                except VenueError:
-                    return False
-                if found is None:
-                    if track.unconfirmed_since is not None or o.status is OrderStatus.NEW:
-                        self._close_unplaced(track, "cancelled: never reached the venue")
-                        return True
-                    return False
-                await self._apply(track, found)
-                return track.terminal_sent
+                return await self._cancel_refused(track)
             log.warning("venue %s: cancel %s failed: %s", self.name, client_order_id, err)
             return False
         if not STATUS.get(str(raw.get("status") or "").lower(), OrderStatus.SUBMITTED).is_terminal:
             try:
                 raw = await self._lookup(client_order_id, o.symbol) or {"status": "canceled"}
-            except VenueError:
-                raw = {"status": "canceled", "filled": o.filled_qty}
+            except VenueError as err:
+                # Acknowledged, but what filled before it is unknown: no end on made-up numbers.
+                # It stays working; the poller's lookup books its fills, then its end.
+                log.warning("venue %s: cancel of %s sent, outcome unknown (%s); the poller resolves it",
+                            self.name, client_order_id, err.kind.value)
+                return False
         await self._apply(track, raw)
-        return True
+        return track.terminal_sent
 
-    def _close_unplaced(self, track: TrackedOrder, reason: str) -> None:
-        track.unconfirmed_since = None
-        track.terminal_sent = True
-        track.order.status = OrderStatus.CANCELLED
-        self._working.discard(track.order.client_order_id)
-        self._emit(track.order.client_order_id, OrderStatus.CANCELLED, reason)
+    async def _cancel_refused(self, track: TrackedOrder) -> bool:
+        """The venue does not know the order by that id (gone already, or not there yet): ask it
+        what it knows."""
+        o = track.order
+        try:
+            found = await self._lookup(o.client_order_id, o.symbol)
+        except VenueError:
+            return self._cancel_later(track) if track.in_flight or track.unconfirmed_since is not None else False
+        if found is None:
+            if track.closed_locally:
+                return True  # never there: our word and the venue's agree
+            if track.in_flight or track.unconfirmed_since is not None or o.status is OrderStatus.NEW:
+                return self._cancel_later(track)  # it may still land
+            return False
+        if STATUS.get(str(found.get("status") or "").lower(), OrderStatus.SUBMITTED).is_terminal:
+            await self._apply(track, found)
+        else:
+            # It landed after the cancel was refused: booked, and cancelled now (or, with the
+            # submit still pending, when it returns).
+            track.cancel_wanted = True
+            await self._accept(track, found)
+        return track.terminal_sent
 
     async def _cancel_foreign(self, cid: str) -> bool:
         """An order we do not track (from before a restart): find it by client id and cancel it."""

@@ -17,6 +17,9 @@ BINANCE_CODES = {
 }
 BYBIT_CODES = {"10006": Failure.RATE_LIMIT, "10016": Failure.TRANSIENT, "10000": Failure.TRANSIENT,
                "170213": Failure.NOT_FOUND, "110001": Failure.NOT_FOUND}
+# A client order id the venue already holds (the order sent before landed): Binance's -2010 is every
+# refused new order, so its text decides; Bybit spot 170141, derivatives 110072.
+DUPLICATE_CODES = {"170141", "110072"}
 AUTH_CODES = {"-2014", "-2015", "-1022", "10003", "10004", "10005", "33004"}
 
 
@@ -53,3 +56,9 @@ def _venue_code(msg: str) -> str | None:
 
 def is_auth_error(err: VenueError) -> bool:
     return "AuthenticationError" in str(err) or "PermissionDenied" in str(err) or _venue_code(str(err)) in AUTH_CODES
+
+
+def is_duplicate_id(err: VenueError) -> bool:
+    """The venue refused an order because its client order id is taken."""
+    msg = str(err)
+    return _venue_code(msg) in DUPLICATE_CODES or "duplicate order sent" in msg.lower()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ..models import Fill, Order, OrderStatus, OrderType, Side
-from .ccxt_errors import classify
+from .ccxt_errors import classify, is_duplicate_id
 from .ccxt_payloads import STATUS
 from .retry import Failure, VenueError
 from .venue_fields import ZERO, UnreadableNumber, number, positive
@@ -24,6 +24,10 @@ class TrackedOrder:
     unconfirmed_since: float | None = None  # monotonic time a submit's outcome became unknown
     submitted_ms: int = 0
     unreadable: str = ""  # a fill of it could not be read: engine/brokers/venue_fields.py
+    in_flight: bool = False  # its submit call has not returned yet
+    cancel_wanted: bool = False  # cancel asked before the venue's word on it: PollingVenue._cancel_later
+    cancelling: bool = False
+    closed_locally: bool = False  # ended on our word (refused, never confirmed), not the venue's
 
 
 class CcxtOrderLifecycleMixin:
@@ -60,8 +64,12 @@ class CcxtOrderLifecycleMixin:
             lambda: self._lookup(cid, order.symbol),
             self._accept)
 
+    def _is_duplicate(self, err: VenueError) -> bool:
+        return is_duplicate_id(err)
+
     async def _accept(self, track: TrackedOrder, raw: dict) -> None:
         o = track.order
+        self._reopen(track, "accepted")
         vid = str(raw.get("id")) if raw.get("id") is not None else o.venue_order_id
         track.unconfirmed_since = None
         if vid:
@@ -82,9 +90,12 @@ class CcxtOrderLifecycleMixin:
             if looked is not None:
                 raw = looked
         await self._apply(track, raw)
+        await self._cancel_if_wanted(track)
 
     def _apply_trade(self, track: TrackedOrder, t: dict) -> None:
         tid = str(t.get("id"))
+        if tid not in track.trade_ids:
+            self._reopen(track, f"trade {tid}")
         if tid in track.trade_ids or track.terminal_sent:
             return
         track.trade_ids.add(tid)
@@ -132,11 +143,15 @@ class CcxtOrderLifecycleMixin:
     async def _apply(self, track: TrackedOrder, raw: dict) -> None:
         """Bring our copy up to the venue's order: missing fills first, then a terminal state."""
         o = track.order
-        if track.terminal_sent:
-            return
         status = STATUS.get(str(raw.get("status") or "").lower())
-        if status is None or not status.is_terminal:
+        if status is not None:
+            self._reopen(track, status.value)
+        if track.terminal_sent or status is None or not status.is_terminal:
             return
+        if o.venue_order_id is None and raw.get("id") is not None:
+            # A cancel that beat the submit's reply: its trades are found by this id.
+            o.venue_order_id = str(raw["id"])
+            self._by_venue_id[o.venue_order_id] = o.client_order_id
         if not track.unreadable:
             try:
                 filled = self._filled(raw, status, o)

@@ -7,7 +7,7 @@ import logging
 from dataclasses import replace
 from typing import Any, Awaitable, Callable
 
-from ..models import Order, OrderStatus
+from ..models import Order, OrderPurpose, OrderStatus, OrderType, Side
 from ..tasks import stop_task
 from .base import Broker, BrokerEvent, OrderUpdate
 from .keys import redact
@@ -20,8 +20,9 @@ log = logging.getLogger("tradeconsole.venue")
 class PollingVenue(Broker):
     """Subclasses set `self.venue` (a VenueSection), `self.connected`, `self._events`,
     `self._working` (ids of working orders), `self._tracks` (by client id), `self.clock`,
-    `self._poll_task` (None) and implement `poll()`; the loop backs off while the venue errors
-    and never dies of one error."""
+    `self._poll_task` (None) and implement `poll()` and `cancel()`; the loop backs off while the
+    venue errors and never dies of one error. Tracks carry `in_flight`, `cancel_wanted`,
+    `cancelling`, `closed_locally` (see `_send_new_order`, `_reopen`)."""
 
     def drain_events(self) -> list[BrokerEvent]:
         events, self._events = self._events, []
@@ -54,6 +55,8 @@ class PollingVenue(Broker):
         """Refuse a tracked order (the venue's own `TrackedOrder`) once: one terminal event."""
         track.order.status = OrderStatus.REJECTED
         track.order.reason = reason
+        # Our word, not the venue's: should the venue show it after all, it is booked (_reopen).
+        track.closed_locally = True
         self._working.discard(track.order.client_order_id)
         if not track.terminal_sent:
             track.terminal_sent = True
@@ -62,27 +65,52 @@ class PollingVenue(Broker):
     async def _send_new_order(self, track, send: Callable[[], Awaitable[Any]],
                               lookup: Callable[[], Awaitable[Any | None]],
                               accept: Callable[[Any, Any], Any]) -> None:
-        """Send a tracked order once, and never twice.
+        """Send a tracked order once, and never twice; then carry out a cancel asked meanwhile.
 
-        A failure the venue surely did not act on is retried with backoff; one it may have
-        acted on (a timeout, a dropped connection) is first looked up by client id. Out of
-        retries, or with the lookup failing too, the order is left unconfirmed: the poller keeps
-        looking for it. `accept(track, raw)` takes the venue's answer (it may be a coroutine)."""
+        While the call is pending (`track.in_flight`) a cancel cannot know whether the venue has
+        the order: it is recorded (`track.cancel_wanted`) and done here once the outcome is known
+        (accepted: cancelled at the venue; unknown: when the poller finds it)."""
+        track.in_flight = True
+        try:
+            await self._send_once(track, send, lookup, accept)
+        except asyncio.CancelledError:
+            if not track.terminal_sent and track.order.status is OrderStatus.NEW:
+                self._unconfirmed(track, "submit interrupted")  # the request may have gone out
+            raise
+        finally:
+            track.in_flight = False
+        await self._cancel_if_wanted(track)
+
+    async def _send_once(self, track, send, lookup, accept) -> None:
+        """A failure the venue surely did not act on is retried with backoff; one it may have
+        acted on (a timeout, a dropped connection) is first looked up by client id, and sent
+        again only when a second copy could not trade (`_resend_safe`): Binance refuses a reused
+        client id among open orders only. A refusal of the client id as taken, or any final
+        refusal of a copy sent after an ambiguous failure, means the first one may have landed: it
+        is looked up, never reported refused. Out of retries, or with the lookup failing too, the
+        order is left unconfirmed: the poller keeps looking for it. `accept(track, raw)` takes the
+        venue's answer (it may be a coroutine)."""
         cid = track.order.client_order_id
         attempt = 0
+        maybe_landed = False  # an earlier copy may be at the venue
         while True:
             try:
                 raw = await send()
             except VenueError as err:
                 self.retrier.note(err, f"submit {cid}")
-                if err.kind in (Failure.FINAL, Failure.NOT_FOUND):
+                if self._is_duplicate(err) or (maybe_landed and err.final):
+                    log.warning("venue %s: %s refused as sent before (%s); looking it up", self.name, cid, err)
+                    await self._find_landed(track, lookup, accept)
+                    return
+                if err.final:
                     self._reject(track, f"refused by {self.name}: {err}")
                     return
+                maybe_landed = maybe_landed or err.ambiguous
                 if attempt >= self.retrier.policy.retries:
-                    if err.kind is Failure.RATE_LIMIT:  # never processed: safe to give up
+                    if err.kind is Failure.RATE_LIMIT and not maybe_landed:  # never processed: safe to give up
                         self._reject(track, f"{self.name} rate limit: gave up after {attempt + 1} tries")
                     else:
-                        self._unconfirmed(track, err)
+                        self._unconfirmed(track, err.kind.value)
                     return
                 await self.retrier.backoff(attempt, err.kind)
                 attempt += 1
@@ -91,22 +119,116 @@ class PollingVenue(Broker):
                 try:
                     raw = await lookup()
                 except VenueError as lerr:
-                    self._unconfirmed(track, lerr)
+                    self._unconfirmed(track, lerr.kind.value)
                     return
                 if raw is None:
-                    continue
+                    if self._resend_safe(track.order):
+                        continue
+                    # It may still land (a venue's queue, a slow gateway): a copy sent now could
+                    # trade beside it.
+                    self._unconfirmed(track, f"{err.kind.value}, not found yet; not sent again")
+                    return
                 log.info("venue %s: %s found after %s; not sent again", self.name, cid, err.kind.value)
-            accepted = accept(track, raw)
-            if inspect.isawaitable(accepted):
-                await accepted
+            await self._take(accept, track, raw)
             return
 
-    def _unconfirmed(self, track, err: VenueError) -> None:
+    async def _find_landed(self, track, lookup, accept) -> None:
+        try:
+            raw = await lookup()
+        except VenueError as err:
+            self._unconfirmed(track, err.kind.value)
+            return
+        if raw is None:
+            self._unconfirmed(track, "sent before, not found yet")
+            return
+        await self._take(accept, track, raw)
+
+    @staticmethod
+    async def _take(accept, track, raw) -> None:
+        accepted = accept(track, raw)
+        if inspect.isawaitable(accepted):
+            await accepted
+
+    def _is_duplicate(self, err: VenueError) -> bool:
+        """The venue refused the order because its client id is taken (each broker says how)."""
+        return False
+
+    def _resend_safe(self, order: Order) -> bool:
+        """Whether a second copy could not trade at once, should the first have landed unseen.
+        A market order always could; a limit or stop could when the last quote (if this broker
+        keeps one) reaches its price: then the order is only ever looked up."""
+        if order.type is OrderType.MARKET:
+            return False
+        q = getattr(self, "_last", {}).get(order.symbol)
+        if q is None:
+            return True
+        buy = order.side is Side.BUY
+        if order.type is OrderType.STOP:
+            return order.stop_price is not None and (order.stop_price > q.ask if buy else order.stop_price < q.bid)
+        return order.limit_price is not None and (order.limit_price < q.ask if buy else order.limit_price > q.bid)
+
+    def _unconfirmed(self, track, why: str) -> None:
         """The venue may or may not have it: never send again; the poller keeps looking."""
         if track.unconfirmed_since is None:
             track.unconfirmed_since = self.clock.monotonic()
         log.warning("venue %s: %s outcome unknown (%s); looking it up by client id", self.name,
-                    track.order.client_order_id, err.kind.value)
+                    track.order.client_order_id, why)
+
+    # -- cancels asked while the venue's word on the order is missing ---------------------------
+    def _cancel_later(self, track) -> bool:
+        """A cancel asked while the submit is pending or its outcome unknown: recorded, carried
+        out once the venue's answer is known. False: the order is outstanding meanwhile."""
+        if not track.cancel_wanted:
+            track.cancel_wanted = True
+            log.warning("venue %s: cancel of %s waits for its submit's outcome", self.name,
+                        track.order.client_order_id)
+        return False
+
+    async def _cancel_if_wanted(self, track) -> None:
+        """Carry out a recorded cancel once the venue has confirmed the order (at most one at a
+        time); a failure leaves it recorded for the next answer or the next cancel asked."""
+        if (not track.cancel_wanted or track.cancelling or track.terminal_sent or track.in_flight
+                or track.unconfirmed_since is not None):
+            return
+        track.cancelling = True
+        try:
+            await self.cancel(track.order.client_order_id)
+        except VenueError as err:
+            log.warning("venue %s: wanted cancel of %s failed (%s)", self.name, track.order.client_order_id, err)
+        finally:
+            track.cancelling = False
+
+    def _cancel_soon(self, track) -> None:
+        """`_cancel_if_wanted` from a synchronous path (a poll's acceptance)."""
+        if not track.cancel_wanted or track.in_flight or track.cancelling or track.terminal_sent:
+            return
+        task = asyncio.get_running_loop().create_task(self._cancel_if_wanted(track))
+        held = self.__dict__.setdefault("_side_tasks", set())
+        held.add(task)  # held until done: a bare task may be collected mid-flight
+        task.add_done_callback(held.discard)
+
+    def _reopen(self, track, what: str) -> bool:
+        """The venue shows an order this broker had closed on its own word (never reached the
+        venue, never confirmed): re-open it so what it does is booked, and say so loudly. An
+        entry the engine had given up is cancelled once confirmed. True if re-opened."""
+        if not (track.terminal_sent and track.closed_locally):
+            return False
+        o = track.order
+        was = f"{o.status.value} ({o.reason or 'no reason'})"
+        track.terminal_sent = track.closed_locally = False
+        track.unconfirmed_since = None
+        o.status = OrderStatus.SUBMITTED
+        self._working.add(o.client_order_id)
+        if not track.is_stop and o.purpose is OrderPurpose.ENTRY:
+            track.cancel_wanted = True
+        msg = redact(f"{self.name}: {o.client_order_id} ({o.symbol} {o.side.value} {o.quantity}) was reported {was} "
+                     f"but the venue has it ({what}): it is booked now; check the {o.symbol} position and its stop")
+        log.critical("venue %s", msg)
+        if getattr(self, "alerts", None) is not None:
+            self.alerts.publish("critical", "venue_late_order", msg, self.clock.now(),
+                                client_order_id=o.client_order_id, symbol=o.symbol, venue=self.name)
+        self._emit(o.client_order_id, OrderStatus.SUBMITTED, f"found at {self.name} after {was}", o.venue_order_id)
+        return True
 
     def _start_polling(self) -> None:
         if self.venue.timeouts.poll_seconds > 0:
