@@ -114,34 +114,29 @@ class PollingVenue(Broker):
                     return
                 await self.retrier.backoff(attempt, err.kind)
                 attempt += 1
-                if not err.ambiguous:
-                    continue
-                try:
-                    raw = await lookup()
-                except VenueError as lerr:
-                    self._unconfirmed(track, lerr.kind.value)
+                if err.ambiguous and not await self._find_landed(track, lookup, accept,
+                                                                  resend=self._resend_safe(track.order)):
                     return
-                if raw is None:
-                    if self._resend_safe(track.order):
-                        continue
-                    # It may still land (a venue's queue, a slow gateway): a copy sent now could
-                    # trade beside it.
-                    self._unconfirmed(track, f"{err.kind.value}, not found yet; not sent again")
-                    return
-                log.info("venue %s: %s found after %s; not sent again", self.name, cid, err.kind.value)
+                continue
             await self._take(accept, track, raw)
             return
 
-    async def _find_landed(self, track, lookup, accept) -> None:
+    async def _find_landed(self, track, lookup, accept, *, resend: bool = False) -> bool:
+        """Look a copy that may have landed up by client id: found, it is taken; missing, it is sent
+        again only if `resend` (True returned), else left unconfirmed: it may still land (a venue's
+        queue, a slow gateway), and a copy sent now could trade beside it."""
         try:
             raw = await lookup()
         except VenueError as err:
             self._unconfirmed(track, err.kind.value)
-            return
+            return False
         if raw is None:
-            self._unconfirmed(track, "sent before, not found yet")
-            return
+            if not resend:
+                self._unconfirmed(track, "not found yet; not sent again")
+            return resend
+        log.info("venue %s: %s found after an unknown outcome; not sent again", self.name, track.order.client_order_id)
         await self._take(accept, track, raw)
+        return False
 
     @staticmethod
     async def _take(accept, track, raw) -> None:
