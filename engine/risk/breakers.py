@@ -1,9 +1,12 @@
 """Circuit breakers: armed -> warning (60 % of limit) -> critical (80 %) -> tripped.
 
-A breaker raises an alert once per upward crossing, not per tick. Once tripped it holds until its
-reset: the venue's day boundary for the daily breaker, an operator re-arm for the others. Its
-action decides what a trip does: `block` stops new entries (exits still allowed), `halt` latches
-the whole engine.
+A breaker raises an alert once per upward crossing, not per tick. A level is left downwards only
+once the ratio is HYSTERESIS below the threshold that raised it: a loss hovering at 60 % or 80 %
+(a mark wobbling by a cent) otherwise crossed back up on every other evaluation, and each
+crossing at 80 % was a critical alert pinned until acknowledged. Once tripped it holds until its
+reset: the venue's day boundary for the daily breaker, an operator re-arm for the others, or for
+an `auto` breaker (stale data) the ratio falling HYSTERESIS below the limit. Its action decides
+what a trip does: `block` stops new entries (exits still allowed), `halt` latches the whole engine.
 """
 from __future__ import annotations
 
@@ -16,6 +19,9 @@ from ..money import ZERO, fmt_usd
 
 WARN_AT = Decimal("0.6")
 CRIT_AT = Decimal("0.8")
+# Five points of the limit: wider than a mark's wobble, narrow enough that a loss truly falling
+# back is seen (a daily loss limit of $200 must come back $10 below a line to leave it).
+HYSTERESIS = Decimal("0.05")
 
 
 class BreakerState(str, enum.Enum):
@@ -64,14 +70,12 @@ class Breaker:
         if self.state is BreakerState.TRIPPED and not (self.reset_on == "auto" and self.ratio < 1):
             return None  # holds until reset
         r = self.ratio
-        if r >= 1:
-            new = BreakerState.TRIPPED
-        elif r >= CRIT_AT:
-            new = BreakerState.CRITICAL
-        elif r >= WARN_AT:
-            new = BreakerState.WARNING
-        else:
-            new = BreakerState.ARMED
+        new = _level(r)
+        rank = _ORDER.index
+        if rank(new) < rank(self.state):
+            # Falling: only as far as the ratio is clear of each threshold by the margin.
+            held = _level(r + HYSTERESIS)
+            new = held if rank(held) < rank(self.state) else self.state
         if new is self.state:
             return None
         old, self.state = self.state, new
@@ -96,6 +100,16 @@ class Breaker:
         else:
             shown = f"{int(self.value)} / {int(self.limit)}"
         return f"{self.name.replace('_', ' '):<18} {shown}  {pct} %"
+
+
+def _level(r: Decimal) -> BreakerState:
+    if r >= 1:
+        return BreakerState.TRIPPED
+    if r >= CRIT_AT:
+        return BreakerState.CRITICAL
+    if r >= WARN_AT:
+        return BreakerState.WARNING
+    return BreakerState.ARMED
 
 
 def is_rise(t: Transition) -> bool:
