@@ -3,6 +3,11 @@
 Crypto profiles ("24/7") never import the calendar package: it costs most of a second at start.
 Session times are looked up once per venue day and cached, so the check stays cheap per order.
 
+Extended hours run 04:00-20:00 local, but the calendar knows no after-hours session: on a day
+whose regular close comes early (XNYS 13:00 the day after Thanksgiving and on Christmas Eve), the
+after-hours session ends as much earlier as the close does (17:00), and the entry cutoff counts
+back from that end. A fixed 20:00 let entries in until 19:45 on a session that had ended.
+
 A venue with its own market clock (Alpaca) sets `venue_clock` (engine/market_clock.py): regular
 hours are then judged by the venue's last reading, the calendar when it cannot tell.
 """
@@ -38,6 +43,7 @@ class ExchangeSessions:
             raise CalendarError(f"market_hours.calendar: unknown exchange calendar {code!r}") from exc
         self.tz = ZoneInfo(str(self._cal.tz))
         self._cache: dict[date, tuple[datetime, datetime] | None] = {}
+        self._extended: dict[date, tuple[datetime, datetime] | None] = {}
 
     def session(self, day: date) -> tuple[datetime, datetime] | None:
         """(open, close) in UTC for a trading day, None for a holiday or weekend."""
@@ -53,6 +59,29 @@ class ExchangeSessions:
             out = (self._cal.session_open(ts).to_pydatetime(), self._cal.session_close(ts).to_pydatetime())
         self._cache[day] = out
         return out
+
+    def extended(self, day: date) -> tuple[datetime, datetime] | None:
+        """(pre-market open, after-hours close) for a trading day, None for a holiday or weekend."""
+        if day in self._extended:
+            return self._extended[day]
+        sess = self.session(day)
+        out = None
+        if sess is not None:
+            end = datetime.combine(day, EXTENDED_CLOSE, self.tz)
+            early = datetime.combine(day, self._usual_close(day), self.tz) - sess[1]
+            if early > timedelta(0):
+                end -= early
+            out = (datetime.combine(day, EXTENDED_OPEN, self.tz), end)
+        self._extended[day] = out
+        return out
+
+    def _usual_close(self, day: date) -> time:
+        # close_times: (in force from, local close) pairs in order, the first from None.
+        usual = self._cal.close_times[0][1]
+        for since, at in self._cal.close_times:
+            if since is None or since.date() <= day:
+                usual = at
+        return usual
 
 
 class TradingHoursCheck(PreTradeCheck):
@@ -81,19 +110,13 @@ class TradingHoursCheck(PreTradeCheck):
             if state is not None:
                 return self._by_venue_clock(ctx.now, local, state, s.tz)
         try:
-            sess = s.session(local.date())
+            sess = s.extended(local.date()) if self.cfg.allow_extended_hours else s.session(local.date())
         except CalendarError as exc:
             return (False, "{why}", ("why",), (str(exc),))
         if sess is None:
             return (False, "{day}: market closed (weekend or holiday)" + self._calendar_note(),
                     ("day",), (local.date().isoformat(),))
-        open_, close = sess
-        last_entry = close - self.cutoff
-        if self.cfg.allow_extended_hours:
-            start = datetime.combine(local.date(), EXTENDED_OPEN, s.tz)
-            end = datetime.combine(local.date(), EXTENDED_CLOSE, s.tz) - self.cutoff
-        else:
-            start, end = open_, last_entry
+        start, end = sess[0], sess[1] - self.cutoff
         ok = start <= ctx.now <= end
         return (ok, "{now} local, entries {start}-{end}" + self._calendar_note(),
                 ("now", "start", "end"), (local.strftime("%H:%M"), start.astimezone(s.tz).strftime("%H:%M"), end.astimezone(s.tz).strftime("%H:%M")))
