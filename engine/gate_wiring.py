@@ -81,6 +81,7 @@ class GateWiring:
         held = p.positions.get(symbol)
         c.position_qty = ZERO if held is None else held.quantity
         c.position_avg = ZERO if held is None else held.avg_price
+        c.position_stop = None if held is None else held.stop_price
         c.gross_exposure = p.gross_exposure
         c.trades_today = log_.trades_today
         c.trades_last_hour = log_.trades_last_hour

@@ -280,7 +280,10 @@ class OperatorActions:
             return None
         req = OrderRequest(pos.symbol, Side.BUY if pos.quantity > 0 else Side.SELL, abs(pos.quantity),
                            pos.avg_price, new_stop, OrderPurpose.ENTRY, "operator")
-        verdict = check.evaluate(req, self._context(req))
+        ctx = self._context(req)
+        # The request is the whole position: nothing held beside it (the record is refilled per decision).
+        ctx.position_qty, ctx.position_stop = ZERO, None
+        verdict = check.evaluate(req, ctx)
         if verdict.passed:
             return None
         return f"stop {new_stop} would put {pos.symbol}'s {verdict.detail}: loosening past it is refused"

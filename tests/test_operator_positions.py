@@ -83,16 +83,19 @@ async def test_strategy_exits_its_own_position_but_not_the_operators(make_profil
 
 
 async def test_an_operator_add_on_leaves_a_strategy_position_the_strategys(make_profile, open_engine):
-    # A small risk per trade keeps the strategy's position under its cap, with room to add to it.
-    eng = await open_engine(profile(make_profile, risk_per_trade_pct="0.2"), seed=5)
+    # The strategy's entry spends the per-trade cap at its 5 % stop; an add is one trade with what
+    # is held, so it fits only with a tighter stop, which the whole position then keeps.
+    eng = await open_engine(profile(make_profile, risk_per_trade_pct="0.2", stop_loss_min_pct="2"), seed=5)
     eng.strategy.on_quote = lambda q, pos: None
     await eng.run(duration=30)
     eng.strategy.on_quote = enter_once({"ETH/USD"})
     await run_until(eng, lambda: "ETH/USD" in eng.portfolio.positions and eng.orders.stop_order("ETH/USD"), step=2)
     eng.strategy.on_quote = lambda q, pos: None
     held = eng.portfolio.positions["ETH/USD"].quantity
-    assert await eng.submit_manual(ManualOrderSpec("ETH/USD", "buy", quantity=D("0.01"))) is None
+    tighter = (eng.quotes["ETH/USD"].ask * D("0.97")).quantize(D("0.01"))
+    assert await eng.submit_manual(ManualOrderSpec("ETH/USD", "buy", quantity=D("0.01"), stop_price=tighter)) is None
     await run_until(eng, lambda: eng.portfolio.positions["ETH/USD"].quantity > held, step=2)
+    assert eng.portfolio.positions["ETH/USD"].stop_price == tighter
     assert not eng.opened_by_operator("ETH/USD")
     eng.strategy.on_quote = exit_signals(once={"ETH/USD"})
     await run_until(eng, lambda: "ETH/USD" not in eng.portfolio.positions, step=2)
@@ -245,3 +248,24 @@ async def test_a_manual_limit_completed_by_its_market_fallback_stays_the_operato
     await eng.journal.flush()
     eng2 = await open_engine(eng.profile, seed=5)
     assert eng2.opened_by_operator("BTC/USD")
+
+
+async def test_adding_to_a_position_by_hand_never_takes_its_loss_at_the_stop_past_one_trade_cap(make_profile, open_engine):
+    """Each add sized by the profile's risk per trade spends the whole cap: the second is refused
+    by single_trade_loss, naming the position's loss at the stop, and the position stays within it."""
+    eng = await open_engine(profile(make_profile, min_edge=0.999, min_confidence=0.999, max_position_pct=60,
+                                    max_symbol_exposure_pct=60, cash_reserve_pct=0))
+    eng.preroll()
+    cap = eng.portfolio.equity * eng.profile.risk.risk_per_trade_pct / 100
+    assert await eng.submit_manual(ManualOrderSpec("ETH/USD", "buy")) is None
+    await run_until(eng, lambda: "ETH/USD" in eng.portfolio.positions, step=1, limit=30)
+    first = eng.portfolio.positions["ETH/USD"].quantity
+    second = eng.preview(ManualOrderSpec("ETH/USD", "buy"))
+    assert not second.approved and second.decision.failed == "single_trade_loss"
+    refusal = await eng.submit_manual(ManualOrderSpec("ETH/USD", "buy"))
+    assert refusal and "single_trade_loss" in refusal
+    await eng.run(duration=5)
+    pos = eng.portfolio.positions["ETH/USD"]
+    # Sized to the cap at the quote; the fill's spread and slippage ride on top, as fees do.
+    assert pos.quantity == first and (pos.avg_price - pos.stop_price) * pos.quantity <= cap * D("1.01")
+    assert [o.purpose for o in eng.orders.orders.values() if o.symbol == "ETH/USD" and o.filled_qty] == [OrderPurpose.ENTRY]

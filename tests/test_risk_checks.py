@@ -339,6 +339,47 @@ def test_single_trade_loss_counts_fees_and_needs_a_stop():
     assert ok(check, req(stop_price=None)) is False
 
 
+@pytest.mark.parametrize("held, avg, qty, expected", [
+    ("6", "100", "6.5", True),      # 8 x 6 held + 8 x 6.5 added = 100 == 1 % of 10000: the whole trade at the cap
+    ("6", "100", "6.51", False),
+    ("12.5", "100", "0.01", False),  # the cap spent by what is held: any add breaks it
+    ("6", "96", "9.5", True),        # held bought lower, its own average: 4 x 6 + 8 x 9.5 = 100
+    ("6", "96", "9.51", False),
+])
+def test_single_trade_loss_of_an_add_counts_what_is_held(held, avg, qty, expected):
+    """An add to a position is one trade with it: the position's stop after the add is at least as
+    tight as the add's (never loosened), so the whole position's loss at the add's stop bounds it.
+    Judged alone, every add spent a fresh cap and the position's loss at its stop grew without end."""
+    check = SingleTradeLossCheck(D(200), D(1), D(0))
+    assert ok(check, req(quantity=D(qty)), ctx(position_qty=D(held), position_avg=D(avg))) is expected
+
+
+@pytest.mark.parametrize("held, own_stop, qty, expected", [
+    ("12.5", "96", "12.5", True),   # the held stop is tighter and stays: 4 x 12.5 + 4 x 12.5 = 100
+    ("12.5", "96", "12.51", False),
+    ("6", "90", "6.5", True),       # the add's stop (92) is tighter and becomes the position's: 8 x 6 + 8 x 6.5
+    ("6", "90", "6.51", False),
+])
+def test_single_trade_loss_of_an_add_is_taken_at_the_stop_the_position_will_keep(held, own_stop, qty, expected):
+    check = SingleTradeLossCheck(D(200), D(1), D(0))
+    c = ctx(position_qty=D(held), position_avg=D(100), position_stop=D(own_stop))
+    assert ok(check, req(quantity=D(qty)), c) is expected
+
+
+def test_single_trade_loss_of_an_entry_beside_a_working_one_prices_it_at_the_order():
+    # Entries sent and not filled count in position_qty with no average yet: priced at the request's
+    # price (100, stop 92): 8 x 6 + 8 x 6.5 = 100 at the cap; one more cent of size breaks it.
+    check = SingleTradeLossCheck(D(200), D(1), D(0))
+    assert ok(check, req(quantity=D("6.5")), ctx(position_qty=D(6))) is True
+    assert ok(check, req(quantity=D("6.51")), ctx(position_qty=D(6))) is False
+
+
+def test_single_trade_loss_of_a_sell_is_not_an_add_to_a_long():
+    check = SingleTradeLossCheck(D(200), D(1), D(0))
+    sell = req(side=Side.SELL, price=D(100), stop_price=D(108), quantity=D("12.5"))
+    assert ok(check, sell, ctx(position_qty=D(12), position_avg=D(100))) is True
+
+
 def test_stage_cap_capital_and_position():
     micro = StageCapCheck("micro", D(500), D(10))
     assert ok(micro, req(quantity=D("0.1")), ctx(gross_exposure=D("490"))) is True     # 500 / 10: at both caps

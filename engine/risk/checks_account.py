@@ -171,13 +171,23 @@ class SingleTradeLossCheck(PreTradeCheck):
         price, qty = req.price, req.quantity
         fees = (price + stop) * qty * self.fee_rate
         loss = abs(price - stop) * qty + fees
-        if req.continuation and ctx.position_qty:
-            # The rest of one entry (a limit's market fallback): one trade with the part already
-            # filled, so its loss at the stop counts too, from its own average. Judged alone, a
-            # fallback after the price ran up took the trade's loss past the cap.
-            held = abs(ctx.position_qty)
-            held_fees = (ctx.position_avg + stop) * held * self.fee_rate
-            loss += abs(ctx.position_avg - stop) * held + held_fees
+        held = ctx.position_qty
+        if held and (held > 0) == (req.side is BUY):
+            # An add is one trade with what is held (and a limit's market fallback with the part
+            # already filled): the whole position's loss at the stop it will have counts, what is
+            # held from its own average. Judged alone, every add spent a fresh cap, and a fallback
+            # after the price ran up took the trade's loss past it. Entries sent but not filled
+            # have no average yet: this price.
+            own = ctx.position_stop
+            if own is not None and (own > stop if held > 0 else own < stop):
+                # The position keeps the tighter of its stop and the add's (never loosened).
+                stop = own
+                fees = (price + stop) * qty * self.fee_rate
+                loss = abs(price - stop) * qty + fees
+            held = abs(held)
+            avg = ctx.position_avg or price
+            held_fees = (avg + stop) * held * self.fee_rate
+            loss += abs(avg - stop) * held + held_fees
             fees += held_fees
         # Sizing spends exactly the risk share before fees; fees ride on top of it.
         cap = ctx.equity * self.risk_frac + fees

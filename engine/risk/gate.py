@@ -79,6 +79,7 @@ class RiskContext:
     # (held plus working: engine/gate_wiring.py); this many such orders were counted.
     working_entries: int = 0
     position_avg: Decimal = Decimal(0)  # average price of what is held in the request's symbol
+    position_stop: Decimal | None = None  # the stop of what is held in the request's symbol
     new_positions_today: int = 0
     new_positions_week: int = 0
     quote: object = None  # the latest Quote of the symbol, or None
