@@ -78,23 +78,27 @@ async def test_an_order_closed_as_never_confirmed_that_the_venue_shows_is_reopen
         assert criticals(b) == ["venue_late_order"]
 
 
-async def test_alpaca_an_order_closed_as_never_confirmed_that_fills_later_is_booked():
+@pytest.mark.parametrize("lands_as", ["MARKET", "LIMIT"])
+async def test_alpaca_an_order_closed_as_never_confirmed_that_lands_later_is_booked_and_stopped(lands_as):
     async with venue("alpaca", unconfirmed_grace_seconds=0.05, retries=1) as (emu, b):
         await b.submit(order("alpaca", "tcI-4-1", OrderType.LIMIT, RESTING["alpaca"]))  # keeps the poll listing
         emu.fault("POST", POST["alpaca"], "503", process=False)
         emu.fault("GET", LOOKUPS["alpaca"][0], "503", times=2)
-        await b.submit(order("alpaca", "tcI-4-2", OrderType.MARKET))
+        await b.submit(order("alpaca", "tcI-4-2", OrderType[lands_as], None if lands_as == "MARKET" else "150"))
         b.drain_events()
         await asyncio.sleep(0.06)
         await b.poll()
         [gone] = updates(b.drain_events(), OrderStatus.REJECTED)
         assert gone.client_order_id == "tcI-4-2" and "never confirmed" in gone.reason
-        emu.core.place("AAPL", "BUY", "MARKET", "10", None, None, "tcI-4-2", emu.now_ms())  # it lands, fills
+        limit = None if lands_as == "MARKET" else "150"
+        emu.core.place("AAPL", "BUY", lands_as, "10", limit, None, "tcI-4-2", emu.now_ms())  # it lands after all
         await b.poll()
-        ev = b.drain_events()
-        late = [e for e in ev if getattr(e, "client_order_id", "") == "tcI-4-2"]
-        assert [u.status for u in updates(late)] == [OrderStatus.SUBMITTED, OrderStatus.FILLED]
-        assert sum(f.quantity for f in fills(late)) == Decimal(10) == venue_order(emu, "tcI-4-2").executed
+        await until(lambda: venue_order(emu, "tcI-4-2").status != "NEW", "the entry given up is cancelled")
+        await b.poll()
+        late = [e for e in b.drain_events() if getattr(e, "client_order_id", "") == "tcI-4-2"]
+        end = OrderStatus.FILLED if lands_as == "MARKET" else OrderStatus.CANCELLED
+        assert [u.status for u in updates(late)] == [OrderStatus.SUBMITTED, end]
+        assert sum(f.quantity for f in fills(late)) == venue_order(emu, "tcI-4-2").executed
         assert criticals(b) == ["venue_late_order"]
 
 

@@ -83,11 +83,13 @@ class AlpacaOrderLifecycleMixin:
     def _apply(self, track: TrackedOrder, raw: Any) -> None:
         o = track.order
         status = STATUS.get(getattr(raw.status, "value", str(raw.status)), OrderStatus.SUBMITTED)
-        self._reopen(track, status.value)
+        reopened = self._reopen(track, status.value)
         if track.terminal_sent:
             return
         if o.venue_order_id is None:
             o.venue_order_id = str(raw.id)
+        if reopened and not status.is_terminal:
+            self._cancel_soon(track)  # an entry given up: it trades no further
         if not track.unreadable:
             try:
                 self._fill_delta(track, raw, status)
