@@ -35,7 +35,7 @@ from .alpaca_polling import AlpacaPollingMixin
 from .base import BrokerEvent
 from .keys import EnvironmentReport, KeyPair, auth_refused, check_environment, endpoint_environment
 from .polling import PollingVenue
-from .retry import Failure, Retrier, RetryPolicy, VenueError
+from .retry import Failure, QuietNotice, Retrier, RetryPolicy, VenueError, retry_after_seconds
 from .venue_fields import CLIENT_ID, ZERO, UnreadableFills, UnreadableNumber, number, positive, unreadable_error
 
 # The helpers that lived here before the split stay importable from here (not `dec`, which read
@@ -61,7 +61,8 @@ class AlpacaBroker(AlpacaOrderLifecycleMixin, AlpacaPollingMixin, AlpacaPayloadM
         self.symbols = list(symbols)
         self.on_api_failure = on_api_failure
         t = venue.timeouts
-        self.retrier = Retrier(RetryPolicy(t.retries, t.backoff_seconds, t.backoff_max_seconds), self._failure, sleep=sleep)
+        self.retrier = Retrier(RetryPolicy(t.retries, t.backoff_seconds, t.backoff_max_seconds), self._failure,
+                               sleep=sleep, now=clock.monotonic, on_quiet=QuietNotice(self, log))
         self.client: Any = None
         self.data: Any = None
         self.connected = False
@@ -86,16 +87,27 @@ class AlpacaBroker(AlpacaOrderLifecycleMixin, AlpacaPollingMixin, AlpacaPayloadM
             self.on_api_failure()
 
     async def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """One request, after any quiet window the venue asked for (every request passes here)."""
+        await self.retrier.wait_quiet(what)
         try:
             return await asyncio.wait_for(asyncio.to_thread(fn, *args), self.venue.timeouts.request_seconds + 2)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - classified
             err = exc if isinstance(exc, VenueError) else classify(exc)
+            if err.kind is Failure.RATE_LIMIT and not isinstance(exc, VenueError):
+                resp = getattr(exc, "response", None)  # alpaca-py's APIError keeps the requests.Response
+                headers = getattr(resp, "headers", None)
+                self.retrier.rate_limited(err, retry_after_seconds(headers, str(exc), self.clock.now()), what)
         raise err
 
     async def _retry(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
         return await self.retrier.run(what, lambda: self._call(what, fn, *args))
+
+    def rate_limited_for(self) -> float:
+        """Seconds left of a quiet window the venue asked for (0: none); the quote feed skips its
+        polls meanwhile rather than wait inside a request."""
+        return self.retrier.quiet_left()
 
     # -- connection -----------------------------------------------------------------------------
     def base_url(self) -> str:
@@ -191,8 +203,10 @@ class AlpacaBroker(AlpacaOrderLifecycleMixin, AlpacaPollingMixin, AlpacaPayloadM
         from alpaca.data.requests import StockLatestQuoteRequest
 
         syms = symbols or self.symbols
-        got = await self._retry("latest quotes", self.data.get_stock_latest_quote,
-                                StockLatestQuoteRequest(symbol_or_symbols=syms))
+        req = StockLatestQuoteRequest(symbol_or_symbols=syms)
+        # Impatient: the feed's caller is the engine's loop, which must not stall in a quiet window.
+        got = await self.retrier.run("latest quotes", lambda: self._call("latest quotes", self.data.get_stock_latest_quote,
+                                                                         req), patient=False)
         now = datetime.now(timezone.utc)  # market data is real time, whatever the engine's clock
         out = []
         for s in syms:

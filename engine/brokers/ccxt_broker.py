@@ -54,7 +54,7 @@ from .ccxt_payloads import BINANCE_STATUS, STATUS, CcxtPayloadMixin, binance_uni
 from .ccxt_polling import CcxtPollingMixin
 from .keys import EnvironmentReport, KeyPair, auth_refused, check_environment, endpoint_environment
 from .polling import PollingVenue
-from .retry import Failure, Retrier, RetryPolicy, TokenBucket, VenueError
+from .retry import Failure, QuietNotice, Retrier, RetryPolicy, TokenBucket, VenueError, retry_after_seconds
 from .venue_fields import CLIENT_ID, ZERO, UnreadableFills, UnreadableNumber, number, unreadable_error
 
 # The helpers that lived here before the split stay importable from here (not `dec`, which read
@@ -87,7 +87,7 @@ class CcxtBroker(CcxtOrderLifecycleMixin, CcxtCancelMixin, CcxtPollingMixin, Ccx
         self.on_api_failure = on_api_failure
         t = venue.timeouts
         self.retrier = Retrier(RetryPolicy(t.retries, t.backoff_seconds, t.backoff_max_seconds),
-                               self._failure, sleep=sleep)
+                               self._failure, sleep=sleep, now=clock.monotonic, on_quiet=QuietNotice(self, log))
         self._factory = exchange_factory
         self.ex: Any = None
         self.connected = False
@@ -119,7 +119,11 @@ class CcxtBroker(CcxtOrderLifecycleMixin, CcxtCancelMixin, CcxtPollingMixin, Ccx
             self.on_api_failure()
 
     async def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
-        """One request; any failure becomes a VenueError (redacted, no chained traceback)."""
+        """One request; any failure becomes a VenueError (redacted, no chained traceback).
+
+        Every request of this broker (quotes, polls, submits, lookups, cancels) passes here, so
+        each one waits for a quiet window the venue asked for, or fails unsent if it is too long."""
+        await self.retrier.wait_quiet(what)
         try:
             return await fn(*args)  # ccxt bounds each request by its own `timeout`
         except VenueError:
@@ -128,10 +132,36 @@ class CcxtBroker(CcxtOrderLifecycleMixin, CcxtCancelMixin, CcxtPollingMixin, Ccx
             if isinstance(exc, asyncio.CancelledError):
                 raise
             err = classify(exc, self.name)
+            if err.kind is Failure.RATE_LIMIT:
+                headers = getattr(exc, "tc_response_headers", None)
+                if headers is None and self.ex is not None:  # raised elsewhere than handle_errors
+                    headers = getattr(self.ex, "last_response_headers", None)
+                self.retrier.rate_limited(err, retry_after_seconds(headers, str(exc), self.clock.now()), what)
         raise err
+
+    @staticmethod
+    def _keep_error_headers(ex: Any) -> None:
+        """Pin each error reply's headers (Retry-After) to the exception ccxt's `handle_errors`
+        raises for it. `ex.last_response_headers` is shared by every request in flight, so under
+        concurrency (a halt's cancels) it may already hold another reply's headers when read."""
+        original = ex.handle_errors
+
+        def handle_errors(code: Any, reason: Any, url: Any, method: Any, headers: Any, *rest: Any) -> Any:
+            try:
+                return original(code, reason, url, method, headers, *rest)
+            except Exception as exc:
+                exc.tc_response_headers = headers
+                raise
+
+        ex.handle_errors = handle_errors
 
     async def _retry(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
         return await self.retrier.run(what, lambda: self._call(what, fn, *args))
+
+    def rate_limited_for(self) -> float:
+        """Seconds left of a quiet window the venue asked for (0: none); the quote feed skips its
+        polls meanwhile rather than wait inside a request."""
+        return self.retrier.quiet_left()
 
     # -- connection -----------------------------------------------------------------------------
     def _build_exchange(self) -> Any:
@@ -156,6 +186,7 @@ class CcxtBroker(CcxtOrderLifecycleMixin, CcxtCancelMixin, CcxtPollingMixin, Ccx
         # ccxt's limiter spaces requests evenly (no burst); venues count weight per minute. Ours is a
         # token bucket over ccxt's per-endpoint weights: a halt can spend saved budget at once.
         ex.throttle = self._throttle
+        self._keep_error_headers(ex)
         if self.mode != "live":
             ex.set_sandbox_mode(True)
         if self.venue.base_url:
@@ -291,10 +322,9 @@ class CcxtBroker(CcxtOrderLifecycleMixin, CcxtCancelMixin, CcxtPollingMixin, Ccx
     async def fetch_quotes(self, symbols: list[str] | None = None) -> list[Quote]:
         """Top of book for the symbols, for a venue market-data feed."""
         syms = symbols or self.symbols
-        if self.name == "binance":
-            tick = await self._retry("book tickers", self.ex.fetch_bids_asks, syms)
-        else:
-            tick = await self._retry("tickers", self.ex.fetch_tickers, syms)
+        what, fn = ("book tickers", self.ex.fetch_bids_asks) if self.name == "binance" else ("tickers", self.ex.fetch_tickers)
+        # Impatient: the feed's caller is the engine's loop, which must not stall in a quiet window.
+        tick = await self.retrier.run(what, lambda: self._call(what, fn, syms), patient=False)
         from ..feeds.streams import ticker_quote
 
         now = datetime.now(timezone.utc)  # market data is real time, whatever the engine's clock

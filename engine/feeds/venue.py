@@ -15,6 +15,11 @@ With a stream (`feed.stream: true`, engine/feeds/streams.py) each tick takes the
 stream has heard within `stream_quiet_seconds` and polls only the symbols it has not: a healthy
 stream makes no quote requests at all, a failed or mute one falls back to exactly the polling
 above, per symbol, without the feed ever waiting on the stream. `source_kind` says which it was.
+
+While the venue has asked for quiet (a rate limit with Retry-After: the broker's
+`rate_limited_for()`), the feed sends no quote request: each tick is an empty batch (or the
+streamed quotes), said once in the log, so the engine keeps running its events and breakers
+instead of waiting inside the broker for the window to end.
 """
 from __future__ import annotations
 
@@ -35,6 +40,9 @@ log = logging.getLogger("tradeconsole.feed")
 class QuoteSource(Protocol):
     async def fetch_quotes(self, symbols: list[str] | None = None) -> list[Quote]: ...
 
+    # Optional: seconds left of a quiet window the venue asked for (0 when none).
+    # def rate_limited_for(self) -> float: ...
+
 
 class VenueFeed:
     is_async = True  # Engine.run takes the venue loop for it
@@ -52,6 +60,8 @@ class VenueFeed:
         self.failures = 0
         self.streamed = 0  # quotes taken from the stream
         self.last_error = ""
+        self.held = 0  # ticks that sent no quote request because the venue asked for quiet
+        self._holding = False
         # Where the last batch came from: "poll", "stream", or "stream+poll" (some symbols quiet).
         self.source_kind = "poll"
 
@@ -80,6 +90,10 @@ class VenueFeed:
         self.streamed += len(fresh)
         self.source_kind = "poll" if not fresh else ("stream+poll" if quiet else "stream")
         polled: list[Quote] = []
+        if quiet and self._hold_for_rate_limit():
+            quiet = []
+            if not fresh:
+                return []
         if quiet:
             self.polls += 1
             try:
@@ -102,6 +116,20 @@ class VenueFeed:
         out = [dataclasses.replace(q, ts=ts - timedelta(seconds=age), volume=ZERO)
                for s in self.symbols if s in fresh for q, age in (fresh[s],)]
         return out + [dataclasses.replace(q, ts=ts, volume=ZERO) for q in polled]
+
+    def _hold_for_rate_limit(self) -> bool:
+        left_fn = getattr(self.source, "rate_limited_for", None)
+        left = left_fn() if callable(left_fn) else 0.0
+        if left <= 0:
+            if self._holding:
+                log.info("venue quotes: polling again after the venue's quiet window")
+            self._holding = False
+            return False
+        self.held += 1
+        if not self._holding:
+            log.warning("venue quotes: not polled for %.0f s, the venue asked for quiet (rate limit)", left)
+        self._holding = True
+        return True
 
     async def close(self) -> None:
         """Stop the stream (its task and client); polling needs nothing closed."""
