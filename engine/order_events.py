@@ -82,10 +82,57 @@ class OrderEvents:
                             f"{order.symbol} {order.side.value} {order.quantity} rejected by venue: {why}",
                             ts, client_order_id=order.client_order_id)
 
+    # -- fills booked once ------------------------------------------------------------------------
+    # The venue's fill ids already booked, per order: a broker that reads an order's trades again
+    # (the catch-up at its end, an order picked up again after a restart) must not book one twice.
+    # Kept for working orders only (pruned as orders end); a restart seeds them from the journal's
+    # fill rows of the orders it restores (engine/recovery.py: `remember_fills`).
+    FILL_IDS_PRUNE_AT = 256
+    _booked_fill_ids: dict[str, set[str]] | None = None  # made on first use, per manager
+
+    def _fill_ids(self) -> dict[str, set[str]]:
+        ids = self._booked_fill_ids
+        if ids is None:
+            ids = self._booked_fill_ids = {}
+        return ids
+
+    def remember_fills(self, cid: str, fill_ids: set[str]) -> None:
+        """`fill_ids` of `cid` are booked already (journaled before a restart)."""
+        if fill_ids:
+            self._fill_ids().setdefault(cid, set()).update(fill_ids)
+
+    def booked_fill_ids(self, cid: str) -> set[str]:
+        return set(self._fill_ids().get(cid, ()))
+
+    def _first_booking(self, f: Fill) -> bool:
+        """True the first time this fill id of this order is seen; a repeat is journaled, not booked."""
+        if not f.fill_id:
+            return True  # nothing to know it by (a broker that gives none): booked as before
+        ids = self._booked_fill_ids
+        if ids is None:
+            ids = self._fill_ids()
+        seen = ids.get(f.client_order_id)
+        if seen is None:
+            if len(ids) >= self.FILL_IDS_PRUNE_AT + len(self.working):  # amortized: a scan per 256 new orders
+                for cid in [c for c in ids if c not in self.working]:
+                    del ids[cid]
+            seen = ids[f.client_order_id] = set()
+        elif f.fill_id in seen:
+            log.warning("duplicate fill %s of %s (%s %s @ %s) not booked again", f.fill_id, f.client_order_id,
+                        f.side.value, f.quantity, f.price)
+            self.journal.append("duplicate_fill", f.ts, f.client_order_id, {
+                "symbol": f.symbol, "side": f.side, "quantity": f.quantity, "price": f.price, "fee": f.fee,
+                "fill_id": f.fill_id})
+            return False
+        seen.add(f.fill_id)
+        return True
+
     async def _on_fill(self, f: Fill) -> None:
         order = self.orders.get(f.client_order_id)
         if order is None:
             self.journal.append("unknown_fill", f.ts, f.client_order_id, {"qty": f.quantity, "price": f.price})
+            return
+        if not self._first_booking(f):
             return
         total = order.filled_qty + f.quantity
         order.avg_fill_price = (order.avg_fill_price * order.filled_qty + f.price * f.quantity) / total

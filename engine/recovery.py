@@ -171,6 +171,11 @@ async def rebuild(e: "Engine", cp: "JournalRow | None") -> RecoveryReport:
             e.orders.orders[cid] = o
             e.orders.track_restored(o, now)
             rep.open_orders += 1
+            if o.filled_qty > 0:
+                # Its fills are booked: a broker reading its trades again must not book them twice
+                # (order_events.py). One query per part-filled working order, at restart only.
+                e.orders.remember_fills(cid, {r.data["fill_id"] for r in await j.rows(kinds=["fill"], ref=cid)
+                                              if r.data.get("fill_id")})
     for o in e.orders.working.values():
         if o.purpose is OrderPurpose.STOP and o.symbol in p.positions:
             pos = p.positions[o.symbol]
