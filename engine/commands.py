@@ -210,10 +210,14 @@ class OperatorCommands:
         refusal = self.rearm_refusal()
         if refusal:
             return refusal
-        # Re-arming acknowledges the losing streak and re-bases the drawdown pause; a breaker whose
+        # Re-arming a tripped losing streak acknowledges it, and a tripped drawdown pause is
+        # re-based; only those: a re-arm that lifts a halt or another breaker must not quietly
+        # hand back the streak and the pause budget of limits that never tripped. A breaker whose
         # number is still past its limit after that (drawdown stop, total loss, API failures)
         # would trip again on the next tick, so it holds the re-arm.
-        self.portfolio.acknowledge_losses()
+        tripped = {b.name for b in self.breakers if b.state is BreakerState.TRIPPED}
+        acknowledged = [name for name in ("consecutive_losses", "drawdown_pause") if name in tripped]
+        self.portfolio.acknowledge_losses(streak="consecutive_losses" in tripped, pause="drawdown_pause" in tripped)
         for b in self.breakers:
             b.value, b.limit = b.measure()
         holding = [b.name for b in self.breakers if b.state is BreakerState.TRIPPED and b.reset_on == "rearm"
@@ -227,7 +231,8 @@ class OperatorCommands:
         self.halt_reason = ""
         self._apply_breaker_state()
         # The pause's new base goes with it: a restart before the next checkpoint re-bases again.
-        self.journal.append("rearm", self.clock.now(), None, {"reason": reason, "pause_peak": self.portfolio.pause_peak})
+        self.journal.append("rearm", self.clock.now(), None, {
+            "reason": reason, "pause_peak": self.portfolio.pause_peak, "acknowledged": acknowledged})
         held = self.reconcile_hold()
         self.alerts.publish("warning", "rearm", f"re-armed: {reason}" + (f"; still reduce-only while {held}" if held else ""),
                             self.clock.now())

@@ -359,10 +359,13 @@ class Portfolio:
         peak = max(self.pause_peak, eq)
         return ZERO if peak <= 0 else (peak - eq) / peak * 100
 
-    def acknowledge_losses(self) -> None:
-        """The operator has seen the losing streak (re-arm): count from here."""
-        self.streak_base = len(self.closed_trades)
-        self.pause_peak = self.equity
+    def acknowledge_losses(self, *, streak: bool, pause: bool) -> None:
+        """The operator re-armed a tripped losing streak (count from here) or drawdown pause
+        (measure from here)."""
+        if streak:
+            self.streak_base = len(self.closed_trades)
+        if pause:
+            self.pause_peak = self.equity
 
     def consecutive_losses(self) -> int:
         # Counted forward over the trades closed since the last call: the breakers ask after

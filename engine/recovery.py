@@ -144,10 +144,14 @@ async def rebuild(e: "Engine", cp: "JournalRow | None") -> RecoveryReport:
         d = row.data
         if row.kind == "rearm":
             # A re-arm since the checkpoint acknowledged the losing streak as it stood then (the
-            # trades replayed so far) and re-based the drawdown pause: without this, a crash
-            # before the next checkpoint tripped both breakers again on the first tick.
-            p.streak_base = len(p.closed_trades)
-            p.pause_peak = Decimal(d["pause_peak"]) if "pause_peak" in d else p.equity
+            # trades replayed so far) and re-based the drawdown pause, when those had tripped (the
+            # row says which; older rows did both): without this, a crash before the next
+            # checkpoint tripped them again on the first tick.
+            acked = d.get("acknowledged", ("consecutive_losses", "drawdown_pause"))
+            if "consecutive_losses" in acked:
+                p.streak_base = len(p.closed_trades)
+            if "drawdown_pause" in acked:
+                p.pause_peak = Decimal(d["pause_peak"]) if "pause_peak" in d else p.equity
             continue
         p.apply_fill(Fill(row.ref or "", d["symbol"], Side(d["side"]), Decimal(d["quantity"]), Decimal(d["price"]),
                           Decimal(d["fee"]), datetime.fromisoformat(row.ts), d.get("liquidity", ""), d.get("fill_id", "")))

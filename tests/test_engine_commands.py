@@ -391,7 +391,7 @@ async def test_rearm_with_a_reason_re_arms_and_trading_resumes(make_profile, ope
     assert await eng.rearm("  back from lunch ") is None
     assert eng.state is TradingState.ACTIVE and eng.halt_reason == ""
     (row,) = await rows(eng, "rearm")
-    assert row.data == {"reason": "back from lunch", "pause_peak": str(eng.portfolio.pause_peak)}
+    assert row.data == {"reason": "back from lunch", "pause_peak": str(eng.portfolio.pause_peak), "acknowledged": []}
     mark = row.seq
     await first_pending(eng)  # signals become approvals again
     assert [r for r in await rows(eng, "order", after=mark) if r.data["status"] == "pending_approval"]

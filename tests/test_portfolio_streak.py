@@ -34,7 +34,7 @@ def test_streak_matches_a_full_recount_whatever_the_order_of_closes_rearms_and_r
         if op == "close":
             p.closed_trades.append(D(arg))
         elif op == "rearm":
-            p.acknowledge_losses()
+            p.acknowledge_losses(streak=True, pause=True)
         elif op == "restore":  # a restart loads the checkpoint's tail as a new list
             p.closed_trades = list(p.closed_trades[-arg:]) if arg else []
             p.streak_base = 0
@@ -49,7 +49,7 @@ def test_a_zero_trade_ends_the_streak_and_a_rearm_starts_it_again():
     assert p.consecutive_losses() == 0
     p.closed_trades += [D(-1)] * 4
     assert p.consecutive_losses() == 4
-    p.acknowledge_losses()
+    p.acknowledge_losses(streak=True, pause=False)
     assert p.consecutive_losses() == 0
     p.closed_trades.append(D("-0.01"))
     assert p.consecutive_losses() == 1
