@@ -1,9 +1,9 @@
 """Circuit breakers: armed -> warning (60 % of limit) -> critical (80 %) -> tripped.
 
 A breaker raises an alert once per upward crossing, not per tick. A level is left downwards only
-once the ratio is HYSTERESIS below the threshold that raised it: a loss hovering at 60 % or 80 %
-(a mark wobbling by a cent) otherwise crossed back up on every other evaluation, and each
-crossing at 80 % was a critical alert pinned until acknowledged. Once tripped it holds until its
+once the ratio is HYSTERESIS below the threshold that raised it, for the level the ratio is then
+in: a loss hovering at 60 % or 80 % (a mark wobbling by a cent) otherwise crossed back up on
+every other evaluation, and each crossing at 80 % was a critical alert pinned until acknowledged. Once tripped it holds until its
 reset: the venue's day boundary for the daily breaker, an operator re-arm for the others, or for
 an `auto` breaker (stale data) the ratio falling HYSTERESIS below the limit. Its action decides
 what a trip does: `block` stops new entries (exits still allowed), `halt` latches the whole engine.
@@ -71,13 +71,10 @@ class Breaker:
             return None  # holds until reset
         r = self.ratio
         new = _level(r)
-        rank = _ORDER.index
-        if rank(new) < rank(self.state):
-            # Falling: only as far as the ratio is clear of each threshold by the margin.
-            held = _level(r + HYSTERESIS)
-            new = held if rank(held) < rank(self.state) else self.state
         if new is self.state:
             return None
+        if _ORDER.index(new) < _ORDER.index(self.state) and r >= _THRESHOLD[self.state] - HYSTERESIS:
+            return None  # within the margin below the threshold that raised it: held
         old, self.state = self.state, new
         return Transition(self, old, new)
 
@@ -100,6 +97,9 @@ class Breaker:
         else:
             shown = f"{int(self.value)} / {int(self.limit)}"
         return f"{self.name.replace('_', ' '):<18} {shown}  {pct} %"
+
+
+_THRESHOLD = {BreakerState.WARNING: WARN_AT, BreakerState.CRITICAL: CRIT_AT, BreakerState.TRIPPED: Decimal(1)}
 
 
 def _level(r: Decimal) -> BreakerState:
