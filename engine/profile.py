@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from .profile_base import MAX_USD, Strict, bad as _bad, raise_problems
 from .profile_risk import (  # noqa: F401 (imported from here too)
-    STAGE_ORDER, BreakerSettings, MarketHoursConfig, RiskLimits, StageLimits, _default_stages)
+    STAGE_ORDER, BreakerSettings, MarketHoursConfig, RiskLimits, StageLimits, _default_stages, calendar_zone)
 from .venue_config import VenueSection as VenueConfig
 
 MIN_SPEED = 0.01
@@ -201,10 +201,36 @@ class Profile(Strict):
             return {**data, "feed": {**feed, "kind": "venue"}}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _zone_follows_calendar(cls, data: object) -> object:
+        # An exchange's days are its own: a profile naming a calendar and no venue time zone gets
+        # the calendar's (a UTC default put the day's reset at 19:00 New York, mid after-hours).
+        if not isinstance(data, dict):
+            return data
+        hours, venue = data.get("market_hours"), data.get("venue")
+        cal = hours.get("calendar") if isinstance(hours, dict) else getattr(hours, "calendar", None)
+        zone = calendar_zone(cal) if isinstance(cal, str) else None
+        if zone is None:
+            return data
+        if venue is None:
+            return {**data, "venue": {"timezone": zone}}
+        if isinstance(venue, dict) and "timezone" not in venue:
+            return {**data, "venue": {**venue, "timezone": zone}}
+        if isinstance(venue, VenueConfig) and "timezone" not in venue.model_fields_set:
+            return {**data, "venue": venue.model_copy(update={"timezone": zone})}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> "Profile":
         """Limits that contradict each other across sections, and names that cannot be what they name."""
         problems = []
+        zone = calendar_zone(self.market_hours.calendar)
+        if zone is not None and self.venue.timezone != zone:
+            # Day and week limits reset at the venue's midnight: in another zone that falls inside
+            # the exchange's session, and a day's loss limit was whole again the same evening.
+            problems.append(_bad("venue.timezone", f"must be {zone} for calendar {self.market_hours.calendar} "
+                                                   f"(got {self.venue.timezone})"))
         for i, symbol in enumerate(self.symbols):
             why = _not_a_symbol(symbol, self.venue.name)
             if why:

@@ -89,7 +89,8 @@ class RiskLimits(Strict):
 class MarketHoursConfig(Strict):
     calendar: str = Field("24/7", description="24/7 (crypto) or an exchange calendar code, e.g. XNYS")
     entry_cutoff_minutes: int = Field(15, ge=0, le=240, description="no entries this close to the session close")
-    allow_extended_hours: bool = Field(False, description="allow pre-market (from 04:00) and after-hours (to 20:00)")
+    allow_extended_hours: bool = Field(False, description="allow pre-market (from 04:00) and after-hours (to 20:00; "
+                                                          "on an early-close day as much earlier as the close)")
     venue_clock_seconds: float = Field(
         60, ge=0, le=3600, description="a venue with a market clock (Alpaca): read it this often and judge "
                                        "regular hours by it, the calendar when it is unavailable; 0 = calendar only")
@@ -99,6 +100,37 @@ class MarketHoursConfig(Strict):
         if self.calendar != "24/7" and not re.fullmatch(r"[A-Z0-9]{3,5}", self.calendar):
             raise _bad("calendar", f"must be 24/7 or an exchange code such as XNYS (got {self.calendar!r})")
         return self
+
+
+# Each exchange calendar's time zone, as exchange_calendars gives it (tests/test_profile_timezone.py
+# checks every code it builds): the profile is validated at load, and importing the package there
+# would cost the console's start most of a second. Codes the package cannot build are left out;
+# preflight refuses them as unknown.
+_ZONES = {
+    "Africa/Johannesburg": "XJSE", "America/Argentina/Buenos_Aires": "XBUE",
+    "America/Chicago": "CBOT CFE CME CMES COMEX NYMEX XCBF", "America/Lima": "XLIM",
+    "America/Mexico_City": "XMEX",
+    "America/New_York": "ARCX BATS ICE ICEUS IEPA NYFE NYSE OOTC XASE XBOG XNAS XNYS",
+    "America/Santiago": "XSGO", "America/Sao_Paulo": "BMF BVMF", "America/Toronto": "TSX XTSE XTSX",
+    "Asia/Almaty": "AIXK", "Asia/Bangkok": "XBKK", "Asia/Hong_Kong": "HKEX XHKG", "Asia/Jakarta": "JKT XIDX",
+    "Asia/Karachi": "XKAR", "Asia/Kolkata": "BSE XBOM", "Asia/Kuala_Lumpur": "XKLS", "Asia/Manila": "XPHS",
+    "Asia/Riyadh": "XSAU", "Asia/Seoul": "XKRX", "Asia/Shanghai": "SSE XSHG", "Asia/Singapore": "XSES",
+    "Asia/Taipei": "XTAI", "Asia/Tokyo": "JPX XTKS", "Atlantic/Bermuda": "XBDA", "Atlantic/Reykjavik": "XICE",
+    "Australia/Sydney": "ASX XASX", "Europe/Amsterdam": "XAMS", "Europe/Berlin": "FWB XEEE XETR XEUR XFRA XSTU",
+    "Europe/Bratislava": "XBRA", "Europe/Brussels": "XBRU XDUS XHAM", "Europe/Budapest": "XBUD",
+    "Europe/Copenhagen": "XCSE", "Europe/Dublin": "XDUB", "Europe/Helsinki": "XHEL", "Europe/Istanbul": "XIST",
+    "Europe/Lisbon": "XLIS", "Europe/Ljubljana": "XLJU", "Europe/London": "LSE XLON",
+    "Europe/Luxembourg": "LUXSE XLUX", "Europe/Madrid": "XMAD", "Europe/Moscow": "XMOS", "Europe/Oslo": "OSE XOSL",
+    "Europe/Paris": "XPAR", "Europe/Prague": "XPRA", "Europe/Riga": "XRIS", "Europe/Rome": "XMIL",
+    "Europe/Stockholm": "XSTO", "Europe/Tallinn": "XTAL", "Europe/Vienna": "XWBO", "Europe/Vilnius": "XLIT",
+    "Europe/Warsaw": "XWAR", "Europe/Zagreb": "XZAG", "Europe/Zurich": "SIX XSWX", "Pacific/Auckland": "XNZE",
+}
+CALENDAR_ZONES = {code: zone for zone, codes in _ZONES.items() for code in codes.split()}
+
+
+def calendar_zone(calendar: str) -> str | None:
+    """The time zone an exchange calendar's days are in; None for 24/7 or a code not in the table."""
+    return CALENDAR_ZONES.get(calendar)
 
 
 class StageLimits(Strict):

@@ -132,7 +132,9 @@ class VenueSection(Strict):
     model_config = ConfigDict(**Strict.model_config, hide_input_in_errors=True)
 
     name: VenueName = Field("paper", description="paper (simulated account), binance, bybit (spot, via ccxt) or alpaca")
-    timezone: str = Field("UTC", description="venue time zone: day/week P&L boundaries")
+    timezone: str = Field("UTC", description="venue time zone: day/week P&L boundaries; with an exchange "
+                                             "calendar (market_hours.calendar) it must be the calendar's zone, "
+                                             "which is also the default then")
     base_url: str | None = Field(None, description="override the venue REST endpoint (emulator/proxy): scheme://host[:port]")
     data_url: str | None = Field(None, description="Alpaca only: override the market-data endpoint")
     keys: VenueKeys = Field(default_factory=VenueKeys)
