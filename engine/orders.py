@@ -31,6 +31,8 @@ log = logging.getLogger("tradeconsole.orders")
 # event about it (a fill racing its cancel); after that only the journal has it. Without a bound,
 # an engine running for weeks kept every order it ever decided, refusals included (thousands a day).
 KEEP_FINISHED = timedelta(days=1)
+# How soon a timed-out limit's cancel is asked again when the venue has not ended the order.
+CANCEL_RETRY = timedelta(seconds=5)
 
 Authorize = Callable[[Order, str], Decision]
 
@@ -79,6 +81,7 @@ class OrderManager(OrderEvents, ProtectiveStops):
         self._working_entries: dict[str, Order] = {}
         self.working_entries: Mapping[str, Order] = MappingProxyType(self._working_entries)
         self._limit_deadline: dict[str, object] = {}
+        self._cancel_retried: set[str] = set()  # timed-out orders whose cancel is being asked again
         self._stale_entries: set[str] = set()  # restored limit entries: no market fallback (track_restored)
         self.fills = 0
         self.on_fill: Callable[[Fill, Order, Decimal], None] | None = None
@@ -129,6 +132,8 @@ class OrderManager(OrderEvents, ProtectiveStops):
                 same.pop(cid, None)
                 if not same:
                     del self._working_by_symbol[order.symbol]
+            if self._cancel_retried:
+                self._cancel_retried.discard(cid)
         return order
 
     def has_working(self, symbol: str, purpose: OrderPurpose) -> bool:
@@ -258,8 +263,23 @@ class OrderManager(OrderEvents, ProtectiveStops):
             order = self.working.get(cid)
             if order is None:
                 continue
-            await self.cancel(cid, "limit timeout")
+            ended = await self.cancel(cid, "limit timeout")
             await self.process_events()
+            if cid in self.working:
+                # The venue has not ended it (the cancel refused, or sent with its outcome unknown):
+                # it may still fill, and a fallback or a stop sized now would trade the rest twice.
+                # Asked again shortly; the operator hears once.
+                self._limit_deadline[cid] = now + CANCEL_RETRY
+                if cid not in self._cancel_retried:
+                    self._cancel_retried.add(cid)
+                    self.alerts.publish("warning", "entry_not_cancelled" if order.purpose is OrderPurpose.ENTRY
+                                        else "exit_not_cancelled",
+                                        f"{order.symbol}: {order.purpose.value} {cid} timed out but the venue has not "
+                                        f"ended it ({'cancel refused' if not ended else 'outcome unknown'}); "
+                                        f"asking again every {CANCEL_RETRY.total_seconds():g} s, nothing else sent "
+                                        "until it ends", now, client_order_id=cid)
+                continue
+            self._cancel_retried.discard(cid)
             if order.purpose is OrderPurpose.EXIT:
                 # The market moved past the slippage bound: the position must not stay bare.
                 await self.ensure_stop(order.symbol)
