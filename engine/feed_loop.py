@@ -46,7 +46,8 @@ class FeedLoop:
     def preroll(self, max_quotes: int | None = None) -> int:
         """Warm the strategy on simulated history before trading, as a live bot loads past bars.
 
-        Only the simulated market has a past to ask for; a replay starts cold. No orders. With
+        Only the simulated market has a past to ask for; a replay starts cold. No orders, and the
+        paper venue matches none on it (restored ones wait for the first traded quote). With
         `max_quotes` it stops early and a later call carries on; returns quotes consumed. A stop
         (SIGINT, SIGTERM, a halt's shutdown) ends it at the next batch, warm or not."""
         if self.profile.feed.kind != "sim" or self._prerolled:
@@ -54,6 +55,9 @@ class FeedLoop:
         if self._preroll_start is None:
             self._preroll_start = self.clock.now()
         need = (self.profile.strategy.warmup_bars + 1) * max(self.profile.strategy.timeframes)
+        # The venue learns the prices but trades nothing on them: after a restart, orders restored
+        # as working would fill an hour of market before the engine hears of it or places a stop.
+        remember = getattr(self.broker, "remember_quote", None)
         n = 0
         while (max_quotes is None or n < max_quotes) and not self._stop.is_set():
             batch = self.feed.next_batch()
@@ -63,7 +67,8 @@ class FeedLoop:
             for q in batch:
                 self.quotes[q.symbol] = q
                 self.market.update(q)
-                self.broker.on_quote(q)
+                if remember is not None:
+                    remember(q)
                 self.strategy.on_quote(q, ZERO)
             n += len(batch)
             self.clock.set(batch[0].ts)

@@ -167,6 +167,11 @@ class PaperBroker(Broker):
         return events
 
     # -- matching -----------------------------------------------------------------------------
+    def remember_quote(self, quote: Quote) -> None:
+        """The last price, from history the engine reads before it trades (the simulated market's
+        warm-up): nothing is matched on it, since no one would hear what it filled."""
+        self._last[quote.symbol] = quote
+
     def on_quote(self, quote: Quote) -> None:
         self._last[quote.symbol] = quote
         working = self._working.get(quote.symbol)
