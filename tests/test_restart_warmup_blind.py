@@ -6,23 +6,15 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from test_restored_orders import SYMBOL, Quiet, quotes, started
+from test_restored_orders import SYMBOL, Quiet, limit_left_working
 
 from engine.engine import Engine
-from engine.manual import ManualOrderSpec
-from engine.models import OrderPurpose, OrderStatus
+from engine.models import OrderStatus
 
 
 async def test_a_limit_restored_at_a_restart_does_not_fill_during_the_warm_up(tmp_path):
-    prof, eng = await started(tmp_path, 7200)
-    q = eng.quotes[SYMBOL]
-    near = (q.bid * D("0.9995")).quantize(D("0.01"))  # an hour of the simulated market comes down to it
-    assert await eng.submit_manual(ManualOrderSpec(SYMBOL, "buy", quantity=D("0.01"), type="limit",
-                                                   limit_price=near)) is None
-    await quotes(eng, q.bid, q.ask, 2, 1)
-    (cid,) = [c for c, o in eng.orders.working.items() if o.purpose is OrderPurpose.ENTRY]
-    await eng.close()
-
+    # Just under the bid: an hour of the simulated market comes down to it.
+    prof, cid, _ = await limit_left_working(tmp_path, 7200, D("0.9995"))
     eng = await Engine.open(prof, seed=1)
     try:
         eng.strategy = Quiet()

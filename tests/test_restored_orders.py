@@ -40,16 +40,22 @@ async def started(tmp_path, timeout: int, **risk) -> tuple:
     return prof, eng
 
 
-async def test_a_limit_entry_working_across_a_restart_times_out_without_a_market_fallback(tmp_path):
-    prof, eng = await started(tmp_path, 30)
+async def limit_left_working(tmp_path, timeout: int, under_bid: D) -> tuple:
+    """A session that leaves a buy limit at `under_bid` x the bid working at the venue, closed."""
+    prof, eng = await started(tmp_path, timeout)
     q = eng.quotes[SYMBOL]
-    below = (q.bid * D("0.995")).quantize(D("0.01"))  # rests: the market never comes down to it
+    price = (q.bid * under_bid).quantize(D("0.01"))
     assert await eng.submit_manual(ManualOrderSpec(SYMBOL, "buy", quantity=D("0.01"), type="limit",
-                                                   limit_price=below)) is None
+                                                   limit_price=price)) is None
     await quotes(eng, q.bid, q.ask, 2, 1)
     (cid,) = [c for c, o in eng.orders.working.items() if o.purpose is OrderPurpose.ENTRY]
     await eng.close()
+    return prof, cid, q
 
+
+async def test_a_limit_entry_working_across_a_restart_times_out_without_a_market_fallback(tmp_path):
+    # 0.5 % under the bid: it rests, the market never comes down to it
+    prof, cid, q = await limit_left_working(tmp_path, 30, D("0.995"))
     eng = await Engine.open(prof, seed=1)
     try:
         eng.strategy = Quiet()
