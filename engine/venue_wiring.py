@@ -24,7 +24,9 @@
    order minimums tell the portfolio what is dust (engine/brokers/minimums.py), its market
    clock feeds the trading-hours check, and the stream is stopped with the engine's services;
 7. after recovery, every order the journal says is working (a stop from before a restart) is
-   looked up by client id, so the new broker tracks it and reports its fills.
+   handed to the new broker to track, with the fill ids the journal booked for it, and looked up
+   by client id; the poller keeps looking up one the venue did not answer for, and a critical
+   alert says so if that lasts beyond `unconfirmed_grace_seconds`.
 
 Every failure before the engine runs is a `VenueStartError` with one redacted line, which the
 CLI prints and exits 2 with. `run_venue` is the loop `Engine.run` takes for the venue feed: it
@@ -206,13 +208,40 @@ class _FeedStreams:
 
 async def _track_recovered(eng: "Engine") -> None:
     """Orders rebuilt from the journal (a stop placed before the restart) were placed by an
-    earlier broker: look each up by client id so this one tracks it, or its fills would never
-    be heard. One that cannot be looked up now stays listed by reconciliation, never guessed."""
-    for cid in list(eng.orders.working):
-        try:
-            await eng.broker.fetch_order(cid)
-        except VenueError as err:
-            log.warning("venue %s: could not look up %s after the restart: %s", eng.broker.name, cid, err)
+    earlier broker: each is handed to this one as to be tracked, with the fill ids the journal
+    has booked for it, and looked up now. One the venue does not answer for stays pending: the
+    poller keeps looking it up, and `_say_unconfirmed` raises a critical alert if that lasts."""
+    broker = eng.broker
+    if not hasattr(broker, "track_restored"):
+        for cid in list(eng.orders.working):
+            try:
+                await broker.fetch_order(cid)
+            except VenueError as err:
+                log.warning("venue %s: could not look up %s after the restart: %s", broker.name, cid, err)
+        return
+    for cid, order in list(eng.orders.working.items()):
+        broker.track_restored(order, eng.orders.booked_fill_ids(cid))
+    await broker.confirm_restored()
+
+
+def _say_unconfirmed(eng: "Engine", said: set[str]) -> None:
+    """A restored order the venue has not confirmed for longer than the unconfirmed grace: its
+    fills (a stop firing) may go unheard until it is, so the operator is told, once per order."""
+    pending = getattr(eng.broker, "restored_pending", None)
+    if not pending:
+        return
+    grace = eng.broker.venue.timeouts.unconfirmed_grace_seconds
+    now = eng.clock.monotonic()
+    for cid, since in list(pending.items()):
+        if cid in said or now - since < grace:
+            continue
+        said.add(cid)
+        o = eng.orders.orders.get(cid)
+        what = f"{o.symbol} {o.purpose.value} {o.side.value} {o.remaining}" if o is not None else cid
+        eng.alerts.publish("critical", "restored_unconfirmed",
+                           f"{eng.broker.name}: the order {cid} ({what}) from before the restart could not be "
+                           f"looked up for {now - since:.0f}s; until it is, its fills may go unheard "
+                           f"(the poller keeps trying). Check it at the venue", eng.clock.now(), client_order_id=cid)
 
 
 async def run_venue(eng: "Engine", duration: float | None) -> None:
@@ -225,6 +254,7 @@ async def run_venue(eng: "Engine", duration: float | None) -> None:
     deadline = None if duration is None else eng.clock.monotonic() + duration
     said: bool | None = None  # what the alert feed was last told: streaming (True), polling (False)
     said_at: float | None = None
+    unconfirmed_said: set[str] = set()
     try:
         while not stop.is_set():
             if mclock is not None:
@@ -243,6 +273,7 @@ async def run_venue(eng: "Engine", duration: float | None) -> None:
                     _say_source(eng, feed, said)
                     said, said_at = streaming, eng.clock.monotonic()
             await eng.on_batch(batch)
+            _say_unconfirmed(eng, unconfirmed_said)
     finally:
         if mclock is not None:
             await mclock.close()

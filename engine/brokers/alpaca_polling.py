@@ -8,9 +8,10 @@ from typing import Any
 
 from ..models import Order, OrderType
 from .alpaca_orders import TrackedOrder
+from .restored import RestoredOrdersMixin
 
 
-class AlpacaPollingMixin:
+class AlpacaPollingMixin(RestoredOrdersMixin):
     """Part of AlpacaBroker (engine/brokers/alpaca_broker.py), whose __init__ sets the state used here."""
 
     def _adopt(self, raw: Any) -> TrackedOrder:
@@ -46,6 +47,30 @@ class AlpacaPollingMixin:
             self._accept(t, found)
         return replace(t.order)
 
+    # -- orders restored from the journal after a restart (engine/brokers/restored.py) ------------
+    def track_restored(self, order: Order, fill_ids: set[str]) -> None:
+        """Track an order the journal holds as working from the engine's copy (its filled quantity
+        and average are the journal's, so only what filled beyond them is booked), with no request:
+        the poller confirms it at the venue until the venue answers. Fill ids go on from the
+        journal's (`alpaca:<venue id>:<n>`), so a new fill never reuses a booked one's id."""
+        cid = order.client_order_id
+        if cid in self._tracks:  # reconciliation looked it up already
+            return
+        ns = [int(i.rsplit(":", 1)[1]) for i in fill_ids if i.startswith("alpaca:") and i.rsplit(":", 1)[1].isdigit()]
+        t = TrackedOrder(replace(order), is_stop=order.type is OrderType.STOP, fill_n=max(ns, default=0))
+        self._tracks[cid] = t
+        self._working.add(cid)
+        self._restored_pending_since_now(cid)
+
+    async def _lookup_restored(self, t: TrackedOrder) -> Any | None:
+        return await self._lookup(t.order.client_order_id)
+
+    async def _restored_found(self, t: TrackedOrder, raw: Any) -> None:
+        self.restored_pending.pop(t.order.client_order_id, None)
+        if raw.created_at:
+            t.order.created_at = raw.created_at  # so the poll's one list request covers it
+        self._accept(t, raw)  # its venue id; what filled while the engine was down is booked now
+
     # -- polling (the loop is PollingVenue's) -----------------------------------------------
     async def poll(self) -> None:
         """One list request for every order since the oldest working one; lookups for the rest."""
@@ -53,7 +78,10 @@ class AlpacaPollingMixin:
         from alpaca.trading.requests import GetOrdersRequest
 
         async with self._poll_lock:
-            working = [self._tracks[c] for c in self._working]
+            if self._restored:
+                await self.confirm_restored()
+            pending = self._restored or {}
+            working = [self._tracks[c] for c in self._working if c not in pending]
             if not working:
                 return
             confirmed = [t for t in working if t.unconfirmed_since is None]
@@ -67,8 +95,12 @@ class AlpacaPollingMixin:
                                            GetOrdersRequest(status=QueryOrderStatus.ALL, after=after, limit=500))
                 for raw in listed:
                     t = self._tracks.get(raw.client_order_id)
-                    if t is not None:
-                        seen.add(raw.client_order_id)
+                    if t is None:
+                        continue
+                    seen.add(raw.client_order_id)
+                    if raw.client_order_id in pending:  # listed: confirmed without a lookup
+                        await self._restored_found(t, raw)
+                    else:
                         self._apply(t, raw)
             for t in working:
                 cid = t.order.client_order_id
