@@ -305,7 +305,15 @@ def test_group_concentration(held, qty, expected):
 ])
 def test_cash_reserve(cash, qty, side, expected):
     r = req(quantity=D(qty), side=side, stop_price=D("108") if side is Side.SELL else D("92"))
-    assert ok(CashReserveCheck(D(25)), r, ctx(cash=D(cash))) is expected
+    assert ok(CashReserveCheck(D(25), D(0)), r, ctx(cash=D(cash))) is expected
+
+
+@pytest.mark.parametrize("cash, expected", [
+    ("10015", True),      # 75 x 100 x 1.002 = 7515 spent: 2500 left, the 25 % floor of 10000
+    ("10014.99", False),  # a cent under it, though the notional alone (7500) left 2514.99
+])
+def test_cash_reserve_counts_what_a_buy_costs_beyond_its_notional(cash, expected):
+    assert ok(CashReserveCheck(D(25), D("0.002")), req(quantity=D(75)), ctx(cash=D(cash))) is expected
 
 
 @pytest.mark.parametrize("cash, expected", [("100.20", True), ("100.19", False)])

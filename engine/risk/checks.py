@@ -37,10 +37,18 @@ def taker_fee_rate(profile: Profile) -> Decimal:
     return profile.paper.taker_fee_bps / Decimal(10000)
 
 
+def buy_cost_rate(profile: Profile) -> Decimal:
+    """What the cash checks reckon a buy costs beyond its notional: a taker's fee and the price
+    worsening a market order meets. Without the slippage a buy that exactly fit the cash took it
+    below zero (a real venue refuses it; the reserve was broken)."""
+    return (profile.paper.taker_fee_bps + profile.paper.slippage_bps) / Decimal(10000)
+
+
 def default_checks(profile: Profile) -> list[PreTradeCheck]:
     r = profile.risk
     stage = profile.stage_limits()
     fee_rate = taker_fee_rate(profile)
+    buy_cost = buy_cost_rate(profile)
     min_edge = max(r.min_edge, stage.min_edge or 0.0)
     min_conf = max(r.min_confidence, stage.min_confidence or 0.0)
     return [
@@ -69,8 +77,8 @@ def default_checks(profile: Profile) -> list[PreTradeCheck]:
         SymbolConcentrationCheck(r.max_symbol_exposure_pct),
         GroupConcentrationCheck(r.correlated_groups, r.max_group_exposure_pct),
         SingleTradeLossCheck(r.max_single_trade_loss_usd, r.risk_per_trade_pct, fee_rate),
-        BuyingPowerCheck(fee_rate),
-        CashReserveCheck(r.cash_reserve_pct),
+        BuyingPowerCheck(buy_cost),
+        CashReserveCheck(r.cash_reserve_pct, buy_cost),
         TotalCapitalCheck(r.max_total_capital_usd),
         StageCapCheck(profile.stage, stage.max_capital_usd, stage.max_position_usd),
         LossLimitCheck("day", r.daily_loss_pct, r.daily_loss_usd),

@@ -12,31 +12,33 @@ BUY = Side.BUY  # read through the class, an enum member costs a lookup per orde
 
 
 class BuyingPowerCheck(PreTradeCheck):
-    """Cash covers a buy, fees included."""
+    """Cash covers a buy, with what it costs beyond its notional (fee, slippage)."""
 
     name = "buying_power"
 
-    def __init__(self, fee_rate: Decimal) -> None:
-        self.fee_rate = fee_rate
-        self.with_fees = 1 + fee_rate
+    def __init__(self, cost_rate: Decimal) -> None:
+        self.cost_rate = cost_rate
+        self.with_costs = 1 + cost_rate
 
     def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
-        need = req.notional * self.with_fees if req.side is BUY else ZERO
+        need = req.notional * self.with_costs if req.side is BUY else ZERO
         cash = ctx.cash
         return (need <= cash, "needs {need:.2f}, cash {cash:.2f}", ("need", "cash"), (need, cash))
 
 
 class CashReserveCheck(PreTradeCheck):
-    """Cash left after the order stays above the reserve share of equity."""
+    """Cash left after the order, with what it costs beyond its notional, stays above the reserve
+    share of equity: counted without them, an entry that exactly fit left the cash under it."""
 
     name = "cash_reserve"
 
-    def __init__(self, reserve_pct: Decimal) -> None:
+    def __init__(self, reserve_pct: Decimal, cost_rate: Decimal) -> None:
         self.reserve_pct = reserve_pct
         self.frac = reserve_pct / HUNDRED
+        self.with_costs = 1 + cost_rate
 
     def judge(self, req: OrderRequest, ctx: RiskContext) -> Outcome:
-        after = ctx.cash - (req.notional if req.side is BUY else ZERO)
+        after = ctx.cash - (req.notional * self.with_costs if req.side is BUY else ZERO)
         floor = ctx.equity * self.frac
         return (after >= floor, "cash after {after:.2f}, reserve {floor:.2f} ({pct}%)",
                 ("after", "floor", "pct"), (after, floor, self.reserve_pct))
