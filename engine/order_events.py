@@ -53,6 +53,15 @@ class OrderEvents:
             order.venue_order_id = ev.venue_order_id
         if ev.client_order_id in self._replacing and not (ev.status is OrderStatus.SUBMITTED and order.status.is_terminal):
             await self._replaced(order, ev.status)
+        if ev.reopened and order.status in (OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+            # The broker had ended it on its own word and the venue has it after all: working
+            # again, so its fills and its end are booked on it, and its row says so (the broker
+            # raises the alert and cancels an entry the engine had given up).
+            order.status = OrderStatus.SUBMITTED
+            order.reason = ev.reason
+            self.track(order)
+            self._journal_order(order)
+            return
         if ev.status is OrderStatus.SUBMITTED or order.status.is_terminal:
             return
         order.status = ev.status

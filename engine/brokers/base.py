@@ -16,6 +16,9 @@ class OrderUpdate:
     ts: datetime
     reason: str = ""
     venue_order_id: str | None = None
+    # The venue shows an order the broker had ended on its own word (never reached it, never
+    # confirmed): working again, so what it does is booked (brokers/polling.py `_reopen`).
+    reopened: bool = False
 
 
 BrokerEvent = OrderUpdate | Fill

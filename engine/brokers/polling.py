@@ -32,10 +32,11 @@ class PollingVenue(Broker):
         """The engine's clock in the venue's epoch milliseconds (trade cursors, submit times)."""
         return int(self.clock.now().timestamp() * 1000)
 
-    def _emit(self, cid: str, status: OrderStatus, reason: str = "", vid: str | None = None) -> None:
+    def _emit(self, cid: str, status: OrderStatus, reason: str = "", vid: str | None = None,
+              reopened: bool = False) -> None:
         # A venue's error text can echo request parameters: redacted and bounded before it
         # becomes an order's reason on screen and in the journal.
-        self._events.append(OrderUpdate(cid, status, self.clock.now(), redact(reason)[:300], vid))
+        self._events.append(OrderUpdate(cid, status, self.clock.now(), redact(reason)[:300], vid, reopened))
 
     def _start_submit(self, order: Order, make_track: Callable[[Order], Any]) -> Any | None:
         """Track the broker's own copy of a submitted order (the venue's `TrackedOrder`, from
@@ -222,7 +223,8 @@ class PollingVenue(Broker):
         if getattr(self, "alerts", None) is not None:
             self.alerts.publish("critical", "venue_late_order", msg, self.clock.now(),
                                 client_order_id=o.client_order_id, symbol=o.symbol, venue=self.name)
-        self._emit(o.client_order_id, OrderStatus.SUBMITTED, f"found at {self.name} after {was}", o.venue_order_id)
+        self._emit(o.client_order_id, OrderStatus.SUBMITTED, f"found at {self.name} after {was}", o.venue_order_id,
+                   reopened=True)
         return True
 
     def _start_polling(self) -> None:
