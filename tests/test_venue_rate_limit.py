@@ -204,6 +204,7 @@ async def test_a_long_ban_fails_stops_and_cancels_unsent_and_alerts_once(binance
     await asyncio.wait_for(b.submit(binance.order("tcRL-5", OrderType.STOP, stop="30000")), 3)
     [u] = binance.updates("tcRL-5")
     assert u.status is OrderStatus.REJECTED and "rate limit" in u.reason  # refused at once, never hangs
+    assert "not sent" in u.reason and "gave up after" not in u.reason  # says why: the venue asked for quiet
     failed = await asyncio.wait_for(b.cancel_entries(), 3)  # a halt's sweep during the ban
     assert failed == ["tcRL-4"]
     assert await asyncio.wait_for(b.cancel("tcRL-4"), 3) is False

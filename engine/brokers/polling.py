@@ -11,7 +11,7 @@ from ..models import Order, OrderPurpose, OrderStatus, OrderType, Side
 from ..tasks import stop_task
 from .base import Broker, BrokerEvent, OrderUpdate
 from .keys import redact
-from .retry import Failure, VenueError
+from .retry import Failure, RateLimitHold, VenueError
 from .venue_fields import ZERO
 
 log = logging.getLogger("tradeconsole.venue")
@@ -105,6 +105,10 @@ class PollingVenue(Broker):
                     return
                 if err.final:
                     self._reject(track, f"refused by {self.name}: {err}")
+                    return
+                if isinstance(err, RateLimitHold) and not maybe_landed:
+                    # Not sent at all: the venue asked for longer quiet than an order may wait.
+                    self._reject(track, f"{self.name} rate limit: {err}")
                     return
                 maybe_landed = maybe_landed or err.ambiguous
                 if attempt >= self.retrier.policy.retries:
@@ -234,6 +238,8 @@ class PollingVenue(Broker):
     async def _stop_polling(self) -> None:
         task, self._poll_task = self._poll_task, None
         await stop_task(task)
+        for side in list(self.__dict__.get("_side_tasks", ())):  # wanted cancels still under way
+            await stop_task(side)
 
     async def _poll_loop(self) -> None:
         delay = self.venue.timeouts.poll_seconds
@@ -244,7 +250,8 @@ class PollingVenue(Broker):
                 delay = self.venue.timeouts.poll_seconds
             except VenueError as err:
                 delay = min(self.venue.timeouts.backoff_max_seconds, delay * 2)
-                log.warning("venue %s: poll failed (%s)", self.name, err.kind.value)
+                if not isinstance(err, RateLimitHold):  # a window of quiet is logged once, when it opens
+                    log.warning("venue %s: poll failed (%s)", self.name, err.kind.value)
             except asyncio.CancelledError:
                 raise
             except Exception:
