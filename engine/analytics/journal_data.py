@@ -25,8 +25,8 @@ from ..journal import WALL_CLOCK_KINDS
 # Operator rows are few; a `submit_manual` one marks a trade the operator opened by hand. A
 # `recovery` row (one per restart) says the session carried the account over (metrics.equity_curve).
 KINDS = ("session", "session_end", "fill", "equity", "signal", "order", "alert", "halt", "rearm",
-         "breaker", "close_all", "attestation", "drill", "unknown_order", "unknown_fill", "operator", "note",
-         "recovery")
+         "breaker", "close_all", "attestation", "drill", "unknown_order", "unknown_fill", "duplicate_fill",
+         "operator", "note", "recovery")
 
 
 class JournalReadError(Exception):

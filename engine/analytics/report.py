@@ -17,8 +17,9 @@ from .resample import bootstrap_sharpe, bootstrap_trades, monte_carlo
 
 KINDS = ("daily", "weekly", "stage")
 # Alerts that mean the venue (or our link to it) misbehaved.
-VENUE_ALERTS = {"order_rejected", "cancel_failed", "service_failed", "api_failure", "venue_error",
-                "reconcile", "reconcile_mismatch", "fallback_refused"}
+VENUE_ALERTS = {"order_rejected", "cancel_failed", "service_failed", "reconciliation", "fallback_refused",
+                "stop_rejected", "stop_partial", "venue_unreadable_fill", "venue_late_order", "restored_unconfirmed",
+                "venue_rate_limit", "feed"}
 
 
 def period(data: JournalData, kind: str, tz: str) -> tuple[datetime | None, datetime | None, int | None]:
@@ -101,7 +102,7 @@ def _review(sub: JournalData, m: Metrics) -> dict[str, Any]:
     halts = [{"ts": r.ts, "source": r.data.get("source"), "reason": r.data.get("reason")} for r in sub.kind("halt")]
     venue = [{"ts": r.ts, "kind": r.ref, "message": r.data.get("message", "")}
              for r in sub.kind("alert") if r.ref in VENUE_ALERTS]
-    venue += [{"ts": r.ts, "kind": r.kind, "message": f"{r.kind} {r.ref}"} for r in sub.kind("unknown_order", "unknown_fill")]
+    venue += [{"ts": r.ts, "kind": r.kind, "message": f"{r.kind} {r.ref}"} for r in sub.kind("unknown_order", "unknown_fill", "duplicate_fill")]
     bare = [t for t in trades if t.stop_covered is False]
     refused = [r for r in sub.kind("alert") if r.ref == "stop_refused"]
     return {
