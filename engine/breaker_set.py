@@ -6,10 +6,11 @@ for the day, down 10 % in a week raises a critical alert for review, down 20 % i
 """
 from __future__ import annotations
 
+import logging
 from collections import deque
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .clock import Clock
 from .money import ZERO
@@ -17,19 +18,48 @@ from .portfolio import Portfolio
 from .profile import Profile
 from .risk.breakers import Breaker
 
+if TYPE_CHECKING:
+    from .journal import Journal
+
+log = logging.getLogger("tradeconsole.engine")
+
 HUNDRED = Decimal(100)
+API_FAILURE_KIND = "api_failure"
 
 
 class ApiFailureCounter:
-    """Venue failures (timeouts, 5xx, rate limits) within a sliding window."""
+    """Venue failures (timeouts, 5xx, rate limits) within a sliding window.
 
-    def __init__(self, window_seconds: float, clock: Clock) -> None:
+    Each failure is journaled (`api_failure` row) and the window rebuilt from those rows at start:
+    kept only in memory, a restart every few failures kept the breaker from ever tripping."""
+
+    def __init__(self, window_seconds: float, clock: Clock, journal: Journal | None = None) -> None:
         self.window = window_seconds
         self.clock = clock
+        self.journal = journal
         self._times: deque[datetime] = deque()
 
-    def record(self) -> None:
-        self._times.append(self.clock.now())
+    def record(self, *what: Any, **detail: Any) -> None:
+        now = self.clock.now()
+        self._times.append(now)
+        if self.journal is None:
+            return
+        data: dict[str, Any] = {k: str(v) for k, v in detail.items()}
+        if what:
+            data["what"] = [str(x) for x in what]
+        try:
+            self.journal.append(API_FAILURE_KIND, now, None, data)  # committed with the next batch
+        except Exception as exc:  # noqa: BLE001 - a venue call failing at close must not fail twice
+            log.warning("API failure not journaled (%s): counted in memory only", exc)
+
+    async def restore(self) -> None:
+        """The window as the journal left it: the failures stamped within it of now. Those this
+        start counted already are among the rows (the read commits them first)."""
+        if self.journal is None:
+            return
+        now = self.clock.now()
+        rows = await self.journal.rows_since([API_FAILURE_KIND], now - timedelta(seconds=self.window))
+        self._times = deque(sorted(t for t in (datetime.fromisoformat(r.ts) for r in rows) if t <= now))
 
     def count(self) -> int:
         now = self.clock.now()

@@ -94,7 +94,7 @@ class Engine(FeedLoop, OperatorCommands, OperatorActions, SignalFlow, GateWiring
         from .strategy import EmaTrendStrategy
 
         self.strategy = EmaTrendStrategy(profile.strategy, profile.risk)
-        self.api_failures = ApiFailureCounter(profile.breakers.api_failure_window_seconds, clock)
+        self.api_failures = ApiFailureCounter(profile.breakers.api_failure_window_seconds, clock, journal)
         self.breakers: list[Breaker] = build_breakers(
             profile, self.portfolio, clock, self.api_failures,
             lambda: self.market.last_quote_at, lambda: self.state is TradingState.HALTED)

@@ -30,6 +30,7 @@ class RestartWiring:
         await self._restore_pinned_alerts(cp)
         rep = await rebuild(self, cp)
         self._apply_breaker_state()  # a breaker that held at the crash still holds
+        await self.api_failures.restore()  # a restart must not forget the failures
         diffs = await reconcile(self, rep)
         self.recovery = rep
         self.reconciliation = diffs
