@@ -31,6 +31,7 @@ class RestartWiring:
         rep = await rebuild(self, cp)
         self._apply_breaker_state()  # a breaker that held at the crash still holds
         await self.api_failures.restore()  # a restart must not forget the failures
+        await self._carry_out_latched_halt()
         diffs = await reconcile(self, rep)
         self.recovery = rep
         self.reconciliation = diffs
@@ -48,6 +49,27 @@ class RestartWiring:
             self.alerts.publish("critical", "reconciliation",
                                 f"journal and venue differ in {len(diffs)} place(s): reduce-only until resolved",
                                 self.clock.now())
+
+    async def _carry_out_latched_halt(self) -> None:
+        """A start that comes up HALTED (an offline halt, or a halt the process died right after)
+        does what the halt means for the entries it restored: cancelled at the venue, stops kept,
+        before any quote reaches the venue. Left working, they filled while the engine was halted.
+        Before the venue is compared: what the cancels end is then in the books, not a difference."""
+        if self.state is not TradingState.HALTED:
+            return
+        entries = [cid for cid, o in self.orders.working.items() if o.purpose is OrderPurpose.ENTRY]
+        if not entries and not hasattr(self.broker, "cancel_entries"):
+            return  # a real venue's sweep also finds entries the journal never knew
+        await self._cancel_entries_with_retry("halt")  # journals each cancel; reports what stays open
+        left = [cid for cid in entries if cid in self.orders.working]
+        gone = [cid for cid in entries if cid not in self.orders.working]
+        if entries:
+            self.alerts.publish(
+                "warning", "halt",
+                f"came up HALTED: {len(gone)} working entr{'y' if len(gone) == 1 else 'ies'} from before the "
+                f"restart cancelled at the venue (stops kept)"
+                + (f"; still listed: {', '.join(left)} (see the reconciliation)" if left else ""),
+                self.clock.now())
 
     def reconcile_hold(self) -> str:
         """Why reconciliation keeps the engine reduce-only ("" when every difference is answered)."""
