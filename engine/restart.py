@@ -21,6 +21,10 @@ from .risk.gate import TradingState
 log = logging.getLogger("tradeconsole.engine")
 
 
+def bookable(d) -> bool:
+    return d.kind == "closed_while_down" and "book" in d.actions and not d.resolved
+
+
 class RestartWiring(RestartStops):
     async def _recover(self) -> None:
         cp = await self.journal.last(["checkpoint"])  # read once: both start from it
@@ -30,6 +34,10 @@ class RestartWiring(RestartStops):
         await self.api_failures.restore()  # a restart must not forget the failures
         await self._carry_out_latched_halt()
         diffs = await reconcile(self, rep)
+        # A fill the venue made while the engine was down is booked before anything is adopted:
+        # adopted first, the holding took the mark and that round trip's P&L, fees and trade were
+        # lost (the book was then refused). Listed first, the dialog and `reconcile` ask it first.
+        diffs.sort(key=lambda d: not bookable(d))
         self.recovery = rep
         self.reconciliation = diffs
         await self._retire_dead_stops(diffs)
@@ -69,6 +77,20 @@ class RestartWiring(RestartStops):
                 + (f"; still listed: {', '.join(left)} (see the reconciliation)" if left else ""),
                 self.clock.now())
 
+    def _answer_refusal(self, d, action: str) -> str | None:
+        """An adopt that would lose what a bookable fill-while-down carries, refused in one line."""
+        if action != "adopt" or d.kind not in ("quantity_mismatch", "balance_mismatch"):
+            return None
+        first = next((x for x in self.reconciliation if bookable(x)
+                      and (d.kind == "balance_mismatch" or x.symbol == d.symbol)), None)
+        if first is None:
+            return None
+        if d.kind == "quantity_mismatch":
+            return (f"{d.symbol}: book {first.client_order_id} first (filled while the engine was down): adopted "
+                    f"now, that trade's P&L and fees would be lost; if the book is refused, mark it closed, then adopt")
+        return (f"book {first.client_order_id} first (filled while the engine was down): its fill moves the cash, "
+                f"and adopted now the cash would count it twice; if the book is refused, mark it closed, then adopt")
+
     def reconcile_hold(self) -> str:
         """Why reconciliation keeps the engine reduce-only ("" when every difference is answered)."""
         n = sum(1 for d in self.reconciliation if not d.resolved)
@@ -90,6 +112,9 @@ class RestartWiring(RestartStops):
             return f"already resolved ({d.resolved})"
         if action not in d.actions:
             return f"{action} is not possible here; choose {', '.join(d.actions)}"
+        refusal = self._answer_refusal(d, action)
+        if refusal:
+            return refusal
         if index in self._answering:
             return "another answer to it is being carried out; list the differences again in a moment"
         self._answering.add(index)
