@@ -219,6 +219,13 @@ class PaperBroker(Broker):
                 price = min(price, limit) if buy else max(price, limit)
         price = price.quantize(PRICE_Q)
         fee = (qty * price * (self._taker if taker else self._maker)).quantize(PRICE_Q)
+        if buy and qty * price + fee > self.cash:
+            # A cash account: a venue refuses what the balance cannot pay for (Binance "insufficient
+            # balance"), it never lends. The engine's gate reckons fees and slippage beforehand;
+            # this is the venue's own word when the market moved past that reckoning.
+            self._close(order, OrderStatus.REJECTED, f"insufficient balance: needs {qty * price + fee:.2f}, "
+                                                     f"cash {self.cash:.2f}")
+            return
         signed = qty if buy else -qty
         self._positions[order.symbol] = self._positions.get(order.symbol, ZERO) + signed
         self._dirty_positions.add(order.symbol)
