@@ -32,8 +32,8 @@ class RestartWiring(RestartStops):
         rep = await rebuild(self, cp)
         self._apply_breaker_state()  # a breaker that held at the crash still holds
         await self.api_failures.restore()  # a restart must not forget the failures
-        await self._carry_out_latched_halt()
         diffs = await reconcile(self, rep)
+        await self._carry_out_latched_halt(diffs)
         # A fill the venue made while the engine was down is booked before anything is adopted:
         # adopted first, the holding took the mark and that round trip's P&L, fees and trade were
         # lost (the book was then refused). Listed first, the dialog and `reconcile` ask it first.
@@ -56,26 +56,30 @@ class RestartWiring(RestartStops):
                                 f"journal and venue differ in {len(diffs)} place(s): reduce-only until resolved",
                                 self.clock.now())
 
-    async def _carry_out_latched_halt(self) -> None:
+    async def _carry_out_latched_halt(self, diffs) -> None:
         """A start that comes up HALTED (an offline halt, or a halt the process died right after)
         does what the halt means for the entries it restored: cancelled at the venue, stops kept,
-        before any quote reaches the venue. Left working, they filled while the engine was halted.
-        Before the venue is compared: what the cancels end is then in the books, not a difference."""
+        each journaled, before any quote reaches the venue. Left working, they filled while the
+        engine showed HALTED. An entry the venue no longer holds working is a listed difference and
+        is left to its answer: asked to cancel it, a real venue looked it up and ended it as filled
+        with no fill booked, and the difference (and its `book`) was gone."""
         if self.state is not TradingState.HALTED:
             return
+        listed = {d.client_order_id for d in diffs if d.client_order_id}
         entries = [cid for cid, o in self.orders.working.items() if o.purpose is OrderPurpose.ENTRY]
-        if not entries and not hasattr(self.broker, "cancel_entries"):
-            return  # a real venue's sweep also finds entries the journal never knew
-        await self._cancel_entries_with_retry("halt")  # journals each cancel; reports what stays open
-        left = [cid for cid in entries if cid in self.orders.working]
-        gone = [cid for cid in entries if cid not in self.orders.working]
-        if entries:
-            self.alerts.publish(
-                "warning", "halt",
-                f"came up HALTED: {len(gone)} working entr{'y' if len(gone) == 1 else 'ies'} from before the "
-                f"restart cancelled at the venue (stops kept)"
-                + (f"; still listed: {', '.join(left)} (see the reconciliation)" if left else ""),
-                self.clock.now())
+        if not [cid for cid in entries if cid not in listed] and not hasattr(self.broker, "cancel_entries"):
+            return  # (a real venue's sweep also finds entries the journal never knew)
+        aside = [self.orders.untrack(cid) for cid in entries if cid in listed]
+        try:
+            await self._cancel_entries_with_retry("halt")  # journals each end; reports what stays open
+        finally:
+            for o in aside:
+                self.orders.track(o)  # its timeout and staleness were never dropped (untrack keeps them)
+        ended = [self.orders.orders[cid] for cid in entries if cid not in listed and cid not in self.orders.working]
+        if ended:
+            what = ", ".join(f"{o.client_order_id} {o.status.value}" for o in ended)
+            self.alerts.publish("warning", "halt", f"came up HALTED: the working entries from before the restart "
+                                f"ended at the venue ({what}); stops kept", self.clock.now())
 
     def _answer_refusal(self, d, action: str) -> str | None:
         """An adopt that would lose what a bookable fill-while-down carries, refused in one line."""

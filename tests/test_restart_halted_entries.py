@@ -127,3 +127,25 @@ async def test_an_armed_restart_leaves_its_entries_working(tmp_path):
         assert entry in eng.orders.working and _venue_status(tmp_path, entry) == "submitted"
     finally:
         await eng.close()
+
+
+async def test_an_entry_the_venue_filled_while_down_stays_a_difference_to_book(tmp_path):
+    # Not the halt's to cancel: the venue no longer holds it working. Left to the operator's answer,
+    # it is booked at the venue's price with its stop, halted or not.
+    from test_reconcile_safety import _entry_filled_while_down
+
+    prof, entry = await _entry_filled_while_down(tmp_path)
+    await offline_halt(prof, "going to bed")
+    eng = await Engine.open(prof, seed=2)
+    try:
+        assert eng.state is TradingState.HALTED
+        down = eng.reconciliation[0]
+        assert (down.kind, down.client_order_id, down.actions) == ("closed_while_down", entry.client_order_id,
+                                                                   ("book", "mark_closed"))
+        assert entry.client_order_id in eng.orders.working
+        assert await eng.resolve_difference(0, "book") is None
+        assert eng.portfolio.positions[entry.symbol].quantity == entry.quantity
+        assert eng.orders.stop_order(entry.symbol).stop_price == entry.protective_stop
+        assert eng.state is TradingState.HALTED
+    finally:
+        await eng.close()
