@@ -201,9 +201,13 @@ async def _entry_filled_while_down(tmp: Path, *, stop_above_market: bool = False
 
 
 async def _resolve_all(eng: Engine, adopt_first: bool) -> None:
-    order = sorted(range(len(eng.reconciliation)),
-                   key=lambda i: (eng.reconciliation[i].kind == "quantity_mismatch") != adopt_first)
-    for i in order:
+    """Mark the fill made while down closed and adopt the venue's quantity. Tried the other way
+    round, the adopt waits for the fill's answer (its P&L and fees would be lost): refused."""
+    kinds = [d.kind for d in eng.reconciliation]
+    if adopt_first:
+        refusal = await eng.resolve_difference(kinds.index("quantity_mismatch"), "adopt")
+        assert refusal is not None and "first" in refusal and eng.reconciliation[kinds.index("quantity_mismatch")].resolved is None
+    for i in sorted(range(len(kinds)), key=lambda i: kinds[i] != "closed_while_down"):
         d = eng.reconciliation[i]
         assert await eng.resolve_difference(i, "mark_closed" if d.kind == "closed_while_down" else "adopt") is None
 
@@ -213,7 +217,7 @@ def _the_stop(eng: Engine, symbol: str):
     return stop
 
 
-@pytest.mark.parametrize("adopt_first", [True, False], ids=["adopt-then-mark-closed", "mark-closed-then-adopt"])
+@pytest.mark.parametrize("adopt_first", [True, False], ids=["adopt-refused-until-the-fill-is-answered", "mark-closed-then-adopt"])
 async def test_a_fill_while_down_adopted_gets_the_entrys_protective_stop(tmp_path, adopt_first):
     prof, entry = await _entry_filled_while_down(tmp_path)
     eng = await Engine.open(prof, seed=2)
@@ -392,18 +396,21 @@ async def test_a_fill_while_down_is_booked_at_the_venues_price_with_its_stop(tmp
         await eng.close()
 
 
-async def test_booking_a_fill_already_adopted_is_refused(tmp_path):
+async def test_a_fill_made_while_down_is_answered_before_its_quantity_is_adopted_so_it_is_never_counted_twice(tmp_path):
     prof, entry = await _entry_filled_while_down(tmp_path)
     eng = await Engine.open(prof, seed=2)
     try:
         await warm(eng, Quiet())
         kinds = [d.kind for d in eng.reconciliation]
-        assert await eng.resolve_difference(kinds.index("quantity_mismatch"), "adopt") is None
-        problem = await eng.resolve_difference(kinds.index("closed_while_down"), "book")
-        assert problem is not None and "adopted already" in problem and "mark" in problem
-        assert eng.portfolio.positions[entry.symbol].quantity == entry.quantity  # not twice
-        assert not await eng.journal.rows(["fill"], ref=entry.client_order_id)
-        assert await eng.resolve_difference(kinds.index("closed_while_down"), "mark_closed") is None
+        problem = await eng.resolve_difference(kinds.index("quantity_mismatch"), "adopt")
+        assert problem is not None and f"book {entry.client_order_id} first" in problem
+        assert entry.symbol not in eng.portfolio.positions  # nothing adopted
+        assert await eng.resolve_difference(kinds.index("closed_while_down"), "book") is None
+        assert eng.portfolio.positions[entry.symbol].quantity == entry.quantity  # booked once, with its trade
+        assert len(await eng.journal.rows(["fill"], ref=entry.client_order_id)) == 1
+        # The book answered the quantity too: nothing is left to adopt, nothing counted twice.
+        assert await eng.resolve_difference(kinds.index("quantity_mismatch"), "adopt") == "already resolved (book)"
+        assert eng.portfolio.positions[entry.symbol].quantity == entry.quantity
     finally:
         await eng.close()
 
