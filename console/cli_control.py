@@ -167,6 +167,8 @@ def status_lines(r: dict[str, Any]) -> list[str]:
     ]
     for p in r["positions"]:
         stop = "NO STOP" if p["stop_price"] is None else f"stop {p['stop_price']} ({p['stop_distance_pct']} % away)"
+        if p["stop_price"] is not None and not p.get("stop_working", True):
+            stop = f"NO STOP working (planned {p['stop_price']})"
         lines.append(f"  {p['symbol']:<10} {p['side']:<5} {p['quantity']} @ {p['avg_price']}   last {p['last_price']}   "
                      f"uPnL {_usd(p['unrealized_pnl'])}   {stop}")
     if r.get("dust"):

@@ -27,6 +27,9 @@ class PositionView:
     exposure: Decimal = Decimal(0)  # market value held
     exposure_cap: Decimal | None = None  # max_symbol_exposure_pct of equity
     stop_order_id: str | None = None
+    # A stop order working at the venue for all of it: the stop price alone is only the plan (a
+    # stop the venue refused, one taken off for an exit, one covering part of an add).
+    stop_working: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,11 +38,12 @@ def _position(p, e: "Engine") -> PositionView:
         move = (p.avg_price - p.stop_price) if p.quantity > 0 else (p.stop_price - p.avg_price)
         loss = move * qty + fees
         limit = min(equity * risk.risk_per_trade_pct / HUNDRED + fees, risk.max_single_trade_loss_usd)
+    stop = e.orders.stop_order(p.symbol)
     return PositionView(p.symbol, "long" if p.quantity > 0 else "short", qty, p.avg_price,
                         p.last_price, p.unrealized_pnl, p.stop_price, dist,
                         loss_at_stop=loss, loss_limit=limit, exposure=qty * p.last_price,
                         exposure_cap=equity * risk.max_symbol_exposure_pct / HUNDRED,
-                        stop_order_id=p.stop_order_id)
+                        stop_order_id=p.stop_order_id, stop_working=stop is not None and stop.remaining >= qty)
 
 
 def _alert(a) -> AlertView:

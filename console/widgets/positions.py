@@ -44,6 +44,8 @@ def _ratio(value: Decimal | None, limit: Decimal | None) -> float | None:
 
 
 def risk_cell(p: PositionView) -> Cell:
+    if not p.stop_working:
+        return cell("NO STOP", "bold red")
     ratio = _ratio(p.loss_at_stop, p.loss_limit)
     if ratio is None:
         return cell(DASH if p.stop_price is not None else "NO STOP", "" if p.stop_price is not None else "bold red")
@@ -67,7 +69,8 @@ def position_cells(p: PositionView) -> tuple[Cell, ...]:
         risk_cell(p),
         cell(price(p.last_price), right=True),
         # A position without a stop is the thing the operator must notice first.
-        cell(price(p.stop_price), "" if p.stop_price is not None else "bold red", right=True),
+        cell(price(p.stop_price), "", right=True) if p.stop_working and p.stop_price is not None
+        else cell("NO STOP", "bold red", right=True),
         cell(pct(p.stop_distance_pct), right=True),
         cell(qty(p.quantity), right=True),
         exposure_cell(p),

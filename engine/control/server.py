@@ -285,7 +285,7 @@ def status_reply(e: Engine) -> dict[str, Any]:
         "positions": [
             {"symbol": p.symbol, "side": p.side, "quantity": p.quantity, "avg_price": p.avg_price,
              "last_price": p.last_price, "unrealized_pnl": p.unrealized_pnl, "stop_price": p.stop_price,
-             "stop_distance_pct": p.stop_distance_pct}
+             "stop_distance_pct": p.stop_distance_pct, "stop_working": p.stop_working}
             for p in s.positions],
         # Remainders below the venue's minimum order: held and valued, but not positions.
         "dust": [{"symbol": d.symbol, "quantity": d.quantity, "last_price": d.last_price, "value": d.value}
