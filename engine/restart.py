@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from datetime import datetime
+from decimal import Decimal
 
 from .journal import JournalRow
 from .brokers.base import OrderUpdate
@@ -95,6 +96,12 @@ class RestartWiring(RestartStops):
         return (f"book {first.client_order_id} first (filled while the engine was down): its fill moves the cash, "
                 f"and adopted now the cash would count it twice; if the book is refused, mark it closed, then adopt")
 
+    def _venue_dust(self, symbol: str, qty: Decimal) -> bool:
+        """Below anything the venue would take an order for (brokers/minimums.py): nothing to manage."""
+        is_dust = getattr(self.broker, "is_dust", None)
+        q = self.quotes.get(symbol)
+        return is_dust is not None and q is not None and is_dust(symbol, abs(qty), q.bid)
+
     def reconcile_hold(self) -> str:
         """Why reconciliation keeps the engine reduce-only ("" when every difference is answered)."""
         n = sum(1 for d in self.reconciliation if not d.resolved)
@@ -151,6 +158,11 @@ class RestartWiring(RestartStops):
         elif d.kind == "balance_mismatch" and action == "adopt":
             self.portfolio.cash = (await self.broker.balances())[self.broker.cash_currency]
         elif d.kind == "quantity_mismatch" and action == "mark_closed":
+            venue = (await self.broker.positions()).get(d.symbol, ZERO)
+            if venue != 0 and not self._venue_dust(d.symbol, venue):
+                # Flat in the books while the venue holds it: traded on by nothing, with no stop.
+                return (f"{d.symbol}: the venue holds {venue}; marked closed here it would stay there unmanaged, "
+                        "with no stop: adopt it (its stop is placed), or close it at the venue, then mark it closed")
             self.portfolio.adopt_quantity(d.symbol, ZERO, self.quotes.get(d.symbol))
             await self.orders.cancel_orphans(d.symbol, "position marked closed after restart")
             await self.orders.process_events()

@@ -446,3 +446,28 @@ async def test_a_position_left_bare_by_an_exit_that_never_reached_the_venue_gets
     finally:
         await eng.close()
 
+
+
+async def test_marking_closed_a_position_the_venue_still_holds_is_refused(tmp_path):
+    # The venue holds twice what the journal knew: "mark closed" would leave all of it there,
+    # flat in the books, traded on by nothing and with no stop. Refused in one line; adopt works.
+    prof, eng = await _holding_eth(tmp_path)
+    held = eng.portfolio.positions["ETH/USD"].quantity
+    await eng.close()
+    db = venue(tmp_path)
+    db.execute("UPDATE positions SET quantity = ? WHERE symbol = 'ETH/USD'", (str(held * 2),))
+    db.commit()
+    db.close()
+
+    eng = await Engine.open(prof, seed=2)
+    try:
+        (d,) = eng.reconciliation
+        await warm(eng, Quiet())
+        refusal = await eng.resolve_difference(0, "mark_closed")
+        assert refusal is not None and f"the venue holds {held * 2}" in refusal and "\n" not in refusal
+        assert d.resolved is None and eng.portfolio.positions["ETH/USD"].quantity == held
+        assert not [r for r in await eng.journal.rows(["reconcile"])]
+        assert await eng.resolve_difference(0, "adopt") is None
+        assert eng.portfolio.positions["ETH/USD"].quantity == held * 2
+    finally:
+        await eng.close()
