@@ -52,7 +52,7 @@ class OrderEvents:
         if ev.venue_order_id:
             order.venue_order_id = ev.venue_order_id
         if ev.client_order_id in self._replacing and not (ev.status is OrderStatus.SUBMITTED and order.status.is_terminal):
-            await self._replaced(order, ev.status)
+            await self._replaced(order, ev.status, ev.reason)
         if ev.reopened and order.status in (OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.EXPIRED):
             # The broker had ended it on its own word and the venue has it after all: working
             # again, so its fills and its end are booked on it, and its row says so (the broker

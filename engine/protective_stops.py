@@ -11,6 +11,13 @@ from decimal import Decimal
 from .models import Order, OrderPurpose, OrderStatus, OrderType, Position, Side
 
 
+def refused_for_balance(reason: str) -> bool:
+    """A refusal for what the account holds: the one a second stop meets beside a first that locks
+    the asset. Every venue says it in this word (Binance -2010 "insufficient balance", Bybit
+    170131, Alpaca "insufficient qty available", the paper venue's own)."""
+    return "insufficient" in reason.lower()
+
+
 class ProtectiveStops:
     def stop_order(self, symbol: str) -> Order | None:
         pos = self.portfolio.positions.get(symbol)
@@ -47,7 +54,7 @@ class ProtectiveStops:
                                 f"{symbol}: protective stop refused ({stop.reason}); position has no stop",
                                 self.clock.now())
 
-    async def _replaced(self, new: Order, status: OrderStatus) -> None:
+    async def _replaced(self, new: Order, status: OrderStatus, why: str = "") -> None:
         """The venue's answer to a replacement stop: taken (working, or already trading), so the
         old stop goes; or refused, so the old one stays the position's stop."""
         old = self._replacing.pop(new.client_order_id)
@@ -57,7 +64,12 @@ class ProtectiveStops:
                 pos.stop_order_id = old.client_order_id
             if (status is OrderStatus.REJECTED and pos is not None and old.client_order_id in self.working
                     and old.remaining < abs(pos.quantity)):
-                await self._resize_old_first(old, abs(pos.quantity), new.reason)
+                if refused_for_balance(why):
+                    await self._resize_old_first(old, abs(pos.quantity), why)
+                else:
+                    # Refused for another reason (a filter, a price rule): it would refuse again with
+                    # the old stop gone, and the position would be bare where now it is covered in part.
+                    self._say_partial(old, abs(pos.quantity), f"the venue refused a stop for all of it ({why})")
             return
         if old.client_order_id in self.working and not await self.cancel(old.client_order_id, "stop replaced"):
             self.alerts.publish("critical", "stop_not_replaced",
@@ -76,15 +88,17 @@ class ProtectiveStops:
                             f"({why}); taking the old stop off first, then placing one for the whole position",
                             now, client_order_id=old.client_order_id)
         if not await self.cancel(old.client_order_id, "stop resized: the old one first"):
-            self.alerts.publish("critical", "stop_partial",
-                                f"{symbol}: the stop covers {old.remaining} of {qty}: the venue refused a larger "
-                                f"stop and did not cancel the old one. Close the rest or move the stop",
-                                now, client_order_id=old.client_order_id)
+            self._say_partial(old, qty, "the venue refused a larger stop and did not cancel the old one")
             return
         await self.process_events()  # the old stop's end, so the next one is not another replacement
         if old.client_order_id in self.working:
             return  # still working at the venue (filling?): its events decide what comes next
         await self.ensure_stop(symbol)
+
+    def _say_partial(self, old: Order, qty: Decimal, why: str) -> None:
+        self.alerts.publish("critical", "stop_partial",
+                            f"{old.symbol}: the stop covers {old.remaining} of {qty}: {why}. Close the rest or move "
+                            "the stop", self.clock.now(), client_order_id=old.client_order_id)
 
     async def cancel_orphans(self, symbol: str, why: str) -> None:
         """Cancel the stops and exits still working in a symbol that is flat: fired, a stop sells

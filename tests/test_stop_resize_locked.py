@@ -83,3 +83,36 @@ async def test_an_old_stop_the_venue_will_not_cancel_leaves_a_critical_alert_nam
     finally:
         await eng.close()
         await emu.stop()
+
+
+async def test_a_larger_stop_refused_for_another_reason_leaves_the_old_one_covering_its_part(tmp_path, monkeypatch):
+    """A filter or price refusal would refuse the stop again with the old one gone: the old stop
+    stays (the position covered in part, not bare), and the critical alert says what is covered."""
+    venue = VENUES["binance"]
+    set_keys(monkeypatch, "binance")
+    emu = await venue.emulator({KEY: SECRET}).start()
+    symbol = venue.symbols[1]
+    eng = await start(venue_profile(tmp_path, "binance", emu.url))
+    try:
+        eng.strategy = Script(rest=symbol)
+        runner = asyncio.create_task(eng.run(duration=30))
+        await until(lambda: len(emu.core.open_orders()) == 1, "the resting entry")
+        entry = emu.core.open_orders()[0]
+        emu.core._fill(entry, (entry.qty / 2).quantize(Decimal("0.00001")), entry.price, maker=True)
+        await until(lambda: any(o.stop_price for o in emu.core.open_orders()), "the first part's stop at the venue")
+        old, covered = eng.orders.stop_order(symbol).client_order_id, eng.orders.stop_order(symbol).quantity
+        emu.fault("POST", "/api/v3/order", "filter", times=2)  # every stop placement from here: -1013
+        emu.core._fill(entry, entry.qty - entry.executed, entry.price, maker=True)
+        await until(lambda: any(a.kind == "stop_partial" for a in eng.alerts._alerts), "the critical alert")
+        held = eng.portfolio.positions[symbol].quantity
+        (alert,) = [a for a in eng.alerts._alerts if a.kind == "stop_partial"]
+        assert alert.severity == "critical" and f"covers {covered} of {held}" in alert.message
+        assert "Filter failure" in alert.message
+        assert [o.cid for o in emu.core.open_orders() if o.stop_price] == [old]  # still at the venue
+        assert eng.orders.stop_order(symbol).client_order_id == old
+        assert "stop_resized_old_first" not in [a.kind for a in eng.alerts._alerts]
+        eng.stop()
+        await asyncio.wait_for(runner, 10)
+    finally:
+        await eng.close()
+        await emu.stop()
