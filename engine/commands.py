@@ -17,6 +17,10 @@ log = logging.getLogger("tradeconsole.engine")
 
 CANCEL_ATTEMPTS = 5
 CANCEL_BACKOFF_START = 0.2  # seconds; doubles per attempt, so a stuck venue costs ~3 s at most
+# Sweeps a halt makes after the quiet windows a venue asks for (each window at most 600 s:
+# engine/brokers/retry.py), and how long after a window's stated end the first goes.
+QUIET_SWEEPS = 3
+QUIET_MARGIN = 0.5
 
 
 class OperatorCommands:
@@ -107,7 +111,31 @@ class OperatorCommands:
 
     async def _cancel_entries_with_retry(self, why: str) -> None:
         """Cancel every working entry; a venue that refuses gets bounded retries with backoff,
-        and what is still open stays listed (snapshot counters, alert) instead of hanging."""
+        and what is still open stays listed (snapshot counters, alert) instead of hanging. A venue
+        that asked for quiet (a rate-limit ban) refuses every try unsent: asked again when its
+        window ends, as it said, rather than given up inside it while the entries work on."""
+        failed = await self._cancel_sweeps(why)
+        if not failed:
+            return
+        quiet = self._quiet_left()
+        self.alerts.publish("critical", "cancel_failed",
+                            f"{why}: still open after {CANCEL_ATTEMPTS} attempts: {', '.join(failed)}"
+                            + (f"; the venue asked for {quiet:.0f} s of quiet: asked again when it ends" if quiet else ""),
+                            self.clock.now())
+        for _ in range(QUIET_SWEEPS):
+            if not quiet or not await self._sleep_unless_closed(quiet + QUIET_MARGIN):
+                return
+            failed = await self._cancel_sweeps(why)
+            if not failed:
+                self.alerts.publish("warning", "halt" if why == "halt" else "cancel_failed",
+                                    f"{why}: the entries left open are cancelled now that the venue's quiet "
+                                    "window has ended", self.clock.now())
+                return
+            quiet = self._quiet_left()
+        self.alerts.publish("critical", "cancel_failed",
+                            f"{why}: still open after the venue's quiet window: {', '.join(failed)}", self.clock.now())
+
+    async def _cancel_sweeps(self, why: str) -> list[str]:
         delay = CANCEL_BACKOFF_START
         failed: list[str] = []
         venue_cancel = getattr(self.broker, "cancel_entries", None)
@@ -119,13 +147,26 @@ class OperatorCommands:
                 await self.orders.process_events()
             self.cancels_outstanding = failed
             if not failed:
-                return
+                return failed
             if attempt + 1 < CANCEL_ATTEMPTS:
                 await asyncio.sleep(delay)
                 delay *= 2
-        self.alerts.publish("critical", "cancel_failed",
-                            f"{why}: still open after {CANCEL_ATTEMPTS} attempts: {', '.join(failed)}",
-                            self.clock.now())
+        return failed
+
+    def _quiet_left(self) -> float:
+        """Seconds left of a quiet window the venue asked for (0: none, or a venue with none)."""
+        quiet = getattr(self.broker, "rate_limited_for", None)
+        return max(0.0, quiet()) if quiet is not None else 0.0
+
+    async def _sleep_unless_closed(self, seconds: float) -> bool:
+        """Sleep up to `seconds` in short steps; False as soon as the engine closes meanwhile."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while loop.time() < end:
+            if getattr(self, "_closed", False):
+                return False
+            await asyncio.sleep(min(1.0, end - loop.time()))
+        return not getattr(self, "_closed", False)
 
     async def _cancel_entries_at_venue(self, venue_cancel, why: str) -> list[str]:
         """A real venue cancels every entry in one concurrent sweep (engine/brokers/*:

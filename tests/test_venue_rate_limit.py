@@ -215,3 +215,38 @@ async def test_a_long_ban_fails_stops_and_cancels_unsent_and_alerts_once(binance
     await until_quiet_ends(b)
     assert await asyncio.wait_for(b.cancel("tcRL-4"), 3) is True  # after the ban it goes through
     assert binance.emu.core.by_cid["tcRL-4"].status == "CANCELED"
+
+
+# -- a halt during a ban ---------------------------------------------------------------------------------
+async def test_a_halt_in_a_ban_longer_than_its_retries_cancels_the_entries_when_the_ban_ends(binance):
+    """The halt's own attempts (~3 s of backoff) all fail unsent inside a 4 s ban; it asks again
+    once the venue's window ends instead of leaving the entry working while the console says
+    HALTED."""
+    from types import SimpleNamespace
+
+    from engine.alerts import AlertBus
+    from engine.commands import OperatorCommands
+
+    b = binance.broker
+    b.retrier.policy = dataclasses.replace(b.retrier.policy, quiet_wait_seconds=0.5)  # so 4 s is "long"
+    await b.submit(binance.order("tcRL-6", limit="40000"))
+    binance.emu.ban(4, status="418")
+    with pytest.raises(Exception):
+        await b.poll()  # the first refusal opens the window
+    assert b.rate_limited_for() > 3
+
+    class Orders:  # the engine's side of the sweep: nothing else working
+        working: dict = {}
+
+        async def process_events(self):
+            b.drain_events()
+
+    halt = SimpleNamespace(broker=b, orders=Orders(), alerts=AlertBus(), clock=CLOCK, cancels_outstanding=[])
+    for name in ("_cancel_sweeps", "_cancel_entries_at_venue", "_quiet_left", "_sleep_unless_closed"):
+        setattr(halt, name, getattr(OperatorCommands, name).__get__(halt))
+    await asyncio.wait_for(OperatorCommands._cancel_entries_with_retry(halt, "halt"), 15)
+    assert halt.cancels_outstanding == []
+    assert [o.cid for o in binance.emu.core.open_orders()] == []
+    (failed, done) = [(a.severity, a.kind, a.message) for a in halt.alerts.recent()][::-1]
+    assert failed[:2] == ("critical", "cancel_failed") and "asked again when it ends" in failed[2]
+    assert done[:2] == ("warning", "halt") and "quiet window has ended" in done[2]
