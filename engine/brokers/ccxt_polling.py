@@ -119,24 +119,37 @@ class CcxtPollingMixin(RestoredOrdersMixin):
         the restart is rebased on the venue's own trades (the journal's quantities are net of a fee
         paid in the base asset; an end's catch-up compares gross), and what it filled while the
         engine was down (trades the journal lacks) is booked now, each trade once."""
+        await self._take_trades(t, raw)  # VenueError: still pending, tried again
+        self.restored_pending.pop(t.order.client_order_id, None)
+        await self._accept(t, raw)
+
+    async def _take_trades(self, t: TrackedOrder, raw: dict) -> None:
+        """Bring our copy of an order the poller could not follow (placed by an earlier broker, or
+        found late) up to the venue's trades of it: those known by id (the journal's) are the
+        baseline, the others are booked. Whenever the venue shows anything filled: trades made
+        while the engine was down are an hour behind the poll's cursor, and one left for the end's
+        catch-up was booked again on top of a quantity the operator had adopted meanwhile."""
         o = t.order
         vid = str(raw.get("id")) if raw.get("id") is not None else o.venue_order_id
-        if o.filled_qty > 0 and vid:
-            trades = await self._order_trades(o.symbol, vid)  # VenueError: still pending, tried again
-            o.venue_order_id = vid
-            self._by_venue_id[vid] = o.client_order_id
-            booked = [x for x in trades if str(x.get("id")) in t.trade_ids]
-            try:
-                qty = sum((number(x.get("amount"), "amount") for x in booked), ZERO)
-                cost = sum((number(x.get("amount"), "amount") * number(x.get("price"), "price") for x in booked), ZERO)
-            except UnreadableNumber:
-                qty = ZERO  # the journal's figures stay; booking the rest reports what is unreadable
-            if qty > 0:
-                o.filled_qty, o.avg_fill_price = qty, cost / qty
-            for x in trades:
-                self._apply_trade(t, x)  # a trade the journal booked is known by id: skipped
-        self.restored_pending.pop(o.client_order_id, None)
-        await self._accept(t, raw)
+        try:
+            ahead = (number(raw.get("filled"), "filled", missing=ZERO) or ZERO) > 0
+        except UnreadableNumber:
+            ahead = True  # the trades say what filled; booking reports what is unreadable
+        if not vid or not (ahead or o.filled_qty > 0):
+            return
+        trades = await self._order_trades(o.symbol, vid)
+        o.venue_order_id = vid
+        self._by_venue_id[vid] = o.client_order_id
+        booked = [x for x in trades if str(x.get("id")) in t.trade_ids]
+        try:
+            qty = sum((number(x.get("amount"), "amount") for x in booked), ZERO)
+            cost = sum((number(x.get("amount"), "amount") * number(x.get("price"), "price") for x in booked), ZERO)
+        except UnreadableNumber:
+            qty = ZERO  # the journal's figures stay; booking the rest reports what is unreadable
+        if qty > 0:
+            o.filled_qty, o.avg_fill_price = qty, cost / qty
+        for x in trades:
+            self._apply_trade(t, x)  # a trade the journal booked is known by id: skipped
 
     # -- polling (the loop is PollingVenue's) -----------------------------------------------
     async def poll(self) -> None:
