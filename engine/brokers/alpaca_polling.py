@@ -62,14 +62,17 @@ class AlpacaPollingMixin(RestoredOrdersMixin):
         self._working.add(cid)
         self._restored_pending_since_now(cid)
 
-    async def _lookup_restored(self, t: TrackedOrder) -> Any | None:
+    async def _lookup_track(self, t: TrackedOrder) -> Any | None:
         return await self._lookup(t.order.client_order_id)
 
     async def _restored_found(self, t: TrackedOrder, raw: Any) -> None:
         self.restored_pending.pop(t.order.client_order_id, None)
+        await self._late_found(t, raw)  # its venue id; what filled while the engine was down is booked now
+
+    async def _late_found(self, t: TrackedOrder, raw: Any) -> None:
         if raw.created_at:
             t.order.created_at = raw.created_at  # so the poll's one list request covers it
-        self._accept(t, raw)  # its venue id; what filled while the engine was down is booked now
+        self._accept(t, raw)
 
     # -- polling (the loop is PollingVenue's) -----------------------------------------------
     async def poll(self) -> None:
@@ -80,6 +83,8 @@ class AlpacaPollingMixin(RestoredOrdersMixin):
         async with self._poll_lock:
             if self._restored:
                 await self.confirm_restored()
+            if self.late_watch:  # run even with nothing working: an order given up may land late
+                await self._look_late()
             pending = self._restored or {}
             working = [self._tracks[c] for c in self._working if c not in pending]
             if not working:
@@ -111,5 +116,4 @@ class AlpacaPollingMixin(RestoredOrdersMixin):
                     self._accept(t, found)
                 elif t.unconfirmed_since is not None and (
                         self.clock.monotonic() - t.unconfirmed_since > self.venue.timeouts.unconfirmed_grace_seconds):
-                    t.unconfirmed_since = None
-                    self._reject(t, "alpaca never confirmed the order after a timeout; it is not at the venue")
+                    self._never_confirmed(t, "alpaca never confirmed the order after a timeout; it is not at the venue")

@@ -111,7 +111,7 @@ class CcxtPollingMixin(RestoredOrdersMixin):
         self._trade_cursor.setdefault(mine.symbol, self._now_ms() - 5000)
         self._restored_pending_since_now(cid)
 
-    async def _lookup_restored(self, t: TrackedOrder) -> dict | None:
+    async def _lookup_track(self, t: TrackedOrder) -> dict | None:
         return await self._lookup(t.order.client_order_id, t.order.symbol)
 
     async def _restored_found(self, t: TrackedOrder, raw: dict) -> None:
@@ -121,6 +121,12 @@ class CcxtPollingMixin(RestoredOrdersMixin):
         engine was down (trades the journal lacks) is booked now, each trade once."""
         await self._take_trades(t, raw)  # VenueError: still pending, tried again
         self.restored_pending.pop(t.order.client_order_id, None)
+        await self._accept(t, raw)
+
+    async def _late_found(self, t: TrackedOrder, raw: dict) -> None:
+        # Its trades went by while its venue id was unknown (mapped to nothing, the cursor past
+        # them): read from the order itself, or a part filled before it was found waited for its end.
+        await self._take_trades(t, raw)
         await self._accept(t, raw)
 
     async def _take_trades(self, t: TrackedOrder, raw: dict) -> None:
@@ -158,6 +164,8 @@ class CcxtPollingMixin(RestoredOrdersMixin):
         async with self._poll_lock:
             if self._restored:
                 await self.confirm_restored()
+            if self.late_watch:
+                await self._look_late()
             syms = sorted({self._tracks[c].order.symbol for c in self._working})
             for sym in syms:
                 await self._poll_symbol(sym)
@@ -178,11 +186,15 @@ class CcxtPollingMixin(RestoredOrdersMixin):
         open_raw = await self._open_raw(sym)
         open_ids = {str(o.get("id")) for o in open_raw}
         pending = self._restored or {}
-        if pending:
-            for raw in open_raw:  # listed open: a restored order confirmed without a lookup
-                t = self._tracks.get(raw.get("clientOrderId") or "")
-                if t is not None and t.order.client_order_id in pending:
-                    await self._restored_found(t, raw)
+        for raw in open_raw:
+            t = self._tracks.get(raw.get("clientOrderId") or "")
+            if t is None:
+                continue
+            if t.order.client_order_id in pending:  # listed open: a restored order confirmed without a lookup
+                await self._restored_found(t, raw)
+            elif t.closed_locally and t.terminal_sent:  # closed on our word, open at the venue
+                await self._late_found(t, raw)
+                self.late_watch.pop(t.order.client_order_id, None)
         for cid in [c for c in self._working if self._tracks[c].order.symbol == sym]:
             t = self._tracks[cid]
             if t.unconfirmed_since is not None or t.order.venue_order_id in open_ids or cid in pending:
@@ -198,8 +210,7 @@ class CcxtPollingMixin(RestoredOrdersMixin):
             await self._accept(track, found)
             return
         if self.clock.monotonic() - (track.unconfirmed_since or 0) > self.venue.timeouts.unconfirmed_grace_seconds:
-            track.unconfirmed_since = None
-            self._reject(track, f"{self.name} never confirmed the order after a timeout; it is not at the venue")
+            self._never_confirmed(track, f"{self.name} never confirmed the order after a timeout; it is not at the venue")
 
 
 

@@ -16,6 +16,10 @@ from .venue_fields import ZERO
 
 log = logging.getLogger("tradeconsole.venue")
 
+# How long, in unconfirmed graces, an order closed on our word is still looked up: a venue's queue
+# or a slow gateway places an order seconds late, not hours.
+LATE_WATCH_GRACES = 10
+
 
 class PollingVenue(Broker):
     """Subclasses set `self.venue` (a VenueSection), `self.connected`, `self._events`,
@@ -166,6 +170,55 @@ class PollingVenue(Broker):
         if order.type is OrderType.STOP:
             return order.stop_price is not None and (order.stop_price > q.ask if buy else order.stop_price < q.bid)
         return order.limit_price is not None and (order.limit_price < q.ask if buy else order.limit_price > q.bid)
+
+    def _never_confirmed(self, track, reason: str) -> None:
+        """Give an unconfirmed order up as not at the venue, on our word: a venue's queue may still
+        place it, so it stays on the late watch."""
+        track.unconfirmed_since = None
+        self._reject(track, reason)
+        self._watch_late(track)
+
+    # -- the late watch: orders closed on our word that the venue may still show -----------------
+    @property
+    def late_watch(self) -> dict[str, float]:
+        """Client id -> until (monotonic) of orders closed on our word; each poll round looks them up.
+        Bounded in time: a lookup per order and round is weight spent toward the rate limits."""
+        return self.__dict__.setdefault("_late_watch", {})
+
+    def _watch_late(self, track) -> None:
+        span = LATE_WATCH_GRACES * self.venue.timeouts.unconfirmed_grace_seconds
+        self.late_watch[track.order.client_order_id] = self.clock.monotonic() + span
+
+    async def _look_late(self) -> None:
+        """One poll round's lookups of the late watch: one found is re-opened and booked
+        (`_late_found`, then `_reopen`); a failed lookup waits for the next round."""
+        watch = self.late_watch
+        now = self.clock.monotonic()
+        for cid, until in list(watch.items()):
+            t = self._tracks[cid]
+            if not t.closed_locally:  # re-opened meanwhile (a listing, a cancel's lookup)
+                watch.pop(cid, None)
+                continue
+            if now > until:
+                watch.pop(cid, None)
+                log.info("venue %s: %s still not at the venue; no longer looked up", self.name, cid)
+                continue
+            try:
+                found = await self._lookup_track(t)
+            except VenueError as err:
+                log.warning("venue %s: late-watch lookup of %s failed (%s)", self.name, cid, err.kind.value)
+                return  # the venue is failing: the rest waits for the next round
+            if found is not None:
+                await self._late_found(t, found)  # a VenueError: still watched, found again next round
+                watch.pop(cid, None)
+
+    async def _late_found(self, track, raw) -> None:
+        """The venue has an order closed on our word: taken like an acceptance (`_reopen`)."""
+        await self._take(self._accept, track, raw)
+
+    async def _lookup_track(self, track) -> Any | None:
+        """The venue's order with this track's client id, or None if it has none (each broker)."""
+        raise NotImplementedError
 
     def _unconfirmed(self, track, why: str) -> None:
         """The venue may or may not have it: never send again; the poller keeps looking."""
