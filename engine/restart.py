@@ -86,6 +86,12 @@ class RestartWiring(RestartStops):
         """An adopt that would lose what a bookable fill-while-down carries, refused in one line."""
         if action != "adopt" or d.kind not in ("quantity_mismatch", "balance_mismatch"):
             return None
+        waiting = self._unconfirmed_restored(None if d.kind == "balance_mismatch" else d.symbol)
+        if waiting:
+            # The broker books what such an order filled while the engine was down once the venue
+            # confirms it: adopted before that, those trades would be booked on top.
+            return (f"{waiting} from before the restart is not confirmed by the venue yet (what it filled meanwhile "
+                    "is booked when it is): adopt once it is, in a moment")
         first = next((x for x in self.reconciliation if bookable(x)
                       and (d.kind == "balance_mismatch" or x.symbol == d.symbol)), None)
         if first is None:
@@ -95,6 +101,15 @@ class RestartWiring(RestartStops):
                     f"now, that trade's P&L and fees would be lost; if the book is refused, mark it closed, then adopt")
         return (f"book {first.client_order_id} first (filled while the engine was down): its fill moves the cash, "
                 f"and adopted now the cash would count it twice; if the book is refused, mark it closed, then adopt")
+
+    def _unconfirmed_restored(self, symbol: str | None) -> str:
+        """A restored working order (of `symbol`, or any) the venue broker has not confirmed yet."""
+        pending = getattr(self.broker, "restored_pending", None) or {}
+        for cid in pending:
+            o = self.orders.orders.get(cid)
+            if symbol is None or (o is not None and o.symbol == symbol):
+                return cid
+        return ""
 
     def _venue_dust(self, symbol: str, qty: Decimal) -> bool:
         """Below anything the venue would take an order for (brokers/minimums.py): nothing to manage."""
@@ -171,6 +186,9 @@ class RestartWiring(RestartStops):
             if problem:
                 return problem
         elif action == "mark_closed" and d.client_order_id in self.orders.working:
+            close_restored = getattr(self.broker, "close_restored", None)
+            if close_restored is not None:
+                close_restored(d.client_order_id)  # the broker stops looking it up too
             o = self.orders.untrack(d.client_order_id)
             o.status = OrderStatus.CANCELLED
             o.reason = "marked closed by operator after restart"

@@ -437,7 +437,10 @@ async def test_a_position_left_bare_by_an_exit_that_never_reached_the_venue_gets
         (d,) = eng.reconciliation
         assert (d.kind, d.client_order_id) == ("unknown_to_venue", exit_.client_order_id)
         await warm(eng, Quiet())
+        told: list[str] = []
+        eng.broker.close_restored = told.append  # a venue broker stops looking the order up too
         assert await eng.resolve_difference(0, "mark_closed") is None
+        assert told == [exit_.client_order_id]
         stop = _the_stop(eng, "ETH/USD")
         assert (stop.quantity, stop.stop_price) == (held, stop_price) and stop.client_order_id != old_stop
         assert stop.client_order_id in {o.client_order_id for o in await eng.broker.open_orders()}

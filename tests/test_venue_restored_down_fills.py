@@ -91,3 +91,47 @@ async def test_a_while_down_part_adopted_then_the_rest_filling_leaves_the_books_
             await again.close()
     finally:
         await emu.stop()
+
+
+async def test_adopting_the_quantity_waits_for_the_venue_to_confirm_the_restored_order(tmp_path, monkeypatch):
+    """While the broker has not confirmed the restored entry with the venue (lookups failing), its
+    while-down trades are not booked yet: an adopt then would have them booked again on top once it
+    is confirmed. Refused in one line until then; afterwards the quantity already matches."""
+    name = "binance"
+    v = VENUES[name]
+    emu = await v.emulator({KEY: SECRET}).start()
+    try:
+        set_keys(monkeypatch, name)
+        symbol = v.symbols[0]
+        profile = venue_profile(tmp_path, name, emu.url, orders={"limit_timeout_seconds": 3600})
+        eng = await start(profile)
+        try:
+            eng.strategy = Script(rest=symbol)
+            for _ in range(50):
+                await eng.run(duration=0.1)
+                if emu.core.open_orders():
+                    break
+            [entry] = emu.core.open_orders()
+        finally:
+            await eng.close()
+        emu.core._fill(entry, (entry.qty * Decimal("0.4")).quantize(Decimal("0.00001")), entry.price, maker=True)
+        emu.core.trades[-1].time -= HOUR_MS
+        again = await Engine.open(profile)
+        try:
+            again.strategy = Script()
+            [idx] = [i for i, d in enumerate(again.reconciliation) if d.kind == "quantity_mismatch"]
+            await again.run(duration=0.3)  # quotes, and the broker confirms the order
+            held = position(again, symbol)
+            # As the broker holds an order it has not confirmed yet (its lookups failing).
+            again.broker.restored_pending[entry.cid] = again.broker.clock.monotonic()
+            refusal = await again.resolve_difference(idx, "adopt")
+            assert refusal is not None and entry.cid in refusal and "not confirmed" in refusal
+            assert "\n" not in refusal and again.reconciliation[idx].resolved is None
+            assert position(again, symbol) == held
+            del again.broker.restored_pending[entry.cid]
+            assert await again.resolve_difference(idx, "adopt") is None
+            assert position(again, symbol) == v.base(emu, symbol)
+        finally:
+            await again.close()
+    finally:
+        await emu.stop()
