@@ -47,25 +47,32 @@ async def test_trades_made_while_down_are_booked_at_confirmation_each_once(name)
         assert sum(f.quantity for f in at_confirmation + fills(ev)) == venue_bought(name, emu, "tc1-1-7")
 
 
+async def down_with_a_resting_entry(tmp_path, monkeypatch, name: str, emu):
+    """A first session on `emu` that leaves a limit entry resting at the venue, closed: (profile,
+    symbol, the venue's order)."""
+    set_keys(monkeypatch, name)
+    symbol = VENUES[name].symbols[0]
+    profile = venue_profile(tmp_path, name, emu.url, orders={"limit_timeout_seconds": 3600})
+    eng = await start(profile)
+    try:
+        eng.strategy = Script(rest=symbol)
+        for _ in range(50):
+            await eng.run(duration=0.1)
+            if emu.core.open_orders():
+                break
+        [entry] = emu.core.open_orders()
+    finally:
+        await eng.close()
+    return profile, symbol, entry
+
+
 @pytest.mark.parametrize("name", ["binance", "bybit"])
 async def test_a_while_down_part_adopted_then_the_rest_filling_leaves_the_books_at_the_venue(tmp_path, monkeypatch,
                                                                                              name):
     v = VENUES[name]
     emu = await v.emulator({KEY: SECRET}).start()
     try:
-        set_keys(monkeypatch, name)
-        symbol = v.symbols[0]
-        profile = venue_profile(tmp_path, name, emu.url, orders={"limit_timeout_seconds": 3600})
-        eng = await start(profile)
-        try:
-            eng.strategy = Script(rest=symbol)
-            for _ in range(50):
-                await eng.run(duration=0.1)
-                if emu.core.open_orders():
-                    break
-            [entry] = emu.core.open_orders()
-        finally:
-            await eng.close()
+        profile, symbol, entry = await down_with_a_resting_entry(tmp_path, monkeypatch, name, emu)
         emu.core._fill(entry, (entry.qty * Decimal("0.4")).quantize(Decimal("0.00001")), entry.price, maker=True)
         emu.core.trades[-1].time -= HOUR_MS  # the engine was down for an hour
         again = await Engine.open(profile)
@@ -101,19 +108,7 @@ async def test_adopting_the_quantity_waits_for_the_venue_to_confirm_the_restored
     v = VENUES[name]
     emu = await v.emulator({KEY: SECRET}).start()
     try:
-        set_keys(monkeypatch, name)
-        symbol = v.symbols[0]
-        profile = venue_profile(tmp_path, name, emu.url, orders={"limit_timeout_seconds": 3600})
-        eng = await start(profile)
-        try:
-            eng.strategy = Script(rest=symbol)
-            for _ in range(50):
-                await eng.run(duration=0.1)
-                if emu.core.open_orders():
-                    break
-            [entry] = emu.core.open_orders()
-        finally:
-            await eng.close()
+        profile, symbol, entry = await down_with_a_resting_entry(tmp_path, monkeypatch, name, emu)
         emu.core._fill(entry, (entry.qty * Decimal("0.4")).quantize(Decimal("0.00001")), entry.price, maker=True)
         emu.core.trades[-1].time -= HOUR_MS
         again = await Engine.open(profile)
