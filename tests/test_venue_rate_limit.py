@@ -250,3 +250,18 @@ async def test_a_halt_in_a_ban_longer_than_its_retries_cancels_the_entries_when_
     (failed, done) = [(a.severity, a.kind, a.message) for a in halt.alerts.recent()][::-1]
     assert failed[:2] == ("critical", "cancel_failed") and "asked again when it ends" in failed[2]
     assert done[:2] == ("warning", "halt") and "quiet window has ended" in done[2]
+
+
+def test_a_broken_hook_is_logged_and_the_venue_path_goes_on(caplog):
+    from engine.brokers.retry import Failure, Retrier, RetryPolicy, VenueError
+
+    def broken(*_):
+        raise RuntimeError("the breaker's hook is broken")
+
+    r = Retrier(RetryPolicy(), on_failure=broken, on_quiet=broken, now=lambda: 100.0)
+    r.note(VenueError(Failure.TIMEOUT, "timed out"), "poll")
+    r.rate_limited(VenueError(Failure.RATE_LIMIT, "429"), 30, "poll")
+    failed = [rec for rec in caplog.records if rec.levelname == "ERROR" and "hook failed" in rec.getMessage()]
+    assert [rec.getMessage() for rec in failed] == ["venue: the API-failure hook failed on poll",
+                                                   "venue: the quiet-window hook failed on poll"]
+    assert r.quiet_left() == 30

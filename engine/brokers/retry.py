@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import math
 import random
 import re
@@ -30,6 +31,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Awaitable, Callable, Mapping, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger("tradeconsole.venue")
 
 
 class Failure(str, enum.Enum):
@@ -162,8 +164,8 @@ class Retrier:
         if err.kind in (Failure.RATE_LIMIT, Failure.TIMEOUT, Failure.TRANSIENT) and self.on_failure is not None:
             try:
                 self.on_failure(err.kind, what)
-            except Exception:  # a broken hook must not break the venue path
-                pass
+            except Exception:  # a broken hook must not break the venue path; it is told, not hidden
+                log.exception("venue: the API-failure hook failed on %s", what)
 
     # -- the quiet window -------------------------------------------------------------------------
     def quiet_left(self) -> float:
@@ -193,8 +195,8 @@ class Retrier:
         if self.on_quiet is not None:
             try:
                 self.on_quiet(min(seconds, MAX_QUIET_SECONDS), not in_episode, what)
-            except Exception:  # a broken hook must not break the venue path
-                pass
+            except Exception:  # a broken hook must not break the venue path; it is told, not hidden
+                log.exception("venue: the quiet-window hook failed on %s", what)
 
     async def wait_quiet(self, what: str) -> None:
         """Hold a request until the quiet window ends; one that would wait longer than the policy
