@@ -51,6 +51,8 @@ def make_profile(tmp: Path):
             "min_confidence": 0,
             "cash_reserve_pct": 0,
             "max_total_capital_usd": 1_000_000_000,
+            # The entries working in one symbol are one trade at their stop, together.
+            "max_single_trade_loss_usd": 1_000_000,
             "max_new_positions_per_day": 1_000_000,
             "max_new_positions_per_week": 1_000_000,
             "max_limit_distance_pct": 50,  # the resting limits sit 40 % under the market

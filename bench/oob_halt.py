@@ -57,6 +57,7 @@ risk:
   min_confidence: 0
   cash_reserve_pct: 0
   max_total_capital_usd: 1000000000
+  max_single_trade_loss_usd: 1000000   # the entries working in one symbol are one trade at their stop
   max_new_positions_per_day: 1000000
   max_new_positions_per_week: 1000000
   max_limit_distance_pct: 50     # the resting limits sit 40 % under the market
