@@ -15,7 +15,7 @@ from .journal import JournalRow
 from .brokers.base import OrderUpdate
 from .models import Fill, OrderPurpose, OrderStatus, Side
 from .money import ZERO
-from .recovery import rebuild, reconcile
+from .recovery import CASH_TOLERANCE, rebuild, reconcile
 from .restart_stops import RestartStops
 from .risk.gate import TradingState
 
@@ -237,13 +237,18 @@ class RestartWiring(RestartStops):
             OrderUpdate(cid, vo.status, now, "filled while the engine was down", vo.venue_order_id)])
         # The holding this fill explains is answered by it: adopted as well, it would be re-booked
         # at today's mid.
-        if self.orders.position_qty(o.symbol) == venue:
-            for other in self.reconciliation:
-                if other.kind == "quantity_mismatch" and other.symbol == o.symbol and not other.resolved:
-                    other.resolved = "book"
-                    self.journal.append("reconcile", now, None, {
-                        "difference": other.text, "action": "book", "kind": other.kind, "symbol": o.symbol,
-                        "by": cid})
+        # So is the cash, once it matches the venue's again: adopted as well, it changed nothing.
+        settled = {"quantity_mismatch"} if self.orders.position_qty(o.symbol) == venue else set()
+        cash = (await self.broker.balances()).get(self.broker.cash_currency)
+        if cash is not None and abs(cash - self.portfolio.cash) <= CASH_TOLERANCE:
+            settled.add("balance_mismatch")
+        for other in self.reconciliation:
+            if other.kind in settled and not other.resolved and (other.kind == "balance_mismatch"
+                                                                  or other.symbol == o.symbol):
+                other.resolved = "book"
+                self.journal.append("reconcile", now, None, {
+                    "difference": other.text, "action": "book", "kind": other.kind, "symbol": other.symbol,
+                    "by": cid})
         return None
 
     async def _restore_latch(self) -> None:

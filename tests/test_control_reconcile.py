@@ -77,7 +77,7 @@ async def reconcile_rows(eng: Engine) -> list[dict]:
     return [r.data for r in await eng.journal.rows(["reconcile"])]
 
 
-async def test_list_refusals_then_book_and_adopt_lift_reduce_only(tmp_path, serve, cli):
+async def test_list_refusals_then_a_book_answers_the_holding_and_the_cash_and_lifts_reduce_only(tmp_path, serve, cli):
     prof, entry = await _entry_filled_while_down(tmp_path)
     eng, p, _ = await serve(prof, tmp_path)
     assert eng.state is TradingState.REDUCE_ONLY
@@ -113,19 +113,20 @@ async def test_list_refusals_then_book_and_adopt_lift_reduce_only(tmp_path, serv
     assert rc == 0, err
     assert out.startswith(f"book: closed while down: {entry.symbol} {entry.client_order_id}")
     assert f"position      {entry.symbol} {entry.quantity}, stop {entry.protective_stop} working" in out
-    assert "1 difference(s) still open: reduce-only" in out
+    # The cash matches the venue's again: that line is answered by the book too.
+    assert "no differences remain: the engine has left reduce-only (trading ACTIVE)" in out
     pos = eng.portfolio.positions[entry.symbol]
     assert (pos.quantity, pos.avg_price) == (entry.quantity, entry.limit_price)
     assert eng.orders.stop_order(entry.symbol).stop_price == entry.protective_stop
     (fill,) = await eng.journal.rows(["fill"], ref=entry.client_order_id)
     assert D(fill.data["price"]) == entry.limit_price
-    assert eng.state is TradingState.REDUCE_ONLY
+    assert eng.state is TradingState.ACTIVE
     # Answered meanwhile (by the dialog, say): the engine refuses, exit 1.
     rc, out, _ = await cli("reconcile", "--profile", p, "--answer", kid["quantity_mismatch"], "adopt")
     assert rc == 1 and out.startswith("answer REFUSED: difference") and "already answered: book" in out
 
     rc, out, _ = await cli("reconcile", "--profile", p, "--answer", kid["balance_mismatch"], "adopt")
-    assert rc == 0 and "no differences remain: the engine has left reduce-only (trading ACTIVE)" in out
+    assert rc == 1 and "already answered: book" in out
     assert eng.state is TradingState.ACTIVE
     assert eng.portfolio.cash == (await eng.broker.balances())[eng.broker.cash_currency]
     d = {r["kind"]: r for r in await reconcile_rows(eng)}
@@ -133,7 +134,7 @@ async def test_list_refusals_then_book_and_adopt_lift_reduce_only(tmp_path, serv
     assert d["closed_while_down"] == {"difference": texts["closed_while_down"], "action": "book",
                                       "kind": "closed_while_down", "symbol": entry.symbol}
     assert d["quantity_mismatch"]["action"] == "book" and d["quantity_mismatch"]["by"] == entry.client_order_id
-    assert d["balance_mismatch"]["action"] == "adopt"
+    assert d["balance_mismatch"]["action"] == "book" and d["balance_mismatch"]["by"] == entry.client_order_id
     rc, out, _ = await cli("reconcile", "--profile", p)
     assert rc == 0 and out.startswith("no open differences between journal and venue (3 answered); trading is ACTIVE")
     rc, out, _ = await cli("status", "--profile", p)

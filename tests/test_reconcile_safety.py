@@ -385,12 +385,12 @@ async def test_a_fill_while_down_is_booked_at_the_venues_price_with_its_stop(tmp
         assert entry.client_order_id not in eng.orders.working
         stop = _the_stop(eng, entry.symbol)
         assert (stop.quantity, stop.stop_price) == (entry.quantity, entry.protective_stop)
-        # The holding it explains is answered with it; the cash the venue paid is the one left.
-        mismatch = next(d for d in eng.reconciliation if d.kind == "quantity_mismatch")
-        assert mismatch.resolved == "book"
-        (cash,) = [i for i, d in enumerate(eng.reconciliation) if not d.resolved]
-        assert eng.reconciliation[cash].kind == "balance_mismatch"
-        assert await eng.resolve_difference(cash, "adopt") is None
+        # The holding it explains is answered with it, and so is the cash, which matches again.
+        assert {d.kind: d.resolved for d in eng.reconciliation} == {
+            "closed_while_down": "book", "quantity_mismatch": "book", "balance_mismatch": "book"}
+        assert eng.portfolio.cash == (await eng.broker.balances())[eng.broker.cash_currency]
+        by = [r.data.get("by") for r in await eng.journal.rows(["reconcile"])]
+        assert by.count(entry.client_order_id) == 2  # the two lines it answered say so
         assert eng.state is TradingState.ACTIVE
     finally:
         await eng.close()
