@@ -252,16 +252,27 @@ async def test_a_halt_in_a_ban_longer_than_its_retries_cancels_the_entries_when_
     assert done[:2] == ("warning", "halt") and "quiet window has ended" in done[2]
 
 
-def test_a_broken_hook_is_logged_and_the_venue_path_goes_on(caplog):
+def test_a_broken_hook_is_logged_and_the_venue_path_goes_on():
+    import logging
+
     from engine.brokers.retry import Failure, Retrier, RetryPolicy, VenueError
 
     def broken(*_):
         raise RuntimeError("the breaker's hook is broken")
 
-    r = Retrier(RetryPolicy(), on_failure=broken, on_quiet=broken, now=lambda: 100.0)
-    r.note(VenueError(Failure.TIMEOUT, "timed out"), "poll")
-    r.rate_limited(VenueError(Failure.RATE_LIMIT, "429"), 30, "poll")
-    failed = [rec for rec in caplog.records if rec.levelname == "ERROR" and "hook failed" in rec.getMessage()]
+    # On the venue logger itself: a run's log setup stops "tradeconsole" records reaching the root.
+    records: list[logging.LogRecord] = []
+    catcher = logging.Handler(logging.ERROR)
+    catcher.emit = records.append
+    venue_log = logging.getLogger("tradeconsole.venue")
+    venue_log.addHandler(catcher)
+    try:
+        r = Retrier(RetryPolicy(), on_failure=broken, on_quiet=broken, now=lambda: 100.0)
+        r.note(VenueError(Failure.TIMEOUT, "timed out"), "poll")
+        r.rate_limited(VenueError(Failure.RATE_LIMIT, "429"), 30, "poll")
+    finally:
+        venue_log.removeHandler(catcher)
+    failed = [rec for rec in records if "hook failed" in rec.getMessage() and rec.exc_info]
     assert [rec.getMessage() for rec in failed] == ["venue: the API-failure hook failed on poll",
                                                    "venue: the quiet-window hook failed on poll"]
     assert r.quiet_left() == 30
