@@ -11,7 +11,10 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from ._cached_table import CachedTable, Cell, cell, render, tighten  # noqa: F401 (the panes import them from here)
+from ._cached_table import CachedTable, Cell, cell, render, tighten
+
+# The panes import the cell helpers from here, with the tables.
+__all__ = ["CachedTable", "Cell", "FittedPane", "KeyedTable", "cell", "render", "tighten"]
 
 
 class KeyedTable(CachedTable):
