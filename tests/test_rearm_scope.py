@@ -41,12 +41,18 @@ async def crash_after_the_rearm(eng, prof) -> None:
     db.close()
 
 
-async def test_a_rearm_after_the_operators_halt_keeps_the_losing_streak_and_the_pause_base(make_profile, open_engine):
+async def after_losses(make_profile, open_engine, n: int):
+    """A fresh engine after `n` losing round trips in a row: (profile, engine)."""
     prof = profile(make_profile)
     eng = await open_engine(prof)
     eng.preroll()
-    for _ in range(4):
+    for _ in range(n):
         await losing_round_trip(eng)
+    return prof, eng
+
+
+async def test_a_rearm_after_the_operators_halt_keeps_the_losing_streak_and_the_pause_base(make_profile, open_engine):
+    prof, eng = await after_losses(make_profile, open_engine, 4)
     assert eng.portfolio.consecutive_losses() == 4
     base = eng.portfolio.pause_peak
     await eng.halt("operator", "F12: checking a news item")
@@ -61,11 +67,7 @@ async def test_a_rearm_after_the_operators_halt_keeps_the_losing_streak_and_the_
 
 
 async def test_a_crash_after_a_rearm_of_the_operators_halt_keeps_the_streak(make_profile, open_engine):
-    prof = profile(make_profile)
-    eng = await open_engine(prof)
-    eng.preroll()
-    for _ in range(4):
-        await losing_round_trip(eng)
+    prof, eng = await after_losses(make_profile, open_engine, 4)
     base = eng.portfolio.pause_peak
     await eng.halt("operator", "F12")
     assert await eng.rearm("looked") is None
@@ -76,11 +78,7 @@ async def test_a_crash_after_a_rearm_of_the_operators_halt_keeps_the_streak(make
 
 
 async def test_rearming_a_tripped_streak_acknowledges_it_and_a_restart_replays_only_that(make_profile, open_engine):
-    prof = profile(make_profile)
-    eng = await open_engine(prof)
-    eng.preroll()
-    for _ in range(5):
-        await losing_round_trip(eng)
+    prof, eng = await after_losses(make_profile, open_engine, 5)
     assert breaker(eng, "consecutive_losses").state is BreakerState.TRIPPED
     base = eng.portfolio.pause_peak
     assert await eng.rearm("five losses reviewed") is None

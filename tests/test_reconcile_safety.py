@@ -313,16 +313,21 @@ async def _holding_eth(tmp: Path):
     return prof, eng
 
 
+async def _venue_holds_eth(tmp: Path, eng, quantity) -> None:
+    """Close `eng` and set what the paper venue holds of ETH/USD, as if traded there while down."""
+    await eng.close()
+    db = venue(tmp)
+    db.execute("UPDATE positions SET quantity = ? WHERE symbol = 'ETH/USD'", (str(quantity),))
+    db.commit()
+    db.close()
+
+
 async def test_adopting_more_of_a_held_position_resizes_its_stop_and_leaves_one(tmp_path):
     prof, eng = await _holding_eth(tmp_path)
     pos = eng.portfolio.positions["ETH/USD"]
     held, stop_price, old_stop = pos.quantity, pos.stop_price, pos.stop_order_id
     assert stop_price is not None and old_stop in eng.orders.working
-    await eng.close()
-    db = venue(tmp_path)
-    db.execute("UPDATE positions SET quantity = ? WHERE symbol = 'ETH/USD'", (str(held * 2),))
-    db.commit()
-    db.close()
+    await _venue_holds_eth(tmp_path, eng, held * 2)
 
     eng = await Engine.open(prof, seed=2)
     try:
@@ -345,11 +350,7 @@ async def test_marking_a_position_closed_cancels_the_stop_it_had(tmp_path):
     prof, eng = await _holding_eth(tmp_path)
     old_stop = eng.portfolio.positions["ETH/USD"].stop_order_id
     assert old_stop in eng.orders.working
-    await eng.close()
-    db = venue(tmp_path)
-    db.execute("UPDATE positions SET quantity = '0' WHERE symbol = 'ETH/USD'")
-    db.commit()
-    db.close()
+    await _venue_holds_eth(tmp_path, eng, 0)
 
     eng = await Engine.open(prof, seed=2)
     try:
@@ -456,11 +457,7 @@ async def test_marking_closed_a_position_the_venue_still_holds_is_refused(tmp_pa
     # flat in the books, traded on by nothing and with no stop. Refused in one line; adopt works.
     prof, eng = await _holding_eth(tmp_path)
     held = eng.portfolio.positions["ETH/USD"].quantity
-    await eng.close()
-    db = venue(tmp_path)
-    db.execute("UPDATE positions SET quantity = ? WHERE symbol = 'ETH/USD'", (str(held * 2),))
-    db.commit()
-    db.close()
+    await _venue_holds_eth(tmp_path, eng, held * 2)
 
     eng = await Engine.open(prof, seed=2)
     try:
