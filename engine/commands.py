@@ -127,7 +127,7 @@ class OperatorCommands:
                 return
             failed = await self._cancel_sweeps(why)
             if not failed:
-                self.alerts.publish("warning", "halt" if why == "halt" else "cancel_failed",
+                self.alerts.publish("warning", "halt" if why == "halt" else "close_all",
                                     f"{why}: the entries left open are cancelled now that the venue's quiet "
                                     "window has ended", self.clock.now())
                 return
