@@ -70,6 +70,8 @@ class OrderEvents:
             self.untrack(order.client_order_id)
             self._limit_deadline.pop(order.client_order_id, None)
         self._journal_order(order)
+        if ev.status.is_terminal and order.client_order_id in self._old_first:
+            await self._whole_stop_ended(order, ev.status, ev.reason)
         if ev.status is OrderStatus.REJECTED:
             self._say_rejected(order, ev.reason, ev.ts)
         if order.purpose is OrderPurpose.EXIT and ev.status.is_terminal:

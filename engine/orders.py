@@ -99,6 +99,9 @@ class OrderManager(OrderEvents, ProtectiveStops):
         # A replacement stop's id -> the stop it replaces, until the venue takes or refuses it
         # (protective_stops.py): the old one goes only once the new one is working.
         self._replacing: dict[str, Order] = {}
+        # A whole-position stop placed after the old one came off (a balance refusal) -> the old
+        # stop's size, re-placed if the venue refuses the whole one too (protective_stops.py).
+        self._old_first: dict[str, Decimal] = {}
 
     def new_id(self) -> str:
         self._n += 1

@@ -25,17 +25,18 @@ class ProtectiveStops:
             return None
         return self.working.get(pos.stop_order_id)
 
-    async def ensure_stop(self, symbol: str) -> None:
-        """Make the working stop match the position: same size, at the position's stop price."""
+    async def ensure_stop(self, symbol: str, qty: Decimal | None = None) -> Order | None:
+        """Make the working stop match the position: same size (or `qty`), at the position's stop
+        price. Returns the stop it sent, if it sent one."""
         pos = self.portfolio.positions.get(symbol)
         if pos is None or pos.stop_price is None:
-            return
+            return None
         current = self.stop_order(symbol)
-        qty = abs(pos.quantity)
+        qty = abs(pos.quantity) if qty is None else qty
         if current is not None and current.remaining == qty and current.stop_price == pos.stop_price:
-            return
+            return None
         if self.has_working(symbol, OrderPurpose.EXIT):
-            return  # an exit is flattening it; a stop now could flip the position
+            return None  # an exit is flattening it; a stop now could flip the position
         stop = Order(self.new_id(), symbol, Side.SELL if pos.quantity > 0 else Side.BUY, OrderType.STOP,
                      qty, OrderPurpose.STOP, self.clock.now(), stop_price=pos.stop_price,
                      reason="protective stop")
@@ -48,11 +49,12 @@ class ProtectiveStops:
         if await self.send(stop, "system", then=self.process_events if current is not None else None):
             if stop.client_order_id in self.working:  # not refused already
                 pos.stop_order_id = stop.client_order_id
-        else:
-            self._replacing.pop(stop.client_order_id, None)
-            self.alerts.publish("critical", "stop_refused",
-                                f"{symbol}: protective stop refused ({stop.reason}); position has no stop",
-                                self.clock.now())
+            return stop
+        self._replacing.pop(stop.client_order_id, None)
+        self.alerts.publish("critical", "stop_refused",
+                            f"{symbol}: protective stop refused ({stop.reason}); position has no stop",
+                            self.clock.now())
+        return None
 
     async def _replaced(self, new: Order, status: OrderStatus, why: str = "") -> None:
         """The venue's answer to a replacement stop: taken (working, or already trading), so the
@@ -93,7 +95,26 @@ class ProtectiveStops:
         await self.process_events()  # the old stop's end, so the next one is not another replacement
         if old.client_order_id in self.working:
             return  # still working at the venue (filling?): its events decide what comes next
-        await self.ensure_stop(symbol)
+        whole = await self.ensure_stop(symbol)
+        if whole is not None and not whole.status.is_terminal:
+            self._old_first[whole.client_order_id] = old.remaining
+
+    async def _whole_stop_ended(self, whole: Order, status: OrderStatus, why: str) -> None:
+        """The whole-position stop placed once the old one came off has ended. Refused for the
+        balance as well (the venue holds less than the books: a fee taken in the asset, coins moved
+        out), the position would stay bare; the old size fitted before, so it goes back on."""
+        old_qty = self._old_first.pop(whole.client_order_id)
+        pos = self.portfolio.positions.get(whole.symbol)
+        if (status is not OrderStatus.REJECTED or not refused_for_balance(why) or pos is None
+                or self.has_working(whole.symbol, OrderPurpose.STOP)):
+            return
+        again = await self.ensure_stop(whole.symbol, qty=min(old_qty, abs(pos.quantity)))
+        if again is not None:
+            self.alerts.publish("critical", "stop_partial",
+                                f"{whole.symbol}: the stop covers {again.quantity} of {abs(pos.quantity)}: the venue "
+                                f"refused a stop for all of it even with the old one off ({why}), so one for the "
+                                "old size is placed again. Close the rest or move the stop",
+                                self.clock.now(), client_order_id=again.client_order_id)
 
     def _say_partial(self, old: Order, qty: Decimal, why: str) -> None:
         self.alerts.publish("critical", "stop_partial",

@@ -110,3 +110,27 @@ async def test_a_larger_stop_refused_for_another_reason_leaves_the_old_one_cover
         assert [o.cid for o in s.emu.core.open_orders() if o.stop_price] == [old]  # still at the venue
         assert eng.orders.stop_order(symbol).client_order_id == old
         assert "stop_resized_old_first" not in [a.kind for a in eng.alerts._alerts]
+
+
+@pytest.mark.parametrize("name", list(VENUES))
+async def test_a_whole_stop_refused_even_with_the_old_one_off_puts_the_old_size_back(tmp_path, monkeypatch, name):
+    """The venue holds less than the books (coins moved out, a fee taken in the asset): the stop for
+    the whole position is refused even once the old stop is off. The position must not stay bare:
+    a stop for the old size (which fitted before) goes back on, and a critical alert says what is
+    covered."""
+    async with half_filled_entry(tmp_path, monkeypatch, name) as s:
+        eng, symbol = s.eng, s.symbol
+        covered = eng.orders.stop_order(symbol).quantity
+        base = s.emu.core.markets[s.entry.symbol].base
+        s.emu.core.free[base] -= s.first / 2  # moved out at the venue: free is what the rest brings, less half the first
+        fill_the_rest(s)
+        await until(lambda: any(a.kind == "stop_partial" for a in eng.alerts._alerts), "the critical alert")
+        held = eng.portfolio.positions[symbol].quantity
+        stop = eng.orders.stop_order(symbol)
+        await until(lambda: stop.venue_order_id is not None, "the old size's stop taken by the venue")
+        assert stop.quantity == covered < held
+        (at_venue,) = [o for o in s.emu.core.open_orders() if o.stop_price]  # the old size, to the venue's lot step
+        assert at_venue.cid == stop.client_order_id and covered - Decimal("0.0001") < at_venue.qty <= covered
+        (alert,) = [a for a in eng.alerts._alerts if a.kind == "stop_partial"]
+        assert alert.severity == "critical" and f"covers {covered} of {held}" in alert.message
+        assert "stop_rejected" not in [a.kind for a in eng.alerts._alerts]
