@@ -87,3 +87,25 @@ async def test_information_toasts_are_not_stacked_and_a_dialog_clears_the_rack(t
         await pilot.press("slash")  # a dialog the toasts covered half of, buttons included
         await pilot.pause()
         assert isinstance(app.screen, ConfirmModal) and len(app._notifications) == 0
+
+
+async def test_order_statuses_follow_the_panes_width_from_the_first_paint(tmp_path):
+    """The short status words are for a narrow pane only. A snapshot can be drawn before the first
+    layout (a width of 0): the first resize draws the rows again, and so does every resize across
+    the short-word width, even when the columns stay the same."""
+    app = TradeConsoleApp(frozen_engine(tmp_path, "paper"), start_engine=False)
+
+    def statuses() -> set[str]:
+        table = app.orders.table
+        at = [c.key.value for c in table.ordered_columns].index("status")
+        return {table.cells(k)[at][0].strip() for k in table.row_keys}
+
+    async with app.run_test(size=(160, 48)) as pilot:
+        await painted(pilot)
+        assert statuses() == {"submitted"}
+        for size, words in [((80, 24), {"sent"}), ((100, 30), {"submitted"}), ((80, 24), {"sent"}),
+                            ((160, 48), {"submitted"})]:
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            await pilot.pause()
+            assert statuses() == words, size

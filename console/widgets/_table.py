@@ -8,7 +8,7 @@ second; instead rows are added, changed cell by cell, or removed by key. It rend
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from ._cached_table import CachedTable, Cell, cell, render, tighten
@@ -188,6 +188,8 @@ class FittedPane:
     table: KeyedTable
     columns_shown: tuple[tuple[str, str], ...] | None = None
     _shown = None
+    _layout: Hashable = None  # layout_for the width the rows were last drawn at; None before the first resize
+    width_seen = 0  # the width of the last resize: what the rows are drawn for
 
     def column_set(self, width: int) -> tuple[tuple[str, str], ...]:
         return next(columns for least, columns in self.COLUMN_SETS if width >= least)
@@ -196,14 +198,24 @@ class FittedPane:
     def narrow(self) -> bool:
         return self.columns_shown not in (None, self.COLUMN_SETS[0][1])
 
+    def layout_for(self, width: int) -> Hashable:
+        """What the rows' cells depend on in the pane's width: its columns (a pane may add more)."""
+        return self.column_set(width)
+
     def on_resize(self, event) -> None:
-        columns = self.column_set(event.size.width)
-        if columns == (self.columns_shown or self.COLUMN_SETS[0][1]):
+        width = self.width_seen = event.size.width
+        columns = self.column_set(width)
+        layout = self.layout_for(width)
+        if layout == self._layout:
             return
-        self.columns_shown = columns
+        # Rows drawn before the first resize were cut for a width of 0 (a snapshot can land before
+        # layout): the first resize always draws them again, whether or not the columns change.
+        self._layout = layout
         selected = self.table.selected_key()
         with self.table.keeping_selection():
-            self.table.set_columns(columns, tight=self.narrow)
+            if columns != (self.columns_shown or self.COLUMN_SETS[0][1]):
+                self.columns_shown = columns
+                self.table.set_columns(columns, tight=self.narrow)
             if self._shown is not None:
                 self.show(self._shown)
                 if selected in self.table.row_keys:

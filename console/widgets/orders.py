@@ -85,11 +85,14 @@ class OrdersPane(FittedPane, Vertical):
     def compose(self) -> ComposeResult:
         yield self.table
 
+    def layout_for(self, width: int) -> tuple:
+        return self.column_set(width), width < self.SHORT_AT
+
     def show(self, snap: EngineSnapshot) -> None:
         self._shown = snap
         ordered = sorted(snap.open_orders, key=_order_key)
         self._by_id = {o.client_order_id: o for o in ordered}
-        cells = short_status_cells if self.size.width < self.SHORT_AT else order_cells
+        cells = short_status_cells if self.width_seen < self.SHORT_AT else order_cells  # redrawn on resize: layout_for
         self.table.sync({o.client_order_id: self.cells_for(cells(o), COLUMNS) for o in ordered})
         entries = sum(1 for o in ordered if o.purpose == "entry")
         self.border_title = f"Orders ({entries} entry, {len(ordered) - entries} stop/exit)" if ordered else "Orders"
