@@ -35,3 +35,23 @@ async def test_a_buy_the_cash_cannot_pay_for_is_refused_by_the_venue(cash, fille
     else:
         assert fills == [] and last.status is OrderStatus.REJECTED and "insufficient balance" in last.reason
         assert b.cash == D(cash) and await b.positions() == {}
+
+
+@pytest.mark.parametrize("sell, filled", [("1", True), ("1.00000001", False)])
+async def test_a_sell_beyond_what_is_held_is_refused_by_the_venue(sell, filled):
+    """Nor does the venue lend the asset: a sell of more than is held (a stop firing just after an
+    exit filled) is refused, never a short on a spot account."""
+    b = broker("1000")
+    await b.submit(Order("c1", "BTC/USD", Side.BUY, OrderType.MARKET, D(1), OrderPurpose.ENTRY, T0))
+    b.drain_events()
+    cash = b.cash
+    await b.submit(Order("c2", "BTC/USD", Side.SELL, OrderType.MARKET, D(sell), OrderPurpose.EXIT, T0))
+    events = b.drain_events()
+    fills = [e for e in events if isinstance(e, Fill)]
+    (last,) = [e for e in events if isinstance(e, OrderUpdate)][-1:]
+    if filled:
+        assert len(fills) == 1 and last.status is OrderStatus.FILLED and await b.positions() == {}
+    else:
+        assert fills == [] and last.status is OrderStatus.REJECTED and "insufficient balance" in last.reason
+        assert "holds 1" in last.reason
+        assert b.cash == cash and await b.positions() == {"BTC/USD": D(1)}

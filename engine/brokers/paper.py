@@ -226,6 +226,12 @@ class PaperBroker(Broker):
             self._close(order, OrderStatus.REJECTED, f"insufficient balance: needs {qty * price + fee:.2f}, "
                                                      f"cash {self.cash:.2f}")
             return
+        held = self._positions.get(order.symbol, ZERO)
+        if not buy and qty > held:
+            # Nor does it lend the asset: a spot venue refuses a sell beyond what is held, so two
+            # sells racing for one position (a stop firing as an exit fills) never open a short.
+            self._close(order, OrderStatus.REJECTED, f"insufficient balance: sells {qty}, holds {held}")
+            return
         signed = qty if buy else -qty
         self._positions[order.symbol] = self._positions.get(order.symbol, ZERO) + signed
         self._dirty_positions.add(order.symbol)
