@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     r = sub.add_parser("readiness", help="go/no-go of a stage from the journal's record")
     r.add_argument("--profile", metavar="PATH")
-    r.add_argument("--stage", metavar="NAME", help="stage whose criteria to check (default: the profile's stage)")
+    r.add_argument("--stage", metavar="NAME", help="stage whose criteria to check (default: the stage promote "
+                   "judges: paper for a paper profile, the journal's grant for a testnet or live one)")
     r.add_argument("--json", action="store_true", help="JSON instead of a table")
     r.add_argument("--resamples", type=resamples, default=2000, metavar="N", help="bootstrap resamples (default 2000)")
     r.add_argument("--seed", type=seed, default=0, metavar="N", help="bootstrap seed (default 0)")
@@ -76,8 +77,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=seed, default=0, metavar="N")
     p.set_defaults(handler=_no_traceback("report", _report))
 
-    d = sub.add_parser("drill", help="halt/cancel/close-all drill on the paper broker (paper/testnet only)")
+    d = sub.add_parser("drill", help="halt/cancel/close-all drill on the paper broker and a simulated market "
+                                     "(never the venue)")
     d.add_argument("--profile", metavar="PATH")
+    d.add_argument("--simulated", action="store_true",
+                   help="a live profile's drill: run its limits, symbols and strategy on the paper broker and a "
+                        "simulated market (no venue call, no key); required for a live profile")
     d.add_argument("--seed", type=market_seed, metavar="N", help="seed of the simulated market")
     d.add_argument("--json", action="store_true")
     d.set_defaults(handler=_no_traceback("drill", _drill))
@@ -126,10 +131,12 @@ def _dump(obj: Any) -> None:
 # -- readiness and attest --------------------------------------------------------------------------
 def _readiness(args: argparse.Namespace) -> int:
     from engine.analytics.journal_data import JournalReadError
-    from engine.analytics.readiness import evaluate
+    from engine.analytics.readiness import evaluate, judged_stage
+    from engine.profile import journal_path
 
     profile = _profile(args.profile)
-    stage = args.stage or profile.stage
+    # By default the stage `promote` judges: a paper profile stands at paper whatever its `stage:`.
+    stage = args.stage or judged_stage(profile, journal_path(profile))
     if stage not in profile.readiness.stages:
         return _fail(f"readiness: no criteria for stage {stage!r} (profile has: {', '.join(profile.readiness.stages)})")
     try:
@@ -294,13 +301,20 @@ def _drill(args: argparse.Namespace) -> int:
     from engine.profile import journal_path
 
     profile = _profile(args.profile)
-    if profile.mode == "live":
-        return _fail("drill: refused on a live profile (paper and testnet only)")
+    if profile.mode == "live" and not getattr(args, "simulated", False):
+        # Said, not run: the drill never touches the venue, and a live profile's operator must not
+        # take it for a drill of the live account.
+        return _fail("drill: refused on a live profile without --simulated: the drill never touches the venue; "
+                     "`tradeconsole drill --simulated --profile PATH` runs this profile's limits, symbols and "
+                     "strategy on the paper broker and a simulated market and journals it for the drill criterion")
     main = journal_path(profile)
     stamp = datetime.now(timezone.utc)
     scratch = main.with_name(f"{main.stem}.drill-{stamp:%Y%m%dT%H%M%SZ}.sqlite")
     res = asyncio.run(run_drill(profile, scratch, seed=args.seed))
-    out = {"profile": profile.name, "mode": profile.mode, **res.as_dict()}
+    # The row names the profile judged and its mode (readiness counts only a profile's own drills),
+    # and says where it ran: the paper broker on a simulated market, whatever the profile's venue.
+    out = {"profile": profile.name, "mode": profile.mode, "broker": "paper", "market": "simulated",
+           **res.as_dict()}
     try:
         append_row(main, "drill", datetime.now(timezone.utc), "pass" if res.passed else "fail", out)
         unrecorded = None
@@ -311,7 +325,8 @@ def _drill(args: argparse.Namespace) -> int:
     else:
         from rich.table import Table
 
-        t = Table(title=f"drill: profile {profile.name} ({profile.mode})", title_justify="left")
+        t = Table(title=f"drill: profile {profile.name} ({profile.mode}), on the paper broker and a simulated market",
+                  title_justify="left")
         for col in ("step", "result", "ms", "detail"):
             t.add_column(col, justify="right" if col == "ms" else "left")
         for s in out["steps"]:

@@ -73,7 +73,15 @@ class ReadinessLine(Static):
 
     @property
     def stage(self) -> str:
-        return str(getattr(self.engine.profile, "stage", ""))
+        """The stage the verdict judges: the one `promote` judges (readiness.judged_stage), so a
+        paper profile's line says paper whatever its `stage:` rehearses."""
+        v = self.verdict
+        if v is not None and v.get("stage"):
+            return str(v["stage"])
+        profile = self.engine.profile
+        if getattr(profile, "mode", None) == "paper":
+            return "paper"
+        return str(getattr(profile, "stage", ""))
 
     def on_mount(self) -> None:
         if self.journal is None:

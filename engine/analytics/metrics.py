@@ -46,6 +46,7 @@ class Point:
     ts: datetime
     timeline: int
     value: Decimal  # account value on one continuous scale (see equity_curve)
+    session: int = 0  # how many `session` rows came before it: the engine run it was taken in
 
 
 def equity_curve(data: JournalData, capital: Decimal) -> list[Point]:
@@ -62,9 +63,11 @@ def equity_curve(data: JournalData, capital: Decimal) -> list[Point]:
     base_val = capital
     new_session = carried = False
     last_eq: Decimal | None = None
+    sessions = 0
     for r in data.kind("session", "recovery", "equity", "session_end"):
         if r.kind == "session":
             new_session, carried = last_eq is not None, False
+            sessions += 1
             continue
         if r.kind == "recovery":
             carried = True
@@ -86,7 +89,7 @@ def equity_curve(data: JournalData, capital: Decimal) -> list[Point]:
                 base_eq = start_cash
             new_session = False
         value = eq if base_eq == base_val else (base_val * eq / base_eq if base_eq else eq)
-        out.append(Point(r.ts, r.timeline, value))
+        out.append(Point(r.ts, r.timeline, value, sessions))
         last_eq = eq
     return out
 
@@ -102,10 +105,12 @@ def _session_cash(data: JournalData, seq: int) -> Decimal | None:
 
 
 def elapsed_seconds(points: Sequence[Point]) -> list[float]:
-    """Time along the curve, adding only time within a timeline (a sim restart adds nothing)."""
+    """Time along the curve: the engine's running time. Only the time between two points of one
+    session counts; the gap from a session's last point to the next session's first (the engine
+    was down) adds nothing, and neither does a sim restart (a new timeline)."""
     out, total = [], 0.0
     for i, p in enumerate(points):
-        if i and p.timeline == points[i - 1].timeline:
+        if i and p.timeline == points[i - 1].timeline and p.session == points[i - 1].session:
             total += max(0.0, (p.ts - points[i - 1].ts).total_seconds())
         out.append(total)
     return out
@@ -282,6 +287,7 @@ def return_stats(points: Sequence[Point], base: Decimal, ppy: int, tz: str) -> d
         annual = math.exp(math.log(float(final / base)) * ppy / n) - 1
     el = elapsed_seconds(points)
     return {
+        "sessions": len({(p.timeline, p.session) for p in points}),
         "start_equity": base, "final_equity": final, "total_return_pct": float(total * 100),
         "annualized_return_pct": None if annual is None else annual * 100,
         "days": n, "elapsed_days": (el[-1] / 86400) if el else 0.0,
@@ -303,6 +309,7 @@ class Metrics:
     capital: Decimal
     open_trades: int = 0
     abandoned_trades: int = 0
+    open: list[Trade] = field(default_factory=list)  # trades still open at the end of the journal
     per_strategy: dict[str, dict[str, Any]] = field(default_factory=dict)
     per_readiness: dict[str, dict[str, Any]] = field(default_factory=dict)
     per_regime: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # volatility, trend
@@ -349,7 +356,7 @@ def compute(data: JournalData, *, capital: Decimal | None = None, ppy: int = 365
         trades=trade_stats(trades, base), returns=return_stats(pts, base, ppy, tz),
         drawdown=drawdown(pts, base), per_symbol=per_symbol(trades, base),
         execution=execution_stats(data, lambda r: inside(r.ts, r.timeline)),
-        closed_trades=trades, curve=pts, capital=base, open_trades=len(open_now),
+        closed_trades=trades, curve=pts, capital=base, open_trades=len(open_now), open=open_now,
         abandoned_trades=sum(1 for t in all_trades if t.status == "abandoned"), **breakdowns(trades, base))
 
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from .journal_data import WALL_CLOCK_KINDS, JournalData, Row
 from .metrics import Metrics, compute, jsonable, periods_per_year
-from .readiness import evaluate, incidents
+from .readiness import evaluate, incidents, judged_stage
 from .resample import bootstrap_sharpe, bootstrap_trades, monte_carlo
 
 KINDS = ("daily", "weekly", "stage")
@@ -61,8 +61,10 @@ def build(profile: Any, data: JournalData, kind: str, *, resamples: int = 2000, 
     rows = [r for r in data.rows if r.kind not in WALL_CLOCK_KINDS and _inside(r, since, until, tl)]
     alerts = [r for r in rows if r.kind == "alert"]
     sub = JournalData(data.path, rows)
+    # The stage `promote` judges (a paper profile stands at paper whatever its `stage:` says).
+    stage = judged_stage(profile, data.path)
     rep: dict[str, Any] = {
-        "kind": kind, "profile": profile.name, "stage": profile.stage, "journal": data.path,
+        "kind": kind, "profile": profile.name, "stage": stage, "journal": data.path,
         "period": {"since": since, "until": until,
                    "first_row": rows[0].ts if rows else None, "last_row": rows[-1].ts if rows else None},
         "metrics": m.as_dict(),
@@ -78,11 +80,11 @@ def build(profile: Any, data: JournalData, kind: str, *, resamples: int = 2000, 
     if kind == "stage":
         nets = [float(t.net) for t in m.closed_trades]
         daily = [x for _, x in m.returns["daily_returns"]]
-        rep["readiness"] = evaluate(profile, data, profile.stage, now=now, resamples=resamples, seed=seed, metrics=m) \
-            if profile.stage in profile.readiness.stages else None
+        rep["readiness"] = evaluate(profile, data, stage, now=now, resamples=resamples, seed=seed, metrics=m) \
+            if stage in profile.readiness.stages else None
         rep["bootstrap"] = {"sharpe": bootstrap_sharpe(daily, ppy, resamples=resamples, seed=seed),
                             **bootstrap_trades(nets, resamples=resamples, seed=seed, workers=1)}
-        crit = profile.readiness.stages.get(profile.stage)
+        crit = profile.readiness.stages.get(stage)
         # "losing X %": the stage's own drawdown limit, or 10 % for a stage without criteria
         loss = float(crit.max_drawdown_pct) if crit is not None else 10.0
         rep["monte_carlo"] = monte_carlo(nets, float(cap), resamples=resamples, seed=seed, workers=1,
