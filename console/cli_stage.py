@@ -50,7 +50,7 @@ def _read(path: Path, kinds: tuple[str, ...] | None = None) -> Any:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     from console.cli import load_or_exit
-    from engine.analytics.journal_data import JournalReadError, append_row
+    from engine.analytics.journal_data import JournalReadError, append_row, read_meta
     from engine.journal_errors import JournalError
     from engine.profile import journal_path
     from engine.stages import (
@@ -71,12 +71,16 @@ def cmd_promote(args: argparse.Namespace) -> int:
         tstages = _read(tpath, ("stage", "venue"))
         estages = tstages if shared else _read(epath, ("stage", "venue"))
         edata = _read(epath)
+        # A backtest marks its journal (engine/analytics/backtest.py): plan() refuses it as evidence.
+        made_by = read_meta(epath, "made_by") if edata is not None else None
     except JournalReadError as exc:
         return _fail(f"promote: {exc}")
     tcur = current_stage(target, grant_for(target, tstages.rows)[0] if tstages else None)
     ecur = current_stage(evidence, grant_for(evidence, estages.rows)[0] if estages else None)
     try:
-        decided = plan(target, tcur, args.to, evidence, ecur, edata, resamples=args.resamples)
+        decided = plan(target, tcur, args.to, evidence, ecur, edata, resamples=args.resamples,
+                       target_stages=tstages.rows if tstages else (),
+                       evidence_stages=estages.rows if estages else (), made_by=made_by)
     except PromotionError as exc:
         return _fail(f"promote: {exc}")
     if decided.action == "refused":

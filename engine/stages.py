@@ -13,15 +13,19 @@ passes (engine/analytics/readiness.py: every criterion of `readiness.stages.<cur
 evidence can sit in another profile's journal (`--from`): the step from testnet to micro is
 proven on the testnet profile's journal and granted in the live profile's. The evidence must be a
 record made at the stage being left: a paper profile's for paper, a testnet profile's granted
-testnet for testnet, a live profile's granted X for X, the last two on the target's venue. A
-downgrade needs no evidence and is journaled at once; the engine takes it at its next start (a
-live profile whose journal grants less than its stage refuses to start; one asking for less than
-its grant runs at the lower stage, with the lower caps).
+testnet for testnet, a live profile's granted X for X, the last two on the target's venue. Only
+that record is measured (`record_at`): the sessions of the evidence journal that ran at the stage
+(their `session` row's mode and, for testnet and live, `config.stage`) and, for testnet and live,
+started after the journal's last grant of it; after a downgrade of the target, only what those
+sessions journaled since the downgrade. A backtest journal proves nothing. A downgrade needs no
+evidence and is journaled at once; the engine takes it at its next start (a live profile whose
+journal grants less than its stage refuses to start; one asking for less than its grant runs at
+the lower stage, with the lower caps).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -100,10 +104,22 @@ def current_stage(profile: Profile, granted: str | None) -> str | None:
 
 
 async def require_granted(profile: Profile, journal: Any) -> str | None:
-    """Refuse to start a testnet or live profile above its journal's grant; returns the grant."""
+    """Refuse to start a testnet or live profile above its journal's grant, or any profile on a
+    journal granted another mode's stage; returns the grant.
+
+    A journal is one stage's record: a paper session on a journal granted testnet or a live stage,
+    or a testnet session on one granted a live stage, would journal its rows into that record.
+    (The venue start calls this; the paper engine's start does not yet, so for paper the guard is
+    `record_at`, which leaves a paper session's rows out of a testnet or live record.)"""
     if profile.mode == "paper":
         row = await journal.last(["stage"])
-        return granted_in([row]) if row is not None else None
+        grant = granted_in([row]) if row is not None else None
+        if grant is not None and grant != "paper":
+            raise StageNotGranted(
+                f"paper profile {profile.name!r}: its journal ({journal_path(profile)}) is granted {grant}, a "
+                f"{_mode_for(grant)} record; a paper session must not trade on it: give the profile its own "
+                f"journal.path")
+        return grant
     granted, foreign = grant_for(profile, await journal.rows(kinds=["stage", "venue"]))
     hint = f"tradeconsole promote --to {profile.stage} --profile PATH"
     before = "paper" if profile.mode == "testnet" else "testnet"
@@ -117,6 +133,11 @@ async def require_granted(profile: Profile, journal: Any) -> str | None:
         raise StageNotGranted(
             f"stage {profile.stage}: no stage is granted in the journal of profile {profile.name!r} yet; "
             f"promote into it from your {before} profile first ({hint} --from {before.upper()}_PROFILE)")
+    if profile.mode == "testnet" and granted in LIVE_STAGES:
+        raise StageNotGranted(
+            f"stage {profile.stage}: the journal of profile {profile.name!r} ({journal_path(profile)}) is granted "
+            f"the live stage {granted}; a testnet session must not trade on a live record: give the testnet "
+            f"profile its own journal.path")
     if rank(profile.stage) > rank(granted):
         raise StageNotGranted(
             f"stage {profile.stage}: the journal of profile {profile.name!r} grants {granted} only; "
@@ -156,6 +177,45 @@ def needed(stage: str, venue: str) -> str:
     return f"the journal of a {_mode_for(stage)} profile on {venue} granted {stage}"
 
 
+def traded_at(session: dict[str, Any], stage: str) -> bool:
+    """Whether the session whose `session` row data this is traded at `stage`.
+
+    The engine writes the profile's `mode` and its whole config (so `config.stage`) into every
+    session row. A paper session proves paper whatever `stage:` it rehearsed; a testnet or live
+    session proves the stage it ran at: a live profile whose `stage:` is below its grant runs at
+    that lower stage with its caps (`require_granted`), so its rows are that stage's record. A
+    session row naming neither field was made by hand, not by the engine: it is taken at its
+    word like any other journal row (the journal has no integrity protection; a forged `mode`
+    would pass as well)."""
+    mode = session.get("mode")
+    if mode is not None and mode != _mode_for(stage):
+        return False
+    ran = (session.get("config") or {}).get("stage")
+    return stage == "paper" or ran is None or ran == stage
+
+
+def last_stage_row(rows: Iterable[Any], to: str | None = None) -> Any | None:
+    """The last `stage` row (each with `.kind`, `.data`), or the last one granting `to`."""
+    last = None
+    for r in rows:
+        if getattr(r, "kind", "stage") == "stage" and (to is None or (r.data or {}).get("to") == to):
+            last = r
+    return last
+
+
+def record_at(data: Any, stage: str, stage_rows: Iterable[Any] = (), since: datetime | None = None) -> Any:
+    """The record made at `stage` in a journal read as `data` (a JournalData), whose `stage`
+    rows are `stage_rows`: the sessions that traded at `stage` (`traded_at`) and, for testnet and
+    live, started after the journal's last row granting it (what ran before was another stage's
+    record, even at the same stage: a grant starts the count again). `since` keeps only what those
+    sessions journaled from then on (the header rows stay)."""
+    from .analytics.journal_data import sessions_of
+
+    grant = None if stage == "paper" else last_stage_row(stage_rows, stage)
+    after = 0 if grant is None else grant.seq
+    return sessions_of(data, lambda s: traded_at(s, stage), after_seq=after, since=since)
+
+
 def _describe(profile: Profile, standing: str | None) -> str:
     if profile.mode == "paper":
         own = "" if profile.stage == "paper" else f" whatever its `stage: {profile.stage}` says"
@@ -165,12 +225,15 @@ def _describe(profile: Profile, standing: str | None) -> str:
 
 
 def plan(target: Profile, target_current: str | None, to: str, evidence: Profile, evidence_current: str | None,
-         evidence_data: Any, *, resamples: int = 2000, seed: int = 0, now: datetime | None = None) -> Plan:
+         evidence_data: Any, *, target_stages: Iterable[Any] = (), evidence_stages: Iterable[Any] = (),
+         made_by: str | None = None, resamples: int = 2000, seed: int = 0, now: datetime | None = None) -> Plan:
     """Decide a stage change of `target`'s journal to `to`.
 
     `target_current` is where that journal stands (`current_stage`); `evidence` is the profile
     whose journal shows how the stage being left went (the target itself, or `--from`), at
-    `evidence_current`, its journal read as `evidence_data` (None: it has none)."""
+    `evidence_current`, its journal read as `evidence_data` (None: it has none). `target_stages`
+    and `evidence_stages` are the two journals' `stage` rows (with `seq` and `ts`), oldest first;
+    `made_by` is the evidence journal's `made_by` meta (a backtest's says "backtest")."""
     if to not in STAGE_ORDER:
         raise PromotionError(f"--to: unknown stage {to!r}; stages are {', '.join(STAGE_ORDER)}")
     current = target_current if target_current is not None else evidence_current
@@ -217,10 +280,44 @@ def plan(target: Profile, target_current: str | None, to: str, evidence: Profile
     if evidence_data is None:
         return Plan("refused", current, to, f"refused: profile {evidence.name!r} has no journal yet: "
                                             f"nothing proves stage {current}", venue=venue)
+    if made_by == "backtest":
+        # A CSV replayed at full speed: hours of wall time become weeks of "trading" on bars
+        # that were known in advance. No stage is proven by it.
+        raise PromotionError(f"--from: the journal of {evidence.name!r} ({evidence_data.path}) was made by "
+                             f"tradeconsole backtest; a backtest proves no stage: leaving {current} needs "
+                             f"{needed(current, venue)}")
+    from .analytics.journal_data import made_rows
     from .analytics.readiness import evaluate
 
-    rep = evaluate(evidence, evidence_data, current, resamples=resamples, seed=seed, now=now)
+    target_stages, evidence_stages = list(target_stages), list(evidence_stages)
+    # After a downgrade of the target, going back up needs a record made after it: the record
+    # that earned the lost stage was judged already, and what happened since made the operator
+    # take it back. Testnet and live rows are on the wall clock, so "after" is the downgrade's
+    # time. Paper rows are on a simulated market's clock, not comparable with it: a paper
+    # record is taken as it is.
+    down = last_stage_row(target_stages)
+    since = None
+    if current != "paper" and down is not None and (down.data or {}).get("direction") == "downgrade":
+        since = down.ts
+    record = record_at(evidence_data, current, evidence_stages, since)
+    rep = evaluate(evidence, record, current, resamples=resamples, seed=seed, now=now)
     failing = [c["name"] for c in rep["criteria"] if not c["passed"]]
+    if not made_rows(record):
+        # Nothing was made at the stage: say why plainly, not only which numbers failed (an
+        # empty record fails on trades; the criteria the operator's own acts meet may pass).
+        where = f"the journal of {evidence.name!r} ({evidence_data.path})"
+        if since is not None and made_rows(record_at(evidence_data, current, evidence_stages)):
+            why = (f"{target.name!r} was downgraded from {down.data.get('from')} to {down.data.get('to')} at "
+                   f"{since.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC and going back up needs a record made "
+                   f"after that; no session traded at {current} on {where} since")
+        elif current == "paper":
+            why = f"no paper session traded on {where}"
+        else:
+            why = f"no session traded at {current} on {where} since {current} was granted there"
+        return Plan("refused", current, to,
+                    f"refused: readiness of stage {current} is NO-GO ({rep['passed']}/{rep['total']} pass; "
+                    f"failing: {', '.join(failing) or 'none'}): {why}; leaving {current} needs a record made at "
+                    f"{current}", rep, failing, venue=venue)
     if rep["verdict"] != "GO":
         return Plan("refused", current, to,
                     f"refused: readiness of stage {current} is NO-GO ({rep['passed']}/{rep['total']} pass; "

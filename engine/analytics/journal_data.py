@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import orjson
 
@@ -88,22 +88,69 @@ def load(path: str | Path, kinds: Iterable[str] = KINDS) -> JournalData:
     finally:
         db.close()
     rows: list[Row] = []
-    timeline = 0
-    latest: datetime | None = None
     for seq, ts, kind, ref, data in fetched:
         try:
             when, data = datetime.fromisoformat(ts), orjson.loads(data)
         except (TypeError, ValueError) as exc:  # orjson.JSONDecodeError is a ValueError
             raise JournalReadError(f"{p}: row {seq} ({kind}) cannot be read: {exc}") from None
-        # A simulated market restarts its clock at every session, so time can run backwards at
-        # a session row; later periods and durations must not mix the two stretches of time.
-        if kind == "session" and latest is not None and when < latest:
+        rows.append(Row(seq, when, kind, ref, data))
+    return JournalData(str(p), _with_timelines(rows))
+
+
+def _with_timelines(rows: list[Row]) -> list[Row]:
+    """`rows` (oldest first) with their timelines assigned, as new Row objects.
+
+    A simulated market restarts its clock at every session, so time can run backwards at a
+    session row; later periods and durations must not mix the two stretches of time. Assigned
+    over exactly the rows given: a cut of a journal (`sessions_of`) must not keep a split that
+    only a session left out of it caused, nor miss one."""
+    out: list[Row] = []
+    timeline = 0
+    latest: datetime | None = None
+    for r in rows:
+        if r.kind == "session" and latest is not None and r.ts < latest:
             timeline += 1
             latest = None
-        rows.append(Row(seq, when, kind, ref, data, timeline))
-        if kind not in WALL_CLOCK_KINDS and (latest is None or when > latest):
-            latest = when
-    return JournalData(str(p), rows)
+        out.append(Row(r.seq, r.ts, r.kind, r.ref, r.data, timeline))
+        if r.kind not in WALL_CLOCK_KINDS and (latest is None or r.ts > latest):
+            latest = r.ts
+    return out
+
+
+# A session's own header rows: the `session` row and the `recovery` row its start journals. They
+# carry the capital and say whether the account was carried over (metrics.equity_curve), so a cut
+# by time keeps them with the rest of their session.
+SESSION_HEADERS = ("session", "recovery")
+
+
+def sessions_of(data: JournalData, keep: Callable[[dict[str, Any]], bool], *, after_seq: int = 0,
+                since: datetime | None = None) -> JournalData:
+    """The part of `data` made by the sessions `keep` accepts (it is given each `session` row's
+    data), counting only sessions started after row `after_seq`; with `since`, only the rows of
+    those sessions journaled at or after it (their header rows stay).
+
+    A session's rows are its `session` row and every row after it up to the next `session` row;
+    rows before the first session belong to none and are left out. Wall-clock rows (attestations,
+    drills) are the operator's acts between sessions, not a session's: they are kept as they are."""
+    kept: list[Row] = []
+    inside = False
+    for r in data.rows:
+        if r.kind in WALL_CLOCK_KINDS:
+            kept.append(r)
+            continue
+        if r.kind == "session":
+            inside = r.seq > after_seq and keep(r.data)
+        if not inside:
+            continue
+        if since is not None and r.ts < since and r.kind not in SESSION_HEADERS:
+            continue
+        kept.append(r)
+    return JournalData(data.path, _with_timelines(kept))
+
+
+def made_rows(data: JournalData) -> list[Row]:
+    """The rows a session made by trading: neither a session header nor a wall-clock row."""
+    return [r for r in data.rows if r.kind not in WALL_CLOCK_KINDS and r.kind not in SESSION_HEADERS]
 
 
 def _read_only(p: Path) -> sqlite3.Connection:
