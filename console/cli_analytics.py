@@ -313,8 +313,8 @@ def _drill(args: argparse.Namespace) -> int:
     res = asyncio.run(run_drill(profile, scratch, seed=args.seed))
     # The row names the profile judged and its mode (readiness counts only a profile's own drills),
     # and says where it ran: the paper broker on a simulated market, whatever the profile's venue.
-    out = {"profile": profile.name, "mode": profile.mode, "broker": "paper", "market": "simulated",
-           **res.as_dict()}
+    out = {"profile": profile.name, "mode": profile.mode, "stage": profile.stage, "broker": "paper",
+           "market": "simulated", **res.as_dict()}
     try:
         append_row(main, "drill", datetime.now(timezone.utc), "pass" if res.passed else "fail", out)
         unrecorded = None

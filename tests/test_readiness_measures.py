@@ -203,7 +203,8 @@ def test_a_drill_of_another_profile_or_mode_does_not_count(tmp_path):
                                            drill_row(now, "lv", "paper")])
     d = criterion(judge(p, "micro", now=now), "drill")
     assert d["passed"] is False and d["measured"] is None
-    assert "none journaled by profile 'lv' (live)" in d["detail"] and "2 drill row(s) of another" in d["detail"]
+    assert "none journaled by profile 'lv' (live): run tradeconsole drill --simulated --profile" in d["detail"]
+    assert "2 drill row(s) of another profile or mode do not count" in d["detail"]
     write_journal(tmp_path / "lv.sqlite", [drill_row(now - timedelta(days=7), "lv", "live")])
     d = criterion(judge(p, "micro", now=now), "drill")
     assert d["passed"] is True and d["measured"] == 7.0  # exactly drill_max_age_days old

@@ -259,8 +259,9 @@ def evaluate(profile: Any, data: JournalData, stage: str, *, now: datetime | Non
             where = " on the paper broker and a simulated market" if drill.data.get("market") == "simulated" else ""
             drill_text = f"{age:.1f} days ago ({drill.ts:%Y-%m-%d %H:%M}){where}"
         else:
-            drill_text = (f"none journaled by profile {profile.name!r} ({profile.mode}): run tradeconsole drill "
-                          f"--profile with this profile")
+            how = "drill --simulated" if profile.mode == "live" else "drill"
+            drill_text = (f"none journaled by profile {profile.name!r} ({profile.mode}): run tradeconsole {how} "
+                          f"--profile PATH with this profile's file")
             if others:
                 drill_text += f"; {others} drill row(s) of another profile or mode do not count"
         add("drill", "passing drill", None if age is None else round(age, 2),
