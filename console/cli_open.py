@@ -42,9 +42,10 @@ def start_refusals() -> tuple[type[Exception], ...]:
     from engine.journal_errors import JournalError
     from engine.logsetup import LogFileError
     from engine.risk.hours import CalendarError
+    from engine.stages import StageNotGranted
     from engine.venue_wiring import VenueStartError
 
-    return CsvFeedError, CalendarError, VenueStartError, JournalError, PaperStoreError, LogFileError
+    return CsvFeedError, CalendarError, VenueStartError, JournalError, PaperStoreError, LogFileError, StageNotGranted
 
 
 def hold_signals() -> list[str]:

@@ -159,6 +159,9 @@ class Engine(FeedLoop, OperatorCommands, OperatorActions, SignalFlow, GateWiring
             clock = SimClock(feed.first_ts)  # type: ignore[attr-defined]
         journal = await Journal.open(jpath)
         try:
+            from .stages import require_granted  # here: the console's first screen does without it
+
+            await require_granted(profile, journal)  # a journal granted testnet or live is no paper record
             if feed is not None:
                 await _refuse_replay_into_the_past(journal, feed, feed_cfg.csv_path)
             if clock is None:

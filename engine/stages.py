@@ -109,8 +109,8 @@ async def require_granted(profile: Profile, journal: Any) -> str | None:
 
     A journal is one stage's record: a paper session on a journal granted testnet or a live stage,
     or a testnet session on one granted a live stage, would journal its rows into that record.
-    (The venue start calls this; the paper engine's start does not yet, so for paper the guard is
-    `record_at`, which leaves a paper session's rows out of a testnet or live record.)"""
+    Both starts call this (venue_wiring.open_venue, Engine.open for paper); `record_at` leaves
+    such rows out of a record besides, for a journal written before this refusal existed."""
     if profile.mode == "paper":
         row = await journal.last(["stage"])
         grant = granted_in([row]) if row is not None else None

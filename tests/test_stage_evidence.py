@@ -211,3 +211,26 @@ def test_a_backtest_journal_is_no_paper_record(tmp_path, capsys):
         f"tradeconsole: promote: --from: the journal of 'pp' ({tmp_path / 'pp.sqlite'}) was made by tradeconsole "
         f"backtest; a backtest proves no stage: leaving paper needs the journal of a paper profile")
     assert stage_rows(tmp_path / "tn.sqlite") == []
+
+
+def test_a_paper_run_on_a_journal_granted_testnet_is_refused_at_start(tmp_path, capsys):
+    """`tradeconsole run` itself refuses it: one line, exit 2, and no paper session row is journaled
+    into the testnet record."""
+    from console.cli import main
+
+    now = datetime.now(timezone.utc)
+    write_journal(tmp_path / "tn.sqlite", [grant("testnet", "paper", now)])
+    pp = profile_file(tmp_path, "pp", {"mode": "paper", "journal": {"path": str(tmp_path / "tn.sqlite")}})
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--headless", "--profile", str(pp), "--duration", "1m"])
+    assert info.value.code == 2
+    assert err_line(capsys).startswith("tradeconsole: paper profile 'pp': its journal (")
+
+    async def sessions() -> int:
+        j = await Journal.open(tmp_path / "tn.sqlite")
+        try:
+            return await j.count("session")
+        finally:
+            await j.close()
+
+    assert asyncio.run(sessions()) == 0
