@@ -45,7 +45,7 @@ class Probe:
         try:
             out, _ = await asyncio.wait_for(proc.communicate(pickle.dumps(profile)), timeout)
         except asyncio.TimeoutError:
-            return {"stage": profile.stage, "error": f"readiness check took over {timeout:g} s; abandoned"}
+            return {"stage": _stage_label(profile), "error": f"readiness check took over {timeout:g} s; abandoned"}
         finally:
             self.stop()
             self._proc = None
@@ -59,12 +59,21 @@ class Probe:
         try:
             return orjson.loads(out)
         except orjson.JSONDecodeError:
-            return {"stage": profile.stage, "error": f"readiness check ended without an answer (exit {proc.returncode})"}
+            return {"stage": _stage_label(profile),
+                    "error": f"readiness check ended without an answer (exit {proc.returncode})"}
 
     def stop(self) -> None:
         proc = self._proc
         if proc is not None and proc.returncode is None:
             proc.kill()
+
+
+def _stage_label(profile: Any) -> str:
+    """The stage a check that gave no answer was for, without reading the journal: a paper profile
+    is judged at paper whatever its `stage:` (engine/stages.py::current_stage), others at theirs."""
+    from engine.stages import current_stage
+
+    return current_stage(profile, None) or profile.stage
 
 
 def main(argv: list[str]) -> int:

@@ -161,3 +161,18 @@ async def test_a_check_cut_short_reaps_its_child(monkeypatch):
         await checking
     (proc,) = started
     assert proc.returncode is not None, "the child was left running or unreaped"
+
+
+@pytest.mark.parametrize("child, error", [("import time; time.sleep(30)", "took over 0.5 s"),
+                                          ("raise SystemExit(3)", "without an answer (exit 3)")])
+async def test_a_check_with_no_answer_names_the_stage_promote_would_judge(monkeypatch, child, error):
+    """A paper profile rehearsing testnet caps is judged at paper (as `promote` judges it): the
+    line for a check that never answered must not name testnet."""
+    real_exec = asyncio.create_subprocess_exec
+
+    async def child_process(*args, **kw):
+        return await real_exec(sys.executable, "-c", child, **kw)
+
+    monkeypatch.setattr(probe_mod.asyncio, "create_subprocess_exec", child_process)
+    answer = await probe_mod.Probe().ask(frozen_profile("paper", stage="testnet"), "unused.sqlite", timeout=0.5)
+    assert answer["stage"] == "paper" and error in answer["error"]
