@@ -131,7 +131,7 @@ def _dump(obj: Any) -> None:
 # -- readiness and attest --------------------------------------------------------------------------
 def _readiness(args: argparse.Namespace) -> int:
     from engine.analytics.journal_data import JournalReadError
-    from engine.analytics.readiness import evaluate, judged_stage
+    from engine.analytics.readiness import evaluate, judged_stage, stage_record
     from engine.profile import journal_path
 
     profile = _profile(args.profile)
@@ -140,7 +140,8 @@ def _readiness(args: argparse.Namespace) -> int:
     if stage not in profile.readiness.stages:
         return _fail(f"readiness: no criteria for stage {stage!r} (profile has: {', '.join(profile.readiness.stages)})")
     try:
-        rep = evaluate(profile, _journal(profile), stage, resamples=args.resamples, seed=args.seed)
+        rep = evaluate(profile, stage_record(_journal(profile), stage), stage, resamples=args.resamples,
+                       seed=args.seed)
     except JournalReadError as exc:
         return _fail(str(exc))
     if args.json:

@@ -5,6 +5,7 @@ and a journal granted one mode's stage hosts no session of another mode."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -234,3 +235,25 @@ def test_a_paper_run_on_a_journal_granted_testnet_is_refused_at_start(tmp_path, 
             await j.close()
 
     assert asyncio.run(sessions()) == 0
+
+
+def test_the_readiness_command_and_the_console_line_judge_what_promote_judges(tmp_path, capsys):
+    """Forty good micro trades, then small granted: `readiness` for small (and the console's
+    go/no-go line, `summary`) is NO-GO on trades, as promote is; it was GO on the micro record."""
+    from console.cli import main
+    from engine.analytics.readiness import summary
+
+    files, journal = live_files(tmp_path), tmp_path / "live.sqlite"
+    now = datetime.now(timezone.utc)
+    write_journal(journal, [grant("micro", "testnet", now), *traded(now + timedelta(minutes=1), 40, "live", "micro"),
+                            grant("small", "micro", now + timedelta(days=20))])
+    assert main(["readiness", "--profile", str(files["small"]), "--stage", "small", "--json",
+                 "--resamples", "100"]) == 1
+    rep = json.loads(capsys.readouterr().out)
+    (trades,) = [c for c in rep["criteria"] if c["name"] == "trades"]
+    assert rep["verdict"] == "NO-GO" and trades["measured"] == 0 and not trades["passed"]
+    line = summary(load_profile(files["small"]), journal, stage="small", resamples=100)
+    assert line["verdict"] == "NO-GO" and [c["measured"] for c in line["criteria"] if c["name"] == "trades"] == [0]
+    # Micro's own record is still micro's: judged for micro, the forty trades count.
+    line = summary(load_profile(files["micro"]), journal, stage="micro", resamples=100)
+    assert [c["measured"] for c in line["criteria"] if c["name"] == "trades"] == [40]

@@ -102,6 +102,19 @@ def judged_stage(profile: Any, journal: str | Path | None) -> str:
     return current_stage(profile, grant_for(profile, rows)[0]) or profile.stage
 
 
+def stage_record(data: JournalData, stage: str) -> JournalData:
+    """What `promote` judges of this journal to leave `stage` (engine/stages.py::record_at): the
+    sessions that traded at it, since it was granted. The readiness command and the console's
+    go/no-go line judge the same rows, so their GO is promote's GO."""
+    from engine.stages import record_at
+
+    try:
+        stage_rows = load(data.path, ("stage",)).rows
+    except JournalReadError:
+        stage_rows = []
+    return record_at(data, stage, stage_rows)
+
+
 def stage_capital(profile: Any, stage: str) -> Decimal | None:
     """The `max_capital_usd` of `stage` for this profile (its `stages:` override of the built-in
     caps), None for a stage without a cap."""
@@ -291,5 +304,5 @@ def summary(profile: Any, journal: str | Path, *, stage: str | None = None, now:
         data = load(journal)
     except JournalReadError as exc:
         return {"stage": stage, "error": str(exc)}
-    rep = evaluate(profile, data, stage, now=now, resamples=resamples, seed=seed)
+    rep = evaluate(profile, stage_record(data, stage), stage, now=now, resamples=resamples, seed=seed)
     return {k: rep[k] for k in ("stage", "verdict", "passed", "total", "criteria", "journal")}
