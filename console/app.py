@@ -14,7 +14,7 @@ import importlib
 import logging
 import os
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +138,7 @@ class TradeConsoleApp(SnapshotRefresh, ConsoleActions, QuitActions, ViewActions,
         self._panes = [self.header, self.positions, self.orders, self.approvals, self.pnl, self.capital,
                        self.breakers, self.alerts, self.readiness_line]
         self.header.rearm_key = self.key_for("rearm")
+        self.header.quit_key = self.key_for("quit")
         self.readiness_line.key = self.key_for("performance")
         yield self.header
         with Horizontal(id="main"):
@@ -248,7 +249,18 @@ class TradeConsoleApp(SnapshotRefresh, ConsoleActions, QuitActions, ViewActions,
                 self.show_error(f"{worker.name} failed", worker.error)
             self.refresh_snapshot()
         elif event.state == WorkerState.SUCCESS and worker.group == "engine" and not self._exiting:
-            self.notify("The engine stopped running (feed ended or engine stopped).", severity="warning", timeout=10)
+            # The console stays up for a look; the engine closes what nobody can answer now and
+            # refuses anything new, and the header says STOPPED (the engine's snapshot).
+            why = getattr(self.engine, "run_end", "") or "it stopped"
+            self.notify(f"The engine stopped running ({why}). {self.key_for('quit')} quits.", severity="warning",
+                        timeout=10)
+            finish = getattr(self.engine, "finish_run", None)
+            if finish is not None:
+                self.command(self._finish_run(finish, why), "finish run")
+
+    async def _finish_run(self, finish: Callable[[str], Awaitable[int]], why: str) -> None:
+        await finish(why)
+        self.refresh_snapshot()
 
     def command(self, work: Awaitable[Any], name: str) -> Worker:
         """Run one engine command off the key handler, so a slow venue never freezes the keys."""

@@ -74,6 +74,32 @@ class OperatorCommands:
                                 f"{item.order.symbol} order auto-rejected: approval timed out", now,
                                 client_order_id=item.order.client_order_id)
 
+    def close_pending_approvals(self, reason: str) -> int:
+        """Close every order still waiting for approval (cancelled, journaled with `reason`);
+        returns how many."""
+        items = self.approvals.take_all()
+        for item in items:
+            self.counters["approvals_closed"] += 1
+            self._finish_pending(item.order, OrderStatus.CANCELLED, reason, "closed_unanswered")
+        return len(items)
+
+    async def finish_run(self, why: str) -> int:
+        """The runner's run is over (the feed ended, --duration reached) while the session stays
+        open (the console left up for a look, headless printing its summary): nothing handles
+        quotes or the venue's events any more, so nothing new may be sent (manual orders are
+        refused), and what waits for approval is closed. Working orders and stops stay as they
+        are: quitting asks what to do with them. Returns how many approvals it closed."""
+        if self.run_finished:
+            return 0
+        self.run_finished = why
+        closed = self.close_pending_approvals(f"{why} before an answer")
+        self.alerts.publish("warning", "run_ended",
+                            f"the run ended ({why}): no quotes are handled and nothing new is sent"
+                            + (f"; {closed} order(s) waiting for approval cancelled" if closed else "")
+                            + "; working orders and stops stay as they are", self.clock.now())
+        await self.journal.flush()  # journaled before the screen shows them gone
+        return closed
+
     # -- halt, close-all, re-arm --------------------------------------------------------------
     def halt(self, source: str, reason: str, *, alert: bool = True) -> asyncio.Task:
         """Latch now (before this returns); the returned task cancels and journals.

@@ -136,7 +136,13 @@ class Engine(FeedLoop, OperatorCommands, OperatorActions, SignalFlow, GateWiring
         self._preroll_start: datetime | None = None
         self.trading_started: datetime | None = None
         self.counters = {"ticks": 0, "signals": 0, "approved": 0, "refused": 0, "orders": 0,
-                         "fills": 0, "expired": 0, "rejected_by_operator": 0}
+                         "fills": 0, "expired": 0, "rejected_by_operator": 0,
+                         # signals on a held symbol (judged as exits); skipped while an entry
+                         # works or waits in their symbol (or entries are stopped); approvals
+                         # closed unanswered at the run's end
+                         "held_signals": 0, "skipped": 0, "approvals_closed": 0}
+        self.run_finished = ""  # why the runner's run is over (finish_run): nothing new is sent
+        self.run_end = ""
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -263,6 +269,9 @@ class Engine(FeedLoop, OperatorCommands, OperatorActions, SignalFlow, GateWiring
 
         await stop_services(self)
         p = self.portfolio
+        # Nobody can answer them once the session is over: closed, journaled (never left
+        # pending_approval in the journal with no outcome).
+        self.close_pending_approvals("session ended before an answer")
         self.journal.append("checkpoint", self.clock.now(), None, checkpoint_record(self))
         failures: list[str] = []
         try:

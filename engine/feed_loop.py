@@ -89,6 +89,7 @@ class FeedLoop:
         Every runner (console worker, headless) comes through here, so a run that dies is told
         here, once: under the console the loop keeps turning and nothing else would say so."""
         self.run_state, self.run_error = "running", ""
+        self.run_end = ""  # why it returned, in words (finish_run says it to the operator)
         try:
             await self._run_feed(duration)
         except Exception as exc:
@@ -116,6 +117,8 @@ class FeedLoop:
         finally:
             if self.run_state == "running":
                 self.run_state = "stopped"
+            if not self.run_end:
+                self.run_end = "it was stopped" if self._stop.is_set() else "its duration was reached"
 
     async def _run_feed(self, duration: float | None) -> None:
         if getattr(self.feed, "is_async", False):
@@ -133,6 +136,7 @@ class FeedLoop:
         while not self._stop.is_set():
             batch, self._carry = (self._carry, None) if self._carry is not None else (self.feed.next_batch(), None)
             if batch is None:
+                self.run_end = "the feed ended"
                 break
             ts = batch[0].ts
             if start_sim is None:

@@ -100,6 +100,10 @@ class OperatorActions:
     async def submit_manual(self, spec: ManualOrderSpec) -> str | None:
         """Gate it as a strategy order is gated; then the approval queue (if the profile asks
         for approval) or the order manager. Journaled with source `operator`."""
+        if self.run_finished:
+            return await self._journal_action("submit_manual", None, f"the run has ended ({self.run_finished}): "
+                                              "nothing would handle this order; start again to trade",
+                                              spec=spec_dict(spec))
         built = self._build_manual(spec, None)
         if isinstance(built, ManualPreview):
             return await self._journal_action("submit_manual", None, built.problem, spec=spec_dict(spec))

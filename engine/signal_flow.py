@@ -23,12 +23,14 @@ class SignalFlow:
         self.counters["signals"] += 1
         pos_qty = self.orders.position_qty(sig.symbol)
         if pos_qty != 0:
+            self.counters["held_signals"] += 1
             await self._strategy_exit(sig, pos_qty)
             return
-        if self.entries_stopped:
-            return  # close-all on the way out (engine/commands.py): leaving flat, nothing new
-        if self._entry_in_flight(sig.symbol):
-            return  # one entry per symbol in flight
+        if self.entries_stopped or self._entry_in_flight(sig.symbol):
+            # Close-all on the way out (engine/commands.py): leaving flat, nothing new; or one
+            # entry per symbol in flight.
+            self.counters["skipped"] += 1
+            return
         self.journal.append("signal", sig.ts, None, {
             "symbol": sig.symbol, "side": sig.side, "edge": sig.edge, "confidence": sig.confidence,
             "stop": sig.stop_price, "price": sig.price, "reason": sig.reason, "strategy": sig.strategy,

@@ -215,3 +215,5 @@ class EngineSnapshot:
     # Whether a re-arm would lift anything now (Engine.rearm_refusal): a day-loss breaker lifts at
     # the venue's next day and reconciliation by answering it, so the header offers no re-arm then.
     rearm_lifts: bool = True
+    # Why the runner's run is over while the console stays up (Engine.finish_run): "" while it runs.
+    run_finished: str = ""

@@ -133,6 +133,7 @@ def build_snapshot(e: "Engine") -> EngineSnapshot:
     return EngineSnapshot(
         ts=now, mode=e.profile.mode, profile=e.profile.name, venue=e.broker.name,
         trading_state=e.state.value, halt_reason=e.halt_reason, connected=e.broker.connected,
+        run_finished=e.run_finished,
         equity=p.equity, cash=p.cash, realized_pnl=p.realized_pnl, unrealized_pnl=p.unrealized_pnl,
         pnl_today=p.pnl_today, pnl_week=p.pnl_week, fees=p.fees, equity_curve=curve,
         positions=tuple(_position(pos, e) for pos in sorted(p.positions.values(), key=lambda x: x.symbol)),

@@ -24,7 +24,7 @@ def summary(stdout: str) -> dict[str, str]:
     start = stdout.index("── tradeconsole headless summary")
     out: dict[str, str] = {}
     for line in stdout[start:].splitlines()[1:]:
-        m = re.match(r"^(simulated time|signals|orders sent|equity|realized P&L|closed trades|open positions|"
+        m = re.match(r"^(this session|signals|orders sent|equity|realized P&L|closed trades|open positions|"
                      r"trading state|journal)\s+(.*)$", line)
         if m:
             out[m.group(1)] = m.group(2)
@@ -49,10 +49,14 @@ def test_headless_run_prints_the_summary_and_keeps_its_data_in_the_home_dir(tmp_
     assert "Traceback" not in res.stderr
     assert "── tradeconsole headless summary ─ profile paper-auto (paper) ──" in res.stdout
     s = summary(res.stdout)
-    assert s["simulated time"].startswith("0.50 h")
-    m = re.match(r"([\d,]+)\s+gate passed ([\d,]+)\s+refused ([\d,]+)", s["signals"])
+    assert re.match(r"30m 0\ds of simulated time", s["this session"])
+    m = re.match(r"([\d,]+): ([\d,]+) entries judged \(gate passed ([\d,]+), refused ([\d,]+)\), ([\d,]+) on a "
+                 r"held position, ([\d,]+) skipped", s["signals"])
     assert m
-    m = re.match(r"([\d,]+)\s+fills ([\d,]+)\s+approvals expired 0", s["orders sent"])
+    signals, judged, passed, refused, held, skipped = (int(g.replace(",", "")) for g in m.groups())
+    # every signal is accounted for: judged as an entry, judged as an exit, or skipped
+    assert signals == judged + held + skipped and judged == passed + refused and passed > 0
+    m = re.match(r"([\d,]+)\s+fills ([\d,]+)\s+approvals expired 0\s+still waiting at the end 0", s["orders sent"])
     assert m
     fills = int(m.group(2).replace(",", ""))
     assert s["trading state"] == "active"
@@ -162,7 +166,7 @@ def test_good_csv_replays_to_the_end(tmp_path):
     res = run_cli(tmp_path, "run", "--headless", "--profile", str(prof), timeout=60)
     assert res.returncode == 0, res.stderr
     s = summary(res.stdout)
-    assert "(120 quotes)" in s["simulated time"]
+    assert "(120 quotes)" in s["this session"]
     assert journal_counts(tmp_path / "home" / "replay.sqlite")["session_end"] == 1
 
 

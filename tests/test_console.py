@@ -516,3 +516,20 @@ async def test_exit_when_ready_paints_once_then_exits_and_closes(engine_factory)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: not app.is_running, timeout=5)
     assert app.snapshots_painted >= 1 and engine._closed
+
+
+async def test_a_run_that_ends_shows_stopped_not_active_and_closes_what_waits(engine_factory):
+    """--duration reached (or a replay's end) with the console left up: the header says STOPPED
+    and not running, never ACTIVE and connected, and an approval left on screen cannot be sent."""
+    engine = await engine_factory(warm_until=lambda s: len(s.approvals) >= 1)
+    app = TradeConsoleApp(engine, duration=1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: engine.run_finished != "")
+        await until(pilot, lambda: "STOPPED" in app.header.state_text)
+        assert "its duration was reached" in app.header.state_text and "ACTIVE" not in app.header.state_text
+        assert "not running" in app.header.info_text and "connected" not in app.header.info_text
+        assert len(engine.approvals) == 0 and app.approvals.table.row_count == 0
+        sent = engine.counters["orders"]
+        await pilot.press("a")
+        await pilot.pause(0.1)
+        assert engine.counters["orders"] == sent

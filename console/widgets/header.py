@@ -34,6 +34,7 @@ class StatusHeader(Vertical):
 
     # The app sets this from the effective keymap so the hint never names a key that was remapped.
     rearm_key: str = "R"
+    quit_key: str = "q"
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -61,6 +62,7 @@ class StatusHeader(Vertical):
             ("equity ", "dim"),
             (money(snap.equity), "bold"),
             "  ",
+            ("○ not running", "bold yellow") if snap.run_finished else
             ("● connected", "green") if snap.connected else ("○ DISCONNECTED", "bold red"),
         )
         stamp = Text("  " + clock(snap.ts))
@@ -83,11 +85,15 @@ class StatusHeader(Vertical):
         # and is shown amber, never as calm as ACTIVE.
         halted = snap.trading_state in ("halted", "halting")
         state.set_class(halted, "-halted")
-        state.set_class(snap.trading_state not in ("active", "halted", "halting"), "-restricted")
+        state.set_class(snap.trading_state not in ("active", "halted", "halting") or bool(snap.run_finished),
+                        "-restricted")
         # The short parts that decide what the operator may do come first and the free-text
         # reason last, so a narrow terminal cuts the reason and never the state, the re-arm key
         # or the pauses (at 80 columns a long halt reason pushed those off the line).
-        if snap.trading_state != "active":
+        if snap.run_finished:
+            # Nothing runs: never ACTIVE, whatever the latch says (the halt's reason still shows).
+            label = Text(f"■ STOPPED ({snap.run_finished}; {self.quit_key} quits)", no_wrap=True, overflow="ellipsis")
+        elif snap.trading_state != "active":
             # The re-arm key only where a re-arm lifts something (the engine says): reduce-only
             # held by a day's loss or by reconciliation is not offered a key that would refuse.
             hint = f" ({self.rearm_key} re-arms)" if snap.rearm_lifts else ""
