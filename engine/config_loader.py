@@ -179,12 +179,7 @@ def load_profile(path: str | Path | None) -> Profile:
     try:
         data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = exc.problem or exc.context or "invalid YAML"
-        # A constructor error is well-formed YAML the loader refuses (a repeated key, a list as a key).
-        what = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
-        raise ConfigError([f"{source}: {where}{what}: {problem}"]) from None
+        raise ConfigError([f"{source}: {_yaml_problem(exc)}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{source}: YAML error: {exc}"]) from None
     if data is None:
@@ -258,6 +253,26 @@ def shared_files(profile: Profile) -> list[str]:
                     "give each its own path"))
         seen.append((field, what, real, inode))
     return list(lines.values())
+
+
+def _yaml_problem(exc: Any) -> str:
+    """Where and what, for one YAML error. A syntax error is noticed past the mistake (a key's
+    missing ':' on the next line, an unclosed quote or bracket at the end of the file): the line
+    to fix is where the scanner began what it could not finish (its context mark), so that one is
+    named first, with where it was noticed."""
+    import yaml
+
+    # A constructor error is well-formed YAML the loader refuses (a repeated key, a list as a key):
+    # its problem mark is the offending key itself.
+    constructor = isinstance(exc, yaml.constructor.ConstructorError)
+    problem = exc.problem or exc.context or "invalid YAML"
+    mark, noticed = exc.problem_mark or exc.context_mark, ""
+    if not constructor and exc.context_mark is not None and exc.problem_mark is not None \
+            and exc.context_mark.line < exc.problem_mark.line:
+        mark = exc.context_mark
+        noticed = f" ({exc.context}; noticed at line {exc.problem_mark.line + 1})"
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    return f"{where}{'YAML error' if constructor else 'YAML syntax error'}: {problem}{noticed}"
 
 
 def preflight(profile: Profile, source: str | None = None) -> list[str]:

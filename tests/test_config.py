@@ -181,15 +181,21 @@ def test_limits_at_their_consistency_boundary_are_accepted(mapping):
     profile_from_mapping(mapping)
 
 
-@pytest.mark.parametrize("text, where", [
-    ("name: a\nrisk:\n  max_open_positions: 3\n   min_edge: 0.1\n", "line 4"),
-    ("name: a\nrisk: [1, 2\nfeed: {}\n", "line 3"),
-    ("risk:\n\tmax_open_positions: 3\n", "line 2"),
+@pytest.mark.parametrize("text, where, noticed", [
+    ("name: a\nrisk:\n  max_open_positions: 3\n   min_edge: 0.1\n", "line 4", ""),
+    # The line to fix, not the line after it where YAML noticed: an unclosed bracket or quote,
+    # a key with no ':' followed by another key.
+    ("name: a\nrisk: [1, 2\nfeed: {}\n", "line 2", " (while parsing a flow sequence; noticed at line 3)"),
+    ("risk:\n  min_edge: \"0.1\n  max_open_positions: 3\n", "line 2",
+     " (while scanning a quoted scalar; noticed at line 4)"),
+    ("name: a\nrisk:\n  min_edge: 0.1\n  max_open_positions 3\napproval:\n  required: true\n", "line 4",
+     " (while scanning a simple key; noticed at line 5)"),
+    ("risk:\n\tmax_open_positions: 3\n", "line 2", ""),
 ])
-def test_yaml_syntax_error_names_the_line(tmp_path, monkeypatch, text, where):
+def test_yaml_syntax_error_names_the_line(tmp_path, monkeypatch, text, where, noticed):
     (line,) = problems(text, tmp_path, monkeypatch)
     assert line.startswith(f"config/x.yaml: {where}, column ")
-    assert "YAML syntax error" in line
+    assert "YAML syntax error" in line and line.endswith(noticed)
 
 
 @pytest.mark.parametrize("text, fragment", [
