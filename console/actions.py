@@ -20,7 +20,6 @@ from .widgets._format import price, qty
 
 log = logging.getLogger("tradeconsole.console")
 
-HALT_REASON = "operator halt (F12)"
 # How long to watch close-all's exit orders fill before telling the operator what is still open.
 CLOSE_WAIT = 15.0
 # A toast longer than this covers the side column at 80x24; the rest is in the alert pane.
@@ -54,10 +53,13 @@ class ConsoleActions:
 
     # ------------------------------------------------------------- emergency keys
 
-    def action_halt(self) -> None:
-        # Called directly, not in a worker: the latch must be set within this loop turn.
+    def action_halt(self, binding_id: str = "") -> None:
+        # Called directly, not in a worker: the latch must be set within this loop turn. The
+        # journal's reason names what the operator pressed (F12, the second key, a remap, or the
+        # command palette): it is the audit trail.
+        how = f"key {self.key_for(binding_id)}" if binding_id else "command palette"
         try:
-            task = self.engine.halt("console", HALT_REASON)
+            task = self.engine.halt("console", f"operator halt ({how})")
         except Exception as exc:
             log.exception("halt failed")
             self.show_error("HALT FAILED", exc)

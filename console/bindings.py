@@ -28,10 +28,10 @@ BINDINGS: list[Binding] = [
     Binding("a", "approve", "Approve", id="approve"),
     Binding("r", "reject", "Reject", id="reject"),
     # Halt is checked from the App down (priority) so it fires even while a modal is open.
-    Binding("f12", "halt", "HALT", id="halt", priority=True),
+    Binding("f12", "halt('halt')", "HALT", id="halt", priority=True),
     # tmux and some terminals swallow F12; a second, separately remappable key means remapping
     # `halt` can never leave the operator without a fallback.
-    Binding("ctrl+backslash", "halt", "HALT", id="halt_alt", priority=True, show=False, key_display="^\\"),
+    Binding("ctrl+backslash", "halt('halt_alt')", "HALT", id="halt_alt", priority=True, show=False, key_display="^\\"),
     Binding("c", "close_all", "Close all", id="close_all"),
     Binding("R", "rearm", "Re-arm", id="rearm"),
     Binding("o", "new_order", "Order", id="new_order", show=False),

@@ -302,7 +302,7 @@ async def test_f12_halts_and_the_header_says_so(engine_factory):
         assert latched(engine)  # within the key handler, before any further turn of the test
         await until(pilot, lambda: engine.snapshot().trading_state == "halted")
         await until(pilot, lambda: "HALTED (R re-arms)" in header.state_text
-                    and "operator halt (F12)" in header.state_text)
+                    and "operator halt (key f12)" in header.state_text)
         assert header.state.has_class("-halted")
         await until(pilot, lambda: any(a.kind == "halt" for a in engine.snapshot().alerts))
 
@@ -341,6 +341,9 @@ async def test_halt_fires_while_a_modal_is_open_and_from_ctrl_backslash(engine_f
                                        for n in app._notifications))
         assert latched(engine) and "HALTED" in app.header.state_text
         assert [r.data["reason"] for r in await engine.journal.rows(["rearm"])] == ["feed ok"]
+        # The journal names the key each halt came from: its audit trail.
+        assert [r.data["reason"] for r in await engine.journal.rows(["halt"])] == [
+            "operator halt (key f12)", "operator halt (key f12)", "operator halt (key ctrl+\\)"]
 
 
 async def test_a_chosen_approval_that_leaves_is_not_replaced_by_the_next_under_the_key(engine_factory):
@@ -484,7 +487,7 @@ async def test_remapped_keys_from_the_profile_work(engine_factory):
         await pilot.press("escape", "f12")
         assert not latched(engine)  # f12 was remapped away
         await pilot.press("f11")
-        assert latched(engine)
+        assert latched(engine) and engine.halt_reason == "operator halt (key f11)"
 
 
 async def test_unknown_key_id_is_a_clear_error(engine_factory):

@@ -271,6 +271,10 @@ async def test_command_palette_runs_operator_commands(desk):
         await until(pilot, lambda: isinstance(app.screen, HelpModal))
         ids = {row.id for row in app.screen.rows}
         assert {"close_position", "tighten_stop", "cancel_order", "palette", "log_search"} <= ids
+        await pilot.press("escape")
+        await choose("colon", "HALT: stop all new orders")
+        await until(pilot, lambda: eng.state.value == "halted")
+        assert eng.halt_reason == "operator halt (command palette)"
 
 
 async def test_row_keys_are_remappable(desk):
