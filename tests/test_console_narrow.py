@@ -109,3 +109,26 @@ async def test_order_statuses_follow_the_panes_width_from_the_first_paint(tmp_pa
             await pilot.pause()
             await pilot.pause()
             assert statuses() == words, size
+
+
+async def test_a_short_breaker_pane_says_what_it_cannot_show(tmp_path):
+    """At 80x24 the pane has room for a few of the breakers: worst first, and on its last row a
+    count of the rest with the worst state among them."""
+    app = TradeConsoleApp(frozen_engine(tmp_path, "breakers"), start_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await painted(pilot)
+        pane = app.breakers
+        rows, total = pane.content_size.height, len(pane._breakers)
+        assert 1 < rows < total
+        shown = [line.plain for line in pane.render().split()]
+        assert len(shown) == rows
+        ordered = sorted(pane._breakers, key=lambda b: {"tripped": 0, "critical": 1, "warning": 2}.get(b.state, 3))
+        assert all(b.name.replace("_", " ") in line for b, line in zip(ordered, shown[:-1]))
+        hidden = ordered[rows - 1:]
+        worst = [f"{sum(1 for b in hidden if b.state == s)} {s}" for s in ("tripped", "critical", "warning")
+                 if any(b.state == s for b in hidden)]
+        assert shown[-1] == f"+{total - rows + 1} more: " + (", ".join(worst) or "all armed")
+        await pilot.resize_terminal(160, 48)
+        await pilot.pause()
+        await pilot.pause()
+        assert not any("more:" in line.plain for line in pane.render().split())

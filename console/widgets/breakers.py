@@ -71,4 +71,16 @@ class BreakerPane(Widget):
         lines = self.lines(self.content_size.width or None)
         if not lines:
             return Text("no breakers reported", style="dim")
+        rows = self.content_size.height
+        if 0 < rows < len(lines):
+            # A short pane (3 rows at 80x24, eleven breakers) shows the worst first; its last row
+            # names the rest by count and state, so no warning is out of sight unannounced.
+            lines = lines[:rows - 1] + [self.hidden_line(rows - 1)]
         return Text("\n").join(lines)
+
+    def hidden_line(self, shown: int) -> Text:
+        hidden = sorted(self._breakers, key=lambda b: _RANK.get(b.state, -1))[shown:]
+        states = [b.state for b in hidden]
+        worst = [f"{states.count(s)} {s}" for s in ("tripped", "critical", "warning") if s in states]
+        return Text(f"+{len(hidden)} more: " + (", ".join(worst) if worst else "all armed"),
+                    style="bold yellow" if worst else "dim")
