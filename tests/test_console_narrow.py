@@ -132,3 +132,29 @@ async def test_a_short_breaker_pane_says_what_it_cannot_show(tmp_path):
         await pilot.pause()
         await pilot.pause()
         assert not any("more:" in line.plain for line in pane.render().split())
+
+
+def test_spark_text_draws_the_whole_window_in_the_width_given():
+    from console.widgets.pnl import spark_text
+
+    assert spark_text((), 10) == "" and spark_text((1.0, 2.0), 0) == ""
+    assert spark_text((5.0, 5.0, 5.0), 10) == "▄▄▄"  # flat: one level, never a fake trend
+    assert spark_text((1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0), 8) == "▁▂▃▄▅▆▇█"
+    # Sixteen samples in eight cells: each cell the higher of its two, the last cell the newest.
+    assert spark_text(tuple(float(i) for i in range(16)), 8) == "▁▂▃▄▅▆▇█"
+    assert len(spark_text(tuple(float(i % 7) for i in range(1000)), 23)) == 23
+
+
+async def test_the_equity_curve_rides_in_the_pnl_title_when_its_row_is_given_away(tmp_path):
+    app = TradeConsoleApp(frozen_engine(tmp_path, "paper"), start_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await painted(pilot)
+        pane = app.pnl
+        assert not pane.spark.parent.display
+        title = str(pane.border_title)
+        assert title.startswith("P&L eq ") and len(title) - 7 <= pane.size.width - 12
+        assert set(title[7:]) <= set("▁▂▃▄▅▆▇█") and len(set(title[7:])) > 1
+        await pilot.resize_terminal(160, 48)
+        await pilot.pause()
+        await pilot.pause()
+        assert pane.spark.parent.display and str(pane.border_title) == "P&L"

@@ -19,6 +19,23 @@ from engine.snapshot import EngineSnapshot
 from ._format import DASH, money, money_text
 
 CURVE_EVERY = 1.0  # seconds of wall time between curve redraws
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def spark_text(values: tuple[float, ...], width: int) -> str:
+    """The curve in at most `width` block characters, for the pane's title when a short terminal
+    has no row for the sparkline: the whole window in buckets, each its highest sample, as the
+    Sparkline widget draws it."""
+    if width <= 0 or not values:
+        return ""
+    if len(values) > width:
+        step = len(values) / width
+        values = tuple(max(values[int(i * step):max(int((i + 1) * step), int(i * step) + 1)]) for i in range(width))
+    low, high = min(values), max(values)
+    if high == low:
+        return BARS[3] * len(values)
+    top = len(BARS) - 1
+    return "".join(BARS[round((v - low) / (high - low) * top)] for v in values)
 
 
 class PnlPane(Vertical):
@@ -98,6 +115,17 @@ class PnlPane(Vertical):
         self.spark.data = list(snap.equity_curve)
         self.dd_spark.data = list(snap.drawdown_curve)
         self.curve_redraws += 1
+        self._title_curve()
+
+    def on_resize(self) -> None:
+        self._title_curve()
+
+    def _title_curve(self) -> None:
+        # Under 32 rows the curves give their rows away (theme.tcss): the equity curve then rides
+        # in the title, so even 80x24 shows which way the account is going.
+        hidden = not self.spark.parent.display if self.spark.parent is not None else False
+        curve = spark_text(self._curve or (), self.size.width - 12) if hidden else ""
+        self.border_title = f"P&L eq {curve}" if curve else "P&L"
 
     @property
     def figures(self) -> dict[str, str]:
