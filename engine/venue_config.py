@@ -1,4 +1,4 @@
-"""Profile section `venue:` for real venues (proposed replacement of `profile.VenueConfig`).
+"""Profile section `venue:`: which venue a profile trades on, and where its keys come from.
 
 A profile never holds a key: it names the environment variables that hold them, one pair for
 the venue's test environment (Binance/Bybit testnet, Alpaca paper) and another for live. The
