@@ -158,3 +158,20 @@ async def test_the_equity_curve_rides_in_the_pnl_title_when_its_row_is_given_awa
         await pilot.pause()
         await pilot.pause()
         assert pane.spark.parent.display and str(pane.border_title) == "P&L"
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_the_key_bar_shows_every_main_key_whole(tmp_path, size):
+    """Down to 80 columns the bar names every key in reach, quit included (it was cut to 'q Qu…')."""
+    from console.widgets.keybar import KeyBar
+
+    app = TradeConsoleApp(frozen_engine(tmp_path, "paper"), start_engine=False)
+    async with app.run_test(size=size) as pilot:
+        await painted(pilot)
+        bar = app.query_one(KeyBar)
+        line = bar.render()
+        assert line.cell_len <= bar.size.width and "…" not in line.plain
+        for key, description in bar.hints():
+            assert f"{key} {description}" in line.plain
+        assert line.plain.rstrip().endswith("q Quit")
+        assert ("  r Reject" in line.plain) == (size == (160, 48))  # the roomy gap where it fits

@@ -38,8 +38,17 @@ class KeyBar(Widget):
         return out
 
     def render(self) -> Text:
+        hints = self.hints()
+        text = self._line(hints, "  ")
+        if text.cell_len > self.size.width:
+            # At 80 columns the last key (quit) was cut to "q Qu…": one space between keys first.
+            text = self._line(hints, " ")
+        return text
+
+    @staticmethod
+    def _line(hints: list[tuple[str, str]], gap: str) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
-        for i, (key, description) in enumerate(self.hints()):
-            text.append(("  " if i else " ") + key, style="bold")
+        for i, (key, description) in enumerate(hints):
+            text.append((gap if i else " ") + key, style="bold")
             text.append(f" {description}", style="dim")
         return text
