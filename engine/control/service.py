@@ -2,7 +2,9 @@
 
 `start(engine)` is called by the runners after `Engine.open` (engine/services.py). It
 1. makes the run dir private (0700) and takes `<profile>.lock` (flock): one engine per profile;
-2. re-reads the latch, in case `tradeconsole halt` wrote one while this engine was opening;
+2. re-reads the latch, in case `tradeconsole halt` wrote one while this engine was opening, and
+   carries it out as a halt (`Engine.halt`: working entries cancelled, stops kept, a critical
+   alert): shown HALTED with the restored entries still working, one filled after the halt;
 3. with `control.socket` on, removes a stale socket file (nobody answers on it), refuses if a live
    engine answers, binds, chmods the socket 0600 before listening, and serves.
 """
@@ -39,6 +41,9 @@ log = logging.getLogger("tradeconsole.control")
 
 LOCK_WAIT = 2.0  # seconds: a CLI writing a halt holds the lock for milliseconds; an engine, for ever
 LIVE_CHECK_TIMEOUT = 1.0
+LATCH_HALT_WAIT = 5.0  # seconds start waits for a picked-up halt's cancels; they go on after that
+
+_late_halts: set[asyncio.Task] = set()  # a picked-up halt still cancelling after LATCH_HALT_WAIT
 
 
 class ControlStartError(Exception):
@@ -97,7 +102,7 @@ async def start_control(engine: Engine, *, install_signals: bool = False, **serv
     try:
         if engine.state is not TradingState.HALTED:
             # Engine.open read the latch before we held the lock; a CLI halt may have landed since.
-            await engine._restore_latch()
+            await _pick_up_latch(engine)
         if install_signals:
             signals = policy_for(engine)
             signals.install()
@@ -131,6 +136,32 @@ async def start_control(engine: Engine, *, install_signals: bool = False, **serv
     svc = ControlService(ours, path, server, inode)
     svc.signals = signals
     return svc
+
+
+async def _pick_up_latch(engine: Engine) -> None:
+    """A halt row that `tradeconsole halt` wrote while this engine was opening is a halt: carried
+    out as one (entries cancelled, stops kept, critical alert, counted in `trips`), not only shown.
+    Start waits a bounded time for its cancels; a slow venue's retries go on after that."""
+    row = await engine.journal.last(["halt", "rearm"])
+    if row is None or row.kind != "halt":
+        return
+    reason = str(row.data.get("reason") or "").strip() or "halt latched in the journal"
+    source = str(row.data.get("source") or "cli")
+    log.warning("a halt by %s was latched while this engine was starting: halting now", source)
+    task = engine.halt(source, f"{reason} (latched while the engine was starting)")
+    done, _ = await asyncio.wait({task}, timeout=LATCH_HALT_WAIT)
+    if task in done:
+        _halt_done(task)
+        return
+    log.warning("the picked-up halt is still cancelling entries after %g s; it goes on", LATCH_HALT_WAIT)
+    _late_halts.add(task)
+    task.add_done_callback(_halt_done)
+
+
+def _halt_done(task: asyncio.Task) -> None:
+    _late_halts.discard(task)
+    if not task.cancelled() and task.exception() is not None:  # latched in memory all the same
+        log.error("the picked-up halt did not complete", exc_info=task.exception())
 
 
 async def _acquire(lock: InstanceLock, profile: str) -> InstanceLock:
