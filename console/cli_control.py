@@ -4,8 +4,9 @@ They talk to the running engine over its Unix socket (engine/control/). With no 
 `status` reads the journal and `halt` writes the latch into it, so the next start comes up halted.
 
 Exit codes: 0 done; 1 the engine refused or could not finish (rearm refused, positions still open
-after close-all); 2 usage or profile errors; 3 no engine is running; 4 an engine holds the profile
-but its socket does not answer in time (or is switched off).
+after close-all, a halt whose latch is not journaled yet); 2 usage or profile errors; 3 no engine is
+running; 4 an engine holds the profile but its socket does not answer in time (or is switched off),
+or the socket is not this user's alone (never talked to: `halt` latches the journal instead).
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def _reason(args: argparse.Namespace) -> str | None:
 
 def _ask(profile, payload: dict[str, Any]) -> tuple[dict[str, Any] | None, int | None]:
     """(reply, None) from the engine, or (None, exit code) after saying why there is none."""
-    from engine.control.client import NotRunning, Unreachable, request
+    from engine.control.client import NotRunning, Unreachable, Untrusted, request
     from engine.control.paths import socket_path
 
     path = socket_path(profile)
@@ -67,6 +68,9 @@ def _ask(profile, payload: dict[str, Any]) -> tuple[dict[str, Any] | None, int |
         return request(path, payload), None
     except NotRunning:
         why = f"listens on no socket at {path} (control.socket off?)"
+    except Untrusted as exc:
+        print(f"tradeconsole: NOT talking to the control socket, it is not this user's alone: {exc}", file=sys.stderr)
+        return None, EXIT_UNREACHABLE
     except Unreachable as exc:
         print(f"tradeconsole: the engine on {path} did not answer: {exc}", file=sys.stderr)
         return None, EXIT_UNREACHABLE
@@ -141,7 +145,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if args.json:
             _emit_json(info)
         else:
-            print("\n".join(offline_lines(info, code == EXIT_UNREACHABLE)))
+            print("\n".join(offline_lines(info, code == EXIT_UNREACHABLE and info["engine_pid"] is not None)))
         return code or EXIT_NOT_RUNNING
     if not reply.get("ok"):
         print(f"tradeconsole: status failed: {reply.get('error')}", file=sys.stderr)
@@ -231,7 +235,7 @@ def cmd_halt(args: argparse.Namespace) -> int:
     if reason is None:
         return _usage("halt: --reason must not be empty")
     profile = load_or_exit(args.profile)
-    reply, _ = _ask(profile, {"cmd": "halt", "reason": reason})
+    reply, code = _ask(profile, {"cmd": "halt", "reason": reason})
     if reply is None:
         info = _offline(offline_halt(profile, reason), "latch the halt in")
         if info is None:
@@ -241,14 +245,15 @@ def cmd_halt(args: argparse.Namespace) -> int:
         elif info["engine_pid"] is not None:
             pid = info["engine_pid"]
             print(f"halt latched in the journal {info['journal']} for the NEXT start only: the running engine "
-                  f"({_pid(pid)}) did not answer. Halt it now with its console's F12, or: kill -HUP {pid if pid > 0 else '<pid>'}")
+                  f"({_pid(pid)}) did not answer (one still starting picks it up and halts). Halt it now with its "
+                  f"console's F12, or: kill -HUP {pid if pid > 0 else '<pid>'}")
         else:
             print(f"no engine is running; halt latched in the journal {info['journal']}: "
                   f"the next start comes up HALTED ({'already was' if info['was_halted'] else 'was armed'}).")
-        return EXIT_UNREACHABLE if info["engine_pid"] is not None else EXIT_OK
+        return EXIT_UNREACHABLE if info["engine_pid"] is not None or code == EXIT_UNREACHABLE else EXIT_OK
     if args.json:
         _emit_json(reply)
-        return EXIT_OK if reply.get("ok") else EXIT_REFUSED
+        return EXIT_OK if reply.get("ok") and reply.get("persisted") else EXIT_REFUSED
     if not reply.get("ok"):
         print(f"tradeconsole: halt failed: {reply.get('error')}", file=sys.stderr)
         return EXIT_REFUSED
@@ -261,6 +266,11 @@ def cmd_halt(args: argparse.Namespace) -> int:
         still = ", ".join(reply["still_open"]) or f"{reply['working_entries']} entries"
         print(f"cancels STILL IN PROGRESS ({still}); the engine keeps retrying — check `tradeconsole status`")
     print("to trade again: tradeconsole rearm --reason '...'")
+    if not reply["persisted"]:
+        # Halted in memory, but a crash before the commit lands would start armed.
+        print("tradeconsole: the halt is NOT journaled yet: the engine is halted now, but a crash before the "
+              "commit lands starts it armed; check `tradeconsole status` and the engine's alerts", file=sys.stderr)
+        return EXIT_REFUSED
     return EXIT_OK
 
 

@@ -4,16 +4,23 @@
 code that runs on a loop (benchmarks, tests). Both raise `NotRunning` when nothing listens
 (no socket file, or a stale one) and `Unreachable` when something is there but does not answer
 in time.
+
+Neither talks to a socket it cannot trust: one whose folder or file another user owns (or could
+have replaced: a symlink, a folder others can write), or whose peer runs as another user
+(SO_PEERCRED). That raises `Untrusted` before a byte is sent: a fake "HALTED" from someone else's
+socket must never pass for the engine's answer.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import socket
+import struct
 import time
 from pathlib import Path
 from typing import Any
 
+from . import paths as _paths
 from .paths import ControlPathError, sun_address
 from .protocol import encode
 
@@ -30,6 +37,32 @@ class Unreachable(Exception):
     """Something holds the socket but did not answer properly in time."""
 
 
+class Untrusted(Exception):
+    """Something is at the socket's path that is not this user's: never talked to."""
+
+
+def _check_path(path: Path) -> None:
+    """Untrusted if the socket or its folder is not this user's alone; NotRunning if nothing is there."""
+    try:
+        why = _paths.untrusted_reason(path)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise NotRunning(str(exc)) from None
+    except PermissionError as exc:
+        raise Untrusted(f"{path}: {exc.strerror}: its folder is not this user's") from None
+    if why is not None:
+        raise Untrusted(why)
+
+
+def _check_peer(sock: socket.socket | None, path: Path) -> None:
+    opt = getattr(socket, "SO_PEERCRED", None)
+    if sock is None or opt is None:  # pragma: no cover - not Linux: the path checks still guard
+        return
+    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, opt, struct.calcsize("3i")))
+    own = _paths.current_uid()
+    if uid != own:
+        raise Untrusted(f"the process listening on {path} runs as uid {uid}, not as this user ({own})")
+
+
 def _decode(data: bytes) -> dict[str, Any]:
     try:
         obj = json.loads(data.decode("utf-8"))
@@ -43,6 +76,7 @@ def _decode(data: bytes) -> dict[str, Any]:
 def request(path: Path, payload: dict[str, Any], *, timeout: float = RESPONSE_TIMEOUT,
             connect_timeout: float = CONNECT_TIMEOUT) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
+    _check_path(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(min(connect_timeout, timeout))
@@ -55,6 +89,7 @@ def request(path: Path, payload: dict[str, Any], *, timeout: float = RESPONSE_TI
             raise Unreachable(f"{path}: connect timed out after {min(connect_timeout, timeout):g} s") from None
         except PermissionError as exc:
             raise Unreachable(f"{path}: {exc.strerror} (not this user's engine?)") from None
+        _check_peer(sock, path)
         buf = bytearray()
         try:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
@@ -81,6 +116,7 @@ def request(path: Path, payload: dict[str, Any], *, timeout: float = RESPONSE_TI
 
 async def arequest(path: Path, payload: dict[str, Any], *, timeout: float = RESPONSE_TIMEOUT,
                    connect_timeout: float = CONNECT_TIMEOUT) -> dict[str, Any]:
+    _check_path(path)
     try:
         with sun_address(path) as addr:
             reader, writer = await asyncio.wait_for(
@@ -90,6 +126,7 @@ async def arequest(path: Path, payload: dict[str, Any], *, timeout: float = RESP
     except TimeoutError:
         raise Unreachable(f"{path}: connect timed out") from None
     try:
+        _check_peer(writer.get_extra_info("socket"), path)
         writer.write(encode(payload))
         line = await asyncio.wait_for(_answer(reader, writer), timeout)
     except TimeoutError:

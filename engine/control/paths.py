@@ -25,6 +25,12 @@ class ControlPathError(Exception):
     """The run directory or socket path is unsafe or unusable; the message says why."""
 
 
+def current_uid() -> int:
+    """The user every control path must belong to (the effective uid). One place, so the client,
+    the server and the tests agree on who "this user" is."""
+    return os.geteuid()
+
+
 def socket_path(profile: Profile) -> Path:
     if profile.control.socket_path:
         return Path(profile.control.socket_path).expanduser()
@@ -48,7 +54,7 @@ def ensure_run_dir(run_dir: Path, *, ours: bool) -> None:
 
     `ours` (the default run dir, which only tradeconsole uses) lets us tighten a loose mode; a
     directory the user chose (control.socket_path) is never chmod-ed behind their back."""
-    uid = os.geteuid()
+    uid = current_uid()
     try:
         st = os.lstat(run_dir)
     except FileNotFoundError:
@@ -71,6 +77,34 @@ def ensure_run_dir(run_dir: Path, *, ours: bool) -> None:
     # mkdir's mode is filtered by the umask: make sure the owner can actually use it.
     if stat.S_IMODE(os.lstat(run_dir).st_mode) & 0o700 != 0o700:
         os.chmod(run_dir, 0o700)
+
+
+def untrusted_reason(path: Path) -> str | None:
+    """Why a client must not talk to the socket at `path`, or None if only this user could have
+    put it there: its folder a real directory (not a symlink) owned by this user and writable by
+    nobody else, the socket itself a socket (not a symlink) owned by this user, mode 0600 as the
+    engine makes it. Raises FileNotFoundError / NotADirectoryError when nothing is there."""
+    uid = current_uid()
+    folder = path.parent
+    st = os.lstat(folder)
+    if stat.S_ISLNK(st.st_mode):
+        return f"{folder} is a symlink; the engine never serves from one"
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(folder))
+    if st.st_uid != uid:
+        return f"{folder} is owned by uid {st.st_uid}, not by this user ({uid})"
+    if stat.S_IMODE(st.st_mode) & 0o022:
+        return f"{folder} has mode {stat.S_IMODE(st.st_mode):04o}: other users can put a socket there"
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        return f"{path} is a symlink; the engine never serves through one"
+    if not stat.S_ISSOCK(st.st_mode):
+        return None  # not a socket: connect() says nothing listens there
+    if st.st_uid != uid:
+        return f"{path} is owned by uid {st.st_uid}, not by this user ({uid})"
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        return f"{path} has mode {stat.S_IMODE(st.st_mode):04o}, not the engine's 0600"
+    return None
 
 
 @contextlib.contextmanager

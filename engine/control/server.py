@@ -191,8 +191,10 @@ class ControlServer:
         e = self.engine
         t0 = time.monotonic()
         was = e.state.value
-        task = e.halt("cli", req.reason or "")
-        log.warning("control: halt requested over the socket: %s", req.reason)
+        # The protocol refuses an empty reason; a halt is never refused here for want of one.
+        reason = " ".join((req.reason or "").split()) or "halt over the control socket (no reason given)"
+        task = e.halt("cli", reason)
+        log.warning("control: halt requested over the socket: %s", reason)
         # The halt task commits the latch first, then cancels entries; answer when both are done,
         # or say honestly which part is still running when the budget is up.
         try:

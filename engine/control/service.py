@@ -83,13 +83,19 @@ class ControlService:
 
 
 async def start(engine: Engine) -> ControlService | None:
-    return await start_control(engine, install_signals=True)
+    return await start_control(engine, install_signals=True, serve_or_alert=True)
 
 
-async def start_control(engine: Engine, *, install_signals: bool = False, **server_options: float) -> ControlService:
+async def start_control(engine: Engine, *, install_signals: bool = False, serve_or_alert: bool = False,
+                        **server_options: float) -> ControlService:
     """The service; `install_signals` (the runners' path) puts the signal policy on the loop before
     the socket serves: once a client can see the engine running, a signal must halt it, not kill
-    it, even before the runner attaches its own way to end (engine/control/signals.py)."""
+    it, even before the runner attaches its own way to end (engine/control/signals.py).
+
+    `serve_or_alert` (the runners' path): a socket that cannot be served safely (a folder another
+    user owns or can write, a file in the way) is refused as always, but the engine keeps its
+    instance lock and signal policy and raises a CRITICAL alert that `tradeconsole halt` cannot
+    reach it, instead of a warning nobody reads. Without it the ControlPathError is raised."""
     cfg = engine.profile.control
     path = socket_path(engine.profile)
     runners = getattr(engine, "instance_lock", None)
@@ -111,9 +117,17 @@ async def start_control(engine: Engine, *, install_signals: bool = False, **serv
             svc = ControlService(ours, None, None, None)
             svc.signals = signals
             return svc
-        ensure_run_dir(path.parent, ours=path.parent == default_run_dir(engine.profile))
-        await _clear_stale(path)
-        sock, inode = _bind(path)
+        try:
+            ensure_run_dir(path.parent, ours=path.parent == default_run_dir(engine.profile))
+            await _clear_stale(path)
+            sock, inode = _bind(path)
+        except (ControlPathError, OSError) as exc:
+            if not serve_or_alert:
+                raise
+            _no_socket_alert(engine, path, exc)
+            svc = ControlService(ours, None, None, None)
+            svc.signals = signals
+            return svc
         server = ControlServer(engine, **server_options)
         try:
             await server.serve(sock)
@@ -162,6 +176,16 @@ def _halt_done(task: asyncio.Task) -> None:
     _late_halts.discard(task)
     if not task.cancelled() and task.exception() is not None:  # latched in memory all the same
         log.error("the picked-up halt did not complete", exc_info=task.exception())
+
+
+def _no_socket_alert(engine: Engine, path: Path, exc: BaseException) -> None:
+    why = str(exc) or type(exc).__name__
+    log.critical("NO CONTROL SOCKET: %s; refused to serve on %s", why, path)
+    engine.alerts.publish(
+        "critical", "service_failed",
+        f"trading with NO control socket: {why}. `tradeconsole halt` cannot reach this engine (it latches the "
+        f"next start only): halt with F12, or kill -HUP {os.getpid()}. Fix control.socket_path (a folder only "
+        "you own, mode 0700) and restart", engine.clock.now())
 
 
 async def _acquire(lock: InstanceLock, profile: str) -> InstanceLock:
