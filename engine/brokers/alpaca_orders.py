@@ -174,21 +174,30 @@ class AlpacaOrderLifecycleMixin:
         return track.terminal_sent
 
     async def cancel_entries(self, symbols: list[str] | None = None) -> list[str]:
-        """Cancel every open entry order (not stops, not close-all exits), one by one with bounded
-        concurrency; never the venue's cancel-all, which would take the protective stops too.
-        Returns what failed."""
+        """Cancel every open entry order of the engine's (not stops, not close-all exits), one by
+        one with bounded concurrency; never the venue's cancel-all, which would take the protective
+        stops too. An open order we do not track is cancelled only when its client id is of the
+        profile's family (placed before a restart, or lost track of: `_is_ours`); any other (the
+        trader's own, another bot's) is left working, never adopted, and said once
+        (`_say_foreign`). Returns what failed."""
         from alpaca.trading.enums import QueryOrderStatus
         from alpaca.trading.requests import GetOrdersRequest
 
         syms = symbols or self.symbols
         targets: set[str] = set()
+        families = self._own_families()
+        foreign: list[tuple[str, str]] = []
         try:
             listed = await self._retry("open orders", self.client.get_orders,
                                        GetOrdersRequest(status=QueryOrderStatus.OPEN, symbols=syms, limit=500))
             for raw in listed:
+                cid = raw.client_order_id or ""
+                if not self._is_ours(cid, families):
+                    foreign.append((cid or f"#{raw.id}", str(raw.symbol)))  # not ours: left working, and said
+                    continue
                 if getattr(raw.type, "value", str(raw.type)) in ("stop", "stop_limit", "trailing_stop"):
                     continue
-                t = self._tracks.get(raw.client_order_id)
+                t = self._tracks.get(cid)
                 if t is None:
                     t = self._adopt(raw)
                 if not t.is_stop and t.order.purpose is OrderPurpose.ENTRY:
@@ -206,4 +215,6 @@ class AlpacaOrderLifecycleMixin:
                 except VenueError:
                     return cid
 
-        return [c for c in await asyncio.gather(*(one(c) for c in sorted(targets))) if c is not None]
+        failed = [c for c in await asyncio.gather(*(one(c) for c in sorted(targets))) if c is not None]
+        self._say_foreign(foreign, failed)
+        return failed

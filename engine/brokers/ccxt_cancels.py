@@ -95,50 +95,54 @@ class CcxtCancelMixin:
         return True  # the venue has no such order
 
     async def cancel_entries(self, symbols: list[str] | None = None) -> list[str]:
-        """Cancel every open entry order, one request per order, `halt_concurrency` at once.
+        """Cancel every open entry order of the engine's, one request per order, `halt_concurrency`
+        at once.
 
-        Stops (the positions' protection) and exits (close-all) are never touched, so nothing needs re-placing; the
-        venue's cancel-all endpoints (which would take them too) are never used. The orders this
-        broker tracks are cancelled at once; meanwhile the venue's open orders are listed, and any
-        entry there that we do not track (placed before a restart) is cancelled too. Returns the
-        client ids (or `#venue ids`) that could not be cancelled; safe to call again."""
+        Stops (the positions' protection) and exits (close-all) are never touched, so nothing needs
+        re-placing; the venue's cancel-all endpoints (which would take them too) are never used.
+        The orders this broker tracks are cancelled at once; meanwhile the venue's open orders are
+        listed, and an entry there that we do not track but whose client id is of the profile's
+        family (placed before a restart, or one we lost track of: `_is_ours`) is cancelled too.
+        Any other order on the account (the trader's own, another bot's) is left working and said
+        once (`_say_foreign`). Returns the client ids that could not be cancelled; safe to call
+        again."""
         syms = list(symbols or sorted({t.order.symbol for t in self._tracks.values()} | set(self.symbols)))
         sem = asyncio.Semaphore(self.venue.timeouts.halt_concurrency)
         started: set[str] = set()
 
-        async def one(key: str, sym: str, vid: str | None) -> str | None:
+        async def one(cid: str) -> str | None:
             async with sem:
-                if not key.startswith("#"):
-                    try:
-                        return None if await self.cancel(key) else key
-                    except VenueError:
-                        return key
                 try:
-                    await self._retry("cancel", self.ex.cancel_order, vid, sym)
-                    return None
-                except VenueError as err:
-                    return None if err.kind is Failure.NOT_FOUND else key
+                    return None if await self.cancel(cid) else cid
+                except VenueError:
+                    return cid
 
-        def launch(key: str, sym: str, vid: str | None) -> asyncio.Task | None:
-            if key in started:
+        def launch(cid: str) -> asyncio.Task | None:
+            if cid in started:
                 return None
-            started.add(key)
-            return asyncio.ensure_future(one(key, sym, vid))
+            started.add(cid)
+            return asyncio.ensure_future(one(cid))
 
-        tasks = [launch(c, self._tracks[c].order.symbol, self._tracks[c].order.venue_order_id)
-                 for c in list(self._working) if self._is_entry(self._tracks[c]) and self._tracks[c].order.symbol in syms]
+        tasks = [launch(c) for c in list(self._working)
+                 if self._is_entry(self._tracks[c]) and self._tracks[c].order.symbol in syms]
+        families = self._own_families()
+        foreign: list[tuple[str, str]] = []
         listed = await asyncio.gather(*(self._open_brief(s) for s in syms), return_exceptions=True)
         for sym, res in zip(syms, listed):
             if isinstance(res, BaseException):
                 continue  # what we track is being cancelled; a later call retries the listing
             for cid, vid, is_stop in res:
-                t = self._tracks.get(cid) if cid else None
+                if not self._is_ours(cid, families):
+                    foreign.append((cid or f"#{vid}", sym))  # not ours: left working, and said
+                    continue
+                t = self._tracks.get(cid)
                 if is_stop or (t is not None and not self._is_entry(t)):
                     continue  # stops protect; exits (close-all) reduce: both stay
-                # Untracked (placed before a restart): by client id, so it is adopted and reported.
-                tasks.append(launch(cid or f"#{vid}", sym, vid))
-        failed = await asyncio.gather(*(t for t in tasks if t is not None))
-        return [k for k in failed if k is not None]
+                # Ours, untracked (placed before a restart): by client id, so it is adopted and reported.
+                tasks.append(launch(cid))
+        failed = [k for k in await asyncio.gather(*(t for t in tasks if t is not None)) if k is not None]
+        self._say_foreign(foreign, failed)
+        return failed
 
     @staticmethod
     def _is_entry(t: TrackedOrder) -> bool:

@@ -12,7 +12,7 @@ from ..tasks import stop_task
 from .base import Broker, BrokerEvent, OrderUpdate
 from .keys import redact
 from .retry import Failure, RateLimitHold, VenueError
-from .venue_fields import ZERO
+from .venue_fields import ENGINE_ID_EXACT, ZERO, id_family
 
 log = logging.getLogger("tradeconsole.venue")
 
@@ -226,6 +226,50 @@ class PollingVenue(Broker):
             track.unconfirmed_since = self.clock.monotonic()
         log.warning("venue %s: %s outcome unknown (%s); looking it up by client id", self.name,
                     track.order.client_order_id, why)
+
+    # -- whose orders a halt's sweep may cancel ----------------------------------------------------
+    def _own_families(self) -> set[str]:
+        """The id families ("tc<tag>-", engine/brokers/venue_fields.py `ENGINE_ID`) of the orders
+        this broker was given to place or to track: the profile's, whatever the session."""
+        return {f for f in map(id_family, self._tracks) if f}
+
+    def _is_ours(self, cid: str, families: set[str]) -> bool:
+        """An order the engine placed: one this broker tracks, or one with an id of the profile's
+        family that it lost track of (placed before a restart, a submit closed on our word). With
+        no family known yet (a restart's first sweep: a start that comes up halted sweeps before
+        the journal's orders are handed over), an id of exactly the engine's form. Any other
+        order on the account (the trader's own, another bot's, one with no client id) is not the
+        engine's to cancel."""
+        if not cid:
+            return False
+        if cid in self._tracks:
+            return True
+        return id_family(cid) in families if families else ENGINE_ID_EXACT.match(cid) is not None
+
+    def _say_foreign(self, foreign: list[tuple[str, str]], failed: list[str]) -> None:
+        """Say, once per halt, how many open orders of the account in the swept symbols (client id
+        or `#venue id`, symbol) the sweep left working because the engine did not place them. One
+        halt may sweep several times (retries until nothing is left failing): said on the first,
+        said again only after a sweep that left nothing failing (the next halt or close-all)."""
+        said = self.__dict__.get("_foreign_said", False)
+        if foreign and not said:
+            said = True
+            by_symbol: dict[str, list[str]] = {}
+            for key, sym in foreign:
+                by_symbol.setdefault(sym, []).append(key)
+            shown = "; ".join(f"{sym}: {', '.join(k[:40] for k in keys[:5])}" + (f" and {len(keys) - 5} more"
+                                                                                   if len(keys) > 5 else "")
+                              for sym, keys in sorted(by_symbol.items()))
+            n = len(foreign)
+            them, they = ("them", "they") if n != 1 else ("it", "it")
+            msg = redact(f"{self.name}: {n} open order{'s' if n != 1 else ''} on the account that tradeconsole did "
+                         f"not place left working by the entry sweep (halt, close-all) ({shown}): not the "
+                         f"engine's to cancel; cancel {them} at {self.name} if {they} should go")[:600]
+            log.warning("venue %s", msg)
+            if getattr(self, "alerts", None) is not None:
+                self.alerts.publish("warning", "venue_foreign_orders", msg, self.clock.now(), venue=self.name,
+                                    count=n, symbols=sorted(by_symbol))
+        self._foreign_said = said and bool(failed)
 
     # -- cancels asked while the venue's word on the order is missing ---------------------------
     def _cancel_later(self, track) -> bool:

@@ -1,5 +1,6 @@
 """What the ccxt and Alpaca adapters read from a venue the same way: a payload number as Decimal, the
-client order id alphabet both venues take, and what becomes of a fill whose numbers cannot be read.
+client order id alphabet both venues take (and which ids the engine made), and what becomes of a fill
+whose numbers cannot be read.
 
 A venue number is read strictly. A value that is not a finite decimal of a sane size ("NaN", "abc",
 "Infinity", "1e999"), or is missing where the caller gave no default, raises `UnreadableNumber`:
@@ -19,6 +20,14 @@ from .retry import Failure, VenueError
 
 ZERO = Decimal(0)
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:/-]{1,36}$")
+# The engine's own client ids (engine/orders.py `new_id`): "tc<profile tag>-<session>-<n>", within
+# CLIENT_ID's alphabet. The family "tc<tag>-" is the profile's across its sessions, so an order it
+# placed before a restart is of it too; an id of any other form (the trader's own, another bot's,
+# none at all) was never made by the engine.
+ENGINE_ID = re.compile(r"^(tc[A-Za-z0-9]+-)[0-9]+-[0-9]+$")
+# Exactly what `new_id` makes (the tag is 4 hex digits of the profile name's SHA-1): what is taken
+# as ours while no family is known yet (a restart's first sweep, before anything is tracked).
+ENGINE_ID_EXACT = re.compile(r"^tc[0-9a-f]{4}-[0-9]+-[0-9]+$")
 # No venue quantity, price, fee or balance comes near 1e30 (or, non-zero, below 1e-30). Beyond that
 # it is garbage: "1e999" is how a float-minded sender writes infinity, and Decimal would carry it
 # through P&L as if it were money.
@@ -38,6 +47,12 @@ class UnreadableNumber(ValueError):
         # Bounded for an alert line: a payload field can hold anything, of any length.
         self.shown = "missing" if raw is None or raw == "" else repr(text if len(text) <= 32 else text[:32] + "...")
         super().__init__(f"{field} missing" if self.shown == "missing" else f"{field} {self.shown} {why}")
+
+
+def id_family(cid: str | None) -> str | None:
+    """The profile family ("tc<tag>-") of a client id the engine made, or None for any other id."""
+    m = ENGINE_ID.match(cid or "")
+    return m.group(1) if m else None
 
 
 def number(raw: Any, field: str, *, missing: Any = _NO_DEFAULT) -> Decimal:
