@@ -228,11 +228,26 @@ class OperatorCommands:
         for item in self.approvals.take_all():
             self._finish_pending(item.order, OrderStatus.REJECTED, "close-all", "rejected_by_close_all")
         await self.orders.process_events()
+        failures: list[Exception] = []
         for symbol in list(self.portfolio.positions):
+            if getattr(self, "_exits_closed", False):
+                break  # the engine is closing: the rest keep their stops (engine.close)
             if self.orders.has_working(symbol, OrderPurpose.EXIT):
                 continue
-            await self._exit_position(symbol, "operator", "close-all")
+            try:
+                await self._exit_position(symbol, "operator", "close-all")
+            except Exception as exc:  # noqa: BLE001 - the other positions are closed all the same
+                # A journal that cannot commit fails before the stop comes off (the exit's intent
+                # goes first): the position keeps its stop, and the next symbol is tried.
+                failures.append(exc)
+                kept = self.orders.stop_order(symbol) is not None
+                self.alerts.publish("critical", "exit_not_sent",
+                                    f"{symbol}: close-all: exit not sent ({type(exc).__name__}: {exc}); "
+                                    + ("its protective stop stays" if kept else "it has NO protective stop")
+                                    + ". Close it again", self.clock.now())
         self.alerts.publish("warning", "close_all", f"close-all by {source}", now)
+        if failures:
+            raise failures[0]
         await self.journal.flush()
 
     async def resume_entries(self, source: str, reason: str) -> bool:
@@ -305,6 +320,18 @@ class OperatorCommands:
                             self.clock.now())
         await self.journal.flush()
         return None
+
+    def entries_working(self) -> list[str]:
+        """Entry orders still working at the venue: the ones the engine tracks, and those the last
+        cancel sweep could not end (a venue's own list included) unless since heard ended. What
+        close-all and its callers must name rather than call the account flat."""
+        tracked = {cid for cid, o in self.orders.working.items() if o.purpose is OrderPurpose.ENTRY}
+        swept = set()
+        for cid in self.cancels_outstanding:
+            known = self.orders.orders.get(cid)
+            if known is None or not known.status.is_terminal:
+                swept.add(cid)
+        return sorted(tracked | swept)
 
     def exposure(self) -> tuple[int, int]:
         working = sum(1 for o in self.orders.working.values() if o.purpose is OrderPurpose.ENTRY)

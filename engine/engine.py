@@ -48,6 +48,8 @@ log = logging.getLogger("tradeconsole.engine")
 EQUITY_SAMPLE_SECONDS = 10
 EQUITY_JOURNAL_SECONDS = 60
 ONE_MINUTE = timedelta(minutes=1)
+# How long closing waits for an exit step under way (stop off -> exit sent) to finish it.
+EXIT_SETTLE_TIMEOUT = 10.0
 
 
 async def _refuse_replay_into_the_past(journal: Journal, feed: MarketFeed, csv_path: str | None) -> None:
@@ -264,6 +266,15 @@ class Engine(FeedLoop, OperatorCommands, OperatorActions, SignalFlow, GateWiring
         What could not be written is raised afterwards, as one EngineCloseError."""
         if self._closed:
             return
+        # An exit step under way (close-all, a row close, a strategy exit) finishes it first: cut
+        # off between "stop off" and "exit sent", the position stays bare at the venue.
+        under_way = await self.settle_exits(EXIT_SETTLE_TIMEOUT)
+        if under_way:
+            log.error("closing while the exit of %s is still under way after %ss: its stop may be off; "
+                      "the next start protects bare positions", ", ".join(under_way), EXIT_SETTLE_TIMEOUT)
+            self.alerts.publish("critical", "exit_not_sent",
+                                f"closing with the exit of {', '.join(under_way)} still under way after "
+                                f"{EXIT_SETTLE_TIMEOUT:g} s: check its stop at the venue", self.clock.now())
         self.stop()
         from .services import stop_services
 

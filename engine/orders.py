@@ -192,6 +192,30 @@ class OrderManager(OrderEvents, ProtectiveStops):
             await self.dispatch()
         return True
 
+    async def send_committed(self, order: Order, source: str, decision: Decision) -> bool:
+        """Send an approved exit now, its intent committed already (its decision row, before its
+        position's stop came off: engine/signal_flow.py). Its own order row is committed first, as
+        every order's; a journal that stopped committing since does not keep it back: the stop
+        is off, and a bare position is the worse risk (the row commits when the journal can;
+        the next commit raises the error to whoever asked). Not batched: a batch's later commit
+        could fail the same way."""
+        order.status = OrderStatus.SUBMITTED
+        order.submitted_at = self.clock.now()
+        self.orders[order.client_order_id] = order
+        self.track(order)
+        if order.type is OrderType.LIMIT:
+            self._limit_deadline[order.client_order_id] = order.submitted_at + timedelta(
+                seconds=self.cfg.limit_timeout_seconds)
+        self._journal_order(order)
+        try:
+            await self.journal.flush()
+        except Exception as exc:  # noqa: BLE001 - the exit goes; the next commit raises it again
+            log.error("%s: exit %s sent before its order row was committed (its decision is): %s",
+                      order.symbol, order.client_order_id, exc)
+        await self.broker.submit(order)
+        self.broker.persist_soon()
+        return True
+
     async def dispatch(self) -> None:
         """Commit the journal (the outbox rows), then send every order waiting in the outbox."""
         if not self._outbox:

@@ -6,12 +6,16 @@ wiring; it reads the engine's profile, portfolio, gate, approvals and order mana
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 from decimal import Decimal
 
 from .models import Order, OrderPurpose, OrderStatus, OrderType, Side, Signal
 from .money import ZERO
 from .risk.gate import Decision
 from .sizing import size_position
+
+log = logging.getLogger("tradeconsole.engine")
 
 BPS = Decimal("0.0001")
 # Times an exit is sized again when the position moves as its stop comes off (a stop that fired).
@@ -112,11 +116,54 @@ class SignalFlow:
     async def _strategy_exit(self, sig: Signal, pos_qty: Decimal) -> None:
         if self.opened_by_operator(sig.symbol):
             return  # the operator's position: its stop, the operator or close-all close it
-        if self.orders.has_working(sig.symbol, OrderPurpose.EXIT):
-            return
+        if self.orders.has_working(sig.symbol, OrderPurpose.EXIT) or self._exit_guard(sig.symbol).locked():
+            return  # being closed already (close-all, a row close): asked again on the next quote
         await self._exit_position(sig.symbol, "strategy", sig.reason)
 
+    def _exit_guard(self, symbol: str) -> asyncio.Lock:
+        """One exit per position at a time: held from the first look at the position to the exit
+        sent (or the stop back), across every await, so two closers (close-all from the CLI and
+        the `c` key, close-all and a row close) never both send a full-size exit."""
+        guards = self.__dict__.setdefault("_exit_guards", {})
+        guard = guards.get(symbol)
+        if guard is None:
+            guard = guards[symbol] = asyncio.Lock()
+        return guard
+
+    def exits_under_way(self) -> list[str]:
+        """Symbols with an exit step under way (between the first look and the exit sent)."""
+        return [s for s, g in self.__dict__.get("_exit_guards", {}).items() if g.locked()]
+
+    async def settle_exits(self, timeout: float) -> list[str]:
+        """From now on no exit step starts (`_exits_closed`); wait, bounded, for those under way
+        to finish theirs (exit sent, or the stop kept/back): ending between "stop off" and "exit
+        sent" would leave the position bare at the venue. Returns the symbols still under way."""
+        self._exits_closed = True
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        for symbol in self.exits_under_way():
+            guard = self._exit_guard(symbol)
+            left = end - loop.time()
+            if left <= 0:
+                break
+            try:
+                await asyncio.wait_for(guard.acquire(), left)
+            except asyncio.TimeoutError:
+                break
+            guard.release()
+        return self.exits_under_way()
+
     async def _exit_position(self, symbol: str, source: str, reason: str) -> bool:
+        async with self._exit_guard(symbol):
+            if getattr(self, "_exits_closed", False):
+                # The engine is closing: a step started now could be cut off with the stop off.
+                log.warning("%s: exit not started: the engine is closing; its stop stays", symbol)
+                return False
+            if self.orders.has_working(symbol, OrderPurpose.EXIT):
+                return True  # another closer's exit is working: one exit per position
+            return await self._exit_guarded(symbol, source, reason)
+
+    async def _exit_guarded(self, symbol: str, source: str, reason: str) -> bool:
         # What there is to close is read after the venue's news (a stop that fired, an entry that
         # filled), and the symbol's entries go first: left working, one filled after the exit and
         # the position it opened had no stop (or a limit's market fallback bought it back).
@@ -137,7 +184,11 @@ class SignalFlow:
             if not decision.approved:
                 self.orders.record(order)
                 return False
-            # The stop comes off first, or it could fire too and flip the position.
+            # The exit's intent (its decision row) is committed before anything else: a journal
+            # that cannot commit (locked, full) fails here, raised to the caller, with the stop
+            # still in place and no exit counted as working.
+            await self.journal.flush()
+            # The stop comes off next, or it could fire too and flip the position.
             stop = self.orders.stop_order(symbol)
             if stop is not None:
                 if not await self.orders.cancel(stop.client_order_id, "exit replaces stop"):
@@ -147,7 +198,7 @@ class SignalFlow:
                     return False
                 await self.orders.process_events()
             if self.orders.position_qty(symbol) == held:
-                ok = await self.orders.send(order, source, decision)
+                ok = await self.orders.send_committed(order, source, decision)
                 if ok:
                     self.counters["orders"] += 1
                 return ok
