@@ -4,8 +4,8 @@ They talk to the running engine over its Unix socket (engine/control/). With no 
 `status` reads the journal and `halt` writes the latch into it, so the next start comes up halted.
 
 Exit codes: 0 done; 1 the engine refused or could not finish (rearm refused, positions still open
-after close-all, a halt whose latch is not journaled yet); 2 usage or profile errors; 3 no engine is
-running; 4 an engine holds the profile but its socket does not answer in time (or is switched off),
+or an entry still working after close-all, a halt whose latch is not journaled yet); 2 usage or
+profile errors; 3 no engine is running; 4 an engine holds the profile but its socket does not answer in time (or is switched off),
 or the socket is not this user's alone (never talked to: `halt` latches the journal instead).
 """
 from __future__ import annotations
@@ -295,8 +295,14 @@ def cmd_close_all(args: argparse.Namespace) -> int:
         if reply["still_open"]:
             print(f"entries NOT cancelled yet: {', '.join(reply['still_open'])}")
     left = _watch_flat(profile, args.wait, reply)
+    # An entry the venue did not cancel can open a new position the moment the operator leaves:
+    # never "flat", never exit 0 (an engine from before this field: its still_open list).
+    entries = reply["still_open"]
     if args.json:
         _emit_json({**reply, "positions_open_after_wait": left})
+    elif left == 0 and entries:
+        print(f"no open positions, but NOT flat: {len(entries)} entry order(s) still working at the venue: "
+              f"{', '.join(entries)}; cancel them, or `tradeconsole halt --reason ...` (it keeps retrying)")
     elif left == 0:
         print("flat: no open positions.")
     elif left is None:
@@ -305,7 +311,7 @@ def cmd_close_all(args: argparse.Namespace) -> int:
         print(f"STILL OPEN after {args.wait:g} s: {left} position(s); check `tradeconsole status`, the exits keep working")
     if reply["state"] != "halted" and not args.json:
         print("note: trading is not halted, the strategy may open new positions; `tradeconsole halt --reason ...` stops that")
-    return EXIT_OK if left == 0 else EXIT_REFUSED
+    return EXIT_OK if left == 0 and not entries else EXIT_REFUSED
 
 
 def _watch_flat(profile, wait: float, reply: dict[str, Any]) -> int | None:

@@ -59,6 +59,16 @@ class QuitActions:
                             f" are working). Entries resume: the strategy trades again ({self.key_for('pause_all')}"
                             " pauses it).")
             return
+        entries = self.engine.entries_working()
+        if entries:
+            # The venue did not cancel them: leaving now would leave them working with the engine
+            # down and armed, and what one fills would have no stop until the next start.
+            await self._stay("entries still working after close-all")
+            self.show_error("Not quitting", f"Flat, but {len(entries)} entry order(s) are still working at the venue"
+                            f" (it did not cancel them): {', '.join(entries)}. Cancel them, or quit with"
+                            " 'halt and quit' (the halt is latched: the next start cancels them). Entries resume:"
+                            f" the strategy trades again ({self.key_for('pause_all')} pauses it).")
+            return
         self._exit_now()
 
     async def _stay(self, why: str) -> None:
