@@ -113,6 +113,7 @@ class OperatorCommands:
         if first or not self.halt_reason:
             self.halt_reason = reason
         self.journal.append("halt", self.clock.now(), None, {"source": source, "reason": reason, "first": first})
+        self._show_latch()
         pending = self.approvals.take_all()
         return asyncio.get_running_loop().create_task(self._after_halt(source, reason, pending, first and alert))
 

@@ -194,6 +194,18 @@ class GateWiring:
                 else:
                     self._apply_breaker_state()
 
+    def _show_latch(self) -> None:
+        """The manual-halt light follows the latch at once: read with the other breakers (on a
+        fill, a move, an idle interval) it lit seconds after the header said HALTED."""
+        now = self.clock.now()
+        for b in self.breakers:
+            if b.unit != "latch":
+                continue
+            t = b.evaluate()
+            if t is not None:
+                self.journal.append("breaker", now, b.name, {"old": t.old, "new": t.new, "value": b.value,
+                                                             "limit": b.limit})
+
     def _apply_breaker_state(self) -> None:
         """The trading state below the latch: reduce-only while a blocking breaker is tripped or a
         reconciliation difference is unanswered (restart.py), else active. Every path that lifts a

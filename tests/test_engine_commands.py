@@ -227,6 +227,22 @@ async def test_second_halt_changes_nothing_but_is_recorded(make_profile, open_en
     assert [h.data["source"] for h in halts] == ["operator", "cli"]  # every command is on record
 
 
+async def test_the_manual_halt_light_follows_the_latch_at_once(make_profile, open_engine):
+    """The breaker pane's manual-halt light is on with the header's HALTED, journaled with it:
+    it lit only at the next breaker reading, seconds of market later."""
+    eng = await busy_engine(make_profile, open_engine)
+    before = await last_seq(eng)
+    (manual,) = [b for b in eng.breakers if b.unit == "latch"]
+    assert manual.state.value == "armed"
+    task = eng.halt("operator", "now")
+    assert manual.state.value == "tripped"  # before any further turn of the loop
+    await task
+    snap = eng.snapshot()
+    assert snap.trading_state == "halted"
+    assert [b.state for b in snap.breakers if b.name == manual.name] == ["tripped"]
+    assert [(r.ref, r.data["new"]) for r in await rows(eng, "breaker", after=before)] == [(manual.name, "tripped")]
+
+
 async def test_a_halt_the_journal_cannot_record_still_cancels_the_entries_and_says_so(make_profile, open_engine):
     import sqlite3
 
