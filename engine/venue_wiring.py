@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 
 from .brokers.keys import EnvironmentMismatch, KeyLoadError, redact
 from .brokers.retry import VenueError
+from .brokers.venue_fields import id_family
 from .clock import Clock, WallClock
 from .feeds.venue import VenueFeed
 from .journal import Journal
@@ -141,6 +142,9 @@ async def open_venue(cls: type["Engine"], profile: Profile, *, clock: Clock | No
 
     def wire(eng: "Engine") -> None:
         broker.on_api_failure = eng.api_failures.record
+        # The profile's id family, so a halt's sweep knows its own orders before any is tracked
+        # (a start that comes up halted sweeps first) and leaves another profile's alone.
+        broker.own_family = id_family(eng.orders.id_prefix + "0")
         broker.alerts = eng.alerts  # a fill the broker cannot read is a critical alert (brokers/venue_fields.py)
         if hasattr(broker, "is_dust"):
             eng.portfolio.is_dust = broker.is_dust

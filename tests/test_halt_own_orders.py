@@ -138,6 +138,23 @@ async def test_a_first_sweep_knowing_no_family_takes_ids_of_exactly_the_engines_
 
 
 @pytest.mark.parametrize("name", VENUES)
+async def test_a_first_sweep_told_the_profiles_family_leaves_another_profiles_orders(name):
+    """The engine tells the broker its family when it wires it (venue_wiring.py): a start that
+    comes up halted sweeps before anything is tracked, and still leaves another tradeconsole
+    profile's entries on the same account alone."""
+    async with venue(name) as (emu, b):
+        b.own_family = "tc3f2a-"
+        emu.core.place(SYM[name][0], "BUY", "LIMIT", "1" if name == "alpaca" else "0.01", RESTING[name], None,
+                       "tc3f2a-6-4", emu.now_ms())
+        place_foreign(name, emu)
+        assert await b.cancel_entries() == []
+        assert venue_order(emu, "tc3f2a-6-4").status == "CANCELED"
+        for cid in FOREIGN:
+            assert venue_order(emu, cid).open and cid not in b._tracks
+        assert [a.data["count"] for a in foreign_alerts(b)] == [3]
+
+
+@pytest.mark.parametrize("name", VENUES)
 async def test_an_engine_halt_at_the_venue_leaves_the_traders_orders_and_says_so_once(tmp_path, monkeypatch, name):
     """The whole path: `Engine.open` on the testnet profile (its real client ids), an entry filled
     with its stop and one resting; the trader's own order and another bot's rest on the same
@@ -166,6 +183,7 @@ async def test_an_engine_halt_at_the_venue_leaves_the_traders_orders_and_says_so
                        "web_buy_dip_1", emu.now_ms())  # the trader's, by hand on the website
         emu.core.place(other, "BUY", "LIMIT", OTHER_QTY[name], OTHER_PRICE[name], None, "otherbot-77", emu.now_ms())
 
+        assert eng.broker.own_family == eng.orders.id_prefix.rsplit("-", 2)[0] + "-"  # told at wiring
         await eng.halt("operator", "halt test")
         assert emu.core.by_cid[resting.client_order_id].status == "CANCELED"
         assert {o.cid for o in emu.core.open_orders()} == {stop.client_order_id, "web_buy_dip_1", "otherbot-77"}

@@ -13,9 +13,10 @@ Orders
     Binance `newClientOrderId`, Bybit `orderLinkId`); lookups and cancels go by it.
   * protective stops are venue stop orders: Binance STOP_LOSS, Bybit spot conditional
     (`orderFilter=StopOrder`), both market on trigger.
-  * `cancel_entries(symbols)` cancels, one by one (bounded concurrency), every open order except
-    stop orders: the venue cancel-all endpoints are never used, so a halt never takes a stop and
-    nothing has to be re-placed.
+  * `cancel_entries(symbols)` cancels, one by one (bounded concurrency), the engine's own open
+    orders except stop orders (the trader's and other bots' are left, and said once per halt):
+    the venue cancel-all endpoints are never used, so a halt never takes a stop and nothing has
+    to be re-placed.
 
 Events: fills come from the create response when the venue gives them (Binance FULL), then from
 polling `fetch_my_trades` per symbol with working orders, and order states from open orders and

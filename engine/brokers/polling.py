@@ -28,6 +28,10 @@ class PollingVenue(Broker):
     venue errors and never dies of one error. Tracks carry `in_flight`, `cancel_wanted`,
     `cancelling`, `closed_locally` (see `_send_new_order`, `_reopen`)."""
 
+    # The profile's client-id family ("tc<tag>-"), told by the engine when it wires the broker
+    # (venue_wiring.py): known from the start, before anything is tracked.
+    own_family: str | None = None
+
     def drain_events(self) -> list[BrokerEvent]:
         events, self._events = self._events, []
         return events
@@ -231,13 +235,14 @@ class PollingVenue(Broker):
     def _own_families(self) -> set[str]:
         """The id families ("tc<tag>-", engine/brokers/venue_fields.py `ENGINE_ID`) of the orders
         this broker was given to place or to track: the profile's, whatever the session."""
-        return {f for f in map(id_family, self._tracks) if f}
+        told = {self.own_family} if self.own_family else set()
+        return told | {f for f in map(id_family, self._tracks) if f}
 
     def _is_ours(self, cid: str, families: set[str]) -> bool:
         """An order the engine placed: one this broker tracks, or one with an id of the profile's
         family that it lost track of (placed before a restart, a submit closed on our word). With
-        no family known yet (a restart's first sweep: a start that comes up halted sweeps before
-        the journal's orders are handed over), an id of exactly the engine's form. Any other
+        no family known (a broker the engine never wired, nothing tracked yet), an id of exactly
+        the engine's form. Any other
         order on the account (the trader's own, another bot's, one with no client id) is not the
         engine's to cancel."""
         if not cid:
