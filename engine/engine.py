@@ -29,6 +29,7 @@ from .feed_loop import FeedLoop
 from .gate_wiring import GateWiring
 from .restart import RestartWiring
 from .signal_flow import SignalFlow
+from .exits import PositionExits
 from .operator import OperatorActions
 from .portfolio import Portfolio
 from .profile import Profile, journal_path, log_path, paper_store_path
@@ -70,7 +71,7 @@ class EngineCloseError(Exception):
     """Something could not be written at close; everything was closed anyway."""
 
 
-class Engine(FeedLoop, OperatorCommands, OperatorActions, SignalFlow, GateWiring, RestartWiring):
+class Engine(FeedLoop, OperatorCommands, OperatorActions, SignalFlow, PositionExits, GateWiring, RestartWiring):
     def __init__(self, profile: Profile, clock: SimClock, journal: Journal, feed: MarketFeed,
                  broker: PaperBroker, session: int, speed: float, log_file: Path) -> None:
         self.profile = profile
@@ -114,6 +115,7 @@ class Engine(FeedLoop, OperatorCommands, OperatorActions, SignalFlow, GateWiring
         self._entry_ctx = self._blank_context()
         self._exit_ctx = self._blank_context()
         self._last_refusal: dict[str, tuple[str | None, datetime]] = {}
+        self.init_exits()
         self._stop = asyncio.Event()
         self._snapshot: EngineSnapshot | None = None
         self._snapshot_wanted = False  # a reader met uncommitted rows (snapshot)

@@ -219,9 +219,11 @@ class FeedLoop:
                     signals.append(sig)
             for sig in signals:
                 await self._on_signal(sig)
+            await self._send_batched_exits()  # one commit for their decisions, then the stops off
             self._sample(now)
         finally:
             orders.batching = False
+            self._drop_batched_exits()  # left by an error: never sent, their stops never taken off
         await orders.dispatch()
         if self.journal.pending:
             await self.journal.flush()  # the venue's books first (journal.before_commit)

@@ -230,3 +230,57 @@ async def test_cli_close_all_does_not_say_flat_while_an_entry_still_works(tmp_pa
             await svc.stop()
         await eng.close()
 
+
+
+# -- the strategy's exits inside a batch: one commit for their decisions before any stop comes off --
+class ExitWhenArmed(Strategy):
+    """Buys BTC while flat and not armed; sells it (an exit) once armed."""
+
+    name = "exit_when_armed"
+
+    def __init__(self) -> None:
+        self.armed = False
+
+    def on_quote(self, quote, position_qty):
+        from engine.models import Side, Signal
+
+        if quote.symbol != BTC:
+            return None
+        if position_qty == 0 and not self.armed:
+            return Signal(BTC, Side.BUY, 1.0, 1.0, (quote.ask * D("0.92")).quantize(D("0.01")), quote.ask,
+                          "test entry", self.name, quote.ts)
+        if position_qty != 0 and self.armed:
+            return Signal(BTC, Side.SELL, 1.0, 1.0, (quote.bid * D("1.08")).quantize(D("0.01")), quote.bid,
+                          "test exit", self.name, quote.ts)
+        return None
+
+
+async def test_a_strategy_exit_in_a_batch_with_a_locked_journal_takes_no_stop_off(tmp_path):
+    prof = build_profile(tmp_path, symbols=[BTC, ETH], sizing={"max_order_usd": 3000}, risk=RISK,
+                         control={"socket": False}, paper={"latency_ms": 0})
+    eng = await Engine.open(prof, seed=1)
+    try:
+        strategy = eng.strategy = ExitWhenArmed()
+        eng.preroll()
+        await eng.run(duration=5)
+        assert eng.orders.stop_order(BTC) is not None and eng.orders.position_qty(BTC) > 0
+        stops, held = await venue_stops(eng), await eng.broker.positions()
+        strategy.armed = True
+        other = sqlite3.connect(str(tmp_path / "j.sqlite"), timeout=0)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(Exception, match="locked"):
+                await push(eng, BTC)
+            assert await venue_stops(eng) == stops and await eng.broker.positions() == held
+            assert not [o for o in eng.orders.working.values() if o.purpose is OrderPurpose.EXIT]
+            assert eng.exits_under_way() == []  # no guard left held by the batch that failed
+        finally:
+            other.rollback()
+            other.close()
+        await push(eng, BTC)  # the journal commits again: the exit goes, its stop comes off
+        await push(eng, BTC)
+        assert await eng.broker.positions() == {} and BTC not in eng.portfolio.positions
+        assert await venue_stops(eng) == {}
+        assert len([o for o in exits_in(eng, BTC) if o.status.value == "filled"]) == 1
+    finally:
+        await eng.close()
