@@ -6,7 +6,8 @@ They talk to the running engine over its Unix socket (engine/control/). With no 
 Exit codes: 0 done; 1 the engine refused or could not finish (rearm refused, positions still open
 or an entry still working after close-all, a halt whose latch is not journaled yet); 2 usage or
 profile errors; 3 no engine is running; 4 an engine holds the profile but its socket does not answer in time (or is switched off),
-or the socket is not this user's alone (never talked to: `halt` latches the journal instead).
+or the socket is not this user's alone (never talked to: `halt` latches the journal instead, which
+a running engine reads within a second: 0 once the CLI sees it halted).
 """
 from __future__ import annotations
 
@@ -242,6 +243,10 @@ def cmd_halt(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         if args.json:
             _emit_json({"ok": True, "running": False, "latched_in_journal": True, **info})
+        elif info["engine_pid"] is not None and info.get("engine_halted"):
+            print(f"HALTED: the running engine ({_pid(info['engine_pid'])}) did not answer on its control socket, "
+                  f"but read the halt from the journal {info['journal']} and halted (entries cancelled, stops "
+                  "kept). Fix its control socket: see `tradeconsole status`.")
         elif info["engine_pid"] is not None:
             pid = info["engine_pid"]
             print(f"halt latched in the journal {info['journal']} for the NEXT start only: the running engine "
@@ -250,6 +255,8 @@ def cmd_halt(args: argparse.Namespace) -> int:
         else:
             print(f"no engine is running; halt latched in the journal {info['journal']}: "
                   f"the next start comes up HALTED ({'already was' if info['was_halted'] else 'was armed'}).")
+        if info.get("engine_halted"):
+            return EXIT_OK
         return EXIT_UNREACHABLE if info["engine_pid"] is not None or code == EXIT_UNREACHABLE else EXIT_OK
     if args.json:
         _emit_json(reply)

@@ -285,12 +285,20 @@ async def test_cli_exit_codes_refused_and_socket_off(tmp_path, capsys, monkeypat
     finally:
         await svc.stop()
         await eng.close()
-    # An engine that holds the profile with its socket off: halt latches for the next start, exit 4.
+    # An engine that holds the profile with its socket off reads the CLI's halt from the journal
+    # within a second and halts (entries cancelled, stops kept); the CLI waits to see it, exit 0.
     prof2 = write_profile(tmp_path, "off", control={"socket": False})
     eng = await Engine.open(load_profile(str(prof2)))
     svc = await start_control(eng)
     try:
+        assert eng.state.value == "active"
         rc = await asyncio.to_thread(main, ["halt", "--reason", "socket off", "--profile", str(prof2)])
+        out = capsys.readouterr().out
+        assert rc == 0 and "read the halt from the journal" in out and "HALTED" in out
+        assert eng.state.value == "halted" and eng.halt_reason == "socket off (written into the journal)"
+        # One that holds the profile but reads nothing (hung): the halt waits for the next start, exit 4.
+        svc.watch.cancel()
+        rc = await asyncio.to_thread(main, ["halt", "--reason", "again", "--profile", str(prof2)])
         out = capsys.readouterr().out
         assert rc == 4 and "NEXT start only" in out and f"kill -HUP {os.getpid()}" in out
         rc = await asyncio.to_thread(main, ["status", "--profile", str(prof2)])
@@ -298,4 +306,6 @@ async def test_cli_exit_codes_refused_and_socket_off(tmp_path, capsys, monkeypat
     finally:
         await svc.stop()
         await eng.close()
-    assert [h[2]["source"] for h in journal_rows(tmp_path / "off.sqlite", "halt")] == ["cli"]
+    # The CLI's two rows (offline), and between them the engine's own halt when it read the first.
+    assert [(h[2]["source"], bool(h[2].get("offline"))) for h in journal_rows(tmp_path / "off.sqlite", "halt")] == [
+        ("cli", True), ("cli", False), ("cli", True)]

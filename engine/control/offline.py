@@ -7,6 +7,7 @@ latch (engine/control/service.py); it cannot slip in between and come up armed.
 """
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,16 +47,37 @@ async def offline_halt(profile: Profile, reason: str) -> dict[str, Any]:
             # wall's, and the next start continues its clock from the newest row); the wall time
             # of the operator's command rides along for the reader.
             ts = await journal.last_ts() or EPOCH_SIM_START
+            # `offline`: a running engine that the socket could not reach reads it within a second
+            # (engine/control/service.py _watch_journal_halts) and halts.
             journal.append("halt", ts, None, {"source": "cli", "reason": reason, "first": not was_halted,
-                                              "wall_ts": datetime.now(UTC).isoformat(timespec="seconds")})
+                                              "wall_ts": datetime.now(UTC).isoformat(timespec="seconds"),
+                                              "offline": True})
             await journal.flush()
+            mine = await journal.last(["halt"])
+            held = lock.held
+            lock.release()
+            pid = None if held else engine_pid(profile)
+            # An engine the socket could not reach reads the row within a second and halts
+            # (engine/control/service.py): its own halt row after ours says it did.
+            seen = pid is not None and await _engine_halted_after(journal, mine.seq if mine else 0)
         finally:
             await journal.close()
     finally:
-        held = lock.held
         lock.release()
-    return {"journal": str(jpath), "was_halted": was_halted,
-            "engine_pid": None if held else engine_pid(profile)}
+    return {"journal": str(jpath), "was_halted": was_halted, "engine_pid": pid, "engine_halted": seen}
+
+
+ENGINE_HALT_WAIT = 3.0  # seconds the CLI waits for a running engine to read its journal halt
+ENGINE_HALT_POLL = 0.1
+
+
+async def _engine_halted_after(journal: Journal, seq: int) -> bool:
+    """Whether the running engine journals a halt of its own after row `seq`, within a bounded wait."""
+    for _ in range(int(ENGINE_HALT_WAIT / ENGINE_HALT_POLL)):
+        if [r for r in await journal.rows(kinds=["halt"], after_seq=seq) if not r.data.get("offline")]:
+            return True
+        await asyncio.sleep(ENGINE_HALT_POLL)
+    return False
 
 
 async def offline_status(profile: Profile) -> dict[str, Any]:

@@ -42,6 +42,7 @@ log = logging.getLogger("tradeconsole.control")
 LOCK_WAIT = 2.0  # seconds: a CLI writing a halt holds the lock for milliseconds; an engine, for ever
 LIVE_CHECK_TIMEOUT = 1.0
 LATCH_HALT_WAIT = 5.0  # seconds start waits for a picked-up halt's cancels; they go on after that
+JOURNAL_HALT_EVERY = 1.0  # seconds between looks for a `tradeconsole halt` written into the journal
 
 _late_halts: set[asyncio.Task] = set()  # a picked-up halt still cancelling after LATCH_HALT_WAIT
 
@@ -63,8 +64,13 @@ class ControlService:
         self.server = server
         self._inode = inode
         self.signals: SignalPolicy | None = None
+        self.watch: asyncio.Task | None = None  # _watch_journal_halts
 
     async def stop(self) -> None:
+        if self.watch is not None:
+            self.watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.watch
         try:
             if self.server is not None:
                 await self.server.close()
@@ -114,9 +120,7 @@ async def start_control(engine: Engine, *, install_signals: bool = False, serve_
             signals.install()
         if not cfg.socket:
             log.info("control socket off (control.socket: false); instance lock %s held", lock.path)
-            svc = ControlService(ours, None, None, None)
-            svc.signals = signals
-            return svc
+            return await _watching(engine, ControlService(ours, None, None, None), signals)
         try:
             ensure_run_dir(path.parent, ours=path.parent == default_run_dir(engine.profile))
             await _clear_stale(path)
@@ -125,9 +129,7 @@ async def start_control(engine: Engine, *, install_signals: bool = False, serve_
             if not serve_or_alert:
                 raise
             _no_socket_alert(engine, path, exc)
-            svc = ControlService(ours, None, None, None)
-            svc.signals = signals
-            return svc
+            return await _watching(engine, ControlService(ours, None, None, None), signals)
         server = ControlServer(engine, **server_options)
         try:
             await server.serve(sock)
@@ -147,9 +149,35 @@ async def start_control(engine: Engine, *, install_signals: bool = False, serve_
     if left:  # headless, this log line on stdout is the operator's only prompt
         log.warning("%d reconciliation difference(s) between journal and venue: reduce-only until each is answered "
                     "(the console's dialog, or `tradeconsole reconcile --profile ...` from any shell)", left)
-    svc = ControlService(ours, path, server, inode)
+    return await _watching(engine, ControlService(ours, path, server, inode), signals)
+
+
+async def _watching(engine: Engine, svc: ControlService, signals: SignalPolicy | None) -> ControlService:
     svc.signals = signals
+    last = await engine.journal.last(["halt"])
+    svc.watch = asyncio.get_running_loop().create_task(_watch_journal_halts(engine, last.seq if last else 0))
     return svc
+
+
+async def _watch_journal_halts(engine: Engine, after: int) -> None:
+    """`tradeconsole halt` that cannot reach the socket (switched off, refused, not answering)
+    writes its halt into the journal: a running engine reads it within a second and halts
+    (entries cancelled, stops kept), rather than leaving it to the next start. Only the CLI's
+    rows (`offline`), never the engine's own halts, which follow theirs."""
+    while True:
+        await asyncio.sleep(JOURNAL_HALT_EVERY)
+        try:
+            rows = await engine.journal.rows(kinds=["halt"], after_seq=after, where=("offline", True))
+        except Exception:  # noqa: BLE001 - a journal read that failed is tried again next second
+            log.exception("reading the journal for a CLI halt failed")
+            continue
+        for row in rows:
+            after = row.seq
+            reason = str(row.data.get("reason") or "").strip() or "halt latched in the journal"
+            log.warning("a halt by %s was written into the journal: halting now", row.data.get("source") or "cli")
+            task = engine.halt(str(row.data.get("source") or "cli"), f"{reason} (written into the journal)")
+            _late_halts.add(task)
+            task.add_done_callback(_halt_done)
 
 
 async def _pick_up_latch(engine: Engine) -> None:
@@ -183,9 +211,10 @@ def _no_socket_alert(engine: Engine, path: Path, exc: BaseException) -> None:
     log.critical("NO CONTROL SOCKET: %s; refused to serve on %s", why, path)
     engine.alerts.publish(
         "critical", "service_failed",
-        f"trading with NO control socket: {why}. `tradeconsole halt` cannot reach this engine (it latches the "
-        f"next start only): halt with F12, or kill -HUP {os.getpid()}. Fix control.socket_path (a folder only "
-        "you own, mode 0700) and restart", engine.clock.now())
+        f"trading with NO control socket: {why}. `tradeconsole halt` reaches this engine only through its "
+        f"journal (read every second; status, re-arm and reconcile do not reach it): if that fails, halt with F12 "
+        f"or kill -HUP {os.getpid()}. Fix control.socket_path (a folder only you own, mode 0700) and restart",
+        engine.clock.now())
 
 
 async def _acquire(lock: InstanceLock, profile: str) -> InstanceLock:
