@@ -231,7 +231,7 @@ class OperatorCommands:
         await self.orders.process_events()
         failures: list[Exception] = []
         for symbol in list(self.portfolio.positions):
-            if getattr(self, "_exits_closed", False):
+            if self._exits_closed:
                 break  # the engine is closing: the rest keep their stops (engine.close)
             if self.orders.has_working(symbol, OrderPurpose.EXIT):
                 continue

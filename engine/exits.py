@@ -6,24 +6,28 @@ a journal that cannot commit fails with the stop still working. One exit per pos
 a per-symbol guard is held from the first look at the position to the exit sent (or the stop
 kept), across every await, and closing waits (bounded) for a step under way.
 
-The strategy's exits inside one market-data batch keep the batch's shared commits: each is decided
-(and its guard taken) as its signal comes, then one commit carries every decision before any
-stop comes off, and the exits leave with the batch's orders (`_send_batched_exits`). Sent one by
-one, each with its own commits, they cost more than half of the fills rate (bench/fills.py).
+The strategy's exits inside one market-data batch share one commit: each is decided and staged
+(working, its order row journaled; its guard taken) as its signal comes, then one commit carries
+every decision and order row before any stop comes off, and each exit goes to the venue right
+after its own stop came off, with nothing left between them that could keep it back
+(`_send_batched_exits`). Committed one by one, they cost more than half of the fills rate
+(bench/fills.py). A batch cut short (an error, a cancellation, a journal that fails) unstages what
+it did not send: those stops never came off.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
 from .models import Order, OrderPurpose, OrderStatus, OrderType, Side, Signal
 from .risk.gate import Decision
+from .signal_flow import BPS
 
 log = logging.getLogger("tradeconsole.engine")
 
-BPS = Decimal("0.0001")
 # Times an exit is sized again when the position moves as its stop comes off (a stop that fired).
 EXIT_ATTEMPTS = 3
 
@@ -57,7 +61,8 @@ class PositionExits:
         await self._exit_position(sig.symbol, "strategy", sig.reason)
 
     async def _decide_batched_exit(self, symbol: str, reason: str) -> None:
-        """Decide a strategy exit inside a batch and keep it, guard held, for the batch's end."""
+        """Decide a strategy exit inside a batch and stage it (working, its order row journaled),
+        guard held, for the batch's end: `_send_batched_exits`."""
         guard = self._exit_guard(symbol)
         await guard.acquire()  # free: checked by the caller, nothing awaited since
         try:
@@ -72,42 +77,90 @@ class PositionExits:
             if not decision.approved:
                 guard.release()
                 return
+            self.orders.stage(order)
         except BaseException:
             guard.release()
             raise
         self._batched_exits.append(DecidedExit(symbol, order, decision, held, reason, guard))
 
-    def _drop_batched_exits(self) -> None:
+    def _drop_batched_exits(self, why: str = "not sent: the batch ended first") -> None:
+        """Staged exits that will not leave (an error, a cancellation, a journal that failed):
+        their stops were never taken off; they stop counting as working, or no closer would
+        ever close the position again."""
         exits, self._batched_exits = self._batched_exits, []
         for x in exits:
+            if x.order.client_order_id in self.orders.working:
+                self.orders.unstage(x.order, why)
             x.guard.release()
 
     async def _send_batched_exits(self) -> None:
-        """The batch's strategy exits: one commit carries every decision before any stop comes
-        off, then each stop off and its exit into the batch's outbox (sent after its commit)."""
-        exits, self._batched_exits = self._batched_exits, []
-        if not exits:
+        """The batch's strategy exits: one commit carries every decision and order row before any
+        stop comes off; then, one symbol at a time, its stop off and its exit straight to the
+        venue (committed already: nothing between them can keep it back), guard held throughout."""
+        if not self._batched_exits:
             return
         try:
             await self.journal.flush()
         except BaseException:
-            for x in exits:  # nothing taken off, nothing sent: every stop stays
-                x.guard.release()
+            self._drop_batched_exits("not sent: the journal could not commit it")  # every stop stays
             raise
         again = []
-        for i, x in enumerate(exits):
-            try:
-                sent = await self._stop_off_then_send(x.symbol, x.order, x.decision, x.held, "strategy", batched=True)
-            except BaseException:
-                for rest in exits[i + 1:]:
-                    rest.guard.release()
-                raise
-            finally:
-                x.guard.release()
-            if sent is None:
-                again.append(x)
+        try:
+            while self._batched_exits:
+                x = self._batched_exits.pop(0)
+                try:
+                    sent = await self._stop_off_then_submit(x)
+                finally:
+                    x.guard.release()
+                if sent is None:
+                    again.append(x)
+        finally:
+            self._drop_batched_exits()  # cut short: the rest never took their stops off
+            self.broker.persist_soon()  # the paper venue's books, once for all of them
         for x in again:  # the position moved as its stop came off: the full path, sized again
+            if self._exits_closed:
+                await self.orders.ensure_stop(x.symbol)  # its stop is off: back on before the close
+                continue
             await self._exit_position(x.symbol, "strategy", x.reason)
+
+    async def _stop_off_then_submit(self, x: DecidedExit) -> bool | None:
+        """A staged exit, committed: its stop off, then the exit to the venue. None when the
+        position moved meanwhile (the exit not sent: sized again by the caller)."""
+        order = x.order
+        if self._exits_closed:
+            self.orders.unstage(order, "not sent: the engine is closing")  # its stop stays
+            return False
+        stop = self.orders.stop_order(x.symbol)
+        if stop is not None:
+            try:
+                kept = not await self.orders.cancel(stop.client_order_id, "exit replaces stop")
+                if not kept:
+                    await self.orders.process_events()
+            except BaseException as exc:
+                # The venue call failed (or this task was cancelled) with the stop's fate unknown:
+                # the exit does not go, and stops counting as working; a stop the venue no longer
+                # has is replaced, when this task may still ask.
+                self.orders.unstage(order, "not sent: the stop's cancel failed")
+                if isinstance(exc, Exception):
+                    with contextlib.suppress(Exception):
+                        await self.orders.ensure_stop(x.symbol)
+                raise
+            if kept:
+                self.orders.unstage(order, f"not sent: the venue did not cancel stop {stop.client_order_id}")
+                self._say_exit_held(order, stop, "strategy")
+                return False
+        if self.orders.position_qty(x.symbol) != x.held:
+            self.orders.unstage(order, "not sent: the position changed before the exit left")
+            return None
+        try:
+            await self.orders.submit_staged(order, persist=False)
+        except Exception:
+            # The stop is off and the exit did not leave: a stop goes back on at once.
+            self.orders.unstage(order, "not sent: the venue call failed")
+            await self.orders.ensure_stop(x.symbol)
+            raise
+        self.counters["orders"] += 1
+        return True
 
     def _exit_guard(self, symbol: str) -> asyncio.Lock:
         """One exit per position at a time: held from the first look at the position to the exit
@@ -164,7 +217,7 @@ class PositionExits:
             # that cannot commit (locked, full) fails here, raised to the caller, with the stop
             # still in place and no exit counted as working.
             await self.journal.flush()
-            sent = await self._stop_off_then_send(symbol, order, decision, held, source, batched=False)
+            sent = await self._stop_off_then_send(symbol, order, decision, held, source)
             if sent is not None:
                 return sent
             held = self.orders.position_qty(symbol)
@@ -197,9 +250,10 @@ class PositionExits:
         return order, decision
 
     async def _stop_off_then_send(self, symbol: str, order: Order, decision: Decision, held: Decimal,
-                                  source: str, *, batched: bool) -> bool | None:
+                                  source: str) -> bool | None:
         """Its decision committed: the stop comes off (or it could fire too and flip the
-        position), then the exit goes. None when the position moved meanwhile (sized again)."""
+        position), then the exit is committed and sent at once, even by a journal failing since
+        (the stop is off: bare is the worse risk). None when the position moved meanwhile."""
         stop = self.orders.stop_order(symbol)
         if stop is not None:
             if not await self.orders.cancel(stop.client_order_id, "exit replaces stop"):
@@ -215,11 +269,7 @@ class PositionExits:
             order.reason = "not sent: the position changed before the exit left"
             self.orders.record(order)
             return None
-        # In a batch the exit joins the outbox (committed with the batch's orders just before it
-        # leaves); alone it is committed and sent now, even by a journal failing since (the stop
-        # is off: bare is the worse risk).
-        ok = await (self.orders.send(order, source, decision) if batched
-                    else self.orders.send_committed(order, source, decision))
+        ok = await self.orders.send_committed(order, source, decision)
         if ok:
             self.counters["orders"] += 1
         return ok
@@ -241,6 +291,9 @@ class PositionExits:
         order.status = OrderStatus.CANCELLED
         order.reason = f"not sent: the venue did not cancel stop {stop.client_order_id}"
         self.orders.record(order)
+        self._say_exit_held(order, stop, source)
+
+    def _say_exit_held(self, order: Order, stop: Order, source: str) -> None:
         now = self.clock.now()
         # The strategy asks again on every quote: say it once per stop, or after a quiet spell.
         last = self._last_refusal.get(order.symbol)

@@ -192,13 +192,9 @@ class OrderManager(OrderEvents, ProtectiveStops):
             await self.dispatch()
         return True
 
-    async def send_committed(self, order: Order, source: str, decision: Decision) -> bool:
-        """Send an approved exit now, its intent committed already (its decision row, before its
-        position's stop came off: engine/signal_flow.py). Its own order row is committed first, as
-        every order's; a journal that stopped committing since does not keep it back: the stop
-        is off, and a bare position is the worse risk (the row commits when the journal can;
-        the next commit raises the error to whoever asked). Not batched: a batch's later commit
-        could fail the same way."""
+    def stage(self, order: Order) -> None:
+        """An approved exit, working from now (so no second closer sends another) with its order
+        row journaled: the next commit carries it before the venue hears of it (`submit_staged`)."""
         order.status = OrderStatus.SUBMITTED
         order.submitted_at = self.clock.now()
         self.orders[order.client_order_id] = order
@@ -207,13 +203,32 @@ class OrderManager(OrderEvents, ProtectiveStops):
             self._limit_deadline[order.client_order_id] = order.submitted_at + timedelta(
                 seconds=self.cfg.limit_timeout_seconds)
         self._journal_order(order)
+
+    async def submit_staged(self, order: Order, *, persist: bool = True) -> None:
+        """To the venue; `persist=False` leaves the paper venue's write to the caller, once for
+        many (every commit awaits it: journal.before_commit)."""
+        await self.broker.submit(order)
+        if persist:
+            self.broker.persist_soon()
+
+    def unstage(self, order: Order, reason: str) -> None:
+        """A staged exit that never left: not working any more, its end journaled."""
+        self._drop_unsent(order, reason)
+
+    async def send_committed(self, order: Order, source: str, decision: Decision) -> bool:
+        """Send an approved exit now, its intent committed already (its decision row, before its
+        position's stop came off: engine/exits.py). Its own order row is committed first, as
+        every order's; a journal that stopped committing since does not keep it back: the stop
+        is off, and a bare position is the worse risk (the row commits when the journal can;
+        the next commit raises the error to whoever asked). Not batched: a batch's later commit
+        could fail the same way."""
+        self.stage(order)
         try:
             await self.journal.flush()
         except Exception as exc:  # noqa: BLE001 - the exit goes; the next commit raises it again
             log.error("%s: exit %s sent before its order row was committed (its decision is): %s",
                       order.symbol, order.client_order_id, exc)
-        await self.broker.submit(order)
-        self.broker.persist_soon()
+        await self.submit_staged(order)
         return True
 
     async def dispatch(self) -> None:

@@ -8,6 +8,7 @@ Paper venue, quotes pushed by hand, the venue's answers held back with events (n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from datetime import timedelta
 from decimal import Decimal as D
@@ -234,25 +235,107 @@ async def test_cli_close_all_does_not_say_flat_while_an_entry_still_works(tmp_pa
 
 # -- the strategy's exits inside a batch: one commit for their decisions before any stop comes off --
 class ExitWhenArmed(Strategy):
-    """Buys BTC while flat and not armed; sells it (an exit) once armed."""
+    """Buys its symbols while flat and not armed; sells them (exits) once armed."""
 
     name = "exit_when_armed"
 
-    def __init__(self) -> None:
+    def __init__(self, symbols=(BTC,)) -> None:
         self.armed = False
+        self.symbols = symbols
 
     def on_quote(self, quote, position_qty):
         from engine.models import Side, Signal
 
-        if quote.symbol != BTC:
+        if quote.symbol not in self.symbols:
             return None
         if position_qty == 0 and not self.armed:
-            return Signal(BTC, Side.BUY, 1.0, 1.0, (quote.ask * D("0.92")).quantize(D("0.01")), quote.ask,
+            return Signal(quote.symbol, Side.BUY, 1.0, 1.0, (quote.ask * D("0.92")).quantize(D("0.01")), quote.ask,
                           "test entry", self.name, quote.ts)
         if position_qty != 0 and self.armed:
-            return Signal(BTC, Side.SELL, 1.0, 1.0, (quote.bid * D("1.08")).quantize(D("0.01")), quote.bid,
-                          "test exit", self.name, quote.ts)
+            return Signal(quote.symbol, Side.SELL, 1.0, 1.0, (quote.bid * D("1.08")).quantize(D("0.01")),
+                          quote.bid, "test exit", self.name, quote.ts)
         return None
+
+
+async def strategy_holding(tmp_path, symbols) -> tuple[Engine, ExitWhenArmed]:
+    prof = build_profile(tmp_path, symbols=[BTC, ETH], sizing={"max_order_usd": 3000}, risk=RISK,
+                         control={"socket": False}, paper={"latency_ms": 0})
+    eng = await Engine.open(prof, seed=1)
+    strategy = eng.strategy = ExitWhenArmed(symbols)
+    eng.preroll()
+    await eng.run(duration=5)
+    for _ in range(3):
+        if all(eng.orders.position_qty(s) for s in symbols):
+            break
+        await push_all(eng, symbols)
+    assert all(eng.orders.stop_order(s) is not None for s in symbols)
+    return eng, strategy
+
+
+async def push_all(eng: Engine, symbols) -> None:
+    eng.clock.set(eng.clock.now() + timedelta(seconds=1))
+    await eng.on_batch([Quote(s, eng.clock.now(), eng.quotes[s].bid, eng.quotes[s].ask, D(1000), D(1000),
+                              (eng.quotes[s].bid + eng.quotes[s].ask) / 2, D(100000)) for s in symbols])
+
+
+def working_exits(eng: Engine) -> list[str]:
+    return sorted(o.symbol for o in eng.orders.working.values() if o.purpose is OrderPurpose.EXIT)
+
+
+async def test_a_journal_that_locks_while_a_batched_exits_stop_comes_off_leaves_no_position_bare(tmp_path):
+    """The batch's commit succeeds, then another process takes the journal's write lock while the
+    stop's cancel is out: the exit, committed already, still goes right after its stop."""
+    eng, strategy = await strategy_holding(tmp_path, (BTC,))
+    try:
+        other = sqlite3.connect(str(tmp_path / "j.sqlite"), timeout=0)
+        real_cancel = eng.broker.cancel
+
+        async def cancel(cid):
+            if eng.orders.orders[cid].type is OrderType.STOP:
+                other.execute("BEGIN IMMEDIATE")
+            return await real_cancel(cid)
+
+        eng.broker.cancel = cancel
+        strategy.armed = True
+        try:
+            with contextlib.suppress(Exception):  # the batch's own later commit may fail: the exit has left
+                await push_all(eng, (BTC,))
+            assert await eng.broker.positions() == {} and await venue_stops(eng) == {}
+        finally:
+            other.rollback()
+            other.close()
+            eng.broker.cancel = real_cancel
+    finally:
+        await eng.close()
+
+
+async def test_a_stop_cancel_that_fails_mid_batch_leaves_every_position_closed_or_covered(tmp_path):
+    """Two exits in one batch; the venue call for ETH's stop cancel raises. BTC's exit has gone;
+    ETH keeps its stop and no exit of its counts as working, so close-all flattens it after."""
+    eng, strategy = await strategy_holding(tmp_path, (BTC, ETH))
+    try:
+        real_cancel = eng.broker.cancel
+
+        async def cancel(cid):
+            o = eng.orders.orders[cid]
+            if o.type is OrderType.STOP and o.symbol == ETH:
+                raise ConnectionError("venue timed out")
+            return await real_cancel(cid)
+
+        eng.broker.cancel = cancel
+        strategy.armed = True
+        with pytest.raises(ConnectionError):
+            await push_all(eng, (BTC, ETH))
+        assert list(await eng.broker.positions()) == [ETH] and list(await venue_stops(eng)) == [ETH]
+        assert ETH not in working_exits(eng) and eng.exits_under_way() == []
+        eng.broker.cancel = real_cancel
+        strategy.armed = False
+        strategy.symbols = ()
+        await eng.close_all("console")
+        await push_all(eng, (BTC, ETH))
+        assert await eng.broker.positions() == {} and await venue_stops(eng) == {}
+    finally:
+        await eng.close()
 
 
 async def test_a_strategy_exit_in_a_batch_with_a_locked_journal_takes_no_stop_off(tmp_path):
