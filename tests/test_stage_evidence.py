@@ -257,3 +257,32 @@ def test_the_readiness_command_and_the_console_line_judge_what_promote_judges(tm
     # Micro's own record is still micro's: judged for micro, the forty trades count.
     line = summary(load_profile(files["micro"]), journal, stage="micro", resamples=100)
     assert [c["measured"] for c in line["criteria"] if c["name"] == "trades"] == [40]
+
+
+def test_a_stage_record_that_carries_the_account_over_is_measured_from_what_it_began_with(tmp_path):
+    """Micro took the account from 10,000 to 12,000; small (granted after, a restart carrying the
+    account over) took it to 11,500. Small's return is -4.17 %, not +15 % counted from the
+    configured starting cash, and its drawdown is 500 from 12,000."""
+    from engine.analytics.journal_data import load
+    from engine.analytics.metrics import compute
+    from engine.stages import record_at
+
+    now = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    session = lambda n, stage, at: ("session", at, None, {"session": n, "mode": "live", "config": {
+        "stage": stage, "paper": {"starting_cash": "10000"}}})
+    path = write_journal(tmp_path / "live.sqlite", [
+        grant("micro", "testnet", now), session(1, "micro", now), equity(now + timedelta(hours=1), "10000"),
+        equity(now + timedelta(days=3), "12000"), ("session_end", now + timedelta(days=3, hours=1), None, {}),
+        grant("small", "micro", now + timedelta(days=4)), session(2, "small", now + timedelta(days=5)),
+        ("recovery", now + timedelta(days=5), None, {}), equity(now + timedelta(days=5, hours=1), "12000"),
+        equity(now + timedelta(days=9), "11500")])
+    data = load(path)
+    stage_rows = load(path, ("stage",)).rows
+    record = record_at(data, "small", stage_rows)
+    m = compute(record, capital=record.starting_capital(Decimal(10000)), ppy=365, tz="UTC")
+    assert m.returns["start_equity"] == Decimal("12000") and m.returns["final_equity"] == Decimal("11500")
+    assert round(m.returns["total_return_pct"], 2) == -4.17
+    assert round(m.drawdown["max_drawdown_pct"], 2) == 4.17
+    # Micro's own record began fresh: measured from its starting cash, +20 %.
+    micro = record_at(data, "micro", stage_rows)
+    assert micro.starting_capital(Decimal(1)) == Decimal("10000")

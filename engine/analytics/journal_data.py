@@ -48,6 +48,9 @@ class JournalData:
     path: str
     rows: list[Row]
     by_kind: dict[str, list[Row]] = field(default_factory=dict)
+    # A cut (`sessions_of`) that begins with an account carried over from rows left out: what it
+    # held at its first equity row, the base its returns and drawdown are measured from.
+    carried_capital: Decimal | None = None
 
     def __post_init__(self) -> None:
         for r in self.rows:
@@ -63,7 +66,10 @@ class JournalData:
         return next((r for r in reversed(self.rows) if r.kind not in WALL_CLOCK_KINDS), None)
 
     def starting_capital(self, default: Decimal) -> Decimal:
-        """The first session's paper starting cash (what the account began with), else `default`."""
+        """What the record began with: a cut's carried capital; else the first session's paper
+        starting cash (what the account began with); else `default`."""
+        if self.carried_capital is not None:
+            return self.carried_capital
         for r in self.kind("session"):
             cash = ((r.data.get("config") or {}).get("paper") or {}).get("starting_cash")
             if cash is not None:
@@ -145,7 +151,21 @@ def sessions_of(data: JournalData, keep: Callable[[dict[str, Any]], bool], *, af
         if since is not None and r.ts < since and r.kind not in SESSION_HEADERS:
             continue
         kept.append(r)
-    return JournalData(data.path, _with_timelines(kept))
+    return JournalData(data.path, _with_timelines(kept), carried_capital=_carried_capital(kept, since))
+
+
+def _carried_capital(rows: list[Row], since: datetime | None) -> Decimal | None:
+    """A cut's base when it begins mid-account: a `since` cut (mid-session), or a first session
+    that carried the account over (its `recovery` row) from sessions left out. Its first equity
+    row says what the account held then; measured from the configured starting cash instead, a
+    record at small was credited with what micro had made before it."""
+    first = next((i for i, r in enumerate(rows) if r.kind == "session"), None)
+    if first is None:
+        return None
+    nxt = next((i for i, r in enumerate(rows[first + 1:], first + 1) if r.kind == "session"), len(rows))
+    carried = since is not None or any(r.kind == "recovery" for r in rows[first:nxt])
+    equity = next((r for r in rows if r.kind == "equity"), None)
+    return dec(equity.data.get("equity")) if carried and equity is not None else None
 
 
 def made_rows(data: JournalData) -> list[Row]:
