@@ -273,7 +273,7 @@ def cmd_halt(args: argparse.Namespace) -> int:
         still = ", ".join(reply["still_open"]) or f"{reply['working_entries']} entries"
         print(f"cancels STILL IN PROGRESS ({still}); the engine keeps retrying — check `tradeconsole status`")
     print("to trade again: tradeconsole rearm --reason '...'")
-    if not reply["persisted"]:
+    if not reply.get("persisted"):
         # Halted in memory, but a crash before the commit lands would start armed.
         print("tradeconsole: the halt is NOT journaled yet: the engine is halted now, but a crash before the "
               "commit lands starts it armed; check `tradeconsole status` and the engine's alerts", file=sys.stderr)

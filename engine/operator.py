@@ -207,7 +207,8 @@ class OperatorActions:
             refusal = f"{symbol} is already being closed"
         else:
             ok = await self._exit_position(symbol, "operator", reason)
-            refusal = None if ok else f"the exit for {symbol} was refused by the risk gate; its stop stays"
+            refusal = None if ok else (f"the exit for {symbol} was not sent (the risk gate, the venue keeping the "
+                                       "stop, or the engine closing): see the alerts; the position keeps its stop")
         return await self._journal_action("close_position", symbol, refusal, reason=reason)
 
     async def cancel_order(self, client_order_id: str) -> str | None:

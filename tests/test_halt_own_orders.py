@@ -197,3 +197,19 @@ async def test_an_engine_halt_at_the_venue_leaves_the_traders_orders_and_says_so
             await asyncio.wait_for(runner, 5)
         await eng.close()
         await emu.stop()
+
+
+async def test_a_halt_whose_last_sweep_still_failed_does_not_silence_the_next(monkeypatch):
+    """One halt's retried sweeps share one warning; a later halt (past FOREIGN_SAID_FOR) says it
+    again even though the first halt's last sweep still had a cancel failing."""
+    import engine.brokers.polling as polling
+
+    async with venue("binance") as (emu, b):
+        foreign = [("otherbot-77", "BTCUSDT")]
+        b._say_foreign(foreign, ["tcab12-7-1"])  # the first sweep of a halt: said
+        b._say_foreign(foreign, ["tcab12-7-1"])  # its retry, still failing: not again
+        assert len(foreign_alerts(b)) == 1
+        now = b.clock.monotonic()
+        monkeypatch.setattr(b.clock, "monotonic", lambda: now + polling.FOREIGN_SAID_FOR + 1)
+        b._say_foreign(foreign, ["tcab12-7-1"])  # the next halt, a minute on
+        assert len(foreign_alerts(b)) == 2

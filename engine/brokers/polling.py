@@ -21,6 +21,9 @@ log = logging.getLogger("tradeconsole.venue")
 LATE_WATCH_GRACES = 10
 
 
+FOREIGN_SAID_FOR = 60.0  # seconds one halt's retried sweeps share one foreign-orders warning
+
+
 class PollingVenue(Broker):
     """Subclasses set `self.venue` (a VenueSection), `self.connected`, `self._events`,
     `self._working` (ids of working orders), `self._tracks` (by client id), `self.clock`,
@@ -255,10 +258,14 @@ class PollingVenue(Broker):
         """Say, once per halt, how many open orders of the account in the swept symbols (client id
         or `#venue id`, symbol) the sweep left working because the engine did not place them. One
         halt may sweep several times (retries until nothing is left failing): said on the first,
-        said again only after a sweep that left nothing failing (the next halt or close-all)."""
-        said = self.__dict__.get("_foreign_said", False)
+        said again after a sweep that left nothing failing (the next halt or close-all), or once
+        FOREIGN_SAID_FOR has passed: a halt whose last sweep still failed must not silence the next."""
+        now = self.clock.monotonic()
+        said = self.__dict__.get("_foreign_said", False) and now - self.__dict__.get("_foreign_said_at", now) \
+            < FOREIGN_SAID_FOR
         if foreign and not said:
             said = True
+            self._foreign_said_at = now
             by_symbol: dict[str, list[str]] = {}
             for key, sym in foreign:
                 by_symbol.setdefault(sym, []).append(key)
