@@ -16,24 +16,15 @@ from decimal import Decimal as D
 import pytest
 
 import engine.commands as commands
-from conftest import ANY_READINESS, LOOSE_RISK, build_profile
+from conftest import build_profile
+from test_exit_races import RISK, Quiet
 from engine.engine import Engine, paper_store_path
 from engine.manual import ManualOrderSpec
 from engine.models import OrderPurpose, OrderType, Quote
 from engine.strategy.base import Strategy
 
 BTC, ETH = "BTC/USD", "ETH/USD"
-RISK = {**LOOSE_RISK, "min_edge": 0, "min_confidence": 0,
-        "max_single_trade_loss_usd": 1000, "max_position_pct": 30, "max_symbol_exposure_pct": 30,
-        "max_book_fraction": 10, "max_volume_fraction": 1, "risk_per_trade_pct": 5, **ANY_READINESS}
 SPINS = 200  # event-loop turns given to a racing task (a bound, not a clock)
-
-
-class Quiet(Strategy):
-    name = "quiet"
-
-    def on_quote(self, quote, position_qty):
-        return None
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import yaml
 from test_analytics_helpers import T0, Fills, equity, session, write_journal
+from test_stages import profile_file
 
 from console.cli import main
 from engine.analytics.journal_data import load
@@ -24,12 +24,6 @@ LOOSE = {"min_trades": 0, "min_days": 0, "min_return_pct": -100, "min_sharpe": -
          "max_single_loss_pct": 5, "no_critical_incident": False, "attestations": [], "drill_max_age_days": None}
 
 
-def profile_file(tmp: Path, name: str, data: dict) -> Path:
-    data = {"name": name, "journal": {"path": str(tmp / f"{name}.sqlite")},
-            "logging": {"path": str(tmp / f"{name}.log")}, **data}
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def paper(tmp: Path, stage: str = "paper", **crit) -> Path:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from test_analytics_helpers import T0, Fills, equity, write_journal
+from test_stage_integrity import granted
 from test_stages import cli, one_line, profile_file, stage_rows
 
 from engine.config_loader import load_profile
 from engine.journal import Journal
-from engine.profile import journal_path
-from engine.stages import StageNotGranted, require_granted
+from engine.stages import StageNotGranted
 
 MIN = 6  # the minimum trades of every stage below
 # Criteria a good record passes on everything but the number of trades: each test turns on that.
@@ -52,17 +52,6 @@ def err_line(capsys) -> str:
     return one_line(capsys.readouterr().err)
 
 
-def started(path: Path) -> str | None:
-    profile = load_profile(path)
-
-    async def go() -> str | None:
-        j = await Journal.open(journal_path(profile))
-        try:
-            return await require_granted(profile, j)
-        finally:
-            await j.close()
-
-    return asyncio.run(go())
 
 
 def live_files(tmp: Path) -> dict[str, Path]:
@@ -145,7 +134,7 @@ def test_a_journal_granted_one_modes_stage_hosts_no_session_of_another_mode(tmp_
     tn = profile_file(tmp_path, "tn", {"mode": "testnet", "stage": "testnet", **BINANCE,
                                        "journal": {"path": str(tmp_path / "live.sqlite")}})
     with pytest.raises(StageNotGranted) as info:
-        started(tn)
+        granted(tn)
     msg = str(info.value)
     assert "\n" not in msg
     assert msg == (f"stage testnet: the journal of profile 'tn' ({tmp_path / 'live.sqlite'}) is granted the live "
@@ -155,10 +144,10 @@ def test_a_journal_granted_one_modes_stage_hosts_no_session_of_another_mode(tmp_
     pp = profile_file(tmp_path, "pp", {"mode": "paper", "journal": {"path": str(tmp_path / "tn.sqlite")}})
     with pytest.raises(StageNotGranted, match=r"^paper profile 'pp': its journal \(.*tn.sqlite\) is granted "
                                               r"testnet, a testnet record; a paper session must not trade on it"):
-        started(pp)
+        granted(pp)
     # Its own journal, or one downgraded to paper, is a paper profile's to use.
     write_journal(tmp_path / "tn.sqlite", [grant("paper", "testnet", now, "downgrade")])
-    assert started(pp) == "paper"
+    assert granted(pp) == "paper"
 
 
 # -- finding 5: after a downgrade, going back up needs a record made after it --------------------
