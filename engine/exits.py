@@ -22,7 +22,8 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
-from .models import Order, OrderPurpose, OrderStatus, OrderType, Side, Signal
+from .models import Order, OrderPurpose, OrderType, Side, Signal
+from .money import ZERO
 from .risk.gate import Decision
 from .signal_flow import BPS
 
@@ -38,7 +39,6 @@ class DecidedExit:
 
     symbol: str
     order: Order
-    decision: Decision
     held: Decimal
     reason: str
     guard: asyncio.Lock
@@ -65,23 +65,19 @@ class PositionExits:
         guard held, for the batch's end: `_send_batched_exits`."""
         guard = self._exit_guard(symbol)
         await guard.acquire()  # free: checked by the caller, nothing awaited since
+        staged = None
         try:
-            if self._exits_closed:
+            held = ZERO if self._exits_closed else await self._before_exit(symbol)
+            if held != 0:
+                order, decision = self._decide_exit(symbol, held, "strategy", reason)
+                if decision.approved:
+                    self.orders.stage(order)
+                    staged = DecidedExit(symbol, order, held, reason, guard)
+        finally:
+            if staged is None:
                 guard.release()
-                return
-            held = await self._before_exit(symbol)
-            if held == 0:
-                guard.release()
-                return
-            order, decision = self._decide_exit(symbol, held, "strategy", reason)
-            if not decision.approved:
-                guard.release()
-                return
-            self.orders.stage(order)
-        except BaseException:
-            guard.release()
-            raise
-        self._batched_exits.append(DecidedExit(symbol, order, decision, held, reason, guard))
+        if staged is not None:
+            self._batched_exits.append(staged)
 
     def _drop_batched_exits(self, why: str = "not sent: the batch ended first") -> None:
         """Staged exits that will not leave (an error, a cancellation, a journal that failed):
@@ -126,11 +122,29 @@ class PositionExits:
     async def _stop_off_then_submit(self, x: DecidedExit) -> bool | None:
         """A staged exit, committed: its stop off, then the exit to the venue. None when the
         position moved meanwhile (the exit not sent: sized again by the caller)."""
-        order = x.order
         if self._exits_closed:
-            self.orders.unstage(order, "not sent: the engine is closing")  # its stop stays
+            self.orders.unstage(x.order, "not sent: the engine is closing")  # its stop stays
             return False
-        stop = self.orders.stop_order(x.symbol)
+        off = await self._stop_off(x.symbol, x.order, x.held, "strategy")
+        if off is not True:
+            return off
+        try:
+            await self.orders.submit_staged(x.order, persist=False)
+        except Exception:
+            # The stop is off and the exit did not leave: a stop goes back on at once.
+            self.orders.unstage(x.order, "not sent: the venue call failed")
+            await self.orders.ensure_stop(x.symbol)
+            raise
+        self.counters["orders"] += 1
+        return True
+
+    async def _stop_off(self, symbol: str, order: Order, held: Decimal, source: str) -> bool | None:
+        """The position's stop off before its exit goes (both working, they could both fill and
+        flip it). True: off (or none), the position as the exit was sized; False: the venue kept
+        the stop (the exit held, said); None: the position moved meanwhile (a stop that fired, an
+        entry that filled): sent as sized the exit would flip it. Unless True, the exit is ended
+        as not sent."""
+        stop = self.orders.stop_order(symbol)
         if stop is not None:
             try:
                 kept = not await self.orders.cancel(stop.client_order_id, "exit replaces stop")
@@ -138,28 +152,20 @@ class PositionExits:
                     await self.orders.process_events()
             except BaseException as exc:
                 # The venue call failed (or this task was cancelled) with the stop's fate unknown:
-                # the exit does not go, and stops counting as working; a stop the venue no longer
-                # has is replaced, when this task may still ask.
+                # the exit does not go; a stop the venue no longer has is replaced, when this
+                # task may still ask.
                 self.orders.unstage(order, "not sent: the stop's cancel failed")
                 if isinstance(exc, Exception):
                     with contextlib.suppress(Exception):
-                        await self.orders.ensure_stop(x.symbol)
+                        await self.orders.ensure_stop(symbol)
                 raise
             if kept:
                 self.orders.unstage(order, f"not sent: the venue did not cancel stop {stop.client_order_id}")
-                self._say_exit_held(order, stop, "strategy")
+                self._say_exit_held(order, stop, source)
                 return False
-        if self.orders.position_qty(x.symbol) != x.held:
+        if self.orders.position_qty(symbol) != held:
             self.orders.unstage(order, "not sent: the position changed before the exit left")
             return None
-        try:
-            await self.orders.submit_staged(order, persist=False)
-        except Exception:
-            # The stop is off and the exit did not leave: a stop goes back on at once.
-            self.orders.unstage(order, "not sent: the venue call failed")
-            await self.orders.ensure_stop(x.symbol)
-            raise
-        self.counters["orders"] += 1
         return True
 
     def _exit_guard(self, symbol: str) -> asyncio.Lock:
@@ -251,24 +257,12 @@ class PositionExits:
 
     async def _stop_off_then_send(self, symbol: str, order: Order, decision: Decision, held: Decimal,
                                   source: str) -> bool | None:
-        """Its decision committed: the stop comes off (or it could fire too and flip the
-        position), then the exit is committed and sent at once, even by a journal failing since
-        (the stop is off: bare is the worse risk). None when the position moved meanwhile."""
-        stop = self.orders.stop_order(symbol)
-        if stop is not None:
-            if not await self.orders.cancel(stop.client_order_id, "exit replaces stop"):
-                # The venue kept the stop: it may have fired already, or fire yet, and an exit
-                # beside it could flip the position. The stop stays; the next exit tries again.
-                self._hold_exit(order, stop, source)
-                return False
-            await self.orders.process_events()
-        if self.orders.position_qty(symbol) != held:
-            # The position moved while its stop came off (the stop had fired, an entry filled):
-            # sent as sized, the exit would flip it. Not sent; sized again from what is held now.
-            order.status = OrderStatus.CANCELLED
-            order.reason = "not sent: the position changed before the exit left"
-            self.orders.record(order)
-            return None
+        """Its decision committed: the stop off, then the exit committed and sent at once, even by
+        a journal failing since (the stop is off: bare is the worse risk). None when the position
+        moved meanwhile."""
+        off = await self._stop_off(symbol, order, held, source)
+        if off is not True:
+            return off
         ok = await self.orders.send_committed(order, source, decision)
         if ok:
             self.counters["orders"] += 1
@@ -286,12 +280,6 @@ class PositionExits:
                          self.clock.now(), limit_price=price.quantize(Decimal("0.00000001")), reason=reason)
         return Order(self.orders.new_id(), symbol, side, OrderType.MARKET, abs(held), OrderPurpose.EXIT,
                      self.clock.now(), reason=reason)
-
-    def _hold_exit(self, order: Order, stop: Order, source: str) -> None:
-        order.status = OrderStatus.CANCELLED
-        order.reason = f"not sent: the venue did not cancel stop {stop.client_order_id}"
-        self.orders.record(order)
-        self._say_exit_held(order, stop, source)
 
     def _say_exit_held(self, order: Order, stop: Order, source: str) -> None:
         now = self.clock.now()

@@ -212,7 +212,8 @@ class OrderManager(OrderEvents, ProtectiveStops):
             self.broker.persist_soon()
 
     def unstage(self, order: Order, reason: str) -> None:
-        """A staged exit that never left: not working any more, its end journaled."""
+        """An exit that never left (staged or only decided): not working, its end journaled."""
+        self.orders[order.client_order_id] = order
         self._drop_unsent(order, reason)
 
     async def send_committed(self, order: Order, source: str, decision: Decision) -> bool:
